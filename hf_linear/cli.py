@@ -1,0 +1,42 @@
+"""`hf-linear` console command: one entry point, one module per subcommand.
+
+Each subcommand lives in its own module with a `main(argv: list[str]) -> int` function, so
+`hf-linear train ...` and `python -m hf_linear.train ...` are the same code path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+SUBCOMMANDS = {
+    "train": ("hf_linear.train", "train a model from a YAML config with transformers.Trainer"),
+    "eval": ("hf_linear.evaluation", "exact-match evaluation of a checkpoint by greedy generation"),
+    "push": ("hf_linear.hub", "push a checkpoint (weights, code, tokenizer, model card) to the Hub"),
+    "hub-server": ("hf_linear.hub_server", "run the local Hub-API server (for offline tests)"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: hf-linear COMMAND [ARGS ...]", "", "commands:"]
+    lines += [f"  {name:<11} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines += ["", "`hf-linear COMMAND --help` shows the arguments of one command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"hf-linear: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
