@@ -1,0 +1,396 @@
+"""The paper's linear and MLP next-token predictors as transformers models.
+
+Malach, "Auto-Regressive Next-Token Predictors are Universal Learners", ICML 2024.
+
+Both models read a window of the last T tokens and share one layer, the masked position-mixing
+map: a linear map over the flattened window, T·d → T·d, in which output position i sees only
+input positions j ≤ i (block lower-triangular in T×T blocks of d×d):
+
+    y_i = b_i + Σ_{j ≤ i} x_j @ W[i, j]          x_j, y_i ∈ R^d,  W[i, j] ∈ R^{d×d}
+
+    LinearLM:  embed (V→d) → masked map → output layer (d→V)                  (paper §4.1)
+    MLPLM:     embed (V→d) → masked map → ReLU → [Linear(d, d) → ReLU] → output layer (d→V)
+
+Unlike the authors' code, which stores a dense (T·d)×(T·d) weight and multiplies it by a mask
+on every step, only the T(T+1)/2 unmasked blocks are parameters, training spends no FLOPs on the
+masked half (apart from the diagonal of a block-row schedule, see `MaskedPositionMixing`), and
+generation computes only the window's last position for each new token.
+
+This file (with configuration_hf_linear.py) is copied into every checkpoint saved with its code,
+so it imports nothing from hf_linear.
+
+Shapes: B batch, L sequence length, T context_length, d hidden_size, V vocab_size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput
+
+from .configuration_hf_linear import LinearLMConfig, MLPLMConfig
+
+
+def num_masked_map_blocks(context_length: int) -> int:
+    """Number of unmasked d×d blocks of the masked map: the pairs j ≤ i < T."""
+    return context_length * (context_length + 1) // 2
+
+
+class MaskedPositionMixing(nn.Module):
+    """The paper's masked linear map T·d → T·d (with bias), storing only the unmasked blocks.
+
+    Parameters:
+        weight: (T(T+1)/2, d, d). Row-major lower triangle: blocks W[i, 0], …, W[i, i] of output
+            position i are contiguous, starting at block i(i+1)/2, so `weight[i(i+1)/2 : …]`
+            viewed as ((i+1)·d, d) maps the flattened window prefix x[:, :i+1] to y_i.
+            Each block is (d_in, d_out): y_i = Σ_j x_j @ W[i, j].
+        bias: (T, d), one bias vector per output position.
+
+    Training schedule: the T output positions are cut into chunks of c positions; chunk [s, e)
+    is one matmul of the input prefix (B, e·d) with the chunk's (e·d, (e-s)·d) weight, assembled
+    from the stored rows with the upper triangle of its diagonal block zero. Only that diagonal
+    triangle is multiplied needlessly: about c/T of the work, against 1/2 for a dense weight × mask.
+    """
+
+    def __init__(self, context_length: int, hidden_size: int, chunk_size: int | None = None):
+        super().__init__()
+        self.context_length = context_length
+        self.hidden_size = hidden_size
+        # ~8 chunks: big enough matmuls for the CPU, ≈ +1/8 FLOPs over the exact triangle
+        self.chunk_size = chunk_size or max(1, math.ceil(context_length / 8))
+        self.weight = nn.Parameter(torch.empty(num_masked_map_blocks(context_length), hidden_size, hidden_size))
+        self.bias = nn.Parameter(torch.empty(context_length, hidden_size))
+
+    def extra_repr(self) -> str:
+        return f"context_length={self.context_length}, hidden_size={self.hidden_size}, chunk_size={self.chunk_size}"
+
+    def row_weight(self, i: int, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """The ((i+1)·d, d) weight that maps the flattened inputs x_0..x_i to y_i."""
+        weight = self.weight if weight is None else weight
+        start = i * (i + 1) // 2
+        return weight[start : start + i + 1].reshape((i + 1) * self.hidden_size, self.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """All positions. x: (B, L, d) → (B, L, d); positions ≥ T see the last T inputs."""
+        B, L, d = x.shape
+        T = self.context_length
+        # Build the chunk weights directly in the matmul dtype (bf16 under autocast): one cast of
+        # the stored blocks instead of one per chunk, and half the bytes to copy.
+        weight = self.weight
+        if torch.is_autocast_enabled(x.device.type):
+            weight = weight.to(torch.get_autocast_dtype(x.device.type))
+        # One split into per-position rows: its backward is a single concatenation, where many
+        # slices of `weight` would each materialise a full-size gradient.
+        rows = weight.split([i + 1 for i in range(T)])  # rows[i]: (i+1, d, d) = W[i, 0..i]
+
+        outputs = []
+        for s in range(0, min(L, T), self.chunk_size):
+            e = min(s + self.chunk_size, L, T)
+            # (e, d_in, e-s, d_out): column block i-s holds W[i, 0..i], zero for j > i
+            chunk = torch.stack([F.pad(rows[i], (0, 0, 0, 0, 0, e - 1 - i)) for i in range(s, e)], dim=2)
+            y = x[:, :e].reshape(B, e * d) @ chunk.reshape(e * d, (e - s) * d)  # (B, (e-s)·d)
+            outputs.append(y.view(B, e - s, d))
+        y = torch.cat(outputs, dim=1) + self.bias[: min(L, T)]  # (B, min(L, T), d)
+
+        if L > T:  # sliding window: output position p ≥ T sees inputs p-T+1..p through row T-1
+            windows = x.unfold(1, T, 1)[:, 1:]  # (B, L-T, d, T), window w covers inputs w+1..w+T
+            windows = windows.transpose(2, 3).reshape(B, L - T, T * d)
+            last_row = rows[T - 1].reshape(T * d, d)
+            y = torch.cat([y, windows @ last_row + self.bias[T - 1]], dim=1)
+        return y
+
+    def last_position(self, window: torch.Tensor) -> torch.Tensor:
+        """Output at the window's last position only: window (B, n, d) with n ≤ T → (B, d).
+
+        This is what generation needs per new token: one row of blocks (n·d² multiply-adds per
+        sequence) instead of all T positions.
+        """
+        B, n, d = window.shape
+        if n > self.context_length:
+            raise ValueError(f"window of {n} positions exceeds context_length={self.context_length}")
+        weight = self.weight
+        if torch.is_autocast_enabled(window.device.type):
+            weight = weight.to(torch.get_autocast_dtype(window.device.type))
+        return window.reshape(B, n * d) @ self.row_weight(n - 1, weight) + self.bias[n - 1]
+
+
+class PositionwiseMLP(nn.Module):
+    """The MLP model's per-position layers after the masked map: [Linear → ReLU] × num_layers."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int):
+        super().__init__()
+        sizes = [input_size] + [hidden_size] * num_layers
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            h = F.relu(layer(h))
+        return h
+
+
+def left_align(input_ids: torch.Tensor, attention_mask: torch.Tensor | None, pad_token_id: int):
+    """Move each row's real tokens (mask 1) to the front, in order, so that they sit at window
+    positions 0, 1, … whatever the padding side; the model's weights are position-specific.
+
+    Returns (ids, lengths, order): ids (B, L) right-padded, lengths (B,) or None when there is no
+    padding, order (B, L) original column of each aligned column, or None when nothing moved.
+    """
+    if attention_mask is None or bool(attention_mask.all()):
+        return input_ids, None, None
+    mask = attention_mask.bool()
+    lengths = mask.sum(dim=1)
+    if bool((mask[:, 1:] <= mask[:, :-1]).all()):  # already right-padded
+        return input_ids, lengths, None
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # real tokens first, in order
+    ids = input_ids.gather(1, order).masked_fill(~mask.gather(1, order), pad_token_id)
+    return ids, lengths, order
+
+
+class HFLinearPreTrainedModel(PreTrainedModel):
+    """Shared transformers plumbing: weight init and the window-based forward of both models."""
+
+    config_class = LinearLMConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    _no_split_modules = ["MaskedPositionMixing"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # The authors' initialisation, i.e. PyTorch's defaults: N(0, 1) embeddings and
+        # U(±1/√fan_in) linear layers, where the masked map has the fan-in of the dense
+        # T·d → T·d layer it was in their code.
+        if isinstance(module, MaskedPositionMixing):
+            bound = 1.0 / math.sqrt(module.context_length * module.hidden_size)
+            init.uniform_(module.weight, -bound, bound)
+            init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.Linear):
+            bound = 1.0 / math.sqrt(module.in_features)
+            init.uniform_(module.weight, -bound, bound)
+            if module.bias is not None:
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=1.0)
+
+
+class LinearLMModel(HFLinearPreTrainedModel):
+    """Embedding + masked map: the per-position features the output layer reads (B, L, d)."""
+
+    config_class = LinearLMConfig
+
+    def __init__(self, config: LinearLMConfig):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.mixing = MaskedPositionMixing(config.context_length, config.hidden_size, config.mixing_chunk_size)
+        self.build_features(config)
+        self.post_init()
+
+    def build_features(self, config: LinearLMConfig) -> None:
+        """Layers after the masked map: none in the linear model."""
+
+    def features(self, mixed: torch.Tensor) -> torch.Tensor:
+        """What follows the masked map, per position: the identity in the linear model."""
+        return mixed
+
+    @property
+    def output_size(self) -> int:
+        """Width of the features the output layer reads."""
+        return self.config.hidden_size
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        last_position_only: bool = False,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutput:
+        """input_ids (B, L) → last_hidden_state (B, L, ·), or (B, 1, ·) with last_position_only.
+
+        attention_mask (B, L) marks real tokens (1) and padding (0), on either side; real tokens
+        take window positions 0, 1, … in order. Padded positions get meaningless features.
+        With last_position_only, row b's output is that of its last real token (for left-padded
+        batches, as in generation, that is column L-1).
+        """
+        if kwargs.get("inputs_embeds") is not None:
+            raise ValueError(f"{type(self).__name__} takes input_ids, not inputs_embeds")
+        self._check_input_ids(input_ids)
+        pad_id = self.config.pad_token_id if self.config.pad_token_id is not None else 0
+        ids, lengths, order = left_align(input_ids, attention_mask, pad_id)
+        B, L = ids.shape
+        T = self.config.context_length
+
+        if last_position_only:
+            hidden = self._last_position_features(ids, lengths)[:, None]  # (B, 1, ·)
+            embeddings = None
+        else:
+            embeddings = self.embed_tokens(ids)  # (B, L, d)
+            hidden = self.features(self.mixing(embeddings))  # (B, L, ·)
+            if order is not None:  # back to the caller's columns
+                inverse = torch.argsort(order, dim=1)[..., None]
+                hidden = hidden.gather(1, inverse.expand(-1, -1, hidden.shape[-1]))
+                embeddings = embeddings.gather(1, inverse.expand(-1, -1, embeddings.shape[-1]))
+        hidden_states = (embeddings, hidden) if output_hidden_states and embeddings is not None else None
+        return BaseModelOutput(last_hidden_state=hidden, hidden_states=hidden_states)
+
+    def _last_position_features(self, ids: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        """(B, ·) features of each row's last real token, from a window of at most T tokens."""
+        B, L = ids.shape
+        T = self.config.context_length
+        if lengths is None:
+            n = min(L, T)
+            return self.features(self.mixing.last_position(self.embed_tokens(ids[:, L - n :])))
+        # Rows with different lengths use different rows of the masked map: group them by
+        # window length (in generation there are few distinct ones, one once all exceed T).
+        window_lengths = lengths.clamp(max=T)
+        out = None
+        for n in window_lengths.unique().tolist():
+            rows = (window_lengths == n).nonzero().squeeze(1)
+            if n == 0:
+                raise ValueError("attention_mask has a row without any real token")
+            columns = (lengths[rows] - n)[:, None] + torch.arange(n, device=ids.device)  # (b, n)
+            window = self.embed_tokens(ids[rows[:, None], columns])  # (b, n, d)
+            h = self.features(self.mixing.last_position(window))  # (b, ·)
+            if out is None:
+                out = h.new_empty(B, h.shape[-1])
+            out[rows] = h
+        return out
+
+    def _check_input_ids(self, input_ids: torch.Tensor) -> None:
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must have shape (batch, sequence), got {tuple(input_ids.shape)}")
+        if input_ids.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"input_ids must be an integer tensor, got {input_ids.dtype}")
+        if input_ids.shape[1] == 0:
+            raise ValueError("input_ids is empty: the model needs at least one token")
+        lo, hi = int(input_ids.min()), int(input_ids.max())
+        if lo < 0 or hi >= self.config.vocab_size:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"input_ids contain token id {bad}, outside the vocabulary [0, {self.config.vocab_size}) "
+                f"of this {self.config.model_type} model (check that tokenizer and model match)"
+            )
+
+
+class MLPLMModel(LinearLMModel):
+    """As LinearLMModel, with ReLU after the masked map and the per-position MLP."""
+
+    config_class = MLPLMConfig
+
+    def build_features(self, config: MLPLMConfig) -> None:
+        self.mlp = PositionwiseMLP(config.hidden_size, config.mlp_width, config.num_mlp_layers)
+
+    def features(self, mixed: torch.Tensor) -> torch.Tensor:
+        return self.mlp(F.relu(mixed))
+
+    @property
+    def output_size(self) -> int:
+        return self.config.mlp_width if self.config.num_mlp_layers else self.config.hidden_size
+
+
+class LinearLMForCausalLM(HFLinearPreTrainedModel, GenerationMixin):
+    """The paper's linear next-token predictor: LinearLMModel + output layer d → V (with bias)."""
+
+    config_class = LinearLMConfig
+    base_model_class = LinearLMModel
+
+    def __init__(self, config: LinearLMConfig):
+        super().__init__(config)
+        self.model = self.base_model_class(config)
+        self.lm_head = nn.Linear(self.model.output_size, config.vocab_size, bias=True)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        logits_to_keep: int = 0,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> CausalLMOutput:
+        """Causal-LM forward.
+
+        labels (B, L): next-token targets aligned with input_ids (shifted inside), -100 = ignore.
+        logits_to_keep: 0 = all positions; k > 0 = the last k. With k = 1 (what `generate`
+        passes) only the window's last position is computed.
+        """
+        if labels is not None and labels.shape != input_ids.shape:
+            raise ValueError(f"labels shape {tuple(labels.shape)} != input_ids shape {tuple(input_ids.shape)}")
+        last_only = logits_to_keep == 1 and labels is None
+        outputs = self.model(
+            input_ids,
+            attention_mask=attention_mask,
+            last_position_only=last_only,
+            output_hidden_states=output_hidden_states,
+            inputs_embeds=kwargs.pop("inputs_embeds", None),
+        )
+        hidden = outputs.last_hidden_state
+        if not last_only and isinstance(logits_to_keep, int) and logits_to_keep > 0:
+            hidden = hidden[:, -logits_to_keep:]
+        logits = self.lm_head(hidden)  # (B, ·, V)
+
+        loss = None
+        if labels is not None:
+            valid = labels[labels != -100]
+            if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= self.config.vocab_size):
+                raise ValueError(f"labels contain ids outside [0, {self.config.vocab_size}) other than -100")
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        return CausalLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+    # Generation. The model's whole state is its last T tokens, which `generate` already keeps in
+    # input_ids, so there is no key/value cache: each step embeds the window and computes the
+    # output of its last position only (logits_to_keep=1).
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False
+
+    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, logits_to_keep=None, **kwargs):
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "logits_to_keep": 1 if logits_to_keep is None else logits_to_keep,
+        }
+
+
+class MLPLMForCausalLM(LinearLMForCausalLM):
+    """The paper's MLP next-token predictor: MLPLMModel + output layer → V (with bias)."""
+
+    config_class = MLPLMConfig
+    base_model_class = MLPLMModel
+
+
+__all__ = [
+    "MaskedPositionMixing",
+    "PositionwiseMLP",
+    "HFLinearPreTrainedModel",
+    "LinearLMModel",
+    "LinearLMForCausalLM",
+    "MLPLMModel",
+    "MLPLMForCausalLM",
+    "num_masked_map_blocks",
+]
