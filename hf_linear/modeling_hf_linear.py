@@ -52,9 +52,10 @@ class MaskedPositionMixing(nn.Module):
         bias: (T, d), one bias vector per output position.
 
     Training schedule: the T output positions are cut into chunks of c positions; chunk [s, e)
-    is one matmul of the input prefix (B, e·d) with the chunk's (e·d, (e-s)·d) weight, assembled
-    from the stored rows with the upper triangle of its diagonal block zero. Only that diagonal
-    triangle is multiplied needlessly: about c/T of the work, against 1/2 for a dense weight × mask.
+    is one matmul of the input prefix (B, e·d) with the chunk's (e·d, (e-s)·d) weight, gathered
+    from the stored blocks in one `index_select` (zero for j > i). Only the upper triangle of each
+    chunk's diagonal block is multiplied needlessly: about c/T of the work, against 1/2 for a dense
+    weight × mask.
     """
 
     def __init__(self, context_length: int, hidden_size: int, chunk_size: int | None = None):
@@ -65,6 +66,8 @@ class MaskedPositionMixing(nn.Module):
         self.chunk_size = chunk_size or max(1, math.ceil(context_length / 8))
         self.weight = nn.Parameter(torch.empty(num_masked_map_blocks(context_length), hidden_size, hidden_size))
         self.bias = nn.Parameter(torch.empty(context_length, hidden_size))
+        # Gather indices of the chunk weights, derived on first use (never stored in checkpoints).
+        self._chunk_rows_cache: dict[tuple[int, int, str], torch.Tensor] = {}
 
     def extra_repr(self) -> str:
         return f"context_length={self.context_length}, hidden_size={self.hidden_size}, chunk_size={self.chunk_size}"
@@ -75,33 +78,54 @@ class MaskedPositionMixing(nn.Module):
         start = i * (i + 1) // 2
         return weight[start : start + i + 1].reshape((i + 1) * self.hidden_size, self.hidden_size)
 
+    def _chunk_rows(self, length: int, device: torch.device) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+        """Gather indices of all chunk matrices for outputs 0..length-1 (length ≤ T), and the chunks.
+
+        Indices point into the table of weight rows (block k, d_in), (T(T+1)/2·d, d), plus one zero
+        row; chunk [s, e) is laid out as its matrix [(j, d_in), (i, d_out)], j < e, s ≤ i < e.
+        """
+        key = (length, str(device))
+        if key not in self._chunk_rows_cache:
+            d, zero_row = self.hidden_size, num_masked_map_blocks(self.context_length) * self.hidden_size
+            chunks = [(s, min(s + self.chunk_size, length)) for s in range(0, length, self.chunk_size)]
+            indices = []
+            for s, e in chunks:
+                j = torch.arange(e, device=device)[:, None, None]  # input position
+                d_in = torch.arange(d, device=device)[None, :, None]
+                i = torch.arange(s, e, device=device)[None, None, :]  # output position
+                rows = (i * (i + 1) // 2 + j) * d + d_in  # W[i, j] is block i(i+1)/2 + j
+                indices.append(torch.where(j <= i, rows, zero_row).reshape(-1))
+            self._chunk_rows_cache[key] = (torch.cat(indices), chunks)
+        return self._chunk_rows_cache[key]
+
+    def _compute_weight(self, x: torch.Tensor) -> torch.Tensor:
+        # Under autocast, cast the stored blocks once, so that chunks are gathered in the matmul
+        # dtype (bf16: half the bytes to move), not cast chunk by chunk.
+        if torch.is_autocast_enabled(x.device.type):
+            return self.weight.to(torch.get_autocast_dtype(x.device.type))
+        return self.weight
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """All positions. x: (B, L, d) → (B, L, d); positions ≥ T see the last T inputs."""
         B, L, d = x.shape
         T = self.context_length
-        # Build the chunk weights directly in the matmul dtype (bf16 under autocast): one cast of
-        # the stored blocks instead of one per chunk, and half the bytes to copy.
-        weight = self.weight
-        if torch.is_autocast_enabled(x.device.type):
-            weight = weight.to(torch.get_autocast_dtype(x.device.type))
-        # One split into per-position rows: its backward is a single concatenation, where many
-        # slices of `weight` would each materialise a full-size gradient.
-        rows = weight.split([i + 1 for i in range(T)])  # rows[i]: (i+1, d, d) = W[i, 0..i]
+        weight = self._compute_weight(x)
+        x = x.to(weight.dtype)
+        table = torch.cat([weight.reshape(-1, d), weight.new_zeros(1, d)])  # rows (k, d_in) + a zero row
 
+        # One gather for all chunks: its backward is one scatter into one zero gradient.
+        rows, chunks = self._chunk_rows(min(L, T), x.device)
+        gathered = table.index_select(0, rows).split([e * d * (e - s) for s, e in chunks])
         outputs = []
-        for s in range(0, min(L, T), self.chunk_size):
-            e = min(s + self.chunk_size, L, T)
-            # (e, d_in, e-s, d_out): column block i-s holds W[i, 0..i], zero for j > i
-            chunk = torch.stack([F.pad(rows[i], (0, 0, 0, 0, 0, e - 1 - i)) for i in range(s, e)], dim=2)
-            y = x[:, :e].reshape(B, e * d) @ chunk.reshape(e * d, (e - s) * d)  # (B, (e-s)·d)
+        for (s, e), chunk in zip(chunks, gathered):
+            y = x[:, :e].reshape(B, e * d) @ chunk.view(e * d, (e - s) * d)  # (B, (e-s)·d)
             outputs.append(y.view(B, e - s, d))
         y = torch.cat(outputs, dim=1) + self.bias[: min(L, T)]  # (B, min(L, T), d)
 
         if L > T:  # sliding window: output position p ≥ T sees inputs p-T+1..p through row T-1
             windows = x.unfold(1, T, 1)[:, 1:]  # (B, L-T, d, T), window w covers inputs w+1..w+T
             windows = windows.transpose(2, 3).reshape(B, L - T, T * d)
-            last_row = rows[T - 1].reshape(T * d, d)
-            y = torch.cat([y, windows @ last_row + self.bias[T - 1]], dim=1)
+            y = torch.cat([y, windows @ self.row_weight(T - 1, weight) + self.bias[T - 1]], dim=1)
         return y
 
     def last_position(self, window: torch.Tensor) -> torch.Tensor:
@@ -113,10 +137,8 @@ class MaskedPositionMixing(nn.Module):
         B, n, d = window.shape
         if n > self.context_length:
             raise ValueError(f"window of {n} positions exceeds context_length={self.context_length}")
-        weight = self.weight
-        if torch.is_autocast_enabled(window.device.type):
-            weight = weight.to(torch.get_autocast_dtype(window.device.type))
-        return window.reshape(B, n * d) @ self.row_weight(n - 1, weight) + self.bias[n - 1]
+        weight = self._compute_weight(window)
+        return window.to(weight.dtype).reshape(B, n * d) @ self.row_weight(n - 1, weight) + self.bias[n - 1]
 
 
 class PositionwiseMLP(nn.Module):

@@ -1,0 +1,42 @@
+"""Process-level settings that make CPU training of these models fast.
+
+Each training step allocates and frees tensors of tens to hundreds of MB (the gathered chunk
+weights of the masked map, their gradients). glibc serves allocations above 32 MB with fresh
+mmap'd pages and unmaps them on free, so every step pays page faults for all of them: measured on
+the MLP bench shape (T=307, d=32, batch 128, bf16) that is 0.27 s of kernel time in a 0.37 s step.
+Keeping freed memory in the heap for reuse removes it (0.19 s per step). PyTorch's CPU tuning
+guide recommends jemalloc/tcmalloc for the same reason; this needs no preloaded library.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+_M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
+_M_MMAP_MAX = -4
+_tuned = False
+
+
+def tune_cpu_allocator() -> bool:
+    """Make glibc keep freed memory for reuse instead of returning it to the OS.
+
+    Only on Linux with glibc; a no-op elsewhere or when HF_LINEAR_NO_MALLOC_TUNING=1.
+    Peak memory is unchanged; the process keeps its high-water mark instead of shrinking.
+    Returns True when the setting is in force.
+    """
+    global _tuned
+    if _tuned:
+        return True
+    if not sys.platform.startswith("linux") or os.environ.get("HF_LINEAR_NO_MALLOC_TUNING") == "1":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl)
+        return False
+    # no mmap for large blocks, and never trim the heap top
+    _tuned = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    return _tuned
