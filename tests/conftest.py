@@ -22,8 +22,9 @@ For a fully faithful run (a fresh interpreter that reads the environment at impo
 Fixtures
 --------
 - `hub_server` (function scope): server running, clients pointed at it, a fresh empty HF_HOME /
-  HF_HUB_CACHE / HF_DATASETS_CACHE for this test. Yields a `LocalHub` (`.url`, `.repo_id(name)`,
-  `.api` (an `HfApi`), `.env`, `.run_python(...)`, `.requests`).
+  HF_HUB_CACHE / HF_DATASETS_CACHE for this test. Yields a `LocalHub` (`.url`, `.hf_home`,
+  `.repo_id(name)`, `.env`, `.run_python(code, block_imports=[...])`, `.requests`); plain
+  `HfApi()`, `hf_hub_download`, `from_pretrained`, `load_dataset` then talk to the local server.
 - `hub_server_module` (module scope): the same with one cache for the whole module, for
   module-scoped setup (e.g. push a model once); function-scoped `hub_server` nests inside it.
 - `hub_http_server` (session scope): the bare server (one per session; repos persist across tests,
@@ -211,12 +212,6 @@ class LocalHub:
     @property
     def user(self) -> str:
         return USER_NAME
-
-    @property
-    def api(self):
-        from huggingface_hub import HfApi
-
-        return HfApi(endpoint=self.url, token=FAKE_TOKEN)
 
     @property
     def requests(self) -> list[tuple[str, str, int]]:

@@ -182,6 +182,19 @@ def test_repush_makes_a_new_commit_and_the_old_revision_keeps_the_old_logits(hub
     torch.testing.assert_close(logits(at_first), logits(old), rtol=0, atol=0)
 
 
+def test_push_to_a_branch_of_a_private_repo(hub_server, tmp_path):
+    repo_id = hub_server.repo_id("branch")
+    model = tiny("mlp")
+    model.save_pretrained(tmp_path / "ckpt")
+    push_checkpoint(tmp_path / "ckpt", repo_id, private=True, revision="experiment")
+
+    api = HfApi()
+    assert api.model_info(repo_id).private is True
+    assert api.list_repo_files(repo_id) == [".gitattributes"]  # main untouched
+    loaded = AutoModelForCausalLM.from_pretrained(repo_id, revision="experiment")
+    torch.testing.assert_close(logits(loaded), logits(model), rtol=0, atol=0)
+
+
 def test_push_with_the_hub_down_is_a_clear_error_and_leaves_the_checkpoint_untouched(dead_hub, tmp_path):
     tiny("mlp").save_pretrained(tmp_path / "ckpt")
     before = snapshot(tmp_path / "ckpt")

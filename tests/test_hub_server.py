@@ -39,6 +39,21 @@ def _tree(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def test_client_environment_is_restored(hub_http_server, tmp_path):
+    import datasets.config
+    import huggingface_hub.constants
+    from conftest import hub_client_env
+
+    before = (huggingface_hub.constants.ENDPOINT, huggingface_hub.constants.HF_HUB_CACHE,
+              datasets.config.HF_ENDPOINT, os.environ.get("HF_ENDPOINT"))
+    with hub_client_env(hub_http_server.url, tmp_path):
+        assert huggingface_hub.constants.ENDPOINT == datasets.config.HF_ENDPOINT == hub_http_server.url
+        assert huggingface_hub.constants.HF_HUB_CACHE == str(tmp_path / "hub")
+    after = (huggingface_hub.constants.ENDPOINT, huggingface_hub.constants.HF_HUB_CACHE,
+             datasets.config.HF_ENDPOINT, os.environ.get("HF_ENDPOINT"))
+    assert after == before
+
+
 def test_whoami_and_create_repo(hub_server):
     api = HfApi()
     assert api.whoami()["name"] == hub_server.user
@@ -96,7 +111,7 @@ def test_upload_folder_and_snapshot_download(hub_server, tmp_path):
     (folder / "config.json").write_text('{"a": 1}')
     (folder / "model.safetensors").write_bytes(_binary(50_000, seed=2))
     (folder / "nested" / "notes.txt").write_text("hello\n")
-    (folder / "nested" / "deeper" / "data.parquet").write_bytes(_binary(3_000, seed=3))
+    (folder / "nested" / "deeper" / "data.bin").write_bytes(_binary(3_000, seed=3))
     api.upload_folder(folder_path=folder, repo_id=repo_id)
 
     snapshot = Path(snapshot_download(repo_id))
