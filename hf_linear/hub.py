@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import string
 import struct
 import sys
@@ -222,6 +223,11 @@ def dataset_ids(training_config: Any) -> list[str]:
     return found
 
 
+def is_hub_dataset_id(name: str) -> bool:
+    """`name` or `namespace/name`, and not a local directory (e.g. a save_to_disk path)."""
+    return re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name) is not None and not Path(name).exists()
+
+
 def read_training_config(path: Path | None) -> tuple[str | None, Any]:
     if path is None:
         return None, None
@@ -285,7 +291,8 @@ def render_model_card(config: dict, *, repo_id: str, parameters: int, report: Ev
                       training_config_name: str | None, training_config_text: str | None,
                       training_datasets: list[str], has_tokenizer: bool, license: str = "apache-2.0") -> str:
     """README.md for the Hub: YAML metadata (with model-index eval results) + the card body."""
-    datasets = list(dict.fromkeys(([report.dataset] if report else []) + training_datasets))
+    named = ([report.dataset] if report else []) + training_datasets
+    datasets = list(dict.fromkeys(name for name in named if is_hub_dataset_id(name)))
     metadata = ModelCardData(
         license=license, library_name="transformers", pipeline_tag="text-generation",
         tags=["hf-linear", config["model_type"].replace("_", "-"), "next-token-prediction",

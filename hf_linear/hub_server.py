@@ -484,10 +484,6 @@ def parse_card_metadata(readme: bytes) -> dict | None:
 # ----------------------------------------------------------------------------- HTTP
 
 
-class _BodyNotConsumed(Exception):
-    pass
-
-
 class HubRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: every response carries Content-Length
     server: "HubHTTPServer"

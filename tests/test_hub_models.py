@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import hf_linear
 from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM, cli
-from hf_linear.hub import HubPushError, push_checkpoint
+from hf_linear.hub import HubPushError, push_checkpoint, read_eval_report, render_model_card
 
 V, T, D = 23, 6, 4
 
@@ -276,3 +276,18 @@ def test_model_and_tokenizer_push_to_hub(hub_server, shared_data_dir):
         torch.testing.assert_close(loaded(ids).logits, model(ids).logits, rtol=0, atol=0)
     assert AutoTokenizer.from_pretrained(repo_id)("Hello world").input_ids == [15496, 995]
     assert os.path.basename(hf_hub_download(repo_id, "modeling_hf_linear.py")) == "modeling_hf_linear.py"
+
+
+def test_card_lists_only_hub_dataset_ids_as_datasets(tmp_path):
+    """An eval run on a local save_to_disk directory keeps its metrics but is no Hub `datasets:` entry."""
+    local = tmp_path / "mul4x4"
+    local.mkdir()
+    report = read_eval_report({"dataset": str(local), "split": "test", "exact_match": 0.5})
+    config = tiny("linear").config.to_dict()
+    card = ModelCard(render_model_card(config, repo_id="someone/model", parameters=587, report=report,
+                                       training_config_name=None, training_config_text=None,
+                                       training_datasets=["someone/tinystories", "arithmetic {'a': 1}"],
+                                       has_tokenizer=False))
+    assert card.data.datasets == ["someone/tinystories"]
+    assert [(r.dataset_name, r.metric_value) for r in card.data.eval_results] == [(str(local), 0.5)]
+    assert "No training configuration was stored" in card.text
