@@ -1,0 +1,237 @@
+"""Training from a YAML config with Trainer, resume, 2 processes, evaluation and the metric."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from hf_linear.evaluation import load_metric
+from hf_linear.train import check_config, load_config, train
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(output_dir, **training) -> dict:
+    return {
+        "model": {"type": "mlp_lm", "hidden_size": 8},
+        "dataset": {
+            "arithmetic": {"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 2000,
+                           "validation_size": 40, "test_size": 40, "seed": 0}  # fmt: skip
+        },
+        "training": {
+            "output_dir": str(output_dir),
+            "per_device_train_batch_size": 32,
+            "learning_rate": 1e-2,
+            "lr_scheduler_type": "constant",
+            "max_steps": 30,
+            "logging_steps": 1,
+            "save_strategy": "no",
+            "report_to": [],
+            "disable_tqdm": True,
+            "seed": 0,
+            **training,
+        },
+        "evaluation": {"num_samples": 40, "during_training_samples": 0, "batch_size": 40, "num_examples": 2},
+    }
+
+
+def losses(output_dir) -> dict[int, float]:
+    state = json.loads((Path(output_dir) / "trainer_state.json").read_text())
+    return {e["step"]: e["loss"] for e in state["log_history"] if "loss" in e}
+
+
+# ---------------------------------------------------------------------------------------------
+# config parsing
+
+
+def write(tmp_path, config) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    "section,key,value,message",
+    [
+        ("training", "learning_rat", 0.1, r"training: unknown key\(s\) learning_rat"),
+        ("training", "learning_rate", "fast", r"training.learning_rate must be a number, got 'fast'"),
+        ("training", "max_steps", 2.5, r"training.max_steps must be an integer"),
+        ("training", "bf16", "yes", r"training.bf16 must be true or false"),
+        ("training", "lr_scheduler_type", "wiggly", r"training.lr_scheduler_type must be one of"),
+        ("model", "hidden_sise", 8, r"model: unknown key\(s\) hidden_sise"),
+        ("model", "hidden_size", "big", r"model.hidden_size must be an integer"),
+        ("model", "type", "transformer", r"model.type must be one of linear_lm, mlp_lm"),
+        ("evaluation", "num_sample", 3, r"evaluation: unknown key\(s\) num_sample"),
+        ("evaluation", "batch_size", 0, r"evaluation.batch_size must be >= 1"),
+        ("dataset", "hubb", "x/y", r"dataset: unknown key\(s\) hubb"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, section, key, value, message):
+    config = tiny_config(tmp_path / "out")
+    config[section][key] = value
+    with pytest.raises(ValueError, match=message):
+        load_config(write(tmp_path, config))
+
+
+def test_config_structure_errors(tmp_path):
+    config = tiny_config(tmp_path / "out")
+    config["dataset"]["arithmetic"]["digitz"] = 3
+    with pytest.raises(ValueError, match=r"dataset.arithmetic: unknown key\(s\) digitz"):
+        check_config(config)
+    with pytest.raises(ValueError, match="give exactly one of"):
+        check_config({**tiny_config(tmp_path), "dataset": {"path": "a", "hub": "b"}})
+    with pytest.raises(ValueError, match="unknown config section"):
+        check_config({**tiny_config(tmp_path), "optimizer": {}})
+    with pytest.raises(ValueError, match="training.output_dir is required"):
+        check_config({**tiny_config(tmp_path), "training": {"max_steps": 3}})
+    with pytest.raises(ValueError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("model: [unclosed")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_overrides_are_typed_and_checked(tmp_path):
+    path = write(tmp_path, tiny_config(tmp_path / "out"))
+    config = load_config(path, ["--training.learning_rate", "1e-3", "--model.hidden_size", "16"])
+    assert config["training"]["learning_rate"] == 1e-3 and config["model"]["hidden_size"] == 16
+    with pytest.raises(ValueError, match="must look like --section.key"):
+        load_config(path, ["--learning_rate", "1e-3"])
+    with pytest.raises(ValueError, match="come in pairs"):
+        load_config(path, ["--training.learning_rate"])
+
+
+def test_cli_reports_config_errors_without_a_traceback(tmp_path):
+    config = tiny_config(tmp_path / "out")
+    config["training"]["warmup_stepz"] = 3
+    result = subprocess.run(
+        [sys.executable, "-m", "hf_linear.cli", "train", str(write(tmp_path, config))], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "warmup_stepz" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_shipped_configs_parse():
+    for path in sorted((REPO_ROOT / "configs").rglob("*.yaml")):
+        load_config(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+
+def test_training_lowers_the_loss_and_saves_a_loadable_model(tmp_path):
+    out = tmp_path / "run"
+    report = train(check_config(tiny_config(out)))
+    history = losses(out)
+    first, last = [history[s] for s in sorted(history)[:3]], [history[s] for s in sorted(history)[-3:]]
+    assert sum(last) < 0.7 * sum(first), history
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    from hf_linear.arithmetic import sequence_length
+
+    # vocabulary, special tokens and window default to the data's: one whole example + [EOS]
+    assert model.config.context_length == sequence_length("multiplication", [2, 2], "lsb") + 1
+    assert model.config.vocab_size == len(tokenizer) and model.config.eos_token_id == tokenizer.eos_token_id
+    saved = json.loads((out / "eval_results.json").read_text())
+    assert saved["num_samples"] == 40 and 0.0 <= saved["exact_match"] <= 1.0
+    assert saved["exact_match"] == report["exact_match"] and len(saved["examples"]) == 2
+    assert yaml.safe_load((out / "training_config.yaml").read_text())["model"]["hidden_size"] == 8
+
+
+def test_same_seed_same_losses(tmp_path):
+    train(check_config(tiny_config(tmp_path / "a", max_steps=8)))
+    train(check_config(tiny_config(tmp_path / "b", max_steps=8)))
+    assert losses(tmp_path / "a") == losses(tmp_path / "b")
+
+
+def test_resume_continues_the_interrupted_run_exactly(tmp_path):
+    full = tmp_path / "full"
+    train(check_config(tiny_config(full, max_steps=12, save_strategy="steps", save_steps=6)))
+    # an interrupted run: only checkpoint-6 made it to disk
+    part = tmp_path / "part"
+    part.mkdir()
+    shutil.copytree(full / "checkpoint-6", part / "checkpoint-6")
+    with pytest.raises(ValueError, match="already holds files"):
+        train(check_config(tiny_config(part, max_steps=12, save_strategy="steps", save_steps=6)))
+    train(check_config(tiny_config(part, max_steps=12, save_strategy="steps", save_steps=6)), resume=True)
+    full_losses, resumed = losses(full), losses(part)
+    assert sorted(resumed) == list(range(1, 13))
+    for step in range(7, 13):
+        assert resumed[step] == pytest.approx(full_losses[step], rel=1e-6), step
+    with pytest.raises(ValueError, match="no checkpoint"):
+        train(check_config(tiny_config(tmp_path / "empty")), resume=True)
+
+
+def test_exact_match_is_evaluated_during_training(tmp_path):
+    config = tiny_config(tmp_path / "run", max_steps=4, eval_strategy="steps", eval_steps=2)
+    config["evaluation"]["during_training_samples"] = 10
+    train(check_config(config))
+    state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
+    logged = [e for e in state["log_history"] if "eval_exact_match" in e]
+    assert [e["step"] for e in logged] == [2, 4]
+    assert all(0 <= e["eval_per_digit_accuracy"] <= 1 for e in logged)
+
+
+@pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate CLI not installed")
+def test_accelerate_two_processes(tmp_path):
+    config = tiny_config(tmp_path / "ddp", max_steps=6, save_strategy="steps", save_steps=6)
+    path = write(tmp_path, config)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    command = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "hf_linear.train", str(path)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads((tmp_path / "ddp" / "eval_results.json").read_text())
+    assert report["world_size"] == 2  # two ranks over gloo, not one process
+    state = json.loads((tmp_path / "ddp" / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+    assert (tmp_path / "ddp" / "model.safetensors").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+
+
+def test_metric_against_hand_made_predictions():
+    metric = load_metric()
+    predictions = [
+        "[BOS] 1 2 x 3 4 = 4 0 8 + ... = 0 4 0 8 [EOS] [PAD]",  # right
+        "[BOS] 1 2 x 3 4 = 0 4 0 9 [EOS]",  # one digit wrong
+        "[BOS] 1 2 x 3 4 = 0 4",  # too short
+        "0 4 0 8 [EOS] = 1 1 1 1",  # bare answer; what follows [EOS] is ignored
+    ]
+    references = ["0 4 0 8"] * 4
+    got = metric.compute(predictions=predictions, references=references)
+    assert got["exact_match"] == 0.5
+    assert got["per_digit_accuracy"] == (4 + 3 + 2 + 4) / 16
+    assert got["num_samples"] == 4
+
+
+def test_eval_cli_writes_a_report(tmp_path, capsys):
+    out = tmp_path / "run"
+    train(check_config(tiny_config(out, max_steps=3)))
+    from hf_linear.evaluation import main
+
+    report_path = tmp_path / "report.json"
+    spec = json.dumps({"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 0, "test_size": 25})
+    assert main([str(out), "--arithmetic", spec, "--num-samples", "20", "--output", str(report_path), "--show", "3"]) == 0
+    report = json.loads(report_path.read_text())
+    assert report["num_samples"] == 20 and len(report["examples"]) == 3
+    printed = capsys.readouterr().out
+    assert "exact match" in printed and "expected answer" in printed
+    # the report's exact match is the metric of the shown generations' kind: re-score by hand
+    for example in report["examples"]:
+        from hf_linear.arithmetic import answer_of
+
+        assert example["correct"] == (answer_of(f"{example['prompt']} {example['completion']}") == example["answer"])
