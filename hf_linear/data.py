@@ -3,6 +3,7 @@
 The `dataset:` section of a training config names exactly one source:
 
     arithmetic: {task: multiplication, digits: [4, 4], cot: lsb, train_size: 100000}   # built now
+    arithmetic_stream: {task: multiplication, digits: [4, 4], cot: paper, seed: 0}     # endless train
     path: data/mul4x4-paper           # a DatasetDict written by save_to_disk (a dataset script)
     hub: user/mul4x4-paper            # a dataset repo, loaded with datasets.load_dataset
 
@@ -18,7 +19,9 @@ from pathlib import Path
 import torch
 from datasets import DatasetDict
 
-SOURCES = ("arithmetic", "path", "hub")
+SOURCES = ("arithmetic", "arithmetic_stream", "path", "hub")
+# held-out splits of an arithmetic_stream source (its training examples are drawn on the fly)
+STREAM_HELDOUT_KEYS = ("validation_size", "test_size")
 
 
 def check_dataset_config(config: dict) -> None:
@@ -31,27 +34,40 @@ def check_dataset_config(config: dict) -> None:
     given = [key for key in SOURCES if config.get(key) is not None]
     if len(given) != 1:
         raise ValueError(f"dataset: give exactly one of {', '.join(SOURCES)} (got {', '.join(given) or 'none'})")
-    if "arithmetic" in given:
-        from hf_linear.arithmetic_data import build_arithmetic_dataset
+    if given[0] in ("arithmetic", "arithmetic_stream"):
+        from hf_linear.arithmetic_data import ArithmeticStream, build_arithmetic_dataset
 
-        arguments = config["arithmetic"]
+        source = given[0]
+        arguments = config[source]
         if not isinstance(arguments, dict):
-            raise ValueError(f"dataset.arithmetic must be a mapping of build_arithmetic_dataset arguments, got {arguments!r}")
-        accepted = set(inspect.signature(build_arithmetic_dataset).parameters)
+            raise ValueError(f"dataset.{source} must be a mapping of arguments, got {arguments!r}")
+        if source == "arithmetic":
+            accepted = set(inspect.signature(build_arithmetic_dataset).parameters)
+        else:
+            accepted = set(inspect.signature(ArithmeticStream).parameters) - {"rank"} | set(STREAM_HELDOUT_KEYS)
         unknown = sorted(set(arguments) - accepted)
         if unknown:
-            raise ValueError(f"dataset.arithmetic: unknown key(s) {', '.join(unknown)} (accepted: {', '.join(sorted(accepted))})")
+            raise ValueError(f"dataset.{source}: unknown key(s) {', '.join(unknown)} (accepted: {', '.join(sorted(accepted))})")
     if "path" in given and not (Path(config["path"]) / "dataset_dict.json").exists():
         raise ValueError(f"dataset.path: {config['path']} is not a DatasetDict saved with save_to_disk (no dataset_dict.json)")
 
 
 def load_dataset_dict(config: dict) -> DatasetDict:
-    """The DatasetDict of a `dataset:` section (see the module docstring)."""
+    """The DatasetDict of a `dataset:` section (see the module docstring). For arithmetic_stream,
+    "train" is an endless `ArithmeticStream` (train with max_steps) beside held-out Datasets."""
     check_dataset_config(config)
     if config.get("arithmetic") is not None:
         from hf_linear.arithmetic_data import build_arithmetic_dataset
 
         return build_arithmetic_dataset(**config["arithmetic"])
+    if config.get("arithmetic_stream") is not None:
+        from hf_linear.arithmetic_data import ArithmeticStream, build_arithmetic_dataset
+
+        stream = dict(config["arithmetic_stream"])
+        held_out = {key: stream.pop(key) for key in STREAM_HELDOUT_KEYS if key in stream}
+        splits = build_arithmetic_dataset(**stream, train_size=0, **held_out)
+        splits["train"] = ArithmeticStream(**stream)
+        return splits
     if config.get("path") is not None:
         from datasets import load_from_disk
 
@@ -69,7 +85,7 @@ def load_tokenizer(config: dict):
         return AutoTokenizer.from_pretrained(config["tokenizer"])
     if config.get("path") and (Path(config["path"]) / "tokenizer.json").exists():
         return AutoTokenizer.from_pretrained(config["path"])
-    if config.get("arithmetic") is not None or config.get("hub"):
+    if config.get("arithmetic") is not None or config.get("arithmetic_stream") is not None or config.get("hub"):
         from hf_linear.arithmetic_tokenizer import build_arithmetic_tokenizer
 
         return build_arithmetic_tokenizer()

@@ -338,7 +338,9 @@ def train(config: dict, resume: bool = False, overwrite: bool = False) -> dict:
         if split not in datasets:
             raise ValueError(f"the dataset has no {split!r} split (splits: {', '.join(datasets)})")
     train_data = datasets["train"]
-    max_length = max(len(ids) for ids in train_data.select(range(min(len(train_data), 1000)))["input_ids"])
+    # the window defaults to the longest example (a sample of it; held-out data for a stream)
+    sized = train_data if hasattr(train_data, "select") else datasets[evaluation.split]
+    max_length = max(len(ids) for ids in sized.select(range(min(len(sized), 1000)))["input_ids"])
     model = build_model(config["model"], tokenizer, max_length)
 
     generation_eval = None
@@ -393,8 +395,8 @@ def train(config: dict, resume: bool = False, overwrite: bool = False) -> dict:
 
 
 def _describe_dataset(dataset_config: dict) -> str:
-    if dataset_config.get("arithmetic") is not None:
-        a = dataset_config["arithmetic"]
+    a = dataset_config.get("arithmetic") or dataset_config.get("arithmetic_stream")
+    if a is not None:
         digits = a.get("digits")
         digits = "x".join(map(str, digits)) if isinstance(digits, (list, tuple)) else digits
         return f"{a.get('task')} {digits} cot={a.get('cot')}"

@@ -235,3 +235,16 @@ def test_eval_cli_writes_a_report(tmp_path, capsys):
         from hf_linear.arithmetic import answer_of
 
         assert example["correct"] == (answer_of(f"{example['prompt']} {example['completion']}") == example["answer"])
+
+
+def test_streamed_training_data(tmp_path):
+    """arithmetic_stream: endless on-the-fly examples (max_steps), held-out splits materialised."""
+    config = tiny_config(tmp_path / "run", max_steps=5)
+    config["dataset"] = {"arithmetic_stream": {"task": "multiplication", "digits": [2, 2], "cot": "direct",
+                                               "seed": 1, "validation_size": 10, "test_size": 12}}  # fmt: skip
+    config["evaluation"]["num_samples"] = 12
+    report = train(check_config(config))
+    assert report["global_step"] == 5 and report["num_samples"] == 12
+    with pytest.raises(ValueError, match=r"dataset.arithmetic_stream: unknown key\(s\) train_size"):
+        config["dataset"]["arithmetic_stream"]["train_size"] = 10
+        check_config(config)
