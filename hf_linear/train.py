@@ -10,6 +10,8 @@ CONFIG (default: configs/cpu/mul4x4_lsb_mlp.yaml, the README's main job) has fou
     dataset:     the data source (see hf_linear.data): arithmetic / path / hub, tokenizer
     training:    transformers.TrainingArguments fields (output_dir, learning_rate, bf16, ...)
     evaluation:  exact-match evaluation by greedy generation (see EvaluationConfig)
+    budget:      optional `max_minutes`: stop training after that much wall-clock time, for
+                 comparisons at equal compute (the schedule still follows max_steps)
 
 Overrides address a key by section, e.g. `--training.learning_rate 1e-3 --model.hidden_size 64`.
 Unknown keys and values of the wrong type are errors that name them.
@@ -33,7 +35,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "cpu" / "mul4x4_lsb_mlp.yaml"
-SECTIONS = ("model", "dataset", "training", "evaluation")
+SECTIONS = ("model", "dataset", "training", "evaluation", "budget")
 # derived from the data unless the config sets them
 DATA_DERIVED_MODEL_FIELDS = ("vocab_size", "context_length", "bos_token_id", "eos_token_id", "pad_token_id")
 
@@ -57,6 +59,35 @@ class EvaluationConfig:
         for name in ("during_training_samples", "num_examples"):
             if getattr(self, name) < 0:
                 raise ValueError(f"evaluation.{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
+class BudgetConfig:
+    """The optional `budget:` section."""
+
+    max_minutes: float | None = None  # wall-clock training time after which training stops
+
+    def __post_init__(self):
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"budget.max_minutes must be > 0, got {self.max_minutes}")
+
+
+def time_budget_callback(max_minutes: float):
+    """A TrainerCallback that ends training (with a final save) once `max_minutes` have passed."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.deadline = time.monotonic() + 60 * max_minutes
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time.monotonic() >= self.deadline:
+                control.should_training_stop = True
+            return control
+
+    return TimeBudget()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,11 +226,14 @@ def check_config(config: dict) -> dict:
         raise ValueError("training.output_dir is required")
     evaluation = _check_fields("evaluation", config.get("evaluation") or {}, EvaluationConfig)
     EvaluationConfig(**evaluation)  # value checks
+    budget = _check_fields("budget", config.get("budget") or {}, BudgetConfig)
+    BudgetConfig(**budget)
     return {
         "model": {"type": config_class.model_type, **model},
         "dataset": config["dataset"],
         "training": training,
         "evaluation": evaluation,
+        "budget": budget,
     }
 
 
@@ -362,6 +396,9 @@ def train(config: dict, resume: bool = False, overwrite: bool = False) -> dict:
         generation_eval_dataset=generation_eval,
         generation_batch_size=evaluation.batch_size,
     )
+    budget = BudgetConfig(**config.get("budget", {}))
+    if budget.max_minutes:
+        trainer.add_callback(time_budget_callback(budget.max_minutes))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
 
     held_out = datasets[evaluation.split]

@@ -248,3 +248,14 @@ def test_streamed_training_data(tmp_path):
     with pytest.raises(ValueError, match=r"dataset.arithmetic_stream: unknown key\(s\) train_size"):
         config["dataset"]["arithmetic_stream"]["train_size"] = 10
         check_config(config)
+
+
+def test_time_budget_stops_training(tmp_path):
+    config = tiny_config(tmp_path / "run", max_steps=100000)
+    config["budget"] = {"max_minutes": 0.05}  # 3 s
+    report = train(check_config(config))
+    assert 0 < report["global_step"] < 100000 and report["train_runtime_s"] < 30
+    with pytest.raises(ValueError, match="budget.max_minutes must be > 0"):
+        check_config({**config, "budget": {"max_minutes": 0}})
+    with pytest.raises(ValueError, match=r"budget: unknown key\(s\) minutes"):
+        check_config({**config, "budget": {"minutes": 3}})
