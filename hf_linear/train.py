@@ -142,7 +142,7 @@ def _coerce(value, annotation, where: str):
         raise ValueError(f"{where} must be an integer, got {value!r}")
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            return value  # an int is a valid float (and stays readable in the saved config)
         if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
             try:
                 return float(value)
@@ -403,11 +403,14 @@ def train(config: dict, resume: bool = False, overwrite: bool = False) -> dict:
 
     held_out = datasets[evaluation.split]
     held_out = held_out.select(range(min(evaluation.num_samples, len(held_out))))
+    # held-out metrics at the top level (the model card lists those), the run's facts apart
     report = {
-        "train_runtime_s": result.metrics.get("train_runtime"),
-        "train_loss": result.metrics.get("train_loss"),
-        "global_step": trainer.state.global_step,
-        "world_size": args.world_size,
+        "training": {
+            "runtime_s": result.metrics.get("train_runtime"),
+            "loss": result.metrics.get("train_loss"),
+            "global_step": trainer.state.global_step,
+            "world_size": args.world_size,
+        }
     }
     if trainer.is_world_process_zero():
         report.update(exact_match_report(trainer.model, tokenizer, held_out, evaluation.batch_size, evaluation.num_examples))

@@ -193,7 +193,7 @@ def test_accelerate_two_processes(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads((tmp_path / "ddp" / "eval_results.json").read_text())
-    assert report["world_size"] == 2  # two ranks over gloo, not one process
+    assert report["training"]["world_size"] == 2  # two ranks over gloo, not one process
     state = json.loads((tmp_path / "ddp" / "trainer_state.json").read_text())
     assert state["global_step"] == 6
     assert (tmp_path / "ddp" / "model.safetensors").exists()
@@ -244,7 +244,7 @@ def test_streamed_training_data(tmp_path):
                                                "seed": 1, "validation_size": 10, "test_size": 12}}  # fmt: skip
     config["evaluation"]["num_samples"] = 12
     report = train(check_config(config))
-    assert report["global_step"] == 5 and report["num_samples"] == 12
+    assert report["training"]["global_step"] == 5 and report["num_samples"] == 12
     with pytest.raises(ValueError, match=r"dataset.arithmetic_stream: unknown key\(s\) train_size"):
         config["dataset"]["arithmetic_stream"]["train_size"] = 10
         check_config(config)
@@ -254,7 +254,7 @@ def test_time_budget_stops_training(tmp_path):
     config = tiny_config(tmp_path / "run", max_steps=100000)
     config["budget"] = {"max_minutes": 0.05}  # 3 s
     report = train(check_config(config))
-    assert 0 < report["global_step"] < 100000 and report["train_runtime_s"] < 30
+    assert 0 < report["training"]["global_step"] < 100000 and report["training"]["runtime_s"] < 30
     with pytest.raises(ValueError, match="budget.max_minutes must be > 0"):
         check_config({**config, "budget": {"max_minutes": 0}})
     with pytest.raises(ValueError, match=r"budget: unknown key\(s\) minutes"):
