@@ -259,3 +259,24 @@ def test_time_budget_stops_training(tmp_path):
         check_config({**config, "budget": {"max_minutes": 0}})
     with pytest.raises(ValueError, match=r"budget: unknown key\(s\) minutes"):
         check_config({**config, "budget": {"minutes": 3}})
+
+
+def test_push_to_hub_after_training(hub_server, tmp_path):
+    """training.push_to_hub: the final checkpoint goes up with code, tokenizer and a model card
+    carrying the held-out exact match; no pickle is uploaded."""
+    from huggingface_hub import HfApi, ModelCard
+    from transformers import AutoModelForCausalLM
+
+    repo_id = hub_server.repo_id("trained")
+    out = tmp_path / "run"
+    report = train(check_config(tiny_config(out, max_steps=3, push_to_hub=True, hub_model_id=repo_id)))
+    files = HfApi().list_repo_files(repo_id)
+    assert {"model.safetensors", "config.json", "modeling_hf_linear.py", "tokenizer.json", "README.md"} <= set(files)
+    assert not any(f.endswith((".bin", ".pt", ".pth")) for f in files)
+    card = ModelCard.load(repo_id)
+    assert card.data.eval_results[0].metric_type == "exact_match"
+    assert card.data.eval_results[0].metric_value == report["exact_match"]
+    local = AutoModelForCausalLM.from_pretrained(out)
+    remote = AutoModelForCausalLM.from_pretrained(repo_id)
+    ids = torch.tensor([[1, 3, 4, 16, 5, 6, 17]])
+    torch.testing.assert_close(remote(ids).logits, local(ids).logits, rtol=0, atol=0)
