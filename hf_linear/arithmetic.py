@@ -58,9 +58,9 @@ def check_task_and_format(task: str, cot: str) -> None:
         raise ValueError(f"cot={cot!r} is not a format of task {task!r}; choose one of {list(FORMATS[task])}")
 
 
-def check_digits(task: str, digits: Sequence[int]) -> tuple[int, ...]:
+def check_digits(task: str, digits: int | Sequence[int]) -> tuple[int, ...]:
     """`digits` is (n, m) for multiplication/addition (a single n means n x n), (n,) for parity."""
-    digits = tuple(digits)
+    digits = (digits,) if isinstance(digits, int) else tuple(digits)
     if not all(isinstance(d, int) and not isinstance(d, bool) for d in digits):
         raise ValueError(f"digits={list(digits)} must be integers")
     if task == "parity":
@@ -296,7 +296,7 @@ def _expansion_length(n: int) -> int:
     return 2 + sum(i + 3 for i in range(n)) + (n - 1)
 
 
-def sequence_length(task: str, digits: Sequence[int], cot: str, every: int | None = None) -> int:
+def sequence_length(task: str, digits: int | Sequence[int], cot: str, every: int | None = None) -> int:
     """Number of tokens of every example of a format (without the appended [EOS])."""
     check_task_and_format(task, cot)
     digits = check_digits(task, digits)

@@ -1,0 +1,333 @@
+"""CoT arithmetic formats and their tokenizer, checked against independent plain digit loops."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from transformers import AutoTokenizer
+
+from hf_linear.arithmetic import (
+    FORMATS,
+    answer_of,
+    example_tokens,
+    multiplication_paper,
+    parity_running,
+    prompt_of,
+    sequence_length,
+    text_of,
+)
+from hf_linear.arithmetic_tokenizer import VOCABULARY, build_arithmetic_tokenizer
+
+# The paper's example (PAPER.md, from Malach 2024 and the authors' code), verbatim.
+PAPER_EXAMPLE = (
+    "[BOS] 1 2 3 4 x 5 6 7 8 = ( 4 x 1 + 3 x 1 0 + 2 x 1 0 0 + 1 x 1 0 0 0 ) x ( 8 x 1 + 7 x 1 0 + 6 x 1 0 0 "
+    "+ 5 x 1 0 0 0 ) = 4x8 x 1 x 1 + 4x7 x 1 x 1 0 + 4x6 x 1 x 1 0 0 + 4x5 x 1 x 1 0 0 0 + 3x8 x 1 0 x 1 "
+    "+ 3x7 x 1 0 x 1 0 + 3x6 x 1 0 x 1 0 0 + 3x5 x 1 0 x 1 0 0 0 + 2x8 x 1 0 0 x 1 + 2x7 x 1 0 0 x 1 0 "
+    "+ 2x6 x 1 0 0 x 1 0 0 + 2x5 x 1 0 0 x 1 0 0 0 + 1x8 x 1 0 0 0 x 1 + 1x7 x 1 0 0 0 x 1 0 "
+    "+ 1x6 x 1 0 0 0 x 1 0 0 + 1x5 x 1 0 0 0 x 1 0 0 0 = 3 2 + 2 8 0 + 2 4 0 0 + 2 0 0 0 0 + 2 4 0 + 2 1 0 0 "
+    "+ 1 8 0 0 0 + 1 5 0 0 0 0 + 1 6 0 0 + 1 4 0 0 0 + 1 2 0 0 0 0 + 1 0 0 0 0 0 0 + 0 8 0 0 0 + 0 7 0 0 0 0 "
+    "+ 0 6 0 0 0 0 0 + 0 5 0 0 0 0 0 0 = 0 7 0 0 6 6 5 2"
+)
+PAPER_VOCABULARY = (
+    "[UNK] [BOS] 0 1 2 3 4 5 6 7 8 9 ( ) + x = "
+    + " ".join(f"{a}x{b}" for a in range(10) for b in range(10))
+).split()
+
+
+# ----------------------------------------------------------------------------- independent references
+# Plain schoolbook loops on digit lists (least significant digit first); no library code.
+
+
+def lsb_digits(x: int) -> list[int]:
+    digits = []
+    while True:
+        x, digit = divmod(x, 10)
+        digits.append(digit)
+        if x == 0:
+            return digits
+
+
+def padded(digits: list[int], width: int) -> list[int]:
+    assert len(digits) <= width
+    return digits + [0] * (width - len(digits))
+
+
+def schoolbook_sum(x: list[int], y: list[int], width: int) -> list[int]:
+    x, y = padded(x, width), padded(y, width)
+    result, carry = [], 0
+    for i in range(width):
+        carry, digit = divmod(x[i] + y[i] + carry, 10)
+        result.append(digit)
+    assert carry == 0
+    return result
+
+
+def schoolbook_product(a: list[int], b: list[int]) -> list[int]:
+    result = [0] * (len(a) + len(b))
+    for j, b_digit in enumerate(b):
+        carry = 0
+        for i, a_digit in enumerate(a):
+            carry, result[i + j] = divmod(result[i + j] + a_digit * b_digit + carry, 10)
+        result[j + len(a)] += carry
+    return result
+
+
+def msb_text(lsb: list[int]) -> str:
+    return " ".join(str(d) for d in reversed(lsb))
+
+
+def random_operand(rng: random.Random, digits: int) -> int:
+    return rng.randint(10 ** (digits - 1), 10**digits - 1)
+
+
+def segments(tokens: list[str]) -> list[list[str]]:
+    """Tokens split at every "="."""
+    parts: list[list[str]] = [[]]
+    for token in tokens:
+        if token == "=":
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    return parts
+
+
+def split_on(tokens: list[str], separator: str) -> list[list[str]]:
+    parts: list[list[str]] = [[]]
+    for token in tokens:
+        if token == separator:
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    return parts
+
+
+def ints(tokens: list[str]) -> list[int]:
+    return [int(t) for t in tokens]
+
+
+# ----------------------------------------------------------------------------- checks per format
+
+
+def check_multiplication(tokens: list[str], a: int, b: int, cot: str) -> None:
+    a_lsb, b_lsb = lsb_digits(a), lsb_digits(b)
+    n, m = len(a_lsb), len(b_lsb)
+    product = schoolbook_product(a_lsb, b_lsb)
+    parts = segments(tokens)
+    assert parts[0] == ["[BOS]", *msb_text(a_lsb).split(), "x", *msb_text(b_lsb).split()]
+    assert " ".join(parts[-1]) == msb_text(product) == answer_of(tokens)
+    if cot == "direct":
+        assert len(parts) == 2
+    elif cot == "paper":
+        assert len(parts) == 5
+        expansions = " ".join(parts[1])
+        expected = " x ".join(
+            "( " + " + ".join(f"{d} x 1" + " 0" * i for i, d in enumerate(x)) + " )" for x in (a_lsb, b_lsb)
+        )
+        assert expansions == expected
+        pair_terms = split_on(parts[2], "+")
+        partials = split_on(parts[3], "+")
+        assert len(pair_terms) == len(partials) == n * m
+        total = [0]
+        for index, (i, j) in enumerate((i, j) for i in range(n) for j in range(m)):
+            assert pair_terms[index] == [f"{a_lsb[i]}x{b_lsb[j]}", "x", "1", *["0"] * i, "x", "1", *["0"] * j]
+            partial = ints(partials[index])[::-1]  # to lsb
+            assert len(partial) == i + j + 2
+            assert partial == padded([0] * (i + j) + schoolbook_product([a_lsb[i]], [b_lsb[j]]), i + j + 2)
+            total = schoolbook_sum(total, partial, n + m)
+        assert total == product  # the partials add up to the answer
+    elif cot == "lsb":
+        assert len(parts) == 3
+        steps = split_on(parts[1], "+")
+        assert len(steps) == m
+        running = [0]
+        for j, step in enumerate(steps):
+            assert step[:n] == [f"{a_digit}x{b_lsb[j]}" for a_digit in a_lsb]
+            partial = ints(step[n : 2 * n + 1])
+            assert partial == schoolbook_product(a_lsb, [b_lsb[j]])
+            running = schoolbook_sum(running, [0] * j + partial, n + j + 1)
+            if j:
+                assert ints(step[2 * n + 1 :]) == running
+            else:
+                assert len(step) == 2 * n + 1
+        assert padded(running, n + m) == product
+    else:
+        raise AssertionError(cot)
+
+
+def check_addition(tokens: list[str], a: int, b: int, cot: str) -> None:
+    a_lsb, b_lsb = lsb_digits(a), lsb_digits(b)
+    width = max(len(a_lsb), len(b_lsb))
+    total = schoolbook_sum(a_lsb, b_lsb, width + 1)
+    parts = segments(tokens)
+    assert parts[0] == ["[BOS]", *msb_text(a_lsb).split(), "+", *msb_text(b_lsb).split()]
+    assert " ".join(parts[-1]) == msb_text(total) == answer_of(tokens)
+    if cot == "direct":
+        assert len(parts) == 2
+        return
+    assert len(parts) == 3
+    columns = ints(parts[1])
+    assert len(columns) == 2 * width
+    carry = 0
+    a_pad, b_pad = padded(a_lsb, width), padded(b_lsb, width)
+    for i in range(width):
+        column = a_pad[i] + b_pad[i] + carry
+        assert columns[2 * i : 2 * i + 2] == [column // 10, column % 10]
+        carry = column // 10
+
+
+def check_parity(tokens: list[str], bits: str, every: int) -> None:
+    parts = segments(tokens)
+    assert parts[0] == ["[BOS]", *bits]
+    parity, checkpoints = 0, []
+    for position, bit in enumerate(bits, start=1):
+        parity ^= bit == "1"
+        if position % every == 0 and position < len(bits):
+            checkpoints.append(str(int(parity)))
+    assert parts[-1] == [str(int(parity))] == [answer_of(tokens)]
+    if checkpoints:
+        assert parts[1:-1] == [checkpoints]
+    else:
+        assert len(parts) == 2  # k = n: no CoT
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+def test_paper_example_token_for_token():
+    tokens = multiplication_paper(1234, 5678)
+    assert tokens == PAPER_EXAMPLE.split()
+    assert len(tokens) == 307
+    assert prompt_of(tokens) == "[BOS] 1 2 3 4 x 5 6 7 8 ="
+    assert answer_of(text_of(tokens)) == "0 7 0 0 6 6 5 2"
+    assert text_of(tokens) == PAPER_EXAMPLE + " [EOS]"
+
+
+@pytest.mark.parametrize("cot", FORMATS["multiplication"])
+def test_multiplication_formats_against_schoolbook(cot):
+    rng = random.Random(cot)
+    for n in range(1, 10):
+        for m in range(1, 10):
+            for _ in range(3):
+                a, b = random_operand(rng, n), random_operand(rng, m)
+                tokens = example_tokens("multiplication", cot, (a, b))
+                check_multiplication(tokens, a, b, cot)
+                assert len(tokens) == sequence_length("multiplication", [n, m], cot)
+    # extremes: all nines (every carry), and the smallest operands
+    for n, m in [(1, 1), (4, 4), (9, 9), (3, 7)]:
+        for a, b in [(10**n - 1, 10**m - 1), (10 ** (n - 1), 10 ** (m - 1))]:
+            check_multiplication(example_tokens("multiplication", cot, (a, b)), a, b, cot)
+
+
+@pytest.mark.parametrize("cot", FORMATS["addition"])
+def test_addition_formats_against_schoolbook(cot):
+    rng = random.Random(cot)
+    for n in range(1, 10):
+        for m in range(1, 10):
+            for _ in range(3):
+                a, b = random_operand(rng, n), random_operand(rng, m)
+                tokens = example_tokens("addition", cot, (a, b))
+                check_addition(tokens, a, b, cot)
+                assert len(tokens) == sequence_length("addition", [n, m], cot)
+    check_addition(example_tokens("addition", cot, (9999, 1)), 9999, 1, cot)
+
+
+def test_parity_running_against_xor_loop():
+    rng = random.Random(0)
+    for n in [1, 2, 3, 7, 8, 16, 33, 64]:
+        for every in sorted({1, 2, 3, n // 2 or 1, n - 1 or 1, n} & set(range(1, n + 1))):
+            for _ in range(3):
+                bits = "".join(rng.choice("01") for _ in range(n))
+                tokens = example_tokens("parity", "running", (bits,), every)
+                check_parity(tokens, bits, every)
+                assert len(tokens) == sequence_length("parity", [n], "running", every)
+        bits = "1" * n
+        assert example_tokens("parity", "direct", (bits,)) == parity_running(bits, n)
+        assert len(example_tokens("parity", "direct", (bits,))) == sequence_length("parity", [n], "direct") == n + 3
+
+
+def test_lengths_for_4x4_and_8_bits():
+    assert [sequence_length("multiplication", [4, 4], cot) for cot in ("paper", "direct", "lsb")] == [307, 19, 80]
+    assert [sequence_length("addition", [4, 4], cot) for cot in ("direct", "lsb")] == [16, 25]
+    assert sequence_length("parity", [8], "running", every=2) == 15
+    assert sequence_length("parity", [8], "running", every=1) == 19
+    assert sequence_length("parity", [8], "direct") == 11
+    assert sequence_length("multiplication", 8, "lsb") == 270
+
+
+def test_lsb_example_reads_as_documented():
+    assert " ".join(example_tokens("multiplication", "lsb", (1234, 5678))) == (
+        "[BOS] 1 2 3 4 x 5 6 7 8 = 4x8 3x8 2x8 1x8 2 7 8 9 0 + 4x7 3x7 2x7 1x7 8 3 6 8 0 2 5 2 6 9 0 "
+        "+ 4x6 3x6 2x6 1x6 4 0 4 7 0 2 5 6 6 3 8 0 + 4x5 3x5 2x5 1x5 0 7 1 6 0 2 5 6 6 0 0 7 0 = 0 7 0 0 6 6 5 2"
+    )
+    assert " ".join(example_tokens("addition", "lsb", (9876, 543))) == "[BOS] 9 8 7 6 + 5 4 3 = 0 9 1 1 1 4 1 0 = 1 0 4 1 9"
+
+
+def test_answer_of_generated_texts():
+    assert answer_of("[BOS] 1 x 2 = 0 2 [EOS]") == "0 2"
+    assert answer_of("[PAD] [PAD] [BOS] 1 2 x 3 = 4 = 0 3 6 [EOS] [PAD] [PAD]") == "0 3 6"
+    assert answer_of("[BOS] 1 x 2 = 0 2 [EOS] = 9 9") == "0 2"  # nothing after [EOS] counts
+    assert answer_of("[BOS] 1 x 2 = 0 2 [PAD] [PAD]") == "0 2"
+    assert answer_of("1 x 2 = 0 2") == "0 2"  # decoded with skip_special_tokens
+    assert answer_of("[BOS] 1 2 x 3 4") == ""
+    assert answer_of(["[BOS]", "1", "x", "2", "=", "0", "2"]) == "0 2"
+    assert answer_of("[BOS] 1 x 2 =") == ""
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: example_tokens("multiplication", "nonsense", (12, 34)), "cot"),
+        (lambda: example_tokens("division", "paper", (12, 34)), "task"),
+        (lambda: example_tokens("addition", "paper", (12, 34)), "cot"),
+        (lambda: example_tokens("parity", "running", ("0110",), 5), "every"),
+        (lambda: example_tokens("parity", "running", ("0110",), 0), "every"),
+        (lambda: example_tokens("parity", "running", ("0110",)), "every"),
+        (lambda: example_tokens("parity", "direct", ("0110",), 2), "every"),
+        (lambda: example_tokens("parity", "direct", ("0120",)), "bits"),
+        (lambda: example_tokens("parity", "direct", ("",)), "bits"),
+        (lambda: example_tokens("multiplication", "paper", (0, 34)), "a"),
+        (lambda: example_tokens("multiplication", "lsb", (12, 10**9)), "b"),
+        (lambda: sequence_length("multiplication", [0, 4], "paper"), "digits"),
+        (lambda: sequence_length("multiplication", [4, 10], "lsb"), "digits"),
+        (lambda: sequence_length("parity", [0], "direct"), "digits"),
+        (lambda: sequence_length("parity", [65], "direct"), "digits"),
+        (lambda: sequence_length("parity", [8], "running", 9), "every"),
+    ],
+)
+def test_bad_arguments_name_themselves(call, name):
+    with pytest.raises(ValueError, match=rf"\b{name}="):
+        call()
+
+
+# ----------------------------------------------------------------------------- tokenizer
+
+
+def test_vocabulary_starts_with_the_papers_117_tokens():
+    assert list(VOCABULARY[:117]) == PAPER_VOCABULARY
+    assert list(VOCABULARY[117:]) == ["[EOS]", "[PAD]"]
+    tokenizer = build_arithmetic_tokenizer()
+    assert tokenizer.convert_ids_to_tokens(list(range(119))) == PAPER_VOCABULARY + ["[EOS]", "[PAD]"]
+    assert (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id) == (
+        1, 117, 118, 0)  # fmt: skip
+    assert tokenizer.convert_tokens_to_ids("7x3") == 17 + 73
+
+
+def test_tokenizer_round_trip_after_save_and_autotokenizer_load(tmp_path):
+    build_arithmetic_tokenizer().save_pretrained(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    assert tokenizer.padding_side == "left"
+    rng = random.Random(1)
+    examples = [example_tokens("multiplication", cot, (random_operand(rng, 4), random_operand(rng, 3)))
+                for cot in FORMATS["multiplication"]]  # fmt: skip
+    examples += [example_tokens("addition", cot, (99, 1)) for cot in FORMATS["addition"]]
+    examples += [example_tokens("parity", "running", ("1011001",), 3)]
+    for tokens in examples:
+        text = text_of(tokens)
+        ids = tokenizer(text)["input_ids"]  # no special tokens added: [BOS]/[EOS] come from the text
+        assert ids == [VOCABULARY.index(t) for t in [*tokens, "[EOS]"]]
+        assert tokenizer.decode(ids) == text
+    assert tokenizer("[BOS] 1 2 ? =")["input_ids"] == [1, 3, 4, 0, 16]  # unknown word -> [UNK]
+    batch = tokenizer(["[BOS] 1 x 2 =", "[BOS] 1 2 x 3 4 ="], padding=True)
+    assert batch["input_ids"][0] == [118, 118, 1, 3, 15, 4, 16]
+    assert batch["attention_mask"][0] == [0, 0, 1, 1, 1, 1, 1]
