@@ -21,6 +21,7 @@ from hf_linear.arithmetic_data import (
     push_arithmetic_dataset_to_hub,
     render_dataset_card,
     save_arithmetic_dataset,
+    strings_of_ids,
 )
 from hf_linear.arithmetic_tokenizer import build_arithmetic_tokenizer
 
@@ -101,6 +102,15 @@ def test_every_row_equals_the_pure_functions_and_schoolbook(task, digits, cot, e
                 check_parity(tokens, row["bits"], spec.every)
             assert row["answer"] == " ".join(tokens[len(tokens) - 1 - tokens[::-1].index("=") + 1 :])
             assert input_split(row) == split
+
+
+def test_strings_of_ids_with_fixed_and_varying_token_widths():
+    vocabulary = TOKENIZER.convert_ids_to_tokens(list(range(119)))
+    rng = np.random.default_rng(0)
+    varying = rng.integers(0, 119, size=(50, 7)).astype(np.int32)  # widths differ between rows
+    fixed = np.stack([rng.integers(2, 12, 50), rng.integers(17, 117, 50), np.full(50, 117)], axis=1).astype(np.int32)
+    for ids in (varying, fixed, varying[:, :1], varying[:0]):
+        assert strings_of_ids(ids).to_pylist() == [" ".join(vocabulary[i] for i in row) for row in ids.tolist()]
 
 
 def test_operands_have_the_requested_digits():
