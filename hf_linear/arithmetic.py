@@ -83,7 +83,7 @@ def check_every(n_bits: int, cot: str, every: int | None) -> int:
             raise ValueError(f"every={every} is only meaningful with cot='running' (direct means every={n_bits})")
         return n_bits
     if every is None or isinstance(every, bool) or not isinstance(every, int):
-        raise ValueError(f"every={every!r}: cot='running' needs an integer k, the running parity is written every k bits")
+        raise ValueError(f"every={every!r}: cot='running' needs an integer k (running parity every k bits)")
     if not 1 <= every <= n_bits:
         raise ValueError(f"every={every} must be between 1 and the number of bits n={n_bits}")
     return every

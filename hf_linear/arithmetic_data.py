@@ -139,10 +139,6 @@ class ArithmeticSpec:
         """Tokens after the last "=": the zero-padded result."""
         return {"multiplication": sum(self.digits), "addition": max(self.digits) + 1, "parity": 1}[self.task]
 
-    @property
-    def input_columns(self) -> tuple[str, ...]:
-        return ("bits",) if self.task == "parity" else ("a", "b")
-
 
 # ---------------------------------------------------------------------------------------------
 # Inputs, the hash split and the drawing of inputs
@@ -556,7 +552,10 @@ def build_arithmetic_dataset(
     Every bad argument raises ValueError naming it.
     """
     spec = ArithmeticSpec.create(task, digits, cot, every)
-    sizes = {name: _check_size(f"{name}_size", size) for name, size in zip(SPLITS, (train_size, validation_size, test_size))}
+    sizes = {
+        name: _check_size(f"{name}_size", size)
+        for name, size in zip(SPLITS, (train_size, validation_size, test_size))
+    }
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed={seed!r} must be an integer >= 0")
     arguments = {**asdict(spec), "digits": list(spec.digits), "train_size": train_size,
@@ -780,7 +779,8 @@ def push_arithmetic_dataset_to_hub(
         build_arithmetic_tokenizer().save_pretrained(directory)
         operations = [CommitOperationAdd("README.md", card.encode())]
         operations += [
-            CommitOperationAdd(f"tokenizer/{name}", str(Path(directory) / name)) for name in sorted(os.listdir(directory))
+            CommitOperationAdd(f"tokenizer/{name}", str(Path(directory) / name))
+            for name in sorted(os.listdir(directory))
         ]
         api.create_commit(
             repo_id, operations, commit_message="Add dataset card and tokenizer", repo_type="dataset"

@@ -114,7 +114,9 @@ def test_strings_of_ids_with_fixed_and_varying_token_widths():
 
 
 def test_operands_have_the_requested_digits():
-    dataset = build_arithmetic_dataset("multiplication", [3, 5], "direct", train_size=2000, validation_size=50, test_size=50)
+    dataset = build_arithmetic_dataset(
+        "multiplication", [3, 5], "direct", train_size=2000, validation_size=50, test_size=50
+    )
     for split in dataset.values():
         assert all(100 <= a <= 999 for a in split["a"]) and all(10_000 <= b <= 99_999 for b in split["b"])
 
@@ -131,7 +133,9 @@ def test_split_proportions_and_disjointness():
     assert abs(counts["train"] / total - 0.75) < 0.01
     assert abs(counts["validation"] / total - 0.125) < 0.01
     # the whole 2x2 space, built as splits: disjoint, and each input where the hash puts it
-    dataset = build_arithmetic_dataset("multiplication", 2, "direct", train_size=40_000, validation_size=900, test_size=900)
+    dataset = build_arithmetic_dataset(
+        "multiplication", 2, "direct", train_size=40_000, validation_size=900, test_size=900
+    )
     inputs = {split: {(r["a"], r["b"]) for r in dataset[split]} for split in dataset}
     assert not inputs["train"] & inputs["validation"]
     assert not inputs["train"] & inputs["test"]
@@ -142,8 +146,12 @@ def test_split_proportions_and_disjointness():
 
 
 def test_heldout_sets_are_distinct_fixed_and_shared_by_formats_and_seeds():
-    paper = build_arithmetic_dataset("multiplication", 4, "paper", train_size=10, validation_size=300, test_size=300, seed=1)
-    lsb = build_arithmetic_dataset("multiplication", 4, "lsb", train_size=10, validation_size=100, test_size=300, seed=2)
+    paper = build_arithmetic_dataset(
+        "multiplication", 4, "paper", train_size=10, validation_size=300, test_size=300, seed=1
+    )
+    lsb = build_arithmetic_dataset(
+        "multiplication", 4, "lsb", train_size=10, validation_size=100, test_size=300, seed=2
+    )
     for split in ("validation", "test"):
         pairs = list(zip(paper[split]["a"], paper[split]["b"]))
         assert len(set(pairs)) == len(pairs)
@@ -154,7 +162,9 @@ def test_heldout_sets_are_distinct_fixed_and_shared_by_formats_and_seeds():
 
 def test_train_draw_is_seeded_and_prefix_stable():
     first = build_arithmetic_dataset("multiplication", 4, "lsb", train_size=500, validation_size=0, test_size=0, seed=3)
-    longer = build_arithmetic_dataset("multiplication", 4, "lsb", train_size=800, validation_size=0, test_size=0, seed=3)
+    longer = build_arithmetic_dataset(
+        "multiplication", 4, "lsb", train_size=800, validation_size=0, test_size=0, seed=3
+    )
     other = build_arithmetic_dataset("multiplication", 4, "lsb", train_size=500, validation_size=0, test_size=0, seed=4)
     assert first["train"]["text"] == longer["train"]["text"][:500]
     assert first["train"]["a"] != other["train"]["a"]
@@ -162,7 +172,8 @@ def test_train_draw_is_seeded_and_prefix_stable():
 
 
 def test_same_arguments_give_identical_bytes_and_fingerprints(tmp_path):
-    arguments = dict(task="addition", digits=[5, 3], cot="lsb", train_size=300, validation_size=20, test_size=20, seed=7)
+    arguments = dict(task="addition", digits=[5, 3], cot="lsb", train_size=300,
+                     validation_size=20, test_size=20, seed=7)
     first, second = build_arithmetic_dataset(**arguments), build_arithmetic_dataset(**arguments)
     for split in first:
         assert first[split]._fingerprint == second[split]._fingerprint

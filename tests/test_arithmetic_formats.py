@@ -260,7 +260,8 @@ def test_lsb_example_reads_as_documented():
         "[BOS] 1 2 3 4 x 5 6 7 8 = 4x8 3x8 2x8 1x8 2 7 8 9 0 + 4x7 3x7 2x7 1x7 8 3 6 8 0 2 5 2 6 9 0 "
         "+ 4x6 3x6 2x6 1x6 4 0 4 7 0 2 5 6 6 3 8 0 + 4x5 3x5 2x5 1x5 0 7 1 6 0 2 5 6 6 0 0 7 0 = 0 7 0 0 6 6 5 2"
     )
-    assert " ".join(example_tokens("addition", "lsb", (9876, 543))) == "[BOS] 9 8 7 6 + 5 4 3 = 0 9 1 1 1 4 1 0 = 1 0 4 1 9"
+    addition = "[BOS] 9 8 7 6 + 5 4 3 = 0 9 1 1 1 4 1 0 = 1 0 4 1 9"
+    assert " ".join(example_tokens("addition", "lsb", (9876, 543))) == addition
 
 
 def test_answer_of_generated_texts():
