@@ -6,9 +6,11 @@ The `dataset:` section of a training config names exactly one source:
     arithmetic_stream: {task: multiplication, digits: [4, 4], cot: paper, seed: 0}     # endless train
     path: data/mul4x4-paper           # a DatasetDict written by save_to_disk (a dataset script)
     hub: user/mul4x4-paper            # a dataset repo, loaded with datasets.load_dataset
+    tinystories: {source: roneneldan/TinyStories, context_length: 64}   # windows built now
 
 and optionally `tokenizer:` (a name or path for AutoTokenizer; default: the arithmetic tokenizer
-for arithmetic data, or the tokenizer saved inside a `path` dataset).
+for arithmetic data, the tokenizer saved inside a `path` dataset, or for tinystories the one
+its own `tokenizer` / `bpe_vocab_size` keys name, see hf_linear.tinystories).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import torch
 from datasets import DatasetDict
 
-SOURCES = ("arithmetic", "arithmetic_stream", "path", "hub")
+SOURCES = ("arithmetic", "arithmetic_stream", "tinystories", "path", "hub")
 # held-out splits of an arithmetic_stream source (its training examples are drawn on the fly)
 STREAM_HELDOUT_KEYS = ("validation_size", "test_size")
 
@@ -34,8 +36,9 @@ def check_dataset_config(config: dict) -> None:
     given = [key for key in SOURCES if config.get(key) is not None]
     if len(given) != 1:
         raise ValueError(f"dataset: give exactly one of {', '.join(SOURCES)} (got {', '.join(given) or 'none'})")
-    if given[0] in ("arithmetic", "arithmetic_stream"):
+    if given[0] in ("arithmetic", "arithmetic_stream", "tinystories"):
         from hf_linear.arithmetic_data import ArithmeticStream, build_arithmetic_dataset
+        from hf_linear.tinystories import build_tinystories_dataset
 
         source = given[0]
         arguments = config[source]
@@ -43,6 +46,10 @@ def check_dataset_config(config: dict) -> None:
             raise ValueError(f"dataset.{source} must be a mapping of arguments, got {arguments!r}")
         if source == "arithmetic":
             accepted = set(inspect.signature(build_arithmetic_dataset).parameters)
+        elif source == "tinystories":
+            accepted = set(inspect.signature(build_tinystories_dataset).parameters)
+            if config.get("tokenizer"):
+                raise ValueError("dataset.tokenizer: for tinystories, name the tokenizer in dataset.tinystories.tokenizer")
         else:
             accepted = set(inspect.signature(ArithmeticStream).parameters) - {"rank"} | set(STREAM_HELDOUT_KEYS)
         unknown = sorted(set(arguments) - accepted)
@@ -68,6 +75,10 @@ def load_dataset_dict(config: dict) -> DatasetDict:
         splits = build_arithmetic_dataset(**stream, train_size=0, **held_out)
         splits["train"] = ArithmeticStream(**stream)
         return splits
+    if config.get("tinystories") is not None:
+        from hf_linear.tinystories import build_tinystories_dataset
+
+        return build_tinystories_dataset(**config["tinystories"])
     if config.get("path") is not None:
         from datasets import load_from_disk
 
@@ -83,6 +94,11 @@ def load_tokenizer(config: dict):
 
     if config.get("tokenizer"):
         return AutoTokenizer.from_pretrained(config["tokenizer"])
+    if config.get("tinystories") is not None:
+        from hf_linear.tinystories import tinystories_tokenizer
+
+        keys = ("source", "tokenizer", "bpe_vocab_size", "max_stories")
+        return tinystories_tokenizer(**{key: config["tinystories"][key] for key in keys if key in config["tinystories"]})
     if config.get("path") and (Path(config["path"]) / "tokenizer.json").exists():
         return AutoTokenizer.from_pretrained(config["path"])
     if config.get("arithmetic") is not None or config.get("arithmetic_stream") is not None or config.get("hub"):

@@ -5,11 +5,13 @@
 
 CONFIG (default: configs/cpu/mul4x4_lsb_mlp.yaml, the README's main job) has four sections:
 
-    model:       type (linear_lm | mlp_lm) and the fields of LinearLMConfig / MLPLMConfig;
-                 vocab_size, context_length and the special-token ids default to the data's
+    model:       type (linear_lm | mlp_lm | gpt2) and the fields of LinearLMConfig / MLPLMConfig /
+                 GPT2Config (the transformer baseline); vocab_size, the window (context_length,
+                 GPT-2: n_positions) and the special-token ids default to the data's
     dataset:     the data source (see hf_linear.data): arithmetic / path / hub, tokenizer
     training:    transformers.TrainingArguments fields (output_dir, learning_rate, bf16, ...)
-    evaluation:  exact-match evaluation by greedy generation (see EvaluationConfig)
+    evaluation:  exact-match evaluation by greedy generation, or for language-model data without
+                 prompts (TinyStories) perplexity and samples (see EvaluationConfig)
     budget:      optional `max_minutes`: stop training after that much wall-clock time, for
                  comparisons at equal compute (the schedule still follows max_steps)
 
@@ -42,7 +44,9 @@ DATA_DERIVED_MODEL_FIELDS = ("vocab_size", "context_length", "bos_token_id", "eo
 
 @dataclass
 class EvaluationConfig:
-    """The `evaluation:` section: exact match of generated answers on held-out prompts."""
+    """The `evaluation:` section: exact match of generated answers on held-out prompts; for data
+    without `prompt` / `answer` columns (TinyStories), the LM report of hf_linear.lm_evaluation:
+    perplexity on `num_samples` held-out windows and `num_generations` samples."""
 
     split: str = "test"  # held-out split for the final report
     num_samples: int = 1000  # held-out prompts in the final report
@@ -51,9 +55,18 @@ class EvaluationConfig:
     batch_size: int = 256  # prompts generated at once
     num_examples: int = 5  # sample generations printed and stored
     mask_prompt: bool = True  # loss only on the tokens after the prompt
+    # language-model data only
+    sample_prompt: str = "Once upon a"  # the paper's prompt
+    temperature: float = 0.5  # the paper's sampling temperature
+    max_new_tokens: int | None = None  # None: up to the model's window in all, as the authors' code
+    num_generations: int = 8  # samples drawn for the text statistics and the generation speed
 
     def __post_init__(self):
-        for name in ("num_samples", "batch_size"):
+        if self.temperature <= 0:
+            raise ValueError(f"evaluation.temperature must be > 0, got {self.temperature}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"evaluation.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        for name in ("num_samples", "batch_size", "num_generations"):
             if getattr(self, name) < 1:
                 raise ValueError(f"evaluation.{name} must be >= 1, got {getattr(self, name)}")
         for name in ("during_training_samples", "num_examples"):
@@ -165,9 +178,11 @@ def _check_fields(section: str, values: dict, cls, skip: tuple[str, ...] = ()) -
 
 
 def model_config_class(model_type: str):
+    from transformers import GPT2Config
+
     from hf_linear import LinearLMConfig, MLPLMConfig
 
-    classes = {cls.model_type: cls for cls in (LinearLMConfig, MLPLMConfig)}
+    classes = {cls.model_type: cls for cls in (LinearLMConfig, MLPLMConfig, GPT2Config)}
     if model_type not in classes:
         raise ValueError(f"model.type must be one of {', '.join(classes)}, got {model_type!r}")
     return classes[model_type]
@@ -243,16 +258,28 @@ def check_config(config: dict) -> dict:
 
 def build_model(model_config: dict, tokenizer, max_length: int):
     """The model of a `model:` section; data-derived fields default to the tokenizer and data."""
+    from transformers import GPT2LMHeadModel
+
     from hf_linear import LinearLMForCausalLM, MLPLMForCausalLM
 
     fields = {k: v for k, v in model_config.items() if k != "type"}
     fields.setdefault("vocab_size", len(tokenizer))
-    fields.setdefault("context_length", max_length)
+    fields.setdefault("n_positions" if model_config["type"] == "gpt2" else "context_length", max_length)
     for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
         fields.setdefault(name, getattr(tokenizer, name))
     config = model_config_class(model_config["type"])(**fields)
-    model_class = MLPLMForCausalLM if config.model_type == "mlp_lm" else LinearLMForCausalLM
-    return model_class(config)
+    model_classes = {"linear_lm": LinearLMForCausalLM, "mlp_lm": MLPLMForCausalLM, "gpt2": GPT2LMHeadModel}
+    model = model_classes[config.model_type](config)
+    # transformers infers loss_type from the class name ("...ForCausalLM"); GPT2LMHeadModel gets
+    # None, and Trainer then counts every label instead of the T-1 predicted ones per window,
+    # under-reporting its loss by a factor (T-1)/T.
+    model.loss_type = "ForCausalLM"
+    return model
+
+
+def has_prompts(dataset) -> bool:
+    """Whether held-out data is scored by exact match (prompt / answer) rather than as an LM."""
+    return {"prompt", "answer"} <= set(dataset.column_names)
 
 
 def make_trainer_class():
@@ -261,21 +288,30 @@ def make_trainer_class():
     from hf_linear.evaluation import exact_match_report
 
     class ExactMatchTrainer(Trainer):
-        """Trainer whose evaluation adds exact match by greedy generation to the loss.
+        """Trainer whose evaluation adds exact match by greedy generation to the loss (or, with
+        `report_perplexity`, for language-model data, the perplexity exp(loss)).
 
         The prompts are sharded over processes and the counts summed, so that 2-process runs
         evaluate each prompt once.
         """
 
-        def __init__(self, *args, generation_eval_dataset=None, generation_batch_size=256, **kwargs):
+        def __init__(self, *args, generation_eval_dataset=None, generation_batch_size=256, report_perplexity=False,
+                     **kwargs):  # fmt: skip
             super().__init__(*args, **kwargs)
             self.generation_eval_dataset = generation_eval_dataset
             self.generation_batch_size = generation_batch_size
+            self.report_perplexity = report_perplexity
 
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            import math
+
             import torch
 
             metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            if self.report_perplexity and f"{metric_key_prefix}_loss" in metrics:
+                perplexity = {f"{metric_key_prefix}_perplexity": math.exp(metrics[f"{metric_key_prefix}_loss"])}
+                self.log(perplexity)
+                metrics.update(perplexity)
             data = self.generation_eval_dataset
             if not data:
                 return metrics
@@ -344,6 +380,7 @@ def train(config: dict, resume: bool = False, overwrite: bool = False) -> dict:
 
     from hf_linear.data import CausalLMCollator, load_dataset_dict, load_tokenizer
     from hf_linear.evaluation import exact_match_report, format_report, write_json_atomically
+    from hf_linear.lm_evaluation import format_lm_report, lm_report
     from hf_linear.runtime import tune_cpu_allocator
 
     tune_cpu_allocator()
@@ -381,8 +418,9 @@ def train(config: dict, resume: bool = False, overwrite: bool = False) -> dict:
     eval_loss_data = None
     if evaluation.during_training_split in datasets and evaluation.during_training_samples:
         held_out = datasets[evaluation.during_training_split]
-        generation_eval = held_out.select(range(min(evaluation.during_training_samples, len(held_out))))
-        eval_loss_data = generation_eval
+        eval_loss_data = held_out.select(range(min(evaluation.during_training_samples, len(held_out))))
+        # exact match needs prompts and answers; language-model data is evaluated by its loss
+        generation_eval = eval_loss_data if has_prompts(eval_loss_data) else None
     if args.eval_strategy != "no" and eval_loss_data is None:
         raise ValueError(f"training.eval_strategy={args.eval_strategy} needs the {evaluation.during_training_split!r} split")
 
@@ -395,6 +433,7 @@ def train(config: dict, resume: bool = False, overwrite: bool = False) -> dict:
         processing_class=tokenizer,
         generation_eval_dataset=generation_eval,
         generation_batch_size=evaluation.batch_size,
+        report_perplexity=eval_loss_data is not None and generation_eval is None,
     )
     budget = BudgetConfig(**config.get("budget", {}))
     if budget.max_minutes:
@@ -413,7 +452,16 @@ def train(config: dict, resume: bool = False, overwrite: bool = False) -> dict:
         }
     }
     if trainer.is_world_process_zero():
-        report.update(exact_match_report(trainer.model, tokenizer, held_out, evaluation.batch_size, evaluation.num_examples))
+        if has_prompts(held_out):
+            report.update(exact_match_report(trainer.model, tokenizer, held_out, evaluation.batch_size, evaluation.num_examples))
+            formatter = format_report
+        else:
+            report.update(lm_report(
+                trainer.model, tokenizer, held_out, batch_size=evaluation.batch_size, prompt=evaluation.sample_prompt,
+                temperature=evaluation.temperature, num_generations=evaluation.num_generations,
+                max_new_tokens=evaluation.max_new_tokens, num_examples=evaluation.num_examples, seed=args.seed,
+            ))  # fmt: skip
+            formatter = format_lm_report
         report.update(split=evaluation.split, dataset=_describe_dataset(config["dataset"]))
         save_final(
             trainer,
@@ -423,7 +471,7 @@ def train(config: dict, resume: bool = False, overwrite: bool = False) -> dict:
         )
         write_json_atomically(output_dir / "eval_results.json", report)
         trainer.save_state()  # trainer_state.json: the logged losses and metrics of the whole run
-        print("\n" + format_report(report))
+        print("\n" + formatter(report))
         print(f"\nmodel saved to {output_dir} (AutoModelForCausalLM.from_pretrained({str(output_dir)!r}))")
         if push_to_hub:
             from hf_linear.hub import push_checkpoint
@@ -440,6 +488,11 @@ def _describe_dataset(dataset_config: dict) -> str:
         digits = a.get("digits")
         digits = "x".join(map(str, digits)) if isinstance(digits, (list, tuple)) else digits
         return f"{a.get('task')} {digits} cot={a.get('cot')}"
+    stories = dataset_config.get("tinystories")
+    if stories is not None:
+        from hf_linear.tinystories import DEFAULT_SOURCE
+
+        return f"TinyStories {stories.get('source', DEFAULT_SOURCE)} T={stories.get('context_length', 64)}"
     return str(dataset_config.get("path") or dataset_config.get("hub"))
 
 
