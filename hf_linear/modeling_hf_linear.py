@@ -71,8 +71,8 @@ class MaskedPositionMixing(nn.Module):
         bias: (T, d), one bias vector per output position.
 
     Training schedule: the T output positions are cut into chunks of c positions; chunk [s, e)
-    is one matmul of the input prefix (B, e·d) with the chunk's (e·d, (e-s)·d) weight, gathered
-    from the stored blocks in one `index_select` (zero for j > i). Only the upper triangle of each
+    is one matmul of the input prefix (B, e·d) with the chunk's (e·d, (e-s)·d) weight; all chunk
+    weights come from the stored blocks in one gather (zero for j > i). Only the upper triangle of each
     chunk's diagonal block is multiplied needlessly: about c/T of the work, against 1/2 for a dense
     weight × mask.
     """
@@ -106,7 +106,7 @@ class MaskedPositionMixing(nn.Module):
         where j > i), the gathered rows to zero (j > i), and the gathered position of each
         source row: every stored row lands exactly once, so the backward is a gather too.
         """
-        key = (length, str(device))
+        key = (length, self.chunk_size, str(device))
         if key not in self._chunk_layout_cache:
             d = self.hidden_size
             chunks = [(s, min(s + self.chunk_size, length)) for s in range(0, length, self.chunk_size)]
