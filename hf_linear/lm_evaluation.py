@@ -69,7 +69,7 @@ def text_statistics(texts: list[str]) -> dict[str, float]:
 def validation_loss(model, windows, batch_size: int = 64) -> dict[str, float]:
     """Mean next-token cross-entropy over all `windows` (a Dataset of equal-length `input_ids`).
 
-    Returns loss, perplexity = exp(loss), num_windows, num_tokens (predicted tokens).
+    Returns loss, perplexity = exp(loss), num_samples (windows), num_tokens (predicted tokens).
     """
     model.eval()
     total, count = 0.0, 0
@@ -85,7 +85,7 @@ def validation_loss(model, windows, batch_size: int = 64) -> dict[str, float]:
         total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum").item()
         count += targets.numel()
     loss = total / count
-    return {"loss": loss, "perplexity": math.exp(loss), "num_windows": len(windows), "num_tokens": count}
+    return {"loss": loss, "perplexity": math.exp(loss), "num_samples": len(windows), "num_tokens": count}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def format_lm_report(report: dict) -> str:
         "| --- | --- |",
         f"| validation loss | {report['loss']:.4f} |",
         f"| perplexity | {report['perplexity']:.2f} |",
-        f"| validation windows / tokens | {report['num_windows']} / {report['num_tokens']} |",
+        f"| validation windows / tokens | {report['num_samples']} / {report['num_tokens']} |",
         f"| distinct-1 / 2 / 3 | {report['distinct_1']:.3f} / {report['distinct_2']:.3f} / {report['distinct_3']:.3f} |",
         f"| repeated 4-grams | {100 * report['repetition_4']:.1f}% |",
         f"| generation | {report['generation_tokens_per_second']:.1f} tokens/s ({report['num_generations']} samples) |",

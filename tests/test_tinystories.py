@@ -272,7 +272,7 @@ def test_perplexity_is_exp_of_the_mean_token_cross_entropy():
                 total -= F.log_softmax(logits.double(), dim=-1)[row[t + 1]].item()
                 count += 1
     report = validation_loss(model, Dataset.from_dict({"input_ids": rows}), batch_size=3)
-    assert report["num_tokens"] == count == 35 and report["num_windows"] == 7
+    assert report["num_tokens"] == count == 35 and report["num_samples"] == 7
     assert report["loss"] == pytest.approx(total / count, rel=1e-5)
     assert report["perplexity"] == pytest.approx(math.exp(total / count), rel=1e-5)
 
@@ -329,7 +329,7 @@ def test_linear_lm_trains_on_windows_and_reports_perplexity(sample, tmp_path):
     assert any("eval_perplexity" in e for e in state["log_history"])
     saved = json.loads((out / "eval_results.json").read_text())
     assert saved["perplexity"] == pytest.approx(math.exp(saved["loss"])) and saved["loss"] == report["loss"]
-    assert saved["num_windows"] == 64 and saved["num_tokens"] == 64 * 15
+    assert saved["num_samples"] == 64 and saved["num_tokens"] == 64 * 15
     assert len(saved["examples"]) == 2 and all(e.startswith("Once upon a") for e in saved["examples"])
     assert 0 <= saved["distinct_2"] <= 1 and saved["generation_tokens_per_second"] > 0
     model = AutoModelForCausalLM.from_pretrained(out)
