@@ -20,12 +20,8 @@ import sys
 import time
 
 from hf_linear.arithmetic import FORMATS
-from hf_linear.arithmetic_data import (
-    build_arithmetic_dataset,
-    check_output_dir,
-    push_arithmetic_dataset_to_hub,
-    save_arithmetic_dataset,
-)
+from hf_linear.arithmetic_data import build_arithmetic_dataset, push_arithmetic_dataset_to_hub, save_arithmetic_dataset
+from hf_linear.dataset_io import check_output_dir
 
 __all__ = ["build_arithmetic_dataset", "main"]
 

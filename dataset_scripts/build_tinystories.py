@@ -22,7 +22,7 @@ import os
 import sys
 import time
 
-from hf_linear.arithmetic_data import check_output_dir
+from hf_linear.dataset_io import check_output_dir
 from hf_linear.tinystories import (
     DEFAULT_SOURCE,
     DEFAULT_TOKENIZER,

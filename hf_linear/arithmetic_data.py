@@ -41,9 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import string
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,6 +62,7 @@ from hf_linear.arithmetic import (
     check_task_and_format,
     sequence_length,
 )
+from hf_linear.dataset_io import push_dataset, save_dataset
 from hf_linear.arithmetic_tokenizer import (
     DIGIT_ID,
     PAIR_ID,
@@ -722,40 +721,13 @@ def _build_command(arguments: dict) -> str:
     return command + (f" --every {arguments['every']}" if arguments["task"] == "parity" else "") + " --out OUT"
 
 
-def check_output_dir(out: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an existing non-empty output (before spending time on building)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"output {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"output directory {out} exists and is not empty; pass overwrite=True (--overwrite)")
-    return out
-
-
 def save_arithmetic_dataset(dataset_dict: DatasetDict, out: str | os.PathLike, overwrite: bool = False) -> Path:
     """`save_to_disk` the dataset into `out` with its tokenizer files and README.md card.
 
     Everything is written into a temporary sibling directory first, then renamed into place, so an
     interrupted run never leaves a half-written `out` (nor loses the old one).
     """
-    out = check_output_dir(out, overwrite).absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        dataset_dict.save_to_disk(str(staging))
-        build_arithmetic_tokenizer().save_pretrained(str(staging))
-        (staging / "README.md").write_text(render_dataset_card(dataset_dict))
-        if out.exists():
-            previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            out.rename(previous / out.name)
-            staging.rename(out)
-            shutil.rmtree(previous)
-        else:
-            staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return out
+    return save_dataset(dataset_dict, build_arithmetic_tokenizer(), render_dataset_card(dataset_dict), out, overwrite)
 
 
 def push_arithmetic_dataset_to_hub(
@@ -768,21 +740,11 @@ def push_arithmetic_dataset_to_hub(
     ``AutoTokenizer.from_pretrained(snapshot_download(repo_id, repo_type="dataset"), subfolder="tokenizer")``.
     Returns the repo id.
     """
-    from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
-
-    dataset_dict.push_to_hub(repo_id, token=token, private=private)
-    api = HfApi(token=token)
-    pushed_metadata = DatasetCard.load(repo_id, repo_type="dataset", token=token).data.to_dict()
-    hub_metadata = {key: pushed_metadata[key] for key in ("configs", "dataset_info") if key in pushed_metadata}
-    card = render_dataset_card(dataset_dict, hub_metadata)
-    with tempfile.TemporaryDirectory() as directory:
-        build_arithmetic_tokenizer().save_pretrained(directory)
-        operations = [CommitOperationAdd("README.md", card.encode())]
-        operations += [
-            CommitOperationAdd(f"tokenizer/{name}", str(Path(directory) / name))
-            for name in sorted(os.listdir(directory))
-        ]
-        api.create_commit(
-            repo_id, operations, commit_message="Add dataset card and tokenizer", repo_type="dataset"
-        )
-    return repo_id
+    return push_dataset(
+        dataset_dict,
+        build_arithmetic_tokenizer(),
+        lambda hub_metadata: render_dataset_card(dataset_dict, hub_metadata),
+        repo_id,
+        token=token,
+        private=private,
+    )

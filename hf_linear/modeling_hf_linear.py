@@ -277,8 +277,6 @@ class LinearLMModel(HFLinearPreTrainedModel):
         self._check_input_ids(input_ids)
         pad_id = self.config.pad_token_id if self.config.pad_token_id is not None else 0
         ids, lengths, order = left_align(input_ids, attention_mask, pad_id)
-        B, L = ids.shape
-        T = self.config.context_length
 
         if last_position_only:
             hidden = self._last_position_features(ids, lengths)[:, None]  # (B, 1, ·)

@@ -48,9 +48,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 import string
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -382,26 +380,9 @@ def save_tinystories_dataset(dataset_dict: DatasetDict, tokenizer, out: str | os
     Everything is written into a temporary sibling directory first, then renamed into place: an
     interrupted run never leaves a half-written `out` (nor loses the old one).
     """
-    from hf_linear.arithmetic_data import check_output_dir
+    from hf_linear.dataset_io import save_dataset
 
-    out = check_output_dir(out, overwrite).absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        dataset_dict.save_to_disk(str(staging))
-        tokenizer.save_pretrained(str(staging))
-        (staging / "README.md").write_text(render_dataset_card(dataset_dict, tokenizer))
-        if out.exists():
-            previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            out.rename(previous / out.name)
-            staging.rename(out)
-            shutil.rmtree(previous)
-        else:
-            staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return out
+    return save_dataset(dataset_dict, tokenizer, render_dataset_card(dataset_dict, tokenizer), out, overwrite)
 
 
 def push_tinystories_dataset_to_hub(
@@ -414,17 +395,13 @@ def push_tinystories_dataset_to_hub(
     ``AutoTokenizer.from_pretrained(snapshot_download(repo_id, repo_type="dataset"), subfolder="tokenizer")``.
     Returns the repo id.
     """
-    from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
+    from hf_linear.dataset_io import push_dataset
 
-    dataset_dict.push_to_hub(repo_id, token=token, private=private)
-    pushed_metadata = DatasetCard.load(repo_id, repo_type="dataset", token=token).data.to_dict()
-    hub_metadata = {key: pushed_metadata[key] for key in ("configs", "dataset_info") if key in pushed_metadata}
-    card = render_dataset_card(dataset_dict, tokenizer, hub_metadata)
-    with tempfile.TemporaryDirectory() as directory:
-        tokenizer.save_pretrained(directory)
-        operations = [CommitOperationAdd("README.md", card.encode())]
-        operations += [CommitOperationAdd(f"tokenizer/{name}", str(Path(directory) / name))
-                       for name in sorted(os.listdir(directory))]  # fmt: skip
-        HfApi(token=token).create_commit(repo_id, operations, commit_message="Add dataset card and tokenizer",
-                                         repo_type="dataset")  # fmt: skip
-    return repo_id
+    return push_dataset(
+        dataset_dict,
+        tokenizer,
+        lambda hub_metadata: render_dataset_card(dataset_dict, tokenizer, hub_metadata),
+        repo_id,
+        token=token,
+        private=private,
+    )

@@ -1,0 +1,78 @@
+"""Saving and pushing a built DatasetDict with its tokenizer and card: one path for every builder.
+
+* `save_dataset(...)`: `save_to_disk` + tokenizer files + README.md card, written into a
+  temporary sibling directory and renamed into place, so an interrupted run never leaves a
+  half-written output (nor loses the previous one);
+* `push_dataset(...)`: `DatasetDict.push_to_hub` (Parquet), then the card, rendered with the
+  metadata the Hub wrote (configs, dataset_info), and the tokenizer under `tokenizer/`, in one
+  more commit. Load back with `load_dataset(repo_id)` and
+  `AutoTokenizer.from_pretrained(snapshot_download(repo_id, repo_type="dataset"), subfolder="tokenizer")`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from datasets import DatasetDict
+
+
+def check_output_dir(out: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse an existing non-empty output (call it before spending time on building)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"output {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"output directory {out} exists and is not empty; pass overwrite=True (--overwrite)")
+    return out
+
+
+def save_dataset(dataset_dict: DatasetDict, tokenizer, card: str, out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write dataset, tokenizer and card (README.md) to `out`; see the module docstring."""
+    out = check_output_dir(out, overwrite).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        dataset_dict.save_to_disk(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        (staging / "README.md").write_text(card)
+        if out.exists():
+            previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            out.rename(previous / out.name)
+            staging.rename(out)
+            shutil.rmtree(previous)
+        else:
+            staging.rename(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return out
+
+
+def push_dataset(
+    dataset_dict: DatasetDict,
+    tokenizer,
+    render_card: Callable[[dict], str],
+    repo_id: str,
+    token: str | None = None,
+    private: bool = False,
+) -> str:
+    """Push dataset, card (`render_card(hub_metadata)`) and tokenizer; returns the repo id."""
+    from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
+
+    dataset_dict.push_to_hub(repo_id, token=token, private=private)
+    pushed_metadata = DatasetCard.load(repo_id, repo_type="dataset", token=token).data.to_dict()
+    hub_metadata = {key: pushed_metadata[key] for key in ("configs", "dataset_info") if key in pushed_metadata}
+    with tempfile.TemporaryDirectory() as directory:
+        tokenizer.save_pretrained(directory)
+        operations = [CommitOperationAdd("README.md", render_card(hub_metadata).encode())]
+        operations += [
+            CommitOperationAdd(f"tokenizer/{name}", str(Path(directory) / name)) for name in sorted(os.listdir(directory))
+        ]
+        HfApi(token=token).create_commit(
+            repo_id, operations, commit_message="Add dataset card and tokenizer", repo_type="dataset"
+        )
+    return repo_id
