@@ -46,7 +46,9 @@ TRAINING_CONFIG_FILES = ("training_config.yaml", "training_config.yml", "trainin
 EVAL_REPORT_FILE = "eval_results.json"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-DATASET_KEYS = ("dataset", "dataset_name", "dataset_id", "hub_dataset")
+DATASET_KEYS = ("dataset", "dataset_name", "dataset_id", "hub_dataset", "hub", "source")
+# numbers in an eval report that describe the evaluation rather than score the model
+REPORT_SETTINGS = ("num_samples", "num_tokens", "num_generations", "temperature", "max_new_tokens")
 
 # model_type → (configuration class, causal-LM class), the names save_pretrained puts in auto_map
 MODEL_CLASSES = {"linear_lm": ("LinearLMConfig", "LinearLMForCausalLM"),
@@ -189,7 +191,7 @@ def read_eval_report(source: str | Path | dict) -> EvalReport:
         raise ValueError(f"{name} needs a 'dataset' string naming the evaluated dataset")
     candidates = report["metrics"] if isinstance(report.get("metrics"), dict) else report
     metrics = {key: value for key, value in candidates.items()
-               if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "num_samples"}
+               if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in REPORT_SETTINGS}
     if not metrics:
         raise ValueError(f"{name} holds no numeric metric (e.g. 'exact_match')")
     num_samples = report.get("num_samples")

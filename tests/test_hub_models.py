@@ -291,3 +291,15 @@ def test_card_lists_only_hub_dataset_ids_as_datasets(tmp_path):
     assert card.data.datasets == ["someone/tinystories"]
     assert [(r.dataset_name, r.metric_value) for r in card.data.eval_results] == [(str(local), 0.5)]
     assert "No training configuration was stored" in card.text
+
+
+def test_language_model_report_settings_are_not_card_metrics():
+    from hf_linear.hub import dataset_ids, read_eval_report
+
+    report = read_eval_report({"dataset": "roneneldan/TinyStories", "split": "validation", "loss": 5.3,
+                               "perplexity": 201.4, "num_samples": 338, "num_tokens": 21294,
+                               "temperature": 0.5, "num_generations": 8, "distinct_2": 0.58})  # fmt: skip
+    assert set(report.metrics) == {"loss", "perplexity", "distinct_2"}
+    assert report.num_samples == 338
+    config = {"dataset": {"tinystories": {"source": "roneneldan/TinyStories", "tokenizer": "gpt2"}}}
+    assert "roneneldan/TinyStories" in dataset_ids(config)
