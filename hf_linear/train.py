@@ -38,8 +38,6 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "cpu" / "mul4x4_lsb_mlp.yaml"
 SECTIONS = ("model", "dataset", "training", "evaluation", "budget")
-# derived from the data unless the config sets them
-DATA_DERIVED_MODEL_FIELDS = ("vocab_size", "context_length", "bos_token_id", "eos_token_id", "pad_token_id")
 
 
 @dataclass
@@ -396,8 +394,8 @@ def train(config: dict, resume: bool = False, overwrite: bool = False) -> dict:
     push_to_hub = training.pop("push_to_hub", False)
     args = TrainingArguments(**training)
     output_dir = Path(args.output_dir)
+    check_output_dir(output_dir, resume, overwrite)  # every rank: none may start when one refuses
     if args.process_index == 0:
-        check_output_dir(output_dir, resume, overwrite)
         if overwrite and not resume and output_dir.is_dir():
             shutil.rmtree(output_dir)  # asked for explicitly: an earlier run's checkpoints must not mix in
     output_dir.mkdir(parents=True, exist_ok=True)
