@@ -2,6 +2,11 @@
 
     hf-linear eval CHECKPOINT --dataset data/mul4x4-lsb [--split test --num-samples 1000]
     hf-linear eval CHECKPOINT --arithmetic '{"task": "multiplication", "digits": [4, 4], "cot": "lsb"}'
+    hf-linear eval CHECKPOINT --dataset data/tinystories-64 --split validation   # language-model data
+
+Data with `prompt` / `answer` columns is scored by exact match; language-model data (windows of
+`input_ids` only, e.g. TinyStories) by perplexity, with samples from "Once upon a" at
+temperature 0.5 and their distinct-n / repetition statistics (hf_linear.lm_evaluation).
 
 writes a JSON report (default: CHECKPOINT/eval_results.json, which `hf-linear push` puts into the
 model card) and prints a table and a few sample generations.
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hf-linear eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="a checkpoint directory or Hub repo id")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", help="a dataset saved with save_to_disk, or a Hub dataset repo id")
+    source.add_argument("--dataset", help="a DatasetDict saved with save_to_disk (a directory), or a Hub dataset repo id")
     source.add_argument("--arithmetic", help="JSON of build_arithmetic_dataset arguments (built on the fly)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--num-samples", type=int, default=1000)
@@ -126,8 +131,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--arithmetic is not valid JSON: {error}")
         dataset_config, dataset_name = {"arithmetic": spec}, f"arithmetic {spec}"
     else:
-        dataset_config, dataset_name = {"path": args.dataset}, args.dataset
-    datasets = load_dataset_dict(dataset_config)
+        source = "path" if Path(args.dataset).is_dir() else "hub"
+        dataset_config, dataset_name = {source: args.dataset}, args.dataset
+    try:
+        datasets = load_dataset_dict(dataset_config)
+    except ValueError as error:
+        parser.error(str(error))
     if args.split not in datasets:
         parser.error(f"--split {args.split!r} not in the dataset (splits: {', '.join(datasets)})")
     split = datasets[args.split]
@@ -135,9 +144,16 @@ def main(argv: list[str] | None = None) -> int:
 
     model = AutoModelForCausalLM.from_pretrained(args.checkpoint)
     tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
-    report = exact_match_report(model, tokenizer, split, args.batch_size, args.show)
+    if {"prompt", "answer"} <= set(split.column_names):
+        report = exact_match_report(model, tokenizer, split, args.batch_size, args.show)
+        formatter = format_report
+    else:
+        from hf_linear.lm_evaluation import format_lm_report, lm_report
+
+        report = lm_report(model, tokenizer, split, batch_size=args.batch_size, num_examples=args.show)
+        formatter = format_lm_report
     report.update(dataset=dataset_name, split=args.split, checkpoint=str(args.checkpoint))
-    print(format_report(report))
+    print(formatter(report))
     output = Path(args.output) if args.output else Path(args.checkpoint) / "eval_results.json"
     if not args.output and not Path(args.checkpoint).is_dir():
         output = Path("eval_results.json")

@@ -347,3 +347,23 @@ def test_gpt2_baseline_eval_loss_is_the_mean_over_predicted_tokens(sample, tmp_p
     state = json.loads((out / "trainer_state.json").read_text())
     eval_loss = next(e["eval_loss"] for e in state["log_history"] if "eval_loss" in e)
     assert eval_loss == pytest.approx(report["loss"], rel=1e-4)  # same 64 windows, same final model
+
+
+def test_eval_cli_scores_language_model_data_by_perplexity(sample, tmp_path, capsys):
+    """`hf-linear eval` on windows without prompts: the LM report, equal to training's own."""
+    from transformers import AutoTokenizer
+
+    from hf_linear.evaluation import main
+    from hf_linear.train import check_config, train
+
+    out = tmp_path / "run"
+    trained = train(check_config(tiny_run(out, {"type": "linear_lm", "hidden_size": 8}, sample, max_steps=3)))
+    windows = build_tinystories_dataset(str(sample["stories"]), sample["tokenizer"], context_length=16, max_stories=40)
+    data = save_tinystories_dataset(windows, AutoTokenizer.from_pretrained(out), tmp_path / "windows")
+    report_path = tmp_path / "report.json"
+    assert main([str(out), "--dataset", str(data), "--split", "validation", "--num-samples", "64",
+                 "--batch-size", "32", "--output", str(report_path)]) == 0  # fmt: skip
+    report = json.loads(report_path.read_text())
+    assert report["num_samples"] == 64 and report["num_tokens"] == 64 * 15
+    assert report["perplexity"] == pytest.approx(trained["perplexity"], rel=1e-5)
+    assert "perplexity" in capsys.readouterr().out
