@@ -21,7 +21,7 @@ import time
 
 from hf_linear.arithmetic import FORMATS
 from hf_linear.arithmetic_data import build_arithmetic_dataset, push_arithmetic_dataset_to_hub, save_arithmetic_dataset
-from hf_linear.dataset_io import check_output_dir
+from hf_linear.dataset_io import add_output_arguments, check_output_dir
 
 __all__ = ["build_arithmetic_dataset", "main"]
 
@@ -38,11 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--validation-size", type=int, default=1000)
     parser.add_argument("--test-size", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="seed of the training draw (held-out sets are fixed)")
-    parser.add_argument("--out", required=True, help="output directory (save_to_disk)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    parser.add_argument("--push-to-hub", metavar="REPO", default=None, help="also push to this Hub dataset repo")
-    parser.add_argument("--private", action="store_true", help="create the Hub repo private")
-    parser.add_argument("--hub-token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
+    add_output_arguments(parser)
     return parser
 
 

@@ -22,7 +22,7 @@ import os
 import sys
 import time
 
-from hf_linear.dataset_io import check_output_dir
+from hf_linear.dataset_io import add_output_arguments, check_output_dir
 from hf_linear.tinystories import (
     DEFAULT_SOURCE,
     DEFAULT_TOKENIZER,
@@ -46,11 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-stories", type=int, default=None, help="only the first N stories of each split")
     parser.add_argument("--num-proc", type=int, default=min(4, os.cpu_count() or 1),
                         help="tokenization processes (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--out", required=True, help="output directory (save_to_disk)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    parser.add_argument("--push-to-hub", metavar="REPO", default=None, help="also push to this Hub dataset repo")
-    parser.add_argument("--private", action="store_true", help="create the Hub repo private")
-    parser.add_argument("--hub-token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
+    add_output_arguments(parser)
     return parser
 
 

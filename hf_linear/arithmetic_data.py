@@ -584,12 +584,9 @@ def build_arithmetic_dataset(
 
 def build_arguments_of(dataset: Dataset | DatasetDict) -> dict:
     """The `build_arithmetic_dataset` arguments a dataset was built with (kept in its info)."""
-    if isinstance(dataset, DatasetDict):
-        dataset = next(iter(dataset.values()))
-    description = dataset.info.description or ""
-    if not description.startswith(_DESCRIPTION_PREFIX):
-        raise ValueError("this dataset was not built by build_arithmetic_dataset (no build arguments in its info)")
-    return json.loads(description[len(_DESCRIPTION_PREFIX) :])
+    from hf_linear.dataset_io import build_record
+
+    return build_record(dataset, _DESCRIPTION_PREFIX, "build_arithmetic_dataset")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -76,3 +77,23 @@ def push_dataset(
             repo_id, operations, commit_message="Add dataset card and tokenizer", repo_type="dataset"
         )
     return repo_id
+
+
+def build_record(dataset, prefix: str, builder: str) -> dict:
+    """The JSON a builder stored after `prefix` in a dataset's info description (its build
+    arguments), from a Dataset or the first split of a DatasetDict."""
+    if isinstance(dataset, DatasetDict):
+        dataset = next(iter(dataset.values()))
+    description = dataset.info.description or ""
+    if not description.startswith(prefix):
+        raise ValueError(f"this dataset was not built by {builder} (no build record in its info)")
+    return json.loads(description[len(prefix) :])
+
+
+def add_output_arguments(parser) -> None:
+    """The output and Hub options every dataset script shares."""
+    parser.add_argument("--out", required=True, help="output directory (save_to_disk)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    parser.add_argument("--push-to-hub", metavar="REPO", default=None, help="also push to this Hub dataset repo")
+    parser.add_argument("--private", action="store_true", help="create the Hub repo private")
+    parser.add_argument("--hub-token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")

@@ -305,12 +305,9 @@ def build_tinystories_dataset(
 
 def build_record_of(dataset: Dataset | DatasetDict) -> dict:
     """The build arguments, tokenizer and story counts a dataset was built with (from its info)."""
-    if isinstance(dataset, DatasetDict):
-        dataset = next(iter(dataset.values()))
-    description = dataset.info.description or ""
-    if not description.startswith(_DESCRIPTION_PREFIX):
-        raise ValueError("this dataset was not built by build_tinystories_dataset (no build record in its info)")
-    return json.loads(description[len(_DESCRIPTION_PREFIX) :])
+    from hf_linear.dataset_io import build_record
+
+    return build_record(dataset, _DESCRIPTION_PREFIX, "build_tinystories_dataset")
 
 
 # ---------------------------------------------------------------------------------------------
