@@ -13,8 +13,8 @@ import sys
 SUBCOMMANDS = {
     "train": ("hf_linear.train", "train a model from a YAML config with transformers.Trainer"),
     "eval": ("hf_linear.evaluation", "exact-match evaluation of a checkpoint by greedy generation"),
-    "push": ("hf_linear.hub", "push a checkpoint (weights, code, tokenizer, model card) to the Hub"),
-    "hub-server": ("hf_linear.hub_server", "run the local Hub-API server (for offline tests)"),
+    "push": ("hf_linear.hub.push", "push a checkpoint (weights, code, tokenizer, model card) to the Hub"),
+    "hub-server": ("hf_linear.hub.server", "run the local Hub-API server (for offline tests)"),
 }
 
 

@@ -472,7 +472,7 @@ def train(config: dict, resume: bool = False, overwrite: bool = False) -> dict:
         print("\n" + formatter(report))
         print(f"\nmodel saved to {output_dir} (AutoModelForCausalLM.from_pretrained({str(output_dir)!r}))")
         if push_to_hub:
-            from hf_linear.hub import push_checkpoint
+            from hf_linear.hub.push import push_checkpoint
 
             repo_id = args.hub_model_id or output_dir.name
             commit = push_checkpoint(output_dir, repo_id, private=bool(args.hub_private_repo), token=args.hub_token)

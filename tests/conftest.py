@@ -52,7 +52,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from hf_linear.hub_server import USER_NAME, HubHTTPServer, serve_in_background
+from hf_linear.hub.server import USER_NAME, HubHTTPServer, serve_in_background
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAKE_TOKEN = "hf_local_test_token"  # the local server accepts any bearer token

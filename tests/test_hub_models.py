@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import hf_linear
 from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM, cli
-from hf_linear.hub import HubPushError, push_checkpoint, read_eval_report, render_model_card
+from hf_linear.hub.push import HubPushError, push_checkpoint, read_eval_report, render_model_card
 
 V, T, D = 23, 6, 4
 
@@ -294,7 +294,7 @@ def test_card_lists_only_hub_dataset_ids_as_datasets(tmp_path):
 
 
 def test_language_model_report_settings_are_not_card_metrics():
-    from hf_linear.hub import dataset_ids, read_eval_report
+    from hf_linear.hub.push import dataset_ids, read_eval_report
 
     report = read_eval_report({"dataset": "roneneldan/TinyStories", "split": "validation", "loss": 5.3,
                                "perplexity": 201.4, "num_samples": 338, "num_tokens": 21294,

@@ -27,7 +27,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from hf_linear import hub_server
+from hf_linear.hub import server as hub_server
 
 
 def _binary(n: int, seed: int) -> bytes:
@@ -350,7 +350,7 @@ def test_cli_rejects_a_bad_port(tmp_path):
     assert exc.value.code == 2
 
 
-@pytest.mark.parametrize("command", [["-m", "hf_linear.hub_server"], ["-m", "hf_linear.cli", "hub-server"]])
+@pytest.mark.parametrize("command", [["-m", "hf_linear.hub.server"], ["-m", "hf_linear.cli", "hub-server"]])
 def test_command_line_server(tmp_path, command):
     root = tmp_path / "hub-root"
     process = subprocess.Popen([sys.executable, *command, "--root", str(root), "--port", "0", "--quiet"],

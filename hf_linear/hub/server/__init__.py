@@ -31,7 +31,7 @@ repos) and per repo ``repos/<type>s/<namespace>/<name>/`` with ``repo.json``, ``
 JSON manifest per commit in ``commits/<40-hex id>.json`` (path → size, sha256, lfs flag, git oid).
 Commits are never deleted, so every old revision stays downloadable by its sha.
 
-Start it with ``python -m hf_linear.hub_server --root DIR [--port 0]`` / ``hf-linear hub-server``,
+Start it with ``python -m hf_linear.hub.server --root DIR [--port 0]`` / ``hf-linear hub-server``,
 or in-process with ``with run_hub_server(root) as url: ...``.
 """
 

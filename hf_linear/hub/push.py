@@ -35,7 +35,7 @@ except ImportError:  # huggingface_hub 1.x
 
 logger = logging.getLogger(__name__)
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # hf_linear/
 MODEL_CARD_TEMPLATE = PACKAGE_DIR.parent / "model_cards" / "model_card.md"
 
 CONFIG_FILES = ("config.json", "generation_config.json")
