@@ -21,9 +21,9 @@ import time
 import datasets
 import torch
 
-from hf_linear.arithmetic import example_tokens, text_of
-from hf_linear.arithmetic_data import build_arithmetic_dataset, save_arithmetic_dataset
-from hf_linear.arithmetic_tokenizer import build_arithmetic_tokenizer
+from hf_linear.data.arithmetic.formats import example_tokens, text_of
+from hf_linear.data.arithmetic.dataset import build_arithmetic_dataset, save_arithmetic_dataset
+from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer
 
 
 def reference_seconds(count: int) -> float:

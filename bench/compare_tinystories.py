@@ -3,7 +3,7 @@
     python bench/compare_tinystories.py [--output-root runs/compare-tinystories] [--table-only]
 
 Trains configs/cpu/tinystories_{linear,mlp,gpt2}.yaml one after the other through
-`hf_linear.train.train` (transformers.Trainer) — the same windows of the shared TinyStories
+`hf_linear.training.train.train` (transformers.Trainer) — the same windows of the shared TinyStories
 sample, the same optimizer settings and the same budget (one epoch; the configs' `budget:` caps
 wall-clock time) — then prints one table: parameters, training tokens, validation loss and
 perplexity, training and generation tokens/s, text statistics of samples from "Once upon a" at
@@ -30,7 +30,7 @@ RUN_SPECIFIC = {"output_dir"}
 
 def load_configs(output_root: Path) -> dict[str, dict]:
     """The three configs, checked to share data, optimizer settings and budget."""
-    from hf_linear.train import load_config
+    from hf_linear.training.train import load_config
 
     configs = {name: load_config(path) for name, path in CONFIGS.items()}
     reference_name, reference = next(iter(configs.items()))
@@ -49,7 +49,7 @@ def load_configs(output_root: Path) -> dict[str, dict]:
 
 def run(config: dict) -> dict:
     """Train one config; returns the row of the table."""
-    from hf_linear.train import train
+    from hf_linear.training.train import train
 
     train(config, overwrite=True)
     return row_of(Path(config["training"]["output_dir"]))

@@ -1,4 +1,4 @@
-"""Build a Chain-of-Thought arithmetic dataset (thin CLI over `hf_linear.arithmetic_data`).
+"""Build a Chain-of-Thought arithmetic dataset (thin CLI over `hf_linear.data.arithmetic.dataset`).
 
     python dataset_scripts/build_arithmetic.py --task multiplication --digits 4 4 --cot paper \\
         --train-size 1000000 --out data/mul4x4-paper [--validation-size N --test-size N --seed S \\
@@ -19,9 +19,9 @@ import argparse
 import sys
 import time
 
-from hf_linear.arithmetic import FORMATS
-from hf_linear.arithmetic_data import build_arithmetic_dataset, push_arithmetic_dataset_to_hub, save_arithmetic_dataset
-from hf_linear.dataset_io import add_output_arguments, check_output_dir
+from hf_linear.data.arithmetic.formats import FORMATS
+from hf_linear.data.arithmetic.dataset import build_arithmetic_dataset, push_arithmetic_dataset_to_hub, save_arithmetic_dataset
+from hf_linear.data.io import add_output_arguments, check_output_dir
 
 __all__ = ["build_arithmetic_dataset", "main"]
 

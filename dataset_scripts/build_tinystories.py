@@ -1,4 +1,4 @@
-"""Build TinyStories in T-token windows (thin CLI over `hf_linear.tinystories`).
+"""Build TinyStories in T-token windows (thin CLI over `hf_linear.data.tinystories`).
 
     python dataset_scripts/build_tinystories.py --out data/tinystories-64          # the paper's data
     python dataset_scripts/build_tinystories.py --source ../shared/data/tinystories \\
@@ -22,8 +22,8 @@ import os
 import sys
 import time
 
-from hf_linear.dataset_io import add_output_arguments, check_output_dir
-from hf_linear.tinystories import (
+from hf_linear.data.io import add_output_arguments, check_output_dir
+from hf_linear.data.tinystories import (
     DEFAULT_SOURCE,
     DEFAULT_TOKENIZER,
     build_tinystories_dataset,

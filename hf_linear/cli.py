@@ -1,7 +1,7 @@
 """`hf-linear` console command: one entry point, one module per subcommand.
 
 Each subcommand lives in its own module with a `main(argv: list[str]) -> int` function, so
-`hf-linear train ...` and `python -m hf_linear.train ...` are the same code path.
+`hf-linear train ...` and `python -m hf_linear.training.train ...` are the same code path.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import sys
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS = {
-    "train": ("hf_linear.train", "train a model from a YAML config with transformers.Trainer"),
-    "eval": ("hf_linear.evaluation", "exact-match evaluation of a checkpoint by greedy generation"),
+    "train": ("hf_linear.training.train", "train a model from a YAML config with transformers.Trainer"),
+    "eval": ("hf_linear.evaluation.exact_match", "exact-match evaluation of a checkpoint by greedy generation"),
     "push": ("hf_linear.hub.push", "push a checkpoint (weights, code, tokenizer, model card) to the Hub"),
     "hub-server": ("hf_linear.hub.server", "run the local Hub-API server (for offline tests)"),
 }

@@ -12,8 +12,8 @@ import torch
 from datasets import load_from_disk
 from transformers import AutoTokenizer
 
-from hf_linear.arithmetic import example_tokens, text_of
-from hf_linear.arithmetic_data import (
+from hf_linear.data.arithmetic.formats import example_tokens, text_of
+from hf_linear.data.arithmetic.dataset import (
     ArithmeticSpec,
     ArithmeticStream,
     build_arguments_of,
@@ -23,7 +23,7 @@ from hf_linear.arithmetic_data import (
     save_arithmetic_dataset,
     strings_of_ids,
 )
-from hf_linear.arithmetic_tokenizer import build_arithmetic_tokenizer
+from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_arithmetic_formats import (  # noqa: E402  (the independent schoolbook references)

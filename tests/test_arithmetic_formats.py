@@ -7,7 +7,7 @@ import random
 import pytest
 from transformers import AutoTokenizer
 
-from hf_linear.arithmetic import (
+from hf_linear.data.arithmetic.formats import (
     FORMATS,
     answer_of,
     example_tokens,
@@ -17,7 +17,7 @@ from hf_linear.arithmetic import (
     sequence_length,
     text_of,
 )
-from hf_linear.arithmetic_tokenizer import VOCABULARY, build_arithmetic_tokenizer
+from hf_linear.data.arithmetic.tokenizer import VOCABULARY, build_arithmetic_tokenizer
 
 # The paper's example (PAPER.md, from Malach 2024 and the authors' code), verbatim.
 PAPER_EXAMPLE = (

@@ -17,7 +17,7 @@ from datasets import Dataset, load_from_disk
 from transformers import AutoTokenizer
 
 from hf_linear import LinearLMConfig, LinearLMForCausalLM
-from hf_linear.lm_evaluation import (
+from hf_linear.evaluation.lm_report import (
     distinct_n,
     new_token_count,
     repetition_rate,
@@ -25,7 +25,7 @@ from hf_linear.lm_evaluation import (
     text_statistics,
     validation_loss,
 )
-from hf_linear.tinystories import (
+from hf_linear.data.tinystories import (
     build_record_of,
     build_tinystories_dataset,
     full_windows,
@@ -299,7 +299,7 @@ def test_samples_are_seeded_and_fill_the_window(sample):
 
 
 # ---------------------------------------------------------------------------------------------
-# training through hf_linear.train
+# training through hf_linear.training.train
 
 
 def tiny_run(output_dir, model: dict, sample, max_steps: int) -> dict:
@@ -319,7 +319,7 @@ def tiny_run(output_dir, model: dict, sample, max_steps: int) -> dict:
 def test_linear_lm_trains_on_windows_and_reports_perplexity(sample, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from hf_linear.train import check_config, train
+    from hf_linear.training.train import check_config, train
 
     out = tmp_path / "run"
     report = train(check_config(tiny_run(out, {"type": "linear_lm", "hidden_size": 8}, sample, max_steps=15)))
@@ -339,7 +339,7 @@ def test_linear_lm_trains_on_windows_and_reports_perplexity(sample, tmp_path):
 def test_gpt2_baseline_eval_loss_is_the_mean_over_predicted_tokens(sample, tmp_path):
     """Trainer's eval_loss for GPT2LMHeadModel equals our mean over the T-1 predicted tokens of
     each window (without build_model's loss_type fix it is (T-1)/T of that)."""
-    from hf_linear.train import check_config, train
+    from hf_linear.training.train import check_config, train
 
     out = tmp_path / "gpt2"
     model = {"type": "gpt2", "n_embd": 8, "n_layer": 1, "n_head": 2}
@@ -353,8 +353,8 @@ def test_eval_cli_scores_language_model_data_by_perplexity(sample, tmp_path, cap
     """`hf-linear eval` on windows without prompts: the LM report, equal to training's own."""
     from transformers import AutoTokenizer
 
-    from hf_linear.evaluation import main
-    from hf_linear.train import check_config, train
+    from hf_linear.evaluation.exact_match import main
+    from hf_linear.training.train import check_config, train
 
     out = tmp_path / "run"
     trained = train(check_config(tiny_run(out, {"type": "linear_lm", "hidden_size": 8}, sample, max_steps=3)))

@@ -13,8 +13,8 @@ import pytest
 import torch
 import yaml
 
-from hf_linear.evaluation import load_metric
-from hf_linear.train import check_config, load_config, train
+from hf_linear.evaluation.exact_match import load_metric
+from hf_linear.training.train import check_config, load_config, train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,7 @@ def test_training_lowers_the_loss_and_saves_a_loadable_model(tmp_path):
 
     model = AutoModelForCausalLM.from_pretrained(out)
     tokenizer = AutoTokenizer.from_pretrained(out)
-    from hf_linear.arithmetic import sequence_length
+    from hf_linear.data.arithmetic.formats import sequence_length
 
     # vocabulary, special tokens and window default to the data's: one whole example + [EOS]
     assert model.config.context_length == sequence_length("multiplication", [2, 2], "lsb") + 1
@@ -189,7 +189,7 @@ def test_accelerate_two_processes(tmp_path):
     path = write(tmp_path, config)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     command = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "hf_linear.train", str(path)]  # fmt: skip
+               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "hf_linear.training.train", str(path)]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads((tmp_path / "ddp" / "eval_results.json").read_text())
@@ -221,7 +221,7 @@ def test_metric_against_hand_made_predictions():
 def test_eval_cli_writes_a_report(tmp_path, capsys):
     out = tmp_path / "run"
     train(check_config(tiny_config(out, max_steps=3)))
-    from hf_linear.evaluation import main
+    from hf_linear.evaluation.exact_match import main
 
     report_path = tmp_path / "report.json"
     spec = json.dumps({"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 0, "test_size": 25})
@@ -232,7 +232,7 @@ def test_eval_cli_writes_a_report(tmp_path, capsys):
     assert "exact match" in printed and "expected answer" in printed
     # the report's exact match is the metric of the shown generations' kind: re-score by hand
     for example in report["examples"]:
-        from hf_linear.arithmetic import answer_of
+        from hf_linear.data.arithmetic.formats import answer_of
 
         assert example["correct"] == (answer_of(f"{example['prompt']} {example['completion']}") == example["answer"])
 

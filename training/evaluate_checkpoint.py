@@ -1,11 +1,11 @@
 """Entry point: exact-match evaluation of a checkpoint by greedy generation (same as `hf-linear eval`).
 
-    python training/evaluate.py CHECKPOINT --dataset data/mul4x4-lsb [--split test --num-samples 1000]
+    python training/evaluate_checkpoint.py CHECKPOINT --dataset data/mul4x4-lsb [--split test --num-samples 1000]
 """
 
 import sys
 
-from hf_linear.evaluation import main
+from hf_linear.evaluation.exact_match import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,7 +6,7 @@
 
 import sys
 
-from hf_linear.train import main
+from hf_linear.training.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,7 +10,7 @@ The `dataset:` section of a training config names exactly one source:
 
 and optionally `tokenizer:` (a name or path for AutoTokenizer; default: the arithmetic tokenizer
 for arithmetic data, the tokenizer saved inside a `path` dataset, or for tinystories the one
-its own `tokenizer` / `bpe_vocab_size` keys name, see hf_linear.tinystories).
+its own `tokenizer` / `bpe_vocab_size` keys name, see hf_linear.data.tinystories).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def check_dataset_config(config: dict) -> None:
     if len(given) != 1:
         raise ValueError(f"dataset: give exactly one of {', '.join(SOURCES)} (got {', '.join(given) or 'none'})")
     if given[0] in ("arithmetic", "arithmetic_stream", "tinystories"):
-        from hf_linear.arithmetic_data import ArithmeticStream, build_arithmetic_dataset
-        from hf_linear.tinystories import build_tinystories_dataset
+        from hf_linear.data.arithmetic.dataset import ArithmeticStream, build_arithmetic_dataset
+        from hf_linear.data.tinystories import build_tinystories_dataset
 
         source = given[0]
         arguments = config[source]
@@ -64,11 +64,11 @@ def load_dataset_dict(config: dict) -> DatasetDict:
     "train" is an endless `ArithmeticStream` (train with max_steps) beside held-out Datasets."""
     check_dataset_config(config)
     if config.get("arithmetic") is not None:
-        from hf_linear.arithmetic_data import build_arithmetic_dataset
+        from hf_linear.data.arithmetic.dataset import build_arithmetic_dataset
 
         return build_arithmetic_dataset(**config["arithmetic"])
     if config.get("arithmetic_stream") is not None:
-        from hf_linear.arithmetic_data import ArithmeticStream, build_arithmetic_dataset
+        from hf_linear.data.arithmetic.dataset import ArithmeticStream, build_arithmetic_dataset
 
         stream = dict(config["arithmetic_stream"])
         held_out = {key: stream.pop(key) for key in STREAM_HELDOUT_KEYS if key in stream}
@@ -76,7 +76,7 @@ def load_dataset_dict(config: dict) -> DatasetDict:
         splits["train"] = ArithmeticStream(**stream)
         return splits
     if config.get("tinystories") is not None:
-        from hf_linear.tinystories import build_tinystories_dataset
+        from hf_linear.data.tinystories import build_tinystories_dataset
 
         return build_tinystories_dataset(**config["tinystories"])
     if config.get("path") is not None:
@@ -95,14 +95,14 @@ def load_tokenizer(config: dict):
     if config.get("tokenizer"):
         return AutoTokenizer.from_pretrained(config["tokenizer"])
     if config.get("tinystories") is not None:
-        from hf_linear.tinystories import tinystories_tokenizer
+        from hf_linear.data.tinystories import tinystories_tokenizer
 
         keys = ("source", "tokenizer", "bpe_vocab_size", "max_stories")
         return tinystories_tokenizer(**{key: config["tinystories"][key] for key in keys if key in config["tinystories"]})
     if config.get("path") and (Path(config["path"]) / "tokenizer.json").exists():
         return AutoTokenizer.from_pretrained(config["path"])
     if config.get("arithmetic") is not None or config.get("arithmetic_stream") is not None or config.get("hub"):
-        from hf_linear.arithmetic_tokenizer import build_arithmetic_tokenizer
+        from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer
 
         return build_arithmetic_tokenizer()
     raise ValueError("dataset.tokenizer: no tokenizer given and none saved with the dataset")

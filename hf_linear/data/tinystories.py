@@ -54,6 +54,8 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Features, List, Value
 
+from hf_linear.resources import card_template
+
 DEFAULT_SOURCE = "roneneldan/TinyStories"
 DEFAULT_TOKENIZER = "roneneldan/TinyStories-33M"  # the paper's tokenizer (the GPT-2 BPE)
 STORY_SEPARATOR = "<|endoftext|>"  # a line of its own in the original text files
@@ -62,7 +64,6 @@ SPLITS = ("train", "validation")
 FILE_PATTERNS = {"train": "*train*.txt", "validation": "*valid*.txt"}
 MIN_BPE_VOCAB_SIZE = 257  # the 256 byte tokens + <|endoftext|>
 
-CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "dataset_card_tinystories.md"
 _DESCRIPTION_PREFIX = "hf-linear TinyStories windows; build record: "
 LICENSE = "cdla-sharing-1.0"
 TINYSTORIES_CITATION = """@article{eldan2023tinystories,
@@ -305,7 +306,7 @@ def build_tinystories_dataset(
 
 def build_record_of(dataset: Dataset | DatasetDict) -> dict:
     """The build arguments, tokenizer and story counts a dataset was built with (from its info)."""
-    from hf_linear.dataset_io import build_record
+    from hf_linear.data.io import build_record
 
     return build_record(dataset, _DESCRIPTION_PREFIX, "build_tinystories_dataset")
 
@@ -341,7 +342,7 @@ def render_dataset_card(dataset_dict: DatasetDict, tokenizer, hub_metadata: dict
     """
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    from hf_linear.arithmetic_data import CITATION as PAPER_CITATION
+    from hf_linear.data.arithmetic.dataset import CITATION as PAPER_CITATION
 
     record = build_record_of(dataset_dict)
     T = record["arguments"]["context_length"]
@@ -364,7 +365,7 @@ def render_dataset_card(dataset_dict: DatasetDict, tokenizer, hub_metadata: dict
         "tinystories_citation": TINYSTORIES_CITATION,
         "paper_citation": PAPER_CITATION,
     }  # fmt: skip
-    card = DatasetCard(string.Template(CARD_TEMPLATE.read_text()).substitute(values))
+    card = DatasetCard(string.Template(card_template("dataset_card_tinystories.md")).substitute(values))
     if hub_metadata:
         card.data = DatasetCardData(**{**card.data.to_dict(), **hub_metadata})
     return str(card)
@@ -377,7 +378,7 @@ def save_tinystories_dataset(dataset_dict: DatasetDict, tokenizer, out: str | os
     Everything is written into a temporary sibling directory first, then renamed into place: an
     interrupted run never leaves a half-written `out` (nor loses the old one).
     """
-    from hf_linear.dataset_io import save_dataset
+    from hf_linear.data.io import save_dataset
 
     return save_dataset(dataset_dict, tokenizer, render_dataset_card(dataset_dict, tokenizer), out, overwrite)
 
@@ -392,7 +393,7 @@ def push_tinystories_dataset_to_hub(
     ``AutoTokenizer.from_pretrained(snapshot_download(repo_id, repo_type="dataset"), subfolder="tokenizer")``.
     Returns the repo id.
     """
-    from hf_linear.dataset_io import push_dataset
+    from hf_linear.data.io import push_dataset
 
     return push_dataset(
         dataset_dict,

@@ -6,7 +6,7 @@
 
 Data with `prompt` / `answer` columns is scored by exact match; language-model data (windows of
 `input_ids` only, e.g. TinyStories) by perplexity, with samples from "Once upon a" at
-temperature 0.5 and their distinct-n / repetition statistics (hf_linear.lm_evaluation).
+temperature 0.5 and their distinct-n / repetition statistics (hf_linear.evaluation.lm_report).
 
 writes a JSON report (default: CHECKPOINT/eval_results.json, which `hf-linear push` puts into the
 model card) and prints a table and a few sample generations.
@@ -70,7 +70,7 @@ def exact_match_report(model, tokenizer, dataset, batch_size: int = 256, num_exa
     completions = generate_completions(model, tokenizer, prompts, answer_budget(dataset), batch_size)
     predictions = [f"{p} {c}" for p, c in zip(prompts, completions)]
     report = load_metric().compute(predictions=predictions, references=answers)
-    from hf_linear.arithmetic import answer_of
+    from hf_linear.data.arithmetic.formats import answer_of
 
     report["examples"] = [
         {"prompt": p, "completion": c.replace(" [PAD]", ""), "answer": a, "correct": answer_of(pred) == a}
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import hf_linear  # noqa: F401  (registers the model types)
-    from hf_linear.data import load_dataset_dict
+    from hf_linear.data.sources import load_dataset_dict
 
     if args.arithmetic:
         try:
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         report = exact_match_report(model, tokenizer, split, args.batch_size, args.show)
         formatter = format_report
     else:
-        from hf_linear.lm_evaluation import format_lm_report, lm_report
+        from hf_linear.evaluation.lm_report import format_lm_report, lm_report
 
         report = lm_report(model, tokenizer, split, batch_size=args.batch_size, num_examples=args.show)
         formatter = format_lm_report

@@ -28,6 +28,8 @@ import yaml
 from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, EvalResult, HfApi, ModelCardData
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
+from hf_linear.resources import card_template
+
 try:
     import httpx2 as _httpx  # the HTTP client of huggingface_hub >= 2
 except ImportError:  # huggingface_hub 1.x
@@ -36,7 +38,6 @@ except ImportError:  # huggingface_hub 1.x
 logger = logging.getLogger(__name__)
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # hf_linear/
-MODEL_CARD_TEMPLATE = PACKAGE_DIR.parent / "model_cards" / "model_card.md"
 
 CONFIG_FILES = ("config.json", "generation_config.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -311,7 +312,7 @@ def render_model_card(config: dict, *, repo_id: str, parameters: int, report: Ev
         training = (f"Trained with this configuration (`{training_config_name}`, uploaded with the "
                     f"checkpoint):\n\n```{language}\n{training_config_text.rstrip()}\n```")
     parameter_text = f"{parameters:,}" + (f" ({parameters / 1e6:.1f}M)" if parameters >= 100_000 else "")
-    template = string.Template(MODEL_CARD_TEMPLATE.read_text(encoding="utf-8"))
+    template = string.Template(card_template("model_card.md"))
     return template.substitute(
         metadata=metadata.to_yaml(), model_name=repo_id.split("/")[-1], summary=summary,
         architecture=architecture, architecture_class=(config.get("architectures") or ["?"])[0],

@@ -1,7 +1,7 @@
 """Train an hf-linear model from one declarative YAML config with `transformers.Trainer`.
 
     hf-linear train [CONFIG] [--section.key value ...] [--resume] [--overwrite]
-    accelerate launch --multi_gpu --num_processes 2 -m hf_linear.train CONFIG     # 2 processes
+    accelerate launch --multi_gpu --num_processes 2 -m hf_linear.training.train CONFIG     # 2 processes
 
 CONFIG (default: configs/cpu/mul4x4_lsb_mlp.yaml, the README's main job) has four sections:
 
@@ -35,15 +35,15 @@ from pathlib import Path
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = REPO_ROOT / "configs" / "cpu" / "mul4x4_lsb_mlp.yaml"
+from hf_linear.resources import packaged_config
+
 SECTIONS = ("model", "dataset", "training", "evaluation", "budget")
 
 
 @dataclass
 class EvaluationConfig:
     """The `evaluation:` section: exact match of generated answers on held-out prompts; for data
-    without `prompt` / `answer` columns (TinyStories), the LM report of hf_linear.lm_evaluation:
+    without `prompt` / `answer` columns (TinyStories), the LM report of hf_linear.evaluation.lm_report:
     perplexity on `num_samples` held-out windows and `num_generations` samples."""
 
     split: str = "test"  # held-out split for the final report
@@ -221,7 +221,7 @@ def check_config(config: dict) -> dict:
     """Check the sections of a config; returns it with values coerced to their types."""
     from transformers import TrainingArguments
 
-    from hf_linear.data import check_dataset_config
+    from hf_linear.data.sources import check_dataset_config
 
     unknown = sorted(set(config) - set(SECTIONS))
     if unknown:
@@ -283,7 +283,7 @@ def has_prompts(dataset) -> bool:
 def make_trainer_class():
     from transformers import Trainer
 
-    from hf_linear.evaluation import exact_match_report
+    from hf_linear.evaluation.exact_match import exact_match_report
 
     class ExactMatchTrainer(Trainer):
         """Trainer whose evaluation adds exact match by greedy generation to the loss (or, with
@@ -376,9 +376,9 @@ def train(config: dict, resume: bool = False, overwrite: bool = False) -> dict:
     import torch
     from transformers import TrainingArguments, set_seed
 
-    from hf_linear.data import CausalLMCollator, load_dataset_dict, load_tokenizer
-    from hf_linear.evaluation import exact_match_report, format_report, write_json_atomically
-    from hf_linear.lm_evaluation import format_lm_report, lm_report
+    from hf_linear.data.sources import CausalLMCollator, load_dataset_dict, load_tokenizer
+    from hf_linear.evaluation.exact_match import exact_match_report, format_report, write_json_atomically
+    from hf_linear.evaluation.lm_report import format_lm_report, lm_report
     from hf_linear.runtime import tune_cpu_allocator
 
     tune_cpu_allocator()
@@ -488,7 +488,7 @@ def _describe_dataset(dataset_config: dict) -> str:
         return f"{a.get('task')} {digits} cot={a.get('cot')}"
     stories = dataset_config.get("tinystories")
     if stories is not None:
-        from hf_linear.tinystories import DEFAULT_SOURCE
+        from hf_linear.data.tinystories import DEFAULT_SOURCE
 
         return f"TinyStories {stories.get('source', DEFAULT_SOURCE)} T={stories.get('context_length', 64)}"
     return str(dataset_config.get("path") or dataset_config.get("hub"))
@@ -496,7 +496,7 @@ def _describe_dataset(dataset_config: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hf-linear train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", nargs="?", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
+    parser.add_argument("config", nargs="?", default=str(packaged_config()), help="YAML config (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
     parser.add_argument("--overwrite", action="store_true", help="train even if output_dir holds an earlier run")
     args, overrides = parser.parse_known_args(sys.argv[1:] if argv is None else argv)

@@ -33,7 +33,7 @@ number of prompt tokens incl. [BOS]), and the inputs: ``a``, ``b`` (int64) or ``
 Speed: the token ids are built for a whole block of examples at once with numpy (every format is
 a fixed template for given digits: each position holds a constant, a digit or a digit pair of
 known origin), and the texts are assembled from the ids as bytes; the pure per-example functions
-of `hf_linear.arithmetic` stay the reference, and tests check both paths agree.
+of `hf_linear.data.arithmetic.formats` stay the reference, and tests check both paths agree.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ import torch
 from datasets import Dataset, DatasetDict, DatasetInfo, Features, List, Value
 from datasets.table import InMemoryTable
 
-from hf_linear.arithmetic import (
+from hf_linear.data.arithmetic.formats import (
     BOS,
     EQUALS,
     FORMATS,
@@ -62,8 +62,9 @@ from hf_linear.arithmetic import (
     check_task_and_format,
     sequence_length,
 )
-from hf_linear.dataset_io import push_dataset, save_dataset
-from hf_linear.arithmetic_tokenizer import (
+from hf_linear.data.io import push_dataset, save_dataset
+from hf_linear.resources import card_template
+from hf_linear.data.arithmetic.tokenizer import (
     DIGIT_ID,
     PAIR_ID,
     TOKEN_TO_ID,
@@ -97,7 +98,6 @@ CITATION = """@inproceedings{malach2024autoregressive,
 }"""
 LICENSE = "apache-2.0"
 _DESCRIPTION_PREFIX = "hf-linear arithmetic dataset; build arguments: "
-CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "dataset_card_arithmetic.md"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +264,7 @@ def _describe(spec: ArithmeticSpec) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Fast path: token ids of a block of examples, format by format (mirrors hf_linear.arithmetic)
+# Fast path: token ids of a block of examples, format by format (mirrors hf_linear.data.arithmetic.formats)
 
 
 def _digits_lsb(x: np.ndarray, width: int) -> np.ndarray:
@@ -542,7 +542,7 @@ def build_arithmetic_dataset(
         digits: operand sizes [n, m] (one int n means n x n), from 1 to 9 digits each; for
             parity the number of bits [n], 1 to 64.
         cot: the format — multiplication: "paper", "direct", "lsb"; addition: "lsb",
-            "direct"; parity: "running", "direct" (see `hf_linear.arithmetic`).
+            "direct"; parity: "running", "direct" (see `hf_linear.data.arithmetic.formats`).
         train_size: training examples, drawn with replacement from the train inputs.
         validation_size, test_size: distinct held-out inputs each (fixed, seed-independent).
         seed: seed of the training draw; same arguments -> same dataset bytes and fingerprints.
@@ -584,7 +584,7 @@ def build_arithmetic_dataset(
 
 def build_arguments_of(dataset: Dataset | DatasetDict) -> dict:
     """The `build_arithmetic_dataset` arguments a dataset was built with (kept in its info)."""
-    from hf_linear.dataset_io import build_record
+    from hf_linear.data.io import build_record
 
     return build_record(dataset, _DESCRIPTION_PREFIX, "build_arithmetic_dataset")
 
@@ -701,7 +701,7 @@ def render_dataset_card(dataset_dict: DatasetDict, hub_metadata: dict | None = N
         "arguments": json.dumps(arguments, sort_keys=True),
         "citation": CITATION,
     }
-    card = DatasetCard(string.Template(CARD_TEMPLATE.read_text()).substitute(values))
+    card = DatasetCard(string.Template(card_template("dataset_card_arithmetic.md")).substitute(values))
     if hub_metadata:
         card.data = DatasetCardData(**{**card.data.to_dict(), **hub_metadata})
     return str(card)

@@ -1,7 +1,7 @@
 """Chain-of-Thought (CoT) arithmetic formats: one example -> its list of word tokens.
 
 These small pure functions are the readable reference of every format; the fast, vectorised
-dataset builder in `hf_linear.arithmetic_data` is tested to produce exactly the same tokens.
+dataset builder in `hf_linear.data.arithmetic.dataset` is tested to produce exactly the same tokens.
 
 Convention shared by every format (the trainer and the evaluation rely on it)::
 

@@ -3,7 +3,7 @@
 An `evaluate` metric module that works offline: load it by path,
 
     import evaluate
-    from hf_linear.evaluation import METRIC_PATH
+    from hf_linear.evaluation.exact_match import METRIC_PATH
     metric = evaluate.load(str(METRIC_PATH))
     metric.compute(predictions=["[BOS] 1 2 x 3 4 = ... = 0 4 0 8 [EOS]"], references=["0 4 0 8"])
     # {'exact_match': 1.0, 'per_digit_accuracy': 1.0, 'num_samples': 1}

@@ -1,0 +1,1 @@
+"""Chain-of-Thought arithmetic data (the paper's multiplication, and addition and parity)."""

@@ -1,0 +1,1 @@
+"""Training from declarative YAML configs with `transformers.Trainer`."""

@@ -1,0 +1,1 @@
+"""Card templates, shipped inside the package as hf_linear.model_cards (see pyproject.toml)."""
