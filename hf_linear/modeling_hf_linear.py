@@ -167,6 +167,30 @@ class MaskedPositionMixing(nn.Module):
         weight = self._compute_weight(window)
         return window.to(weight.dtype).reshape(B, n * d) @ self.row_weight(n - 1, weight) + self.bias[n - 1]
 
+    @torch.no_grad()
+    def grown(self, context_length: int, chunk_size: int | None = None) -> "MaskedPositionMixing":
+        """A copy with a longer window that computes what this map computes with its sliding window.
+
+        Rows i < T are copied. Row i ≥ T is row T-1 shifted right by s = i-T+1 positions:
+        W'[i, j] = W[T-1, j-s] for j ≥ s and 0 for j < s (inputs older than T positions back),
+        b'_i = b_{T-1}. So output i of the grown map sees exactly the last T inputs, as before.
+        """
+        T, d = self.context_length, self.hidden_size
+        if context_length < T:
+            raise ValueError(f"cannot shrink the masked map from context_length={T} to {context_length}")
+        new = MaskedPositionMixing(context_length, d, chunk_size).to(device=self.weight.device, dtype=self.weight.dtype)
+        new.weight.zero_()
+        new.weight[: num_masked_map_blocks(T)] = self.weight  # rows 0..T-1: a prefix of the packed layout
+        last_row = self.weight[num_masked_map_blocks(T - 1) :]  # (T, d, d): W[T-1, 0..T-1]
+        for i in range(T, context_length):
+            start, shift = num_masked_map_blocks(i), i - T + 1
+            new.weight[start + shift : start + i + 1] = last_row
+        new.bias[:T] = self.bias
+        new.bias[T:] = self.bias[T - 1]
+        new.weight.requires_grad_(self.weight.requires_grad)
+        new.bias.requires_grad_(self.bias.requires_grad)
+        return new
+
 
 class PositionwiseMLP(nn.Module):
     """The MLP model's per-position layers after the masked map: [Linear → ReLU] × num_layers."""
@@ -224,6 +248,25 @@ class HFLinearPreTrainedModel(PreTrainedModel):
                 init.uniform_(module.bias, -bound, bound)
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight, mean=0.0, std=1.0)
+
+    def resize_context_length(self, new_context_length: int) -> None:
+        """Grow the window T of a trained model in place (e.g. before fine-tuning on longer data).
+
+        The new rows of the masked map are initialised so that the grown model computes exactly
+        what the old one computed with its sliding window (see `MaskedPositionMixing.grown`):
+        same logits on inputs of up to T tokens, the old sliding-window logits beyond. Updates
+        config.context_length. Shrinking raises ValueError (it would drop trained rows).
+        """
+        T = self.config.context_length
+        if isinstance(new_context_length, bool) or not isinstance(new_context_length, int) or new_context_length < T:
+            raise ValueError(
+                f"resize_context_length can only grow the window: context_length={T}, asked for {new_context_length!r}"
+            )
+        if new_context_length == T:
+            return
+        base = self.base_model  # self for LinearLMModel, self.model for the causal LM
+        base.mixing = base.mixing.grown(new_context_length, self.config.mixing_chunk_size)
+        self.config.context_length = new_context_length  # the config object base shares
 
 
 class LinearLMModel(HFLinearPreTrainedModel):
