@@ -413,6 +413,17 @@ class LinearLMForCausalLM(HFLinearPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # A model registered for an auto class writes only its own auto_map entry
+        # (AutoModelForCausalLM); add the base model's, so that AutoModel.from_pretrained(...,
+        # trust_remote_code=True) loads the checkpoint too (as it does for native models).
+        if self._auto_class is not None:
+            module = type(self).__module__.rsplit(".", 1)[-1]
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            auto_map.setdefault("AutoModel", f"{module}.{self.base_model_class.__name__}")
+            self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def forward(
         self,
         input_ids: torch.LongTensor,
