@@ -30,7 +30,7 @@ RUN_SPECIFIC = {"output_dir"}
 
 def load_configs(output_root: Path) -> dict[str, dict]:
     """The three configs, checked to share data, optimizer settings and budget."""
-    from hf_linear.training.train import load_config
+    from hf_linear.training.config import load_config
 
     configs = {name: load_config(path) for name, path in CONFIGS.items()}
     reference_name, reference = next(iter(configs.items()))
@@ -42,8 +42,8 @@ def load_configs(output_root: Path) -> dict[str, dict]:
                 raise ValueError(f"{CONFIGS[name].name} and {CONFIGS[reference_name].name} differ in {section}: "
                                  f"{ours} vs {theirs} (the comparison needs the same data and budget)")
     for name, config in configs.items():
-        config["training"]["output_dir"] = str(output_root / CONFIGS[name].stem)
-        config["training"]["include_num_input_tokens_seen"] = True
+        config.training["output_dir"] = str(output_root / CONFIGS[name].stem)
+        config.training["include_num_input_tokens_seen"] = True
     return configs
 
 
@@ -52,7 +52,7 @@ def run(config: dict) -> dict:
     from hf_linear.training.train import train
 
     train(config, overwrite=True)
-    return row_of(Path(config["training"]["output_dir"]))
+    return row_of(Path(config.training["output_dir"]))
 
 
 def row_of(output_dir: Path) -> dict:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configs = load_configs(Path(args.output_root))
     if args.table_only:
-        rows = {name: row_of(Path(config["training"]["output_dir"])) for name, config in configs.items()}
+        rows = {name: row_of(Path(config.training["output_dir"])) for name, config in configs.items()}
     else:
         rows = {name: run(config) for name, config in configs.items()}
     print("\n" + format_table(rows))

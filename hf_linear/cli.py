@@ -12,7 +12,7 @@ import sys
 # subcommand -> (module, one-line help)
 SUBCOMMANDS = {
     "train": ("hf_linear.training.train", "train a model from a YAML config with transformers.Trainer"),
-    "eval": ("hf_linear.evaluation.exact_match", "exact-match evaluation of a checkpoint by greedy generation"),
+    "eval": ("hf_linear.evaluation.cli", "evaluate a checkpoint: exact match by greedy generation, or perplexity"),
     "push": ("hf_linear.hub.push", "push a checkpoint (weights, code, tokenizer, model card) to the Hub"),
     "hub-server": ("hf_linear.hub.server", "run the local Hub-API server (for offline tests)"),
 }

@@ -40,3 +40,23 @@ def tune_cpu_allocator() -> bool:
     # no mmap for large blocks, and never trim the heap top
     _tuned = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
     return _tuned
+
+
+def machine_description() -> dict:
+    """What a measured figure ran on: CPU model, whether it has AMX bf16 tiles (Intel Xeon: bf16
+    matmuls ~6x fp32) and the threads torch uses."""
+    import platform
+
+    import torch
+
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name") and model in ("unknown", "", platform.processor()):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "amx_bf16": "amx_bf16" in flags, "threads": torch.get_num_threads()}

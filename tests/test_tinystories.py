@@ -50,17 +50,17 @@ def plain_stories(path: Path) -> list[str]:
 
 
 def reference_windows(stories: list[str], tokenizer, T: int) -> list[list[list[int]]]:
-    """Per story, its full T-token windows, by a plain loop."""
+    """Per story, its full windows of T+1 tokens starting every T tokens, by a plain loop."""
     result = []
     for story in stories:
         ids = tokenizer(story)["input_ids"]
-        result.append([ids[k * T : (k + 1) * T] for k in range(len(ids) // T)])
+        result.append([ids[k * T : (k + 1) * T + 1] for k in range((len(ids) - 1) // T)])
     return result
 
 
 def check_round_trip(windows_per_story, stories, tokenizer):
     for story, windows in zip(stories, windows_per_story):
-        decoded = tokenizer.decode([i for w in windows for i in w])
+        decoded = tokenizer.decode([i for w in windows for i in w[:-1]] + windows[-1][-1:] if windows else [])
         assert story.startswith(decoded), (story[:80], decoded[:80])
 
 
@@ -74,10 +74,11 @@ def test_split_stories_on_separator_lines():
     assert list(split_stories([f"a {SEPARATOR} b\n"])) == [f"a {SEPARATOR} b"]  # only whole lines separate
 
 
-def test_full_windows_keep_only_full_chunks():
-    assert full_windows(list(range(10)), 4) == [[0, 1, 2, 3], [4, 5, 6, 7]]
-    assert full_windows(list(range(8)), 4) == [[0, 1, 2, 3], [4, 5, 6, 7]]
-    assert full_windows([1, 2, 3], 4) == []
+def test_full_windows_hold_t_inputs_and_t_targets():
+    assert full_windows(list(range(10)), 4) == [[0, 1, 2, 3, 4], [4, 5, 6, 7, 8]]
+    assert full_windows(list(range(9)), 4) == [[0, 1, 2, 3, 4], [4, 5, 6, 7, 8]]
+    assert full_windows(list(range(8)), 4) == [[0, 1, 2, 3, 4]]
+    assert full_windows([1, 2, 3, 4], 4) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ def test_local_files_build_matches_a_plain_loop(sample):
         counts[split] = len(stories)
         expected = reference_windows(stories, plain_tokenizer, T)
         assert dataset[split]["input_ids"] == [w for story in expected for w in story]
-        assert len(dataset[split]) == sum(len(ids) // T for ids in plain_tokenizer(stories)["input_ids"])
+        assert len(dataset[split]) == sum((len(ids) - 1) // T for ids in plain_tokenizer(stories)["input_ids"])
         check_round_trip(expected, stories, tokenizer)
     assert build_record_of(dataset)["stories"] == counts == {"train": n, "validation": 147}  # the sample has 147
     assert 50257 not in {i for w in dataset["train"]["input_ids"] for i in w}  # never padded
@@ -319,7 +320,8 @@ def tiny_run(output_dir, model: dict, sample, max_steps: int) -> dict:
 def test_linear_lm_trains_on_windows_and_reports_perplexity(sample, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from hf_linear.training.train import check_config, train
+    from hf_linear.training.config import check_config
+    from hf_linear.training.train import train
 
     out = tmp_path / "run"
     report = train(check_config(tiny_run(out, {"type": "linear_lm", "hidden_size": 8}, sample, max_steps=15)))
@@ -329,7 +331,7 @@ def test_linear_lm_trains_on_windows_and_reports_perplexity(sample, tmp_path):
     assert any("eval_perplexity" in e for e in state["log_history"])
     saved = json.loads((out / "eval_results.json").read_text())
     assert saved["perplexity"] == pytest.approx(math.exp(saved["loss"])) and saved["loss"] == report["loss"]
-    assert saved["num_samples"] == 64 and saved["num_tokens"] == 64 * 15
+    assert saved["num_samples"] == 64 and saved["num_tokens"] == 64 * 16
     assert len(saved["examples"]) == 2 and all(e.startswith("Once upon a") for e in saved["examples"])
     assert 0 <= saved["distinct_2"] <= 1 and saved["generation_tokens_per_second"] > 0
     model = AutoModelForCausalLM.from_pretrained(out)
@@ -339,7 +341,8 @@ def test_linear_lm_trains_on_windows_and_reports_perplexity(sample, tmp_path):
 def test_gpt2_baseline_eval_loss_is_the_mean_over_predicted_tokens(sample, tmp_path):
     """Trainer's eval_loss for GPT2LMHeadModel equals our mean over the T-1 predicted tokens of
     each window (without build_model's loss_type fix it is (T-1)/T of that)."""
-    from hf_linear.training.train import check_config, train
+    from hf_linear.training.config import check_config
+    from hf_linear.training.train import train
 
     out = tmp_path / "gpt2"
     model = {"type": "gpt2", "n_embd": 8, "n_layer": 1, "n_head": 2}
@@ -353,8 +356,9 @@ def test_eval_cli_scores_language_model_data_by_perplexity(sample, tmp_path, cap
     """`hf-linear eval` on windows without prompts: the LM report, equal to training's own."""
     from transformers import AutoTokenizer
 
-    from hf_linear.evaluation.exact_match import main
-    from hf_linear.training.train import check_config, train
+    from hf_linear.evaluation.cli import main
+    from hf_linear.training.config import check_config
+    from hf_linear.training.train import train
 
     out = tmp_path / "run"
     trained = train(check_config(tiny_run(out, {"type": "linear_lm", "hidden_size": 8}, sample, max_steps=3)))
@@ -364,6 +368,6 @@ def test_eval_cli_scores_language_model_data_by_perplexity(sample, tmp_path, cap
     assert main([str(out), "--dataset", str(data), "--split", "validation", "--num-samples", "64",
                  "--batch-size", "32", "--output", str(report_path)]) == 0  # fmt: skip
     report = json.loads(report_path.read_text())
-    assert report["num_samples"] == 64 and report["num_tokens"] == 64 * 15
+    assert report["num_samples"] == 64 and report["num_tokens"] == 64 * 16
     assert report["perplexity"] == pytest.approx(trained["perplexity"], rel=1e-5)
     assert "perplexity" in capsys.readouterr().out

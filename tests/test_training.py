@@ -14,7 +14,8 @@ import torch
 import yaml
 
 from hf_linear.evaluation.exact_match import load_metric
-from hf_linear.training.train import check_config, load_config, train
+from hf_linear.training.config import check_config, load_config
+from hf_linear.training.train import train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,13 +63,13 @@ def write(tmp_path, config) -> Path:
     "section,key,value,message",
     [
         ("training", "learning_rat", 0.1, r"training: unknown key\(s\) learning_rat"),
-        ("training", "learning_rate", "fast", r"training.learning_rate must be a number, got 'fast'"),
-        ("training", "max_steps", 2.5, r"training.max_steps must be an integer"),
-        ("training", "bf16", "yes", r"training.bf16 must be true or false"),
+        ("training", "learning_rate", "fast", r"training.learning_rate' expected float, got str"),
+        ("training", "max_steps", 2.5, r"training.max_steps' expected int"),
+        ("training", "bf16", "yes", r"training.bf16' expected bool"),
         ("training", "lr_scheduler_type", "wiggly", r"training.lr_scheduler_type must be one of"),
         ("model", "hidden_sise", 8, r"model: unknown key\(s\) hidden_sise"),
-        ("model", "hidden_size", "big", r"model.hidden_size must be an integer"),
-        ("model", "type", "transformer", r"model.type must be one of linear_lm, mlp_lm"),
+        ("model", "hidden_size", "big", r"model.hidden_size' expected int"),
+        ("model", "type", "transformer", r"model.type must be a model type AutoConfig knows"),
         ("evaluation", "num_sample", 3, r"evaluation: unknown key\(s\) num_sample"),
         ("evaluation", "batch_size", 0, r"evaluation.batch_size must be >= 1"),
         ("dataset", "hubb", "x/y", r"dataset: unknown key\(s\) hubb"),
@@ -102,7 +103,7 @@ def test_config_structure_errors(tmp_path):
 def test_overrides_are_typed_and_checked(tmp_path):
     path = write(tmp_path, tiny_config(tmp_path / "out"))
     config = load_config(path, ["--training.learning_rate", "1e-3", "--model.hidden_size", "16"])
-    assert config["training"]["learning_rate"] == 1e-3 and config["model"]["hidden_size"] == 16
+    assert config.training["learning_rate"] == 1e-3 and config.model["hidden_size"] == 16
     with pytest.raises(ValueError, match="must look like --section.key"):
         load_config(path, ["--learning_rate", "1e-3"])
     with pytest.raises(ValueError, match="come in pairs"):
@@ -169,7 +170,7 @@ def test_resume_continues_the_interrupted_run_exactly(tmp_path):
     assert sorted(resumed) == list(range(1, 13))
     for step in range(7, 13):
         assert resumed[step] == pytest.approx(full_losses[step], rel=1e-6), step
-    with pytest.raises(ValueError, match="no checkpoint"):
+    with pytest.raises(ValueError, match="no complete checkpoint"):
         train(check_config(tiny_config(tmp_path / "empty")), resume=True)
 
 
@@ -221,7 +222,7 @@ def test_metric_against_hand_made_predictions():
 def test_eval_cli_writes_a_report(tmp_path, capsys):
     out = tmp_path / "run"
     train(check_config(tiny_config(out, max_steps=3)))
-    from hf_linear.evaluation.exact_match import main
+    from hf_linear.evaluation.cli import main
 
     report_path = tmp_path / "report.json"
     spec = json.dumps({"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 0, "test_size": 25})

@@ -5,7 +5,7 @@
 
 import sys
 
-from hf_linear.evaluation.exact_match import main
+from hf_linear.evaluation.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,16 +1,17 @@
-"""Where a training or evaluation dataset comes from, and how its batches are made.
+"""Where a training or evaluation dataset comes from: one small class per kind of `dataset:` section.
 
 The `dataset:` section of a training config names exactly one source:
 
     arithmetic: {task: multiplication, digits: [4, 4], cot: lsb, train_size: 100000}   # built now
     arithmetic_stream: {task: multiplication, digits: [4, 4], cot: paper, seed: 0}     # endless train
+    tinystories: {source: roneneldan/TinyStories, context_length: 64}   # windows built now
     path: data/mul4x4-paper           # a DatasetDict written by save_to_disk (a dataset script)
     hub: user/mul4x4-paper            # a dataset repo, loaded with datasets.load_dataset
-    tinystories: {source: roneneldan/TinyStories, context_length: 64}   # windows built now
 
-and optionally `tokenizer:` (a name or path for AutoTokenizer; default: the arithmetic tokenizer
-for arithmetic data, the tokenizer saved inside a `path` dataset, or for tinystories the one
-its own `tokenizer` / `bpe_vocab_size` keys name, see hf_linear.data.tinystories).
+and optionally `tokenizer:` (a name or path for AutoTokenizer; default: the tokenizer that belongs
+to the data, see each source) and `allow_sliding: true` (train on sequences longer than the
+model's window, which then slides). Each source checks its arguments, loads the DatasetDict,
+gives its tokenizer, describes itself in one line, and says how long its sequences are.
 """
 
 from __future__ import annotations
@@ -18,121 +19,213 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-import torch
-from datasets import DatasetDict
+import pyarrow.compute as pc
+from datasets import DatasetDict, load_dataset, load_from_disk
+from huggingface_hub import snapshot_download
+from transformers import AutoTokenizer
 
-SOURCES = ("arithmetic", "arithmetic_stream", "tinystories", "path", "hub")
-# held-out splits of an arithmetic_stream source (its training examples are drawn on the fly)
-STREAM_HELDOUT_KEYS = ("validation_size", "test_size")
+from hf_linear.data.arithmetic.dataset import ArithmeticStream, build_arithmetic_dataset
+from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer
+from hf_linear.data.tinystories import DEFAULT_SOURCE, build_tinystories_dataset, tinystories_tokenizer
+
+OPTIONS = ("tokenizer", "allow_sliding")
 
 
-def check_dataset_config(config: dict) -> None:
-    """Raise ValueError naming what is wrong with a `dataset:` section."""
+class DataSource:
+    """One kind of `dataset:` section. Subclasses set `key` and implement the methods."""
+
+    key: str
+
+    def __init__(self, arguments, tokenizer: str | None = None):
+        self.arguments = arguments
+        self.tokenizer_name = tokenizer
+        self.check()
+
+    def check(self) -> None:
+        """Raise ValueError naming what is wrong with the arguments, before anything is built."""
+
+    def load(self) -> DatasetDict:
+        raise NotImplementedError
+
+    def tokenizer(self):
+        if self.tokenizer_name:
+            return _load_tokenizer(self.tokenizer_name)
+        return self.default_tokenizer()
+
+    def default_tokenizer(self):
+        raise ValueError(f"dataset.tokenizer: no tokenizer given and none belongs to a {self.key} source")
+
+    def describe(self) -> str:
+        return str(self.arguments)
+
+    def _check_keyword_arguments(self, accepted: set[str]) -> None:
+        if not isinstance(self.arguments, dict):
+            raise ValueError(f"dataset.{self.key} must be a mapping of arguments, got {self.arguments!r}")
+        unknown = sorted(set(self.arguments) - accepted)
+        if unknown:
+            raise ValueError(f"dataset.{self.key}: unknown key(s) {', '.join(unknown)} (accepted: {', '.join(sorted(accepted))})")
+
+
+class ArithmeticSource(DataSource):
+    """CoT arithmetic built now by `build_arithmetic_dataset` (train / validation / test)."""
+
+    key = "arithmetic"
+
+    def check(self):
+        self._check_keyword_arguments(set(inspect.signature(build_arithmetic_dataset).parameters))
+        for required in ("task", "digits", "cot"):
+            if self.arguments.get(required) is None:
+                raise ValueError(f"dataset.{self.key}.{required} is required")
+
+    def load(self):
+        return _named(self.key, build_arithmetic_dataset, **self.arguments)
+
+    def default_tokenizer(self):
+        return build_arithmetic_tokenizer()
+
+    def describe(self):
+        digits = self.arguments.get("digits")
+        digits = "x".join(map(str, digits)) if isinstance(digits, (list, tuple)) else digits
+        every = f" every={self.arguments['every']}" if self.arguments.get("every") else ""
+        return f"{self.arguments.get('task')} {digits} cot={self.arguments.get('cot')}{every}"
+
+
+class ArithmeticStreamSource(ArithmeticSource):
+    """Endless training examples drawn on the fly (`ArithmeticStream`), held-out splits built now."""
+
+    key = "arithmetic_stream"
+    HELDOUT_KEYS = ("validation_size", "test_size")
+
+    def check(self):
+        accepted = set(inspect.signature(ArithmeticStream).parameters) - {"rank"} | set(self.HELDOUT_KEYS)
+        self._check_keyword_arguments(accepted)
+        for required in ("task", "digits", "cot"):
+            if self.arguments.get(required) is None:
+                raise ValueError(f"dataset.{self.key}.{required} is required")
+
+    def load(self):
+        stream = dict(self.arguments)
+        held_out = {key: stream.pop(key) for key in self.HELDOUT_KEYS if key in stream}
+        splits = _named(self.key, build_arithmetic_dataset, **stream, train_size=0, **held_out)
+        splits["train"] = _named(self.key, ArithmeticStream, **stream)
+        return splits
+
+
+class TinyStoriesSource(DataSource):
+    """TinyStories stories → tokenizer → windows of T+1 tokens (`build_tinystories_dataset`)."""
+
+    key = "tinystories"
+    TOKENIZER_KEYS = ("source", "tokenizer", "bpe_vocab_size", "max_stories")
+
+    def check(self):
+        self._check_keyword_arguments(set(inspect.signature(build_tinystories_dataset).parameters))
+        if self.tokenizer_name:
+            raise ValueError("dataset.tokenizer: for tinystories, name the tokenizer in dataset.tinystories.tokenizer")
+
+    def load(self):
+        return _named(self.key, build_tinystories_dataset, **self.arguments)
+
+    def default_tokenizer(self):
+        keys = {key: self.arguments[key] for key in self.TOKENIZER_KEYS if key in self.arguments}
+        return _named(self.key, tinystories_tokenizer, **keys)
+
+    def describe(self):
+        return f"TinyStories {self.arguments.get('source', DEFAULT_SOURCE)} T={self.arguments.get('context_length', 64)}"
+
+
+class PathSource(DataSource):
+    """A DatasetDict saved with `save_to_disk` (what the dataset scripts write), with the tokenizer
+    files saved beside it."""
+
+    key = "path"
+
+    def check(self):
+        if not isinstance(self.arguments, str) or not self.arguments:
+            raise ValueError(f"dataset.path must be a directory, got {self.arguments!r}")
+        if not (Path(self.arguments) / "dataset_dict.json").is_file():
+            raise ValueError(f"dataset.path: {self.arguments} is not a DatasetDict saved with save_to_disk "
+                             "(no dataset_dict.json)")  # fmt: skip
+
+    def load(self):
+        return load_from_disk(self.arguments)
+
+    def default_tokenizer(self):
+        if (Path(self.arguments) / "tokenizer_config.json").is_file():
+            return _load_tokenizer(self.arguments)
+        raise ValueError(f"dataset.tokenizer: no tokenizer given and none saved in {self.arguments}")
+
+    def describe(self):
+        return self.arguments
+
+
+class HubSource(DataSource):
+    """A dataset repo on the Hub, loaded with `datasets.load_dataset`; its tokenizer is the one
+    pushed with it (`tokenizer/` in the repo, as `hf-linear`'s dataset scripts push it)."""
+
+    key = "hub"
+
+    def check(self):
+        if not isinstance(self.arguments, str) or not self.arguments:
+            raise ValueError(f"dataset.hub must be a dataset repo id, got {self.arguments!r}")
+
+    def load(self):
+        try:
+            return load_dataset(self.arguments)
+        except Exception as error:  # the Hub is down, the repo is missing or private, ...
+            raise ValueError(f"dataset.hub: could not load {self.arguments!r}: {error}") from error
+
+    def default_tokenizer(self):
+        try:
+            folder = snapshot_download(self.arguments, repo_type="dataset", allow_patterns=["tokenizer/*"])
+            return AutoTokenizer.from_pretrained(Path(folder) / "tokenizer")
+        except Exception as error:
+            raise ValueError(f"dataset.tokenizer: none given, and dataset repo {self.arguments!r} carries no "
+                             f"tokenizer/ folder ({type(error).__name__})") from error  # fmt: skip
+
+    def describe(self):
+        return self.arguments
+
+
+SOURCES: dict[str, type[DataSource]] = {
+    source.key: source for source in (ArithmeticSource, ArithmeticStreamSource, TinyStoriesSource, PathSource, HubSource)
+}
+
+
+def data_source(config: dict) -> DataSource:
+    """The source of a `dataset:` section; ValueError naming what is wrong."""
     if not isinstance(config, dict):
         raise ValueError(f"dataset: must be a mapping, got {config!r}")
-    unknown = sorted(set(config) - set(SOURCES) - {"tokenizer"})
+    unknown = sorted(set(config) - set(SOURCES) - set(OPTIONS))
     if unknown:
-        raise ValueError(f"dataset: unknown key(s) {', '.join(unknown)} (expected one of {', '.join(SOURCES)}, and tokenizer)")
+        raise ValueError(f"dataset: unknown key(s) {', '.join(unknown)} (expected one of {', '.join(SOURCES)}, "
+                         f"and {', '.join(OPTIONS)})")  # fmt: skip
     given = [key for key in SOURCES if config.get(key) is not None]
     if len(given) != 1:
         raise ValueError(f"dataset: give exactly one of {', '.join(SOURCES)} (got {', '.join(given) or 'none'})")
-    if given[0] in ("arithmetic", "arithmetic_stream", "tinystories"):
-        from hf_linear.data.arithmetic.dataset import ArithmeticStream, build_arithmetic_dataset
-        from hf_linear.data.tinystories import build_tinystories_dataset
-
-        source = given[0]
-        arguments = config[source]
-        if not isinstance(arguments, dict):
-            raise ValueError(f"dataset.{source} must be a mapping of arguments, got {arguments!r}")
-        if source == "arithmetic":
-            accepted = set(inspect.signature(build_arithmetic_dataset).parameters)
-        elif source == "tinystories":
-            accepted = set(inspect.signature(build_tinystories_dataset).parameters)
-            if config.get("tokenizer"):
-                raise ValueError("dataset.tokenizer: for tinystories, name the tokenizer in dataset.tinystories.tokenizer")
-        else:
-            accepted = set(inspect.signature(ArithmeticStream).parameters) - {"rank"} | set(STREAM_HELDOUT_KEYS)
-        unknown = sorted(set(arguments) - accepted)
-        if unknown:
-            raise ValueError(f"dataset.{source}: unknown key(s) {', '.join(unknown)} (accepted: {', '.join(sorted(accepted))})")
-    if "path" in given and not (Path(config["path"]) / "dataset_dict.json").exists():
-        raise ValueError(f"dataset.path: {config['path']} is not a DatasetDict saved with save_to_disk (no dataset_dict.json)")
+    if not isinstance(config.get("allow_sliding", False), bool):
+        raise ValueError(f"dataset.allow_sliding must be true or false, got {config['allow_sliding']!r}")
+    return SOURCES[given[0]](config[given[0]], tokenizer=config.get("tokenizer"))
 
 
-def load_dataset_dict(config: dict) -> DatasetDict:
-    """The DatasetDict of a `dataset:` section (see the module docstring). For arithmetic_stream,
-    "train" is an endless `ArithmeticStream` (train with max_steps) beside held-out Datasets."""
-    check_dataset_config(config)
-    if config.get("arithmetic") is not None:
-        from hf_linear.data.arithmetic.dataset import build_arithmetic_dataset
-
-        return build_arithmetic_dataset(**config["arithmetic"])
-    if config.get("arithmetic_stream") is not None:
-        from hf_linear.data.arithmetic.dataset import ArithmeticStream, build_arithmetic_dataset
-
-        stream = dict(config["arithmetic_stream"])
-        held_out = {key: stream.pop(key) for key in STREAM_HELDOUT_KEYS if key in stream}
-        splits = build_arithmetic_dataset(**stream, train_size=0, **held_out)
-        splits["train"] = ArithmeticStream(**stream)
-        return splits
-    if config.get("tinystories") is not None:
-        from hf_linear.data.tinystories import build_tinystories_dataset
-
-        return build_tinystories_dataset(**config["tinystories"])
-    if config.get("path") is not None:
-        from datasets import load_from_disk
-
-        return load_from_disk(config["path"])
-    from datasets import load_dataset
-
-    return load_dataset(config["hub"])
+def longest_sequence(dataset) -> int:
+    """Length of the longest `input_ids` of a Dataset (read from Arrow, not row by row)."""
+    if not hasattr(dataset, "data"):  # a stream: its examples all have one length (a fixed template)
+        return len(next(iter(dataset))["input_ids"])
+    if len(dataset) == 0:
+        return 0
+    return pc.max(pc.list_value_length(dataset.data.column("input_ids"))).as_py()
 
 
-def load_tokenizer(config: dict):
-    """The tokenizer of a `dataset:` section."""
-    from transformers import AutoTokenizer
-
-    if config.get("tokenizer"):
-        return AutoTokenizer.from_pretrained(config["tokenizer"])
-    if config.get("tinystories") is not None:
-        from hf_linear.data.tinystories import tinystories_tokenizer
-
-        keys = ("source", "tokenizer", "bpe_vocab_size", "max_stories")
-        return tinystories_tokenizer(**{key: config["tinystories"][key] for key in keys if key in config["tinystories"]})
-    if config.get("path") and (Path(config["path"]) / "tokenizer.json").exists():
-        return AutoTokenizer.from_pretrained(config["path"])
-    if config.get("arithmetic") is not None or config.get("arithmetic_stream") is not None or config.get("hub"):
-        from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer
-
-        return build_arithmetic_tokenizer()
-    raise ValueError("dataset.tokenizer: no tokenizer given and none saved with the dataset")
+def _load_tokenizer(name: str):
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"dataset.tokenizer: {name!r} could not be loaded as a tokenizer: {error}") from error
 
 
-class CausalLMCollator:
-    """Batches of `input_ids` for causal-LM training: right-padded, with labels.
-
-    With `mask_prompt` and a `prompt_length` column, the loss covers only the tokens after the
-    prompt (the operands are given, not predicted), as in the paper's arithmetic training.
-    """
-
-    def __init__(self, pad_token_id: int, mask_prompt: bool = True):
-        self.pad_token_id = pad_token_id
-        self.mask_prompt = mask_prompt
-
-    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        width = max(len(e["input_ids"]) for e in examples)
-        input_ids = torch.full((len(examples), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
-        labels = torch.full((len(examples), width), -100, dtype=torch.long)
-        for row, example in enumerate(examples):
-            ids = torch.as_tensor(example["input_ids"], dtype=torch.long)
-            input_ids[row, : len(ids)] = ids
-            attention_mask[row, : len(ids)] = 1
-            first_label = int(example["prompt_length"]) if self.mask_prompt and "prompt_length" in example else 0
-            labels[row, first_label : len(ids)] = ids[first_label:]
-        if bool(attention_mask.all()):
-            attention_mask = None  # no padding: let the model skip the mask handling
-        batch = {"input_ids": input_ids, "labels": labels}
-        if attention_mask is not None:
-            batch["attention_mask"] = attention_mask
-        return batch
+def _named(key: str, build, **arguments):
+    """Call a builder; its ValueErrors name the config section they came from."""
+    try:
+        return build(**arguments)
+    except ValueError as error:
+        raise ValueError(f"dataset.{key}: {error}") from error

@@ -7,7 +7,7 @@ token (V = 50,258), on stories "split into 64-token chunks, only full chunks kep
 Main entry points
 -----------------
 * `build_tinystories_dataset(source, tokenizer, context_length, ...) -> DatasetDict` (train /
-  validation, one column `input_ids` of exactly T tokens) — its keyword arguments are the
+  validation, one column `input_ids` of exactly T+1 tokens: T inputs, T targets) — its keyword arguments are the
   `dataset.tinystories:` section of a training config;
 * `tinystories_tokenizer(...)` — the tokenizer those ids belong to (same arguments);
 * `save_tinystories_dataset(...)` / `push_tinystories_dataset_to_hub(...)` — with the tokenizer
@@ -35,7 +35,10 @@ Windows
 -------
 Every story is tokenized on its own with the tokenizer's defaults (the GPT-2 BPE adds no special
 tokens), with NO end-of-story token appended — as the authors' code, whose `text` rows never
-contain one — and cut into consecutive windows of T tokens from its first token; the last,
+contain one — and cut into windows of T+1 tokens every T tokens from its first token (T inputs
+and their T targets, so that every row of a model of window T is trained; see `full_windows`:
+the paper's T-token chunks leave the last row untrained, and it is the row a sliding window
+uses past T); the last,
 partial window of each story is dropped (`full_windows`). The authors' code intends the same
 (`return_overflowing_tokens` chunks, kept when `length == T`), but it also passes
 `padding=True`, under which the tokenizer reports the padded length (checked with transformers
@@ -96,9 +99,15 @@ def split_stories(lines: Iterable[str]) -> Iterator[str]:
 
 
 def full_windows(ids: list[int], context_length: int) -> list[list[int]]:
-    """Consecutive non-overlapping windows of exactly `context_length` tokens from the start of
-    `ids`; a shorter tail is dropped (the paper keeps only full chunks)."""
-    return [ids[start : start + context_length] for start in range(0, len(ids) - context_length + 1, context_length)]
+    """Windows of exactly T+1 tokens (T = `context_length`) every T tokens from the start of
+    `ids`: T inputs and their T next-token targets, so that every row of the masked map is
+    trained — with T-token windows the last position has no target and row T-1, which a
+    sliding window uses for every position >= T, would keep its initial weights. Consecutive
+    windows share one token (the last target of one is the first input of the next), so every
+    token after the first is a target exactly once; a shorter tail is dropped (the paper keeps
+    only full chunks)."""
+    span = context_length + 1
+    return [ids[start : start + span] for start in range(0, len(ids) - span + 1, context_length)]
 
 
 def windows_of_batch(batch: dict, tokenizer, context_length: int) -> dict:
@@ -256,18 +265,19 @@ def build_tinystories_dataset(
     max_stories: int | None = None,
     num_proc: int | None = None,
 ) -> DatasetDict:
-    """TinyStories as windows of exactly `context_length` tokens (the paper: T = 64).
+    """TinyStories as windows of exactly `context_length` + 1 tokens for a model of window T
+    (the paper: T = 64).
 
     Args:
         source: "roneneldan/TinyStories" (default), another dataset repo id or `load_dataset`
             path, or a local directory of TinyStories text files (see the module docstring).
         tokenizer: a name or path for `AutoTokenizer` (default: roneneldan/TinyStories-33M).
-        context_length: T, tokens per window.
+        context_length: T, the window of the model (the windows hold T+1 tokens).
         bpe_vocab_size: train a byte-level BPE of this many tokens instead of `tokenizer`.
         max_stories: use only the first that many stories of each split (quick runs).
         num_proc: processes for the tokenization `map` (results are cached by `datasets`).
 
-    Returns DatasetDict(train, validation) with column `input_ids` (int32, length T); the build
+    Returns DatasetDict(train, validation) with column `input_ids` (int32, length T+1); the build
     arguments and story counts are kept in each split's `info.description`.
     """
     if not isinstance(source, str) or not source:
@@ -282,7 +292,7 @@ def build_tinystories_dataset(
 
     stories = load_stories(source, max_stories)
     token_ids = tinystories_tokenizer(source, tokenizer, bpe_vocab_size, max_stories)
-    features = Features({"input_ids": List(Value("int32"), length=context_length)})
+    features = Features({"input_ids": List(Value("int32"), length=context_length + 1)})
     record = {
         "arguments": {"source": source, "tokenizer": tokenizer, "context_length": context_length,
                       "bpe_vocab_size": bpe_vocab_size, "max_stories": max_stories},
@@ -350,7 +360,7 @@ def render_dataset_card(dataset_dict: DatasetDict, tokenizer, hub_metadata: dict
     rows = [f"| {split} | {record['stories'][split]:,} | {windows[split]:,} | {windows[split] * T:,} |" for split in SPLITS]
     example = dataset_dict["train"][0]["input_ids"] if windows["train"] else []
     values = {
-        "pretty_name": f"TinyStories in {T}-token windows ({record['tokenizer_name']})",
+        "pretty_name": f"TinyStories in windows for T={T} ({record['tokenizer_name']})",
         "size_category": _size_category(sum(windows.values())),
         "source": record["arguments"]["source"],
         "tokenizer": record["tokenizer_name"],

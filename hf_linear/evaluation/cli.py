@@ -1,0 +1,87 @@
+"""`hf-linear eval`: evaluate a checkpoint on held-out data.
+
+    hf-linear eval CHECKPOINT --dataset data/mul4x4-lsb [--split test --num-samples 1000]
+    hf-linear eval CHECKPOINT --arithmetic '{"task": "multiplication", "digits": [4, 4], "cot": "lsb"}'
+    hf-linear eval CHECKPOINT --dataset data/tinystories-64 --split validation   # language-model data
+
+Data with `prompt` / `answer` columns is scored by exact match; language-model data (windows of
+`input_ids` only, e.g. TinyStories) by perplexity, with samples from "Once upon a" at
+temperature 0.5 and their distinct-n / repetition statistics (hf_linear.evaluation.lm_report).
+
+Writes a JSON report (default: CHECKPOINT/eval_results.json, which `hf-linear push` puts into the
+model card) and prints a table and a few sample generations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hf_linear.atomic import write_json_atomically
+from hf_linear.checkpoints import load_model, load_tokenizer
+from hf_linear.data.sources import data_source
+from hf_linear.evaluation.exact_match import exact_match_report, format_report, has_prompts
+from hf_linear.evaluation.lm_report import format_lm_report, lm_report
+
+
+def evaluate_checkpoint(args) -> dict:
+    if args.arithmetic:
+        try:
+            arguments = json.loads(args.arithmetic)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--arithmetic is not valid JSON: {error}") from None
+        arguments.setdefault("train_size", 0)
+        source = data_source({"arithmetic": arguments})
+    else:
+        # an existing directory is a saved DatasetDict; anything else names a Hub dataset repo
+        looks_local = Path(args.dataset).exists() or args.dataset.startswith((".", "/"))
+        source = data_source({"path" if looks_local else "hub": args.dataset})
+    datasets = source.load()
+    if args.split not in datasets:
+        raise ValueError(f"--split {args.split!r} not in the dataset (splits: {', '.join(datasets)})")
+    split = datasets[args.split]
+    split = split.select(range(min(args.num_samples, len(split))))
+    if len(split) == 0:
+        raise ValueError(f"--split {args.split!r} is empty: nothing to evaluate")
+
+    model, tokenizer = load_model(args.checkpoint), load_tokenizer(args.checkpoint)
+    if has_prompts(split):
+        report = exact_match_report(model, tokenizer, split, args.batch_size, args.show)
+        print(format_report(report))
+    else:
+        report = lm_report(model, tokenizer, split, batch_size=args.batch_size, num_examples=args.show)
+        print(format_lm_report(report))
+    report.update(dataset=source.describe(), split=args.split, checkpoint=str(args.checkpoint))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hf-linear eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", help="a checkpoint directory or Hub repo id")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="a DatasetDict saved with save_to_disk (a directory), or a Hub dataset repo id")
+    source.add_argument("--arithmetic", help="JSON of build_arithmetic_dataset arguments (built on the fly)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--num-samples", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--show", type=int, default=5, help="sample generations to print")
+    parser.add_argument("--output", help="JSON report path (default: CHECKPOINT/eval_results.json)")
+    args = parser.parse_args(argv)
+    if args.num_samples < 1 or args.batch_size < 1:
+        parser.error("--num-samples and --batch-size must be >= 1")
+    try:
+        report = evaluate_checkpoint(args)
+    except ValueError as error:  # user mistakes: one line, no traceback
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    output = Path(args.output) if args.output else Path(args.checkpoint) / "eval_results.json"
+    if not args.output and not Path(args.checkpoint).is_dir():
+        output = Path("eval_results.json")
+    write_json_atomically(output, report)
+    print(f"\nreport written to {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,323 @@
+"""A training run declared in one YAML file: sections, their checks, and command-line overrides.
+
+    model:       type (linear_lm | mlp_lm | gpt2: any model type AutoConfig knows) and the fields
+                 of its config class; the window (context_length, GPT-2: n_positions), vocab_size
+                 and the special-token ids default to the data's. `init_from: PATH_OR_HUB_ID`
+                 starts from a checkpoint's weights and tokenizer instead (see `finetuning.py`).
+    dataset:     the data source (hf_linear.data.sources)
+    training:    transformers.TrainingArguments fields (output_dir, learning_rate, bf16, ...)
+    evaluation:  exact match by greedy generation, or for language-model data perplexity and
+                 samples (`EvaluationConfig`)
+    budget:      optional `max_minutes` of training, for comparisons at equal wall-clock time;
+                 the learning-rate schedule then follows the budget (`BudgetConfig`)
+
+Every key is checked against the dataclass that takes it with huggingface_hub's type validator
+(the one behind transformers' strict configs); errors name `section.key`. YAML is read with the
+YAML 1.2 core schema: `no`/`off` stay strings (eval_strategy: no) and `1e-3` is a number.
+Relative data paths in a config file are relative to that file, not to the working directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from huggingface_hub.dataclasses import type_validator
+from transformers import AutoConfig, TrainingArguments
+
+from hf_linear.data.sources import data_source
+
+SECTIONS = ("model", "dataset", "training", "evaluation", "budget")
+# what a fine-tuning run may change of its checkpoint's model (both grow it, keeping its function)
+FINETUNE_MODEL_KEYS = ("context_length", "vocab_size", "mixing_chunk_size")
+
+
+@dataclass
+class EvaluationConfig:
+    """The `evaluation:` section: exact match of generated answers on held-out prompts; for data
+    without `prompt` / `answer` columns (TinyStories), the LM report of hf_linear.evaluation.lm_report:
+    perplexity on `num_samples` held-out windows and `num_generations` samples."""
+
+    split: str = "test"  # held-out split for the final report
+    num_samples: int = 1000  # held-out prompts in the final report
+    during_training_split: str = "validation"  # split evaluated at every `eval_steps`
+    during_training_samples: int = 200  # prompts per evaluation during training (0: loss only)
+    batch_size: int = 256  # prompts generated at once
+    num_examples: int = 5  # sample generations printed and stored
+    mask_prompt: bool = True  # loss only on the tokens after the prompt
+    # language-model data only
+    sample_prompt: str = "Once upon a"  # the paper's prompt
+    temperature: float = 0.5  # the paper's sampling temperature
+    max_new_tokens: int | None = None  # None: up to the model's window in all, as the authors' code
+    num_generations: int = 8  # samples drawn for the text statistics and the generation speed
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ValueError(f"evaluation.temperature must be > 0, got {self.temperature}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"evaluation.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        for name in ("num_samples", "batch_size", "num_generations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"evaluation.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("during_training_samples", "num_examples"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"evaluation.{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
+class BudgetConfig:
+    """The optional `budget:` section."""
+
+    # wall-clock training time after which training stops; the learning rate then decays over the
+    # elapsed fraction of the budget instead of the steps (a step-based decay would stop early,
+    # before its rate has decayed, on a slower machine)
+    max_minutes: float | None = None
+
+    def __post_init__(self):
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"budget.max_minutes must be > 0, got {self.max_minutes}")
+
+
+@dataclass
+class RunConfig:
+    """A checked training config; `as_dict()` is what the run directory keeps (training_config.yaml)."""
+
+    model: dict
+    dataset: dict
+    training: dict
+    evaluation: EvaluationConfig
+    budget: BudgetConfig
+
+    def as_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "dataset": self.dataset,
+            "training": self.training,
+            "evaluation": dataclasses.asdict(self.evaluation),
+            "budget": dataclasses.asdict(self.budget),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML 1.2 core schema: PyYAML implements YAML 1.1, where `no` is false and `1e-3` a string
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    pass
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
+def _construct_number(loader, node):  # "3" stays an int under the float pattern above
+    text = loader.construct_scalar(node)
+    try:
+        return int(text)
+    except ValueError:
+        return loader.construct_yaml_float(node)
+
+
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:float", _construct_number)
+
+
+def read_yaml(text: str):
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and checking
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    """Read CONFIG, resolve its relative data paths, apply `--section.key value` overrides, and
+    check every key and type."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist")
+    try:
+        config = read_yaml(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"config file {path} is not valid YAML: {error}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"config file {path} must hold a mapping of sections {', '.join(SECTIONS)}")
+    resolve_data_paths(config, path.parent)
+    apply_overrides(config, overrides)
+    return check_config(config)
+
+
+def apply_overrides(config: dict, overrides: list[str]) -> None:
+    """`--section.key value` pairs into the config (values read as YAML)."""
+    overrides = list(overrides)
+    if len(overrides) % 2:
+        raise ValueError(f"overrides come in pairs --section.key value; got {' '.join(overrides)}")
+    for flag, raw in zip(overrides[::2], overrides[1::2]):
+        if not flag.startswith("--") or "." not in flag:
+            raise ValueError(f"override {flag!r} must look like --section.key (e.g. --training.learning_rate)")
+        *sections, key = flag[2:].split(".")
+        node = config
+        for section in sections:
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {flag}: {section} is not a section")
+        node[key] = read_yaml(raw)
+
+
+# (section, key) pairs holding input paths (or Hub ids) that a config file may give relatively
+_DATA_PATH_KEYS = (("dataset", "path"), ("dataset", "tokenizer"), ("model", "init_from"))
+_SOURCE_PATH_KEYS = (("tinystories", "source"), ("tinystories", "tokenizer"))
+
+
+def resolve_data_paths(config: dict, base: Path) -> None:
+    """Relative input paths of a config file are relative to the file: `../data/x` in
+    configs/cpu/a.yaml means configs/data/x wherever the command runs. A value that names no
+    file there is left alone (a Hub id)."""
+
+    def resolved(value):
+        if isinstance(value, str) and value and not Path(value).is_absolute() and (base / value).exists():
+            return str((base / value).resolve())
+        return value
+
+    dataset = config.get("dataset") if isinstance(config.get("dataset"), dict) else {}
+    for section, key in _DATA_PATH_KEYS:
+        node = config.get(section)
+        if isinstance(node, dict) and key in node:
+            node[key] = resolved(node[key])
+    for source, key in _SOURCE_PATH_KEYS:
+        node = dataset.get(source)
+        if isinstance(node, dict) and key in node:
+            node[key] = resolved(node[key])
+
+
+def check_fields(section: str, values: dict, cls, extra: tuple[str, ...] = ()) -> dict:
+    """Check the keys and value types of a section against dataclass `cls`; ints are accepted
+    where a float is expected."""
+    if not isinstance(values, dict):
+        raise ValueError(f"config section {section}: must be a mapping, got {values!r}")
+    hints = _field_types(cls)
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(k for k in values if k not in fields and k not in extra)
+    if unknown:
+        raise ValueError(f"{section}: unknown key(s) {', '.join(unknown)} for {cls.__name__}")
+    checked = {}
+    for key, value in values.items():
+        if key in fields:
+            # an int is a valid float (and stays an int in the saved config)
+            typed = float(value) if type(value) is int and _accepts(hints[key], float) else value
+            try:
+                type_validator(f"{section}.{key}", typed, hints[key])
+            except TypeError as error:
+                raise ValueError(str(error)) from None
+            _check_enum_member(f"{section}.{key}", value, hints[key])
+        checked[key] = value
+    return checked
+
+
+def _field_types(cls) -> dict:
+    """Resolved annotations of a dataclass; a field whose annotation names what its module only
+    imports for type checkers (e.g. `torch.dtype` in PreTrainedConfig) is not type-checked."""
+    try:
+        return typing.get_type_hints(cls)
+    except NameError:
+        hints = {}
+        for klass in reversed(cls.__mro__):
+            for name, annotation in getattr(klass, "__annotations__", {}).items():
+                try:
+                    hints[name] = typing.get_type_hints(type("_", (), {"__annotations__": {name: annotation},
+                                                                       "__module__": klass.__module__}))[name]  # fmt: skip
+                except Exception:
+                    hints[name] = typing.Any
+        return hints
+
+
+def _options(annotation) -> tuple:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _accepts(annotation, kind: type) -> bool:
+    return kind in _options(annotation)
+
+
+def _check_enum_member(where: str, value, annotation) -> None:
+    """`IntervalStrategy | str` accepts any string by type; the string must still name a member
+    (checked here, not by TrainingArguments, whose checks depend on the machine)."""
+    enums = [a for a in _options(annotation) if isinstance(a, type) and issubclass(a, enum.Enum)]
+    if enums and isinstance(value, str) and value not in {m.value for m in enums[0]}:
+        raise ValueError(f"{where} must be one of {[m.value for m in enums[0]]}, got {value!r}")
+
+
+def model_config_class(model_type):
+    """The config class of a model type, from the Auto registry (hf_linear registers its two)."""
+    import hf_linear  # noqa: F401  (registers linear_lm / mlp_lm)
+
+    try:
+        return type(AutoConfig.for_model(model_type))
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"model.type must be a model type AutoConfig knows (linear_lm, mlp_lm, gpt2, ...), "
+                         f"got {model_type!r}") from None  # fmt: skip
+
+
+def check_config(config: dict) -> RunConfig:
+    """Check the sections of a config; returns the RunConfig."""
+    unknown = sorted(set(config) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown config section(s) {', '.join(unknown)} (sections: {', '.join(SECTIONS)})")
+    for section in ("model", "dataset", "training"):
+        if not isinstance(config.get(section), dict):
+            raise ValueError(f"config section {section}: is missing or not a mapping")
+
+    model = dict(config["model"])
+    if "init_from" in model:
+        if not isinstance(model["init_from"], str) or not model["init_from"]:
+            raise ValueError(f"model.init_from must be a checkpoint directory or Hub repo id, got {model['init_from']!r}")
+        if "type" in model:
+            raise ValueError("model.type: give either type (a new model) or init_from (a checkpoint's model), not both")
+        init_from = model.pop("init_from")
+        cannot_change = sorted(set(model) - set(FINETUNE_MODEL_KEYS))
+        if cannot_change:
+            raise ValueError(f"model.{cannot_change[0]}: with init_from the checkpoint's architecture is kept; "
+                             f"only {', '.join(FINETUNE_MODEL_KEYS)} can be given (to grow the model)")  # fmt: skip
+        for key, value in model.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"model.{key} must be a positive integer, got {value!r}")
+        model = {"init_from": init_from, **model}
+    else:
+        config_class = model_config_class(model.pop("type", None))
+        model = {"type": config_class.model_type, **check_fields("model", model, config_class)}
+    data_source(config["dataset"])  # checks the section
+
+    training = check_fields("training", config["training"], TrainingArguments)
+    if not isinstance(training.get("output_dir"), str) or not training["output_dir"]:
+        raise ValueError(f"training.output_dir is required (a directory), got {training.get('output_dir')!r}")
+    if training.get("max_steps") == 0 or (training.get("max_steps") or -1) < -1:
+        raise ValueError(f"training.max_steps must be >= 1 (or -1: train by num_train_epochs), got {training['max_steps']}")
+    try:
+        evaluation = EvaluationConfig(**check_fields("evaluation", config.get("evaluation") or {}, EvaluationConfig))
+        budget = BudgetConfig(**check_fields("budget", config.get("budget") or {}, BudgetConfig))
+    except TypeError as error:
+        raise ValueError(str(error)) from None
+    return RunConfig(model, dict(config["dataset"]), training, evaluation, budget)
+
+
+def training_arguments(training: dict) -> TrainingArguments:
+    """TrainingArguments of a checked `training:` section; its own checks name the section."""
+    try:
+        return TrainingArguments(**training)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"training: {error}") from None

@@ -1,0 +1,82 @@
+"""The model and tokenizer of a run: a new model from the `model:` section, or a checkpoint's
+(`model: {init_from: PATH_OR_HUB_ID}`), grown to the data where asked."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from hf_linear.checkpoints import load_model, load_tokenizer
+from hf_linear.data.sources import DataSource
+
+
+def run_tokenizer(model_section: dict, source: DataSource):
+    """The data's tokenizer; when fine-tuning, the checkpoint's, unless the data names its own
+    (then both must agree on every token the checkpoint knows)."""
+    data_tokenizer = source.tokenizer()
+    if "init_from" not in model_section:
+        return data_tokenizer
+    checkpoint_tokenizer = load_tokenizer(model_section["init_from"])
+    data_vocab = data_tokenizer.get_vocab()
+    for token, token_id in checkpoint_tokenizer.get_vocab().items():
+        if data_vocab.get(token) != token_id:
+            raise ValueError(
+                f"model.init_from: the checkpoint's tokenizer and the data's disagree on token {token!r} "
+                f"(id {token_id} vs {data_vocab.get(token)}): the weights cannot be carried over"
+            )
+    return data_tokenizer if len(data_tokenizer) > len(checkpoint_tokenizer) else checkpoint_tokenizer
+
+
+def data_window(sequence_length: int, language_model_windows: bool) -> int:
+    """The window T the data needs: a language-model window of T+1 tokens trains all T rows of
+    the masked map (T inputs, T targets); an arithmetic example is read whole."""
+    return sequence_length - 1 if language_model_windows else sequence_length
+
+
+def build_model(model_section: dict, tokenizer, sequence_length: int, language_model_windows: bool,
+                allow_sliding: bool = False):  # fmt: skip
+    """The run's model. The window, vocabulary size and special tokens default to the data's;
+    data longer than an explicitly given (or the checkpoint's) window is an error unless
+    `allow_sliding`."""
+    needed = data_window(sequence_length, language_model_windows)
+    fields = {k: v for k, v in model_section.items() if k not in ("type", "init_from")}
+    if "init_from" in model_section:
+        model = load_model(model_section["init_from"])
+        grow_to = {"vocab_size": fields.get("vocab_size", len(tokenizer)), "context_length": fields.get("context_length")}
+        if grow_to["vocab_size"] < model.config.vocab_size:
+            raise ValueError(f"model.vocab_size={grow_to['vocab_size']} is smaller than the checkpoint's {model.config.vocab_size}")
+        if grow_to["vocab_size"] > model.config.vocab_size:
+            model.resize_token_embeddings(grow_to["vocab_size"])
+        if grow_to["context_length"] is not None:
+            try:
+                model.resize_context_length(grow_to["context_length"])
+            except ValueError as error:
+                raise ValueError(f"model.context_length: {error}") from None
+        if "mixing_chunk_size" in fields:
+            model.config.mixing_chunk_size = fields["mixing_chunk_size"]
+        window = model.config.context_length
+    else:
+        window_key = "n_positions" if model_section["type"] == "gpt2" else "context_length"
+        # a transformer with learned positions reads the whole sequence; ours slide beyond T
+        fields.setdefault(window_key, sequence_length if window_key == "n_positions" else needed)
+        fields.setdefault("vocab_size", len(tokenizer))
+        for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            fields.setdefault(name, getattr(tokenizer, name))
+        try:
+            config = AutoConfig.for_model(model_section["type"], **fields)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"model: {error}") from None
+        model = AutoModelForCausalLM.from_config(config)
+        # transformers infers loss_type from the class name ("...ForCausalLM"); GPT2LMHeadModel
+        # gets None, and Trainer then counts every label instead of the T-1 predicted ones per
+        # window, under-reporting its loss by a factor (T-1)/T.
+        model.loss_type = "ForCausalLM"
+        window = fields[window_key] if window_key == "context_length" else needed
+    if len(tokenizer) > model.config.vocab_size:
+        raise ValueError(f"model.vocab_size={model.config.vocab_size} is smaller than the tokenizer's {len(tokenizer)} tokens")
+    if needed > window and not allow_sliding:
+        raise ValueError(
+            f"model.context_length={window} is shorter than the data's sequences (a window of {needed} needed): "
+            f"set model.context_length: {needed} (grows a checkpoint), or dataset.allow_sliding: true to train "
+            "the model's sliding window on them"
+        )
+    return model, tokenizer

@@ -1,0 +1,123 @@
+"""The Trainer of a run: exact match by generation during evaluation, and a wall-clock budget."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import ExportableState
+
+from hf_linear.evaluation.exact_match import exact_match_report
+
+# learning-rate shapes that can follow a budget: progress p in [0, 1] → factor
+BUDGET_SCHEDULES = {
+    "linear": lambda p: 1.0 - p,
+    "cosine": lambda p: 0.5 * (1.0 + math.cos(math.pi * p)),
+    "constant": lambda p: 1.0,
+    "constant_with_warmup": lambda p: 1.0,
+}
+
+
+class TimeBudget(TrainerCallback, ExportableState):
+    """Ends training once `max_minutes` of wall-clock time have passed (with the final save).
+
+    The elapsed time is part of the checkpoint state, so a resumed run continues its budget
+    instead of starting a new one.
+    """
+
+    def __init__(self, max_minutes: float, elapsed_seconds: float = 0.0):
+        self.max_minutes = max_minutes
+        self.elapsed_seconds = elapsed_seconds
+        self._started = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._started, self._elapsed_before = time.monotonic(), self.elapsed_seconds
+
+    def elapsed(self) -> float:
+        if self._started is None:
+            return self.elapsed_seconds
+        return self._elapsed_before + time.monotonic() - self._started
+
+    def fraction(self) -> float:
+        """Share of the budget spent, in [0, 1]."""
+        return min(1.0, self.elapsed() / (60 * self.max_minutes))
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.elapsed_seconds = self.elapsed()
+        if self.fraction() >= 1.0:
+            control.should_training_stop = True
+        return control
+
+    def state(self) -> dict:
+        return {"args": {"max_minutes": self.max_minutes, "elapsed_seconds": self.elapsed()}, "attributes": {}}
+
+
+class HFLinearTrainer(Trainer):
+    """Trainer whose evaluation adds exact match by greedy generation to the loss (or, with
+    `report_perplexity`, for language-model data, the perplexity exp(loss)), and whose
+    learning-rate schedule follows a `TimeBudget` when the run has one.
+
+    The prompts are sharded over processes and the counts summed, so that 2-process runs
+    evaluate each prompt once.
+    """
+
+    def __init__(self, *args, generation_eval_dataset=None, generation_batch_size=256, report_perplexity=False,
+                 **kwargs):  # fmt: skip
+        super().__init__(*args, **kwargs)
+        self.generation_eval_dataset = generation_eval_dataset
+        self.generation_batch_size = generation_batch_size
+        self.report_perplexity = report_perplexity
+
+    # --- the schedule of a budgeted run ------------------------------------------------------
+
+    def _time_budget(self) -> TimeBudget | None:
+        # looked up on every step: resuming replaces the callback by one restored from the checkpoint
+        return next((c for c in self.callback_handler.callbacks if isinstance(c, TimeBudget)), None)
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if self._time_budget() is None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        if self.lr_scheduler is None:
+            shape = BUDGET_SCHEDULES[str(getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type))]
+            warmup = self.args.get_warmup_steps(num_training_steps)
+
+            def factor(step: int) -> float:
+                # progress: whichever ends training first, the budget or max_steps
+                progress = max(self._time_budget().fraction(), step / max(1, num_training_steps))
+                return min(1.0, (step + 1) / warmup if warmup else 1.0) * max(0.0, shape(min(1.0, progress)))
+
+            self.lr_scheduler = LambdaLR(optimizer if optimizer is not None else self.optimizer, factor)
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+    # --- evaluation ----------------------------------------------------------------------------
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        if self.report_perplexity and f"{metric_key_prefix}_loss" in metrics:
+            perplexity = {f"{metric_key_prefix}_perplexity": math.exp(metrics[f"{metric_key_prefix}_loss"])}
+            self.log(perplexity)
+            metrics.update(perplexity)
+        data = self.generation_eval_dataset
+        if not data:
+            return metrics
+        rank, world = self.args.process_index, self.args.world_size
+        shard = data.select(range(rank, len(data), world))
+        model = self.accelerator.unwrap_model(self.model)
+        report = exact_match_report(model, self.processing_class, shard, self.generation_batch_size, num_examples=0)
+        n = report["num_samples"]
+        counts = torch.tensor([report["exact_match"] * n, report["per_digit_accuracy"] * n, n],
+                              dtype=torch.float64, device=self.args.device)  # fmt: skip
+        if world > 1:
+            counts = self.accelerator.reduce(counts, reduction="sum")
+        exact, per_digit, n = counts.tolist()
+        generated = {
+            f"{metric_key_prefix}_exact_match": exact / n,
+            f"{metric_key_prefix}_per_digit_accuracy": per_digit / n,
+        }
+        self.log(generated)
+        metrics.update(generated)
+        return metrics
