@@ -21,9 +21,13 @@ import time
 import datasets
 import torch
 
-from hf_linear.data.arithmetic.formats import example_tokens, text_of
-from hf_linear.data.arithmetic.dataset import build_arithmetic_dataset, save_arithmetic_dataset
-from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer
+from hf_linear.data.arithmetic import (
+    build_arithmetic_dataset,
+    build_arithmetic_tokenizer,
+    example_tokens,
+    save_arithmetic_dataset,
+    text_of,
+)
 
 
 def reference_seconds(count: int) -> float:

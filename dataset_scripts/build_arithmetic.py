@@ -1,4 +1,4 @@
-"""Build a Chain-of-Thought arithmetic dataset (thin CLI over `hf_linear.data.arithmetic.dataset`).
+"""Build a Chain-of-Thought arithmetic dataset (thin CLI over `hf_linear.data.arithmetic`).
 
     python dataset_scripts/build_arithmetic.py --task multiplication --digits 4 4 --cot paper \\
         --train-size 1000000 --out data/mul4x4-paper [--validation-size N --test-size N --seed S \\
@@ -19,8 +19,12 @@ import argparse
 import sys
 import time
 
-from hf_linear.data.arithmetic.formats import FORMATS
-from hf_linear.data.arithmetic.dataset import build_arithmetic_dataset, push_arithmetic_dataset_to_hub, save_arithmetic_dataset
+from hf_linear.data.arithmetic import (
+    FORMATS,
+    build_arithmetic_dataset,
+    push_arithmetic_dataset_to_hub,
+    save_arithmetic_dataset,
+)
 from hf_linear.data.io import add_output_arguments, check_output_dir
 
 __all__ = ["build_arithmetic_dataset", "main"]
@@ -33,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--digits", required=True, type=int, nargs="+", metavar="N",
                         help="operand sizes n [m] (n alone: n x n); parity: the number of bits")  # fmt: skip
     parser.add_argument("--cot", required=True, help=f"CoT format ({formats})")
-    parser.add_argument("--every", type=int, default=None, help="parity 'running': running parity every K bits")
+    parser.add_argument("--every", type=int, default=None, help="parity 'running' and 'threshold': one step every K bits")
     parser.add_argument("--train-size", type=int, required=True)
     parser.add_argument("--validation-size", type=int, default=1000)
     parser.add_argument("--test-size", type=int, default=1000)

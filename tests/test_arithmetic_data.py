@@ -12,24 +12,31 @@ import torch
 from datasets import load_from_disk
 from transformers import AutoTokenizer
 
-from hf_linear.data.arithmetic.formats import example_tokens, text_of
-from hf_linear.data.arithmetic.dataset import (
+from hf_linear.data.arithmetic import (
+    REGISTRY,
     ArithmeticSpec,
     ArithmeticStream,
+    arithmetic_prompt,
     build_arguments_of,
     build_arithmetic_dataset,
+    build_arithmetic_tokenizer,
+    example_tokens,
+    prompt_for,
     push_arithmetic_dataset_to_hub,
     render_dataset_card,
     save_arithmetic_dataset,
-    strings_of_ids,
+    spec_of,
+    text_of,
 )
-from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer
+from hf_linear.data.arithmetic import splits
+from hf_linear.data.arithmetic.strings import strings_of_ids
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_arithmetic_formats import (  # noqa: E402  (the independent schoolbook references)
     check_addition,
     check_multiplication,
     check_parity,
+    check_parity_threshold,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +86,9 @@ CASES = [
     ("parity", [8], "running", 3),
     ("parity", [64], "running", 7),
     ("parity", [9], "direct", None),
+    ("parity", [8], "threshold", 1),
+    ("parity", [64], "threshold", 5),
+    ("parity", [20], "threshold", 18),
 ]
 
 
@@ -98,10 +108,57 @@ def test_every_row_equals_the_pure_functions_and_schoolbook(task, digits, cot, e
                 check_multiplication(tokens, row["a"], row["b"], cot)
             elif task == "addition":
                 check_addition(tokens, row["a"], row["b"], cot)
+            elif cot == "threshold":
+                check_parity_threshold(tokens, row["bits"], spec.every)
             else:
                 check_parity(tokens, row["bits"], spec.every)
             assert row["answer"] == " ".join(tokens[len(tokens) - 1 - tokens[::-1].index("=") + 1 :])
             assert input_split(row) == split
+
+
+def random_inputs(spec: ArithmeticSpec, count: int, rng: np.random.Generator) -> tuple:
+    """Uniform inputs with the extremes (smallest and largest operands, all zeros / all ones) first."""
+    if spec.task == "parity":
+        n = spec.digits[0]
+        bits = rng.integers(0, 2**n - 1, size=count, dtype=np.uint64, endpoint=True)
+        bits[:2] = [0, 2**n - 1]
+        return (bits,)
+    operands = []
+    for d in spec.digits:
+        x = rng.integers(10 ** (d - 1), 10**d - 1, size=count, endpoint=True)
+        x[:2] = [10 ** (d - 1), 10**d - 1]
+        operands.append(x)
+    return tuple(operands)
+
+
+def operands_of(spec: ArithmeticSpec, inputs: tuple, index: int) -> tuple:
+    if spec.task == "parity":
+        return (format(int(inputs[0][index]), f"0{spec.digits[0]}b"),)
+    return tuple(int(x[index]) for x in inputs)
+
+
+@pytest.mark.parametrize("task, cot", sorted(REGISTRY))
+def test_every_registered_format_fast_path_equals_its_reference(task, cot):
+    """For each row of the registry: the numpy builder writes the reference tokens, and the lengths
+    derived from it (length, prompt, answer) are the reference's, for many operand sizes."""
+    rng = np.random.default_rng(0)
+    vocabulary = TOKENIZER.convert_ids_to_tokens(list(range(119)))
+    if task == "parity":
+        stepped = REGISTRY[task, cot].stepped
+        sizes = [([n], k if stepped else None) for n in (1, 2, 5, 8, 13, 64) for k in {1, 2, 3, n}
+                 if k <= n and (cot != "threshold" or k <= 18)]  # fmt: skip
+    else:
+        sizes = [([n, m], None) for n, m in [(1, 1), (1, 4), (4, 1), (2, 3), (4, 4), (5, 7), (9, 9)]]
+    for digits, every in sizes:
+        spec = ArithmeticSpec.create(task, digits, cot, every)
+        inputs = random_inputs(spec, 20, rng)
+        ids = spec.ids(inputs)
+        assert ids.shape == (20, spec.length) and ids.dtype == np.int32
+        for index, row in enumerate(ids.tolist()):
+            tokens = example_tokens(task, cot, operands_of(spec, inputs, index), every)
+            assert [vocabulary[i] for i in row] == tokens
+            assert spec.prompt_length == tokens.index("=") + 1
+            assert spec.answer_length == tokens[::-1].index("=")
 
 
 def test_strings_of_ids_with_fixed_and_varying_token_widths():
@@ -265,6 +322,62 @@ def test_tiny_input_spaces_say_which_split_is_too_small():
     assert set(only_train["train"]["bits"]) == {"0", "1"}
 
 
+def test_heldout_sizes_beyond_a_sampled_split_raise_instead_of_hanging():
+    # 2**24 inputs, too many to enumerate: held-out inputs are sampled, at most 2**24 / 16 per split
+    assert splits.input_space_size(ArithmeticSpec.create("parity", [24], "running", 4)) > splits.ENUMERATE_LIMIT
+    with pytest.raises(ValueError, match=r"test_size=10000000 is too many: .* at most 1048576 distinct"):
+        build_arithmetic_dataset("parity", [24], "running", every=4, train_size=10, test_size=10**7)
+    with pytest.raises(ValueError, match=r"validation_size=5062501 is too many"):  # 81e6 / 16 = 5062500
+        build_arithmetic_dataset("multiplication", [4, 4], "lsb", train_size=10, validation_size=5_062_501)
+
+
+def test_drawing_loops_end_with_a_value_error_when_a_split_is_empty(monkeypatch):
+    """The loops' exits, reached by a hash that puts every input in one split."""
+    spec = ArithmeticSpec.create("parity", [30], "running", 3)
+    monkeypatch.setattr(splits, "split_codes", lambda spec, inputs: np.full(len(inputs[0]), splits.TRAIN, np.int8))
+    with pytest.raises(ValueError, match=r"test_size=10: only 0 distinct test inputs"):
+        splits.heldout_inputs(spec, splits.TEST, 10)
+    monkeypatch.setattr(splits, "split_codes", lambda spec, inputs: np.full(len(inputs[0]), splits.TEST, np.int8))
+    with pytest.raises(ValueError, match="no train input among"):
+        splits.train_inputs(spec, 10, seed=0)
+
+
+# ----------------------------------------------------------------------------- prompts for a trained model
+
+
+def test_prompt_helpers_build_the_datasets_prompts():
+    dataset = build_arithmetic_dataset("multiplication", [3, 2], "paper", train_size=5, validation_size=5, test_size=5)
+    for row in dataset["test"]:
+        assert prompt_for(spec_of(dataset), (row["a"], row["b"])) == row["prompt"]
+    assert arithmetic_prompt("multiplication", 4, "paper", 1234, 5678) == "[BOS] 1 2 3 4 x 5 6 7 8 ="
+    assert arithmetic_prompt("addition", [3, 2], "lsb", "987", np.int64(65)) == "[BOS] 9 8 7 + 6 5 ="
+    assert arithmetic_prompt("parity", 6, "threshold", "010011", every=2) == "[BOS] 0 1 0 0 1 1 ="
+
+
+@pytest.mark.parametrize(
+    "operands, message",
+    [
+        ((123, 5678), r"a=123 must be a 4-digit integer from 1000 to 9999: the operands of 4x4-digit"),
+        ((1234, 56789), r"b=56789 must be a 4-digit"),
+        ((-1234, 5678), r"a=-1234 must be"),
+        ((1234.0, 5678), r"a=1234.0 must be a 4-digit integer from 1000 to 9999, not a float"),
+        (("0123", 5678), r"a='0123' .* without leading zeros"),
+        (("12 34", 5678), r"a='12 34' .* digits only"),
+        ((True, 5678), r"a=True must be"),
+        ((1234,), r"operands=\(1234,\): 4x4-digit multiplication takes 2"),
+    ],
+)
+def test_prompt_helpers_refuse_operands_the_dataset_never_holds(operands, message):
+    with pytest.raises(ValueError, match=message):
+        arithmetic_prompt("multiplication", [4, 4], "lsb", *operands)
+
+
+@pytest.mark.parametrize("bits", ["01001", "0100110", "01002x", 10011])
+def test_parity_prompt_refuses_other_bit_strings(bits):
+    with pytest.raises(ValueError, match=r"bits=.* must be a string of exactly 6 characters"):
+        prompt_for(ArithmeticSpec.create("parity", [6], "running", 2), (bits,))
+
+
 # ----------------------------------------------------------------------------- saving, CLI, card, Hub
 
 
@@ -309,6 +422,7 @@ def test_dataset_card_has_metadata_example_lengths_and_citation():
     assert "license: apache-2.0" in metadata and "- text-generation" in metadata and "path: data/train-*" in metadata
     assert dataset["train"][0]["text"] in card
     assert "| 4x4 | 307 | 19 | 80 |" in card
+    assert all(f"`{cot}` — " in card for cot in ("paper", "direct", "lsb", "running", "threshold"))
     assert "Auto-Regressive Next-Token Predictors are Universal Learners" in card and "2309.06979" in card
     assert "$" not in card  # every placeholder rendered
 

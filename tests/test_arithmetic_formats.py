@@ -7,16 +7,8 @@ import random
 import pytest
 from transformers import AutoTokenizer
 
-from hf_linear.data.arithmetic.formats import (
-    FORMATS,
-    answer_of,
-    example_tokens,
-    multiplication_paper,
-    parity_running,
-    prompt_of,
-    sequence_length,
-    text_of,
-)
+from hf_linear.data.arithmetic import FORMATS, answer_of, example_tokens, prompt_of, sequence_length, text_of
+from hf_linear.data.arithmetic.formats import multiplication_paper, parity_running
 from hf_linear.data.arithmetic.tokenizer import VOCABULARY, build_arithmetic_tokenizer
 
 # The paper's example (PAPER.md, from Malach 2024 and the authors' code), verbatim.
@@ -191,6 +183,32 @@ def check_parity(tokens: list[str], bits: str, every: int) -> None:
         assert len(parts) == 2  # k = n: no CoT
 
 
+def check_parity_threshold(tokens: list[str], bits: str, every: int) -> None:
+    """Every written token is the claimed linear-threshold function of tokens written before it."""
+    parts = segments(tokens)
+    assert len(parts) == 3 and parts[0] == ["[BOS]", *bits]
+    written_bits = ints(parts[0][1:])  # read the bits back from the tokens
+    written = ints(parts[1]) + ints(parts[2])  # a1 p1 a2 p2 ... a_last p_last
+    blocks = [written_bits[start : start + every] for start in range(0, len(bits), every)]
+    assert len(written) == 2 * len(blocks) and len(parts[2]) == 1
+    previous, xor, checkpoints = 0, 0, []  # p_0 = 0
+    for t, block in enumerate(blocks):
+        a, p = written[2 * t], written[2 * t + 1]
+        total = previous + sum(block)  # p_{t-1} (a written token, or 0) + this block's bits
+        assert a == sum(1 for j in range(1, every + 2) if total >= 2 * j)  # a sum of thresholds
+        if every == 1:
+            assert a == int(previous == 1 and block == [1])  # AND(p_{t-1}, b_t)
+        assert p == int(total - 2 * a >= 1)
+        for bit in block:
+            xor ^= bit
+        assert p == xor  # the parity so far
+        checkpoints.append(str(p))
+        previous = p
+    assert parts[2] == [str(xor)] == [answer_of(tokens)]
+    running = segments(parity_running(bits, every))  # p_t is running's checkpoint r_t
+    assert checkpoints[:-1] == (running[1] if len(running) == 3 else [])
+
+
 # ----------------------------------------------------------------------------- tests
 
 
@@ -203,33 +221,25 @@ def test_paper_example_token_for_token():
     assert text_of(tokens) == PAPER_EXAMPLE + " [EOS]"
 
 
-@pytest.mark.parametrize("cot", FORMATS["multiplication"])
-def test_multiplication_formats_against_schoolbook(cot):
+NUMBER_CHECKS = {"multiplication": check_multiplication, "addition": check_addition}
+
+
+@pytest.mark.parametrize("task, cot", [(task, cot) for task in NUMBER_CHECKS for cot in FORMATS[task]])
+def test_number_formats_against_schoolbook(task, cot):
+    check = NUMBER_CHECKS[task]
     rng = random.Random(cot)
     for n in range(1, 10):
         for m in range(1, 10):
             for _ in range(3):
                 a, b = random_operand(rng, n), random_operand(rng, m)
-                tokens = example_tokens("multiplication", cot, (a, b))
-                check_multiplication(tokens, a, b, cot)
-                assert len(tokens) == sequence_length("multiplication", [n, m], cot)
-    # extremes: all nines (every carry), and the smallest operands
+                tokens = example_tokens(task, cot, (a, b))
+                check(tokens, a, b, cot)
+                assert len(tokens) == sequence_length(task, [n, m], cot)
+    # extremes: all nines (every carry), the smallest operands, and a carry through every column
     for n, m in [(1, 1), (4, 4), (9, 9), (3, 7)]:
         for a, b in [(10**n - 1, 10**m - 1), (10 ** (n - 1), 10 ** (m - 1))]:
-            check_multiplication(example_tokens("multiplication", cot, (a, b)), a, b, cot)
-
-
-@pytest.mark.parametrize("cot", FORMATS["addition"])
-def test_addition_formats_against_schoolbook(cot):
-    rng = random.Random(cot)
-    for n in range(1, 10):
-        for m in range(1, 10):
-            for _ in range(3):
-                a, b = random_operand(rng, n), random_operand(rng, m)
-                tokens = example_tokens("addition", cot, (a, b))
-                check_addition(tokens, a, b, cot)
-                assert len(tokens) == sequence_length("addition", [n, m], cot)
-    check_addition(example_tokens("addition", cot, (9999, 1)), 9999, 1, cot)
+            check(example_tokens(task, cot, (a, b)), a, b, cot)
+    check(example_tokens(task, cot, (9999, 1)), 9999, 1, cot)
 
 
 def test_parity_running_against_xor_loop():
@@ -246,6 +256,30 @@ def test_parity_running_against_xor_loop():
         assert len(example_tokens("parity", "direct", (bits,))) == sequence_length("parity", [n], "direct") == n + 3
 
 
+def test_parity_threshold_steps_are_threshold_functions_of_earlier_tokens():
+    rng = random.Random(1)
+    for n in [1, 2, 3, 7, 8, 17, 40, 64]:
+        for every in sorted({1, 2, 3, n // 2 or 1, n - 1 or 1, min(n, 18)} & set(range(1, min(n, 18) + 1))):
+            for _ in range(3):
+                bits = "".join(rng.choice("01") for _ in range(n))
+                tokens = example_tokens("parity", "threshold", (bits,), every)
+                check_parity_threshold(tokens, bits, every)
+                assert len(tokens) == sequence_length("parity", [n], "threshold", every) == n + 5 + 2 * (-(-n // every) - 1)
+    check_parity_threshold(example_tokens("parity", "threshold", ("1" * 18,), 18), "1" * 18, 18)  # a = 9
+
+
+def test_threshold_example_reads_as_documented():
+    # a_t = AND(p_{t-1}, b_t): 0 0 1 0 0 1 0 1, p_t: 1 1 0 1 1 0 1 0; the last p after "="
+    assert " ".join(example_tokens("parity", "threshold", ("10110111",), 1)) == (
+        "[BOS] 1 0 1 1 0 1 1 1 = 0 1 0 1 1 0 0 1 0 1 1 0 0 1 1 = 0"
+    )
+    # blocks 10|11|01|11 with sums 1, 2, 1, 2: totals 1, 3, 2, 2 -> a 0 1 1 1, p 1 1 0 0
+    assert " ".join(example_tokens("parity", "threshold", ("10110111",), 2)) == (
+        "[BOS] 1 0 1 1 0 1 1 1 = 0 1 1 1 1 0 1 = 0"
+    )
+    assert " ".join(example_tokens("parity", "threshold", ("1011",), 4)) == "[BOS] 1 0 1 1 = 1 = 1"
+
+
 def test_lengths_for_4x4_and_8_bits():
     assert [sequence_length("multiplication", [4, 4], cot) for cot in ("paper", "direct", "lsb")] == [307, 19, 80]
     assert [sequence_length("addition", [4, 4], cot) for cot in ("direct", "lsb")] == [16, 25]
@@ -253,6 +287,7 @@ def test_lengths_for_4x4_and_8_bits():
     assert sequence_length("parity", [8], "running", every=1) == 19
     assert sequence_length("parity", [8], "direct") == 11
     assert sequence_length("multiplication", 8, "lsb") == 270
+    assert [sequence_length("parity", [8], "threshold", k) for k in (1, 2, 8)] == [27, 19, 13]
 
 
 def test_lsb_example_reads_as_documented():
@@ -294,6 +329,9 @@ def test_answer_of_generated_texts():
         (lambda: sequence_length("parity", [0], "direct"), "digits"),
         (lambda: sequence_length("parity", [65], "direct"), "digits"),
         (lambda: sequence_length("parity", [8], "running", 9), "every"),
+        (lambda: sequence_length("parity", [30], "threshold", 19), "every"),
+        (lambda: example_tokens("parity", "threshold", ("0110",)), "every"),
+        (lambda: example_tokens("multiplication", "lsb", (12, 34), 2), "every"),
     ],
 )
 def test_bad_arguments_name_themselves(call, name):
@@ -322,7 +360,7 @@ def test_tokenizer_round_trip_after_save_and_autotokenizer_load(tmp_path):
     examples = [example_tokens("multiplication", cot, (random_operand(rng, 4), random_operand(rng, 3)))
                 for cot in FORMATS["multiplication"]]  # fmt: skip
     examples += [example_tokens("addition", cot, (99, 1)) for cot in FORMATS["addition"]]
-    examples += [example_tokens("parity", "running", ("1011001",), 3)]
+    examples += [example_tokens("parity", cot, ("1011001",), 3) for cot in ("running", "threshold")]
     for tokens in examples:
         text = text_of(tokens)
         ids = tokenizer(text)["input_ids"]  # no special tokens added: [BOS]/[EOS] come from the text

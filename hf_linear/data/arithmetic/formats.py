@@ -1,7 +1,10 @@
-"""Chain-of-Thought (CoT) arithmetic formats: one example -> its list of word tokens.
+"""Chain-of-Thought (CoT) arithmetic formats, written plainly: one example -> its list of word tokens.
 
-These small pure functions are the readable reference of every format; the fast, vectorised
-dataset builder in `hf_linear.data.arithmetic.dataset` is tested to produce exactly the same tokens.
+These small pure functions are the readable reference of every format (the paper made visible);
+`hf_linear.data.arithmetic.registry` declares each format once, pairing its reference function
+here with its fast numpy builder in `hf_linear.data.arithmetic.vectorised`, and tests check that
+both write the same tokens. Lengths, prompt and answer lengths are derived from the formats, not
+written again.
 
 Convention shared by every format (the trainer and the evaluation rely on it)::
 
@@ -10,21 +13,6 @@ Convention shared by every format (the trainer and the evaluation rely on it)::
 * the prompt is everything up to and including the FIRST "=";
 * the answer is the tokens after the LAST "=" (zero-padded as the format writes it);
 * a dataset text is ``" ".join(tokens + ["[EOS]"])`` so that generation learns to stop.
-
-Tasks and formats (`FORMATS`), with their length for 4x4 digits (resp. 8 bits):
-
-* multiplication of an n-digit by an m-digit number (leading digit nonzero):
-  - ``paper``  the exact format of Malach (ICML 2024), 307 tokens for 4x4;
-  - ``direct`` no CoT, ``a x b = product``, 19 tokens for 4x4;
-  - ``lsb``    long multiplication, least-significant digit first, 80 tokens for 4x4.
-* addition of an n-digit and an m-digit number:
-  - ``direct`` ``a + b = sum``, 16 tokens for 4+4;
-  - ``lsb``    the column sums, least-significant column first, 25 tokens for 4+4.
-* parity of n bits:
-  - ``running`` the running parity after every k bits (k = n: no CoT), 15 tokens for n=8, k=2;
-  - ``direct``  the answer alone (same as ``running`` with k = n), 11 tokens for n=8.
-
-`sequence_length` gives the closed-form length of every format (tested against these functions).
 """
 
 from __future__ import annotations
@@ -34,64 +22,38 @@ from collections.abc import Sequence
 BOS, EOS, PAD, UNK = "[BOS]", "[EOS]", "[PAD]", "[UNK]"
 EQUALS = "="
 
-# task -> its CoT formats (the first one is the task's default)
-FORMATS: dict[str, tuple[str, ...]] = {
-    "multiplication": ("paper", "direct", "lsb"),
-    "addition": ("lsb", "direct"),
-    "parity": ("running", "direct"),
-}
-
 # Largest supported operand size: n + m <= 18 digits keeps every product inside int64, which
 # the vectorised builder uses; parity inputs are packed into one 64-bit word.
 MAX_DIGITS = 9
 MAX_BITS = 64
+# The `threshold` parity CoT writes half-counts floor((p + s) / 2) <= floor((1 + k) / 2) as one
+# digit token, so its step k may be at most 18.
+MAX_THRESHOLD_EVERY = 18
 
 
 # ---------------------------------------------------------------------------------------------
 # Argument checks (shared with the dataset builder, so that errors read the same everywhere)
 
 
-def check_task_and_format(task: str, cot: str) -> None:
-    if task not in FORMATS:
-        raise ValueError(f"task={task!r} is unknown; choose one of {sorted(FORMATS)}")
-    if cot not in FORMATS[task]:
-        raise ValueError(f"cot={cot!r} is not a format of task {task!r}; choose one of {list(FORMATS[task])}")
-
-
-def check_digits(task: str, digits: int | Sequence[int]) -> tuple[int, ...]:
-    """`digits` is (n, m) for multiplication/addition (a single n means n x n), (n,) for parity."""
-    digits = (digits,) if isinstance(digits, int) else tuple(digits)
-    if not all(isinstance(d, int) and not isinstance(d, bool) for d in digits):
-        raise ValueError(f"digits={list(digits)} must be integers")
-    if task == "parity":
-        if len(digits) != 1 or not 1 <= digits[0] <= MAX_BITS:
-            raise ValueError(f"digits={list(digits)}: parity takes one number of bits from 1 to {MAX_BITS}")
-        return digits
-    if len(digits) == 1:
-        digits = digits * 2
-    if len(digits) != 2 or not all(1 <= d <= MAX_DIGITS for d in digits):
-        raise ValueError(
-            f"digits={list(digits)}: {task} takes one or two operand sizes, each from 1 to {MAX_DIGITS} digits"
-        )
-    return digits
-
-
-def check_every(n_bits: int, cot: str, every: int | None) -> int:
-    """The k of the parity CoT: `running` needs 1 <= k <= n; `direct` is k = n."""
-    if cot == "direct":
-        if every not in (None, n_bits):
-            raise ValueError(f"every={every} is only meaningful with cot='running' (direct means every={n_bits})")
-        return n_bits
+def check_every(n_bits: int, every: int | None, cot: str) -> int:
+    """The step k (`every`) of a parity CoT that has one: 1 <= k <= n (`threshold`: also k <= 18)."""
     if every is None or isinstance(every, bool) or not isinstance(every, int):
-        raise ValueError(f"every={every!r}: cot='running' needs an integer k (running parity every k bits)")
+        raise ValueError(f"every={every!r}: cot={cot!r} needs an integer k (one step every k bits)")
     if not 1 <= every <= n_bits:
         raise ValueError(f"every={every} must be between 1 and the number of bits n={n_bits}")
+    if cot == "threshold" and every > MAX_THRESHOLD_EVERY:
+        raise ValueError(f"every={every}: cot='threshold' writes half-counts as one digit, so k <= {MAX_THRESHOLD_EVERY}")
     return every
 
 
-def _check_operand(name: str, x: int) -> None:
+def check_operand(name: str, x: int) -> None:
     if isinstance(x, bool) or not isinstance(x, int) or not 1 <= x < 10**MAX_DIGITS:
         raise ValueError(f"{name}={x!r} must be a positive integer of at most {MAX_DIGITS} digits")
+
+
+def check_bits(bits: str) -> None:
+    if not isinstance(bits, str) or not 1 <= len(bits) <= MAX_BITS or set(bits) - {"0", "1"}:
+        raise ValueError(f"bits={bits!r} must be a string of 1 to {MAX_BITS} characters '0'/'1'")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,8 +101,8 @@ def multiplication_paper(a: int, b: int) -> list[str]:
     products ai*bj*10^(i+j) zero-padded to i+j+2 digits; the product zero-padded to n+m digits.
     307 tokens for 4x4.
     """
-    _check_operand("a", a)
-    _check_operand("b", b)
+    check_operand("a", a)
+    check_operand("b", b)
     n, m = len(str(a)), len(str(b))
     a_lsb, b_lsb = digits_lsb(a, n), digits_lsb(b, m)
 
@@ -167,8 +129,8 @@ def multiplication_paper(a: int, b: int) -> list[str]:
 
 def multiplication_direct(a: int, b: int) -> list[str]:
     """No CoT: ``[BOS] a x b = a*b`` with the product zero-padded to n+m digits (19 tokens for 4x4)."""
-    _check_operand("a", a)
-    _check_operand("b", b)
+    check_operand("a", a)
+    check_operand("b", b)
     n, m = len(str(a)), len(str(b))
     return [BOS, *digits_msb(a, n), "x", *digits_msb(b, m), EQUALS, *digits_msb(a * b, n + m)]
 
@@ -189,8 +151,8 @@ def multiplication_lsb(a: int, b: int) -> list[str]:
     most significant first, zero-padded to n+m digits (the reverse of S_{m-1}).
     Length 2(n+m) + 2n + 5 + (m-1)(3n+3) + m(m-1)/2: 80 tokens for 4x4, 270 for 8x8.
     """
-    _check_operand("a", a)
-    _check_operand("b", b)
+    check_operand("a", a)
+    check_operand("b", b)
     n, m = len(str(a)), len(str(b))
     a_lsb = digits_lsb(a, n)
     steps = []
@@ -212,8 +174,8 @@ def multiplication_lsb(a: int, b: int) -> list[str]:
 
 def addition_direct(a: int, b: int) -> list[str]:
     """No CoT: ``[BOS] a + b = a+b``, the sum zero-padded to max(n, m)+1 digits (16 tokens for 4+4)."""
-    _check_operand("a", a)
-    _check_operand("b", b)
+    check_operand("a", a)
+    check_operand("b", b)
     n, m = len(str(a)), len(str(b))
     return [BOS, *digits_msb(a, n), "+", *digits_msb(b, m), EQUALS, *digits_msb(a + b, max(n, m) + 1)]
 
@@ -225,8 +187,8 @@ def addition_lsb(a: int, b: int) -> list[str]:
     t_i = a_i + b_i + carry_i (0..19) as two digits ``carry_{i+1} s_i``, so the carry into the next
     column is written just before it is needed. Length n + m + 5 + 3L: 25 tokens for 4+4.
     """
-    _check_operand("a", a)
-    _check_operand("b", b)
+    check_operand("a", a)
+    check_operand("b", b)
     n, m = len(str(a)), len(str(b))
     width = max(n, m)
     a_lsb, b_lsb = digits_lsb(a, width), digits_lsb(b, width)
@@ -244,9 +206,8 @@ def addition_lsb(a: int, b: int) -> list[str]:
 # Parity
 
 
-def _check_bits(bits: str) -> None:
-    if not isinstance(bits, str) or not 1 <= len(bits) <= MAX_BITS or set(bits) - {"0", "1"}:
-        raise ValueError(f"bits={bits!r} must be a string of 1 to {MAX_BITS} characters '0'/'1'")
+def _parity(bits: str) -> int:
+    return bits.count("1") % 2
 
 
 def parity_running(bits: str, every: int) -> list[str]:
@@ -258,66 +219,55 @@ def parity_running(bits: str, every: int) -> list[str]:
     The CoT length c = Theta(n/k) is the paper's length complexity of parity with k-bit steps.
     Length n + 3 + (c + 1 if c else 0): 15 tokens for n=8, k=2; 11 for k=8.
     """
-    _check_bits(bits)
-    every = check_every(len(bits), "running", every)
-    checkpoints = [str(bits[:end].count("1") % 2) for end in range(every, len(bits), every)]
+    check_bits(bits)
+    every = check_every(len(bits), every, "running")
+    checkpoints = [str(_parity(bits[:end])) for end in range(every, len(bits), every)]
     chain = [*checkpoints, EQUALS] if checkpoints else []
-    return [BOS, *bits, EQUALS, *chain, str(bits.count("1") % 2)]
+    return [BOS, *bits, EQUALS, *chain, str(_parity(bits))]
 
 
 def parity_direct(bits: str) -> list[str]:
     """No CoT: ``[BOS] x1 ... xn = parity`` (11 tokens for 8 bits)."""
-    _check_bits(bits)
+    check_bits(bits)
     return parity_running(bits, every=len(bits))
 
 
+def parity_threshold(bits: str, every: int) -> list[str]:
+    """Parity as a chain of linear-threshold steps (the paper's universality construction).
+
+    A linear next-token predictor scores every next token by a sum over the window's (position,
+    token) pairs, so no single step can XOR two earlier tokens, and `running` is out of its reach.
+    Here every new token IS a linear-threshold function of tokens already written. Step t reads
+    the previous parity p_{t-1} (p_0 = 0, not written) and the t-th block of k = `every` bits,
+    with sum s_t, and writes two tokens:
+
+    * a_t = floor((p_{t-1} + s_t) / 2), the number of pairs among those k+1 terms. For k = 1 it
+      is the gate a_t = AND(p_{t-1}, b_t) = [p_{t-1} + b_t >= 2]; for k > 1 a digit 0..ceil(k/2),
+      sum_j [p_{t-1} + s_t >= 2j], which is the argmax over v of v * (p_{t-1} + s_t - 1/2) - v**2,
+      a score linear in the window for every v;
+    * p_t = p_{t-1} XOR (the block's bits) = [p_{t-1} + s_t - 2 a_t >= 1] (that sum is 0 or 1).
+
+    ``[BOS] x1 ... xn = a1 p1 a2 p2 ... ac pc a_last = parity``: the pair (a_t, p_t) at each of
+    the c = ceil(n/k) - 1 checkpoints where `running` writes r_t (and p_t = r_t), then the last
+    block's a, "=", and its p: the parity. About twice the running CoT: n + 5 + 2c tokens (27 for
+    n=8, k=1; 19 for n=8, k=2; n + 5 for k = n). What k trades: fewer steps (Theta(n/k), the
+    paper's length complexity) for harder ones (each reads k+2 tokens and writes a count up to
+    ceil(k/2); k <= 18 keeps that count one digit token). Only k = 1 has binary gates only.
+    """
+    check_bits(bits)
+    every = check_every(len(bits), every, "threshold")
+    chain, parity = [], 0
+    for start in range(0, len(bits), every):
+        total = parity + bits[start : start + every].count("1")
+        pairs = total // 2
+        parity = total - 2 * pairs
+        chain += [str(pairs), str(parity)]
+    *steps, last_pairs, answer = chain
+    return [BOS, *bits, EQUALS, *steps, last_pairs, EQUALS, answer]
+
+
 # ---------------------------------------------------------------------------------------------
-# Dispatch, lengths, prompt / answer / text
-
-
-def example_tokens(task: str, cot: str, operands: tuple, every: int | None = None) -> list[str]:
-    """Tokens of one example: operands are (a, b) for multiplication/addition, (bits,) for parity."""
-    check_task_and_format(task, cot)
-    if task == "parity":
-        (bits,) = operands
-        return parity_running(bits, check_every(len(bits), cot, every))
-    a, b = operands
-    return {
-        ("multiplication", "paper"): multiplication_paper,
-        ("multiplication", "direct"): multiplication_direct,
-        ("multiplication", "lsb"): multiplication_lsb,
-        ("addition", "direct"): addition_direct,
-        ("addition", "lsb"): addition_lsb,
-    }[task, cot](a, b)
-
-
-def _expansion_length(n: int) -> int:
-    # "(" + n terms "d x 1 0..0" of i+3 tokens + (n-1) "+" + ")"
-    return 2 + sum(i + 3 for i in range(n)) + (n - 1)
-
-
-def sequence_length(task: str, digits: int | Sequence[int], cot: str, every: int | None = None) -> int:
-    """Number of tokens of every example of a format (without the appended [EOS])."""
-    check_task_and_format(task, cot)
-    digits = check_digits(task, digits)
-    if task == "parity":
-        (n,) = digits
-        checkpoints = -(-n // check_every(n, cot, every)) - 1
-        return n + 3 + (checkpoints + 1 if checkpoints else 0)
-    n, m = digits
-    prompt = n + m + 3  # [BOS] a x b =
-    if task == "addition":
-        width = max(n, m)
-        return prompt + (2 * width + 1 if cot == "lsb" else 0) + width + 1
-    if cot == "direct":
-        return prompt + n + m
-    if cot == "lsb":
-        steps = (2 * n + 1) + sum(3 * n + 3 + j for j in range(1, m))  # step j >= 1 starts with "+"
-        return prompt + steps + 1 + n + m
-    pairs = n * m
-    pair_terms = sum(i + j + 5 for i in range(n) for j in range(m)) + pairs - 1
-    partials = sum(i + j + 2 for i in range(n) for j in range(m)) + pairs - 1
-    return prompt + _expansion_length(n) + 1 + _expansion_length(m) + 1 + pair_terms + 1 + partials + 1 + n + m
+# Prompt / answer / text
 
 
 def text_of(tokens: Sequence[str]) -> str:

@@ -8,7 +8,7 @@ Vocabulary, in this fixed order (ids never change between runs or machines):
 * 117 ``[EOS]``, 118 ``[PAD]`` — the specials the paper's code does not need (its sequences all
   have one length) but `generate` and batching do.
 
-Every format of `hf_linear.data.arithmetic.formats` (multiplication, addition, parity) uses only these 119
+Every format of `hf_linear.data.arithmetic.registry` (multiplication, addition, parity) uses only these 119
 tokens, so one tokenizer serves all datasets.
 
 The tokenizer adds NO special tokens itself: dataset texts already hold their [BOS] and [EOS],
