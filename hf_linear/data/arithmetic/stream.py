@@ -54,9 +54,9 @@ class ArithmeticStream(torch.utils.data.IterableDataset):
         return self.seed, self.epoch, rank, worker.id if worker is not None else 0
 
     def __iter__(self) -> Iterator[dict]:
-        eos = TOKEN_TO_ID["[EOS]"]
+        eos, prompt_length = TOKEN_TO_ID["[EOS]"], self.spec.prompt_length
         for inputs in stream_input_blocks(self.spec, self.stream_key()):
             for start in range(0, len(inputs[0]), _STREAM_CHUNK):
                 ids = self.spec.ids(select(inputs, slice(start, start + _STREAM_CHUNK)))
                 for row in ids.tolist():
-                    yield {"input_ids": [*row, eos], "prompt_length": self.spec.prompt_length}
+                    yield {"input_ids": [*row, eos], "prompt_length": prompt_length}
