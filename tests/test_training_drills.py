@@ -1,0 +1,242 @@
+"""Reliability drills for training runs and the train / eval CLIs: bad input gets a one-line error
+naming what is wrong, nothing is deleted before the run is built, finished work is not lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from test_training import losses, tiny_config, write
+
+from hf_linear.checkpoints import load_model
+from hf_linear.data.arithmetic import sequence_length
+from hf_linear.training import run_dir, train as train_module
+from hf_linear.training.config import check_config, load_config
+from hf_linear.training.train import split_command_line, train
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "hf_linear.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)  # fmt: skip
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    error = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert error, result.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in error[-1], (fragment, error[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# --overwrite never deletes what it should not
+
+
+def test_overwrite_refuses_a_directory_that_is_not_a_run(tmp_path):
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("years of work")
+    with pytest.raises(ValueError, match="not an hf-linear run directory"):
+        train(check_config(tiny_config(precious)), overwrite=True)
+    assert (precious / "chapter1.tex").read_text() == "years of work"
+
+
+def test_a_bad_dataset_setting_leaves_the_old_run_untouched(tmp_path):
+    out = tmp_path / "run"
+    train(check_config(tiny_config(out, max_steps=2)))
+    before = sorted(p.name for p in out.iterdir())
+    config = tiny_config(out, max_steps=2)
+    config["dataset"]["arithmetic"]["digits"] = [12, 12]  # checked only when the data is built
+    with pytest.raises(ValueError, match="digits"):
+        train(check_config(config), overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == before
+    train(check_config(tiny_config(out, max_steps=2)), overwrite=True)  # a run directory: replaced
+    assert (out / run_dir.RUN_MARKER).is_file()
+
+
+def test_not_enough_disk_is_a_clear_error_before_training(tmp_path, monkeypatch):
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(run_dir.shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    with pytest.raises(ValueError, match="MiB free"):
+        train(check_config(tiny_config(tmp_path / "run")))
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# finished work is kept
+
+
+def test_the_final_model_is_saved_before_the_final_evaluation(tmp_path, monkeypatch):
+    def broken_evaluation(*args, **kwargs):
+        raise RuntimeError("evaluation crashed")
+
+    monkeypatch.setattr(train_module, "exact_match_report", broken_evaluation)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="evaluation crashed"):
+        train(check_config(tiny_config(out, max_steps=3)))
+    model = load_model(str(out))  # the trained model is there and loads strictly
+    assert model.config.context_length == sequence_length("multiplication", [2, 2], "lsb") + 1  # + [EOS]
+
+
+def test_resume_skips_an_incomplete_checkpoint(tmp_path, caplog):
+    out = tmp_path / "run"
+    train(check_config(tiny_config(out, max_steps=6, save_strategy="steps", save_steps=3, save_total_limit=3)))
+    full = losses(out)
+    # a kill -9 while checkpoint-6 was being written: weights there, trainer_state.json missing
+    (out / "checkpoint-6" / "trainer_state.json").unlink()
+    assert run_dir.last_complete_checkpoint(out).name == "checkpoint-3"
+    train(check_config(tiny_config(out, max_steps=6, save_strategy="steps", save_steps=3, save_total_limit=3)), resume=True)
+    assert "incomplete checkpoint" in caplog.text
+    resumed = losses(out)
+    for step in (4, 5, 6):
+        assert resumed[step] == pytest.approx(full[step], rel=1e-6)
+
+
+def test_resume_from_checkpoint_in_the_config_is_honoured(tmp_path):
+    out = tmp_path / "run"
+    train(check_config(tiny_config(out, max_steps=6, save_strategy="steps", save_steps=3)))
+    full = losses(out)
+    other = tmp_path / "other"
+    # another seed: a run that ignored resume_from_checkpoint would start from another init
+    config = tiny_config(other, max_steps=6, seed=1, resume_from_checkpoint=str(out / "checkpoint-3"))
+    train(check_config(config))
+    resumed = losses(other)
+    assert sorted(resumed) == list(range(1, 7))
+    assert resumed[1] == full[1] and resumed[3] == full[3]  # steps 1-3 are the checkpoint's history
+
+
+# ---------------------------------------------------------------------------------------------
+# configs that used to do the wrong thing silently
+
+
+def test_yaml_reads_no_as_a_string_and_1e_3_as_a_number(tmp_path):
+    config = tiny_config(tmp_path / "out")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config).replace("learning_rate: 0.01", "learning_rate: 1e-3") + "")
+    checked = load_config(path, ["--training.eval_strategy", "no", "--training.max_steps", "3"])
+    assert checked.training["eval_strategy"] == "no" and checked.training["learning_rate"] == 1e-3
+    assert checked.training["max_steps"] == 3 and type(checked.training["max_steps"]) is int
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("output_dir", None, "training.output_dir is required"),
+        ("max_steps", 0, "training.max_steps must be >= 1"),
+        ("eval_strategy", "sometimes", "training.eval_strategy must be one of"),
+    ],
+)
+def test_training_values_that_did_the_wrong_thing_silently(tmp_path, key, value, message):
+    config = tiny_config(tmp_path / "out")
+    config["training"][key] = value
+    with pytest.raises(ValueError, match=message):
+        check_config(config)
+
+
+def test_an_empty_evaluation_split_is_an_error(tmp_path):
+    config = tiny_config(tmp_path / "out")
+    config["dataset"]["arithmetic"]["test_size"] = 0
+    with pytest.raises(ValueError, match="'test' is empty"):
+        train(check_config(config))
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_option_first_keeps_the_default_config():
+    config, flags, overrides = split_command_line(["--training.output_dir", "X", "--overwrite"])
+    assert config.endswith("mul4x4_lsb_mlp.yaml") and Path(config).is_file()
+    assert flags == ["--overwrite"] and overrides == ["--training.output_dir", "X"]
+    config, _, overrides = split_command_line(["my.yaml", "--model.hidden_size", "8"])
+    assert config == "my.yaml" and overrides == ["--model.hidden_size", "8"]
+
+
+def test_relative_data_paths_are_relative_to_the_config_file(tmp_path):
+    data = tmp_path / "project" / "data" / "windows"
+    data.mkdir(parents=True)
+    (data / "dataset_dict.json").write_text('{"splits": ["train"]}')
+    configs = tmp_path / "project" / "configs"
+    configs.mkdir()
+    config = tiny_config(tmp_path / "out")
+    config["dataset"] = {"path": "../data/windows"}
+    path = write(configs, config)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cwd = os.getcwd()
+    try:
+        os.chdir(elsewhere)
+        assert load_config(path).dataset["path"] == str(data.resolve())
+    finally:
+        os.chdir(cwd)
+
+
+# ---------------------------------------------------------------------------------------------
+# one-line errors from the CLIs
+
+
+def test_train_cli_errors_are_one_line(tmp_path):
+    config = tiny_config(tmp_path / "out", max_steps=2)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("keep")
+    path = write(tmp_path, config)
+    assert_one_line_error(run_cli("train", str(path)), "already holds files")
+    assert_one_line_error(run_cli("train", str(path), "--resume"), "no complete checkpoint")
+    assert_one_line_error(run_cli("train", str(path), "--dataset.arithmetic.digits", "[12, 3]",
+                                  "--training.output_dir", str(tmp_path / "new")), "digits")  # fmt: skip
+    assert_one_line_error(run_cli("train", str(path), "--dataset.arithmetic.digits", "null"), "digits")
+    assert_one_line_error(run_cli("train", str(tmp_path / "missing.yaml")), "does not exist")
+    assert (tmp_path / "out" / "notes.txt").read_text() == "keep"
+
+
+def test_eval_cli_errors_are_one_line(tmp_path):
+    arithmetic = '{"task": "multiplication", "digits": [2, 2], "cot": "lsb", "test_size": 5}'
+    assert_one_line_error(run_cli("eval", str(tmp_path / "no-such-checkpoint"), "--arithmetic", arithmetic), "no-such-checkpoint")
+    assert_one_line_error(run_cli("eval", str(tmp_path), "--dataset", str(tmp_path / "no-such-data")), "no-such-data")
+    assert_one_line_error(run_cli("eval", str(tmp_path), "--arithmetic", "{not json"), "not valid JSON")
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_an_error(tmp_path):
+    out = tmp_path / "run"
+    train(check_config(tiny_config(out, max_steps=1)))
+    config = json.loads((out / "config.json").read_text())
+    config["num_mlp_layers"] = 2  # the weights have one layer
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="do not match its config"):
+        load_model(str(out))
+    assert_one_line_error(run_cli("eval", str(out), "--arithmetic", '{"task": "multiplication", "digits": [2, 2], '
+                                  '"cot": "lsb", "test_size": 5}'), "do not match")  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# a budgeted run's schedule follows the budget, not the step count
+
+
+def test_the_learning_rate_follows_the_time_budget(tmp_path, monkeypatch):
+    from hf_linear.training.trainer import TimeBudget
+
+    spent = {"fraction": 0.0}
+    monkeypatch.setattr(TimeBudget, "fraction", lambda self: spent["fraction"])
+    config = tiny_config(tmp_path / "run", max_steps=1000, lr_scheduler_type="linear", warmup_steps=0)
+    config["budget"] = {"max_minutes": 60}
+    rates = []
+
+    class Recorder(train_module.HFLinearTrainer):
+        def training_step(self, *args, **kwargs):
+            rates.append(self.lr_scheduler.get_last_lr()[0])
+            spent["fraction"] = min(1.0, spent["fraction"] + 0.25)  # each step "takes" a quarter of the budget
+            if spent["fraction"] >= 1.0:
+                self.control.should_training_stop = True
+            return super().training_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "HFLinearTrainer", Recorder)
+    train(check_config(config))
+    # linear decay over the elapsed fraction of the budget: 1, 3/4, 1/2, 1/4 of the peak — a
+    # step-based schedule over 1000 steps would still be at ~100%
+    assert rates[:4] == pytest.approx([1e-2, 7.5e-3, 5e-3, 2.5e-3])
+    assert torch.isfinite(torch.tensor(rates)).all()
