@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "eval": ("hf_linear.evaluation.cli", "evaluate a checkpoint: exact match by greedy generation, or perplexity"),
     "push": ("hf_linear.hub.push", "push a checkpoint (weights, code, tokenizer, model card) to the Hub"),
     "hub-server": ("hf_linear.hub.server", "run the local Hub-API server (for offline tests)"),
+    "convert-authors": ("hf_linear.convert_authors", "convert a state dict of the authors' LinearModel (emalach/LinearLM)"),
 }
 
 
