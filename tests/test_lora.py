@@ -7,6 +7,8 @@ lower-triangular mask, and runs every prefix's last ≤ T tokens separately, pad
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -261,3 +263,28 @@ def test_trainer_trains_only_the_adapter(tmp_path):
     for name, p in peft_model.named_parameters():
         if name in base_before:
             assert torch.equal(p, base_before[name]), name
+
+
+def test_lora_applies_to_a_remote_code_copy_of_the_model(tmp_path, monkeypatch):
+    """trust_remote_code models have their own MaskedPositionMixing class (the checkpoint's copy)."""
+    import importlib
+    import shutil
+
+    package = tmp_path / "remote_copy"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name in ("modeling_hf_linear.py", "configuration_hf_linear.py"):
+        shutil.copy(Path(hf_linear.__file__).parent / name, package / name)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    remote = importlib.import_module("remote_copy.modeling_hf_linear")
+    remote_config = importlib.import_module("remote_copy.configuration_hf_linear")
+    torch.manual_seed(0)
+    model = remote.LinearLMForCausalLM(remote_config.LinearLMConfig(vocab_size=V, context_length=T, hidden_size=D))
+    assert not isinstance(model.model.mixing, type(tiny().model.mixing))  # another class than hf_linear's
+    peft_model = get_peft_model(model.eval(), LoraConfig(r=R, target_modules=["mixing"], init_lora_weights=False))
+    assert isinstance(peft_model.base_model.model.model.mixing, hf_linear.lora.MaskedMixingLoraLayer)
+    a, b, scale = lora_factors(peft_model)
+    ids = random_ids(2, T + 2)
+    with torch.no_grad():
+        expected = reference_logits(model, ids, dense_weight(model, a, b, scale))
+        torch.testing.assert_close(peft_model(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-4)
