@@ -3,6 +3,10 @@
 Importing the package registers both model types with AutoConfig, AutoModel and
 AutoModelForCausalLM, and marks the classes so that `save_pretrained` writes their code and an
 `auto_map` into the checkpoint (loadable with `trust_remote_code=True` without hf_linear).
+
+Not imported here: `hf_linear.lora` (LoRA of the masked map through PEFT; needs peft),
+`hf_linear.model_surgery` (grow a trained model's window and vocabulary) and
+`hf_linear.convert_authors` (the authors' LinearModel state dicts → checkpoints).
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM

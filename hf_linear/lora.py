@@ -57,7 +57,11 @@ import warnings
 from typing import Any
 
 import torch
-from peft import LoraConfig, PeftModel
+
+try:
+    from peft import LoraConfig, PeftModel
+except ImportError as error:  # peft is not a dependency of hf-linear itself
+    raise ImportError("hf_linear.lora needs peft: pip install 'peft>=0.21'") from error
 from peft.tuners.lora.layer import LoraLayer
 from peft.tuners.lora.model import LoraModel
 from peft.tuners.tuners_utils import BaseTunerLayer, check_adapters_to_merge
