@@ -139,16 +139,19 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], context_length: int 
         raise ValueError("the saved mask is not block lower-triangular (output i sees inputs j ≤ i): "
                          "another formulation than the authors' LinearModel")
 
-    # (out, in) dense → blocks [i, j] of shape (d_in, d_out)
-    blocks = dense.view(T, d, T, d).permute(0, 2, 3, 1)  # [i, j, d_in, d_out]
-    masked = blocks[~lower]  # (T(T-1)/2, d, d): what the authors' forward multiplies by 0
-    if masked.numel() and masked.abs().max() > 0:
-        message = (f"linear1.weight has non-zero entries above the block diagonal (max |w| = "
-                   f"{masked.abs().max():.3g}, unmasked max {blocks[lower].abs().max():.3g}); the authors' "
-                   "forward masks them out, so they are dropped")
+    # What the authors' forward multiplies by 0: block row i, input positions j > i (row by row,
+    # so that the paper-size weights are not copied)
+    masked_max = max((float(dense[i * d : (i + 1) * d, (i + 1) * d :].abs().max()) for i in range(T - 1)), default=0.0)
+    if masked_max > 0:
+        kept_max = max(float(dense[i * d : (i + 1) * d, : (i + 1) * d].abs().max()) for i in range(T))
+        message = (f"linear1.weight has non-zero entries above the block diagonal (max |w| = {masked_max:.3g}, "
+                   f"unmasked max {kept_max:.3g}); the authors' forward masks them out, so they are dropped")
         if strict_mask:
             raise ValueError(message + " (--strict-mask)")
         warnings.warn(message, MaskedEntryWarning, stacklevel=2)
+
+    # (out, in) dense → blocks [i, j] of shape (d_in, d_out)
+    blocks = dense.view(T, d, T, d).permute(0, 2, 3, 1)  # [i, j, d_in, d_out]
     rows, cols = torch.tril_indices(T, T)  # row-major: (0,0), (1,0), (1,1), (2,0), … = our packing
     packed = blocks[rows, cols].contiguous()  # (T(T+1)/2, d, d)
 
@@ -216,7 +219,8 @@ def fit_tokenizer(tokenizer, vocab_size: int):
     """The tokenizer, with the authors' [PAD] added when that is the one token it lacks."""
     if len(tokenizer) == vocab_size - 1 and tokenizer.pad_token is None:
         tokenizer.add_special_tokens({"pad_token": "[PAD]"})  # as the authors' training script does
-        logger.info("added [PAD] (id %d) to the tokenizer, as the authors' training script does", tokenizer.pad_token_id)
+        logger.info("added [PAD] (id %d) to the tokenizer, as the authors' training script does",
+                    tokenizer.pad_token_id)
     if len(tokenizer) < vocab_size:
         raise ValueError(f"the tokenizer has {len(tokenizer)} tokens, the model {vocab_size}: not the tokenizer "
                          "the model was trained with")
@@ -291,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="hf-linear convert-authors",
         description="Convert a state dict of the authors' LinearModel (github.com/emalach/LinearLM) to an "
                     "hf-linear checkpoint (safetensors, config, code, tokenizer).")  # fmt: skip
-    parser.add_argument("state_dict", help="the authors' torch.save(model.state_dict()) file (.pt/.pth/.bin) or .safetensors")
+    parser.add_argument("state_dict",
+                        help="the authors' torch.save(model.state_dict()) file (.pt/.pth/.bin) or .safetensors")
     parser.add_argument("out_dir", help="directory to write the checkpoint to")
     parser.add_argument("--tokenizer", required=True,
                         help="tokenizer directory or Hub id (e.g. roneneldan/TinyStories-33M), or 'arithmetic'")
