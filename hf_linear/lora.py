@@ -44,7 +44,8 @@ goes to PEFT unchanged. If a future PEFT renames that hook, the import still wor
 
 Supported LoraConfig options: r, lora_alpha, use_rslora, lora_dropout, init_lora_weights
 (True: A uniform, B = 0, so the adapted model starts equal to the base; "gaussian"; False:
-both random, for tests), multiple adapters, disable/enable, merge/unmerge. Not supported (a
+both random, for tests), disable/enable, merge/unmerge, several adapters (kept per name as in
+PEFT's own layers; not covered by the tests). Not supported (a
 clear error): lora_bias, DoRA and the other variants, the data-driven inits (PiSSA, OLoRA, ...),
 mixed-adapter batches (``adapter_names=``).
 """
