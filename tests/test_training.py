@@ -139,7 +139,7 @@ def test_training_lowers_the_loss_and_saves_a_loadable_model(tmp_path):
 
     model = AutoModelForCausalLM.from_pretrained(out)
     tokenizer = AutoTokenizer.from_pretrained(out)
-    from hf_linear.data.arithmetic.formats import sequence_length
+    from hf_linear.data.arithmetic import sequence_length
 
     # vocabulary, special tokens and window default to the data's: one whole example + [EOS]
     assert model.config.context_length == sequence_length("multiplication", [2, 2], "lsb") + 1

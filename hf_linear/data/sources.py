@@ -4,6 +4,7 @@ The `dataset:` section of a training config names exactly one source:
 
     arithmetic: {task: multiplication, digits: [4, 4], cot: lsb, train_size: 100000}   # built now
     arithmetic_stream: {task: multiplication, digits: [4, 4], cot: paper, seed: 0}     # endless train
+    arithmetic_mixture: [{task: multiplication, digits: [5, 5], ...}, {digits: [4, 4], ...}]
     tinystories: {source: roneneldan/TinyStories, context_length: 64}   # windows built now
     path: data/mul4x4-paper           # a DatasetDict written by save_to_disk (a dataset script)
     hub: user/mul4x4-paper            # a dataset repo, loaded with datasets.load_dataset
@@ -20,12 +21,11 @@ import inspect
 from pathlib import Path
 
 import pyarrow.compute as pc
-from datasets import DatasetDict, load_dataset, load_from_disk
+from datasets import DatasetDict, concatenate_datasets, load_dataset, load_from_disk
 from huggingface_hub import snapshot_download
 from transformers import AutoTokenizer
 
-from hf_linear.data.arithmetic.dataset import ArithmeticStream, build_arithmetic_dataset
-from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer
+from hf_linear.data.arithmetic import ArithmeticStream, build_arithmetic_dataset, build_arithmetic_tokenizer
 from hf_linear.data.tinystories import DEFAULT_SOURCE, build_tinystories_dataset, tinystories_tokenizer
 
 OPTIONS = ("tokenizer", "allow_sliding")
@@ -111,6 +111,37 @@ class ArithmeticStreamSource(ArithmeticSource):
         return splits
 
 
+class ArithmeticMixtureSource(DataSource):
+    """Several arithmetic datasets trained on together, e.g. 5x5 with some 4x4 mixed in so that a
+    fine-tuned 4x4 model keeps its skill. A list of `arithmetic` sections: the train splits are
+    concatenated and shuffled (seed of the first part); validation and test are the FIRST
+    part's (the target task), the others' held-out splits are kept as `validation_<i>` and
+    `test_<i>`."""
+
+    key = "arithmetic_mixture"
+
+    def check(self):
+        if not isinstance(self.arguments, list) or len(self.arguments) < 2:
+            raise ValueError(f"dataset.{self.key} must be a list of at least two arithmetic sections, got {self.arguments!r}")
+        self.parts = [ArithmeticSource(part) for part in self.arguments]
+
+    def load(self):
+        built = [part.load() for part in self.parts]
+        columns = set.intersection(*(set(d["train"].column_names) for d in built))
+        train = concatenate_datasets([d["train"].select_columns(sorted(columns)) for d in built])
+        splits = {"train": train.shuffle(seed=self.arguments[0].get("seed", 0)).flatten_indices()}
+        splits.update(validation=built[0]["validation"], test=built[0]["test"])
+        for index, dataset in enumerate(built[1:], start=1):
+            splits.update({f"validation_{index}": dataset["validation"], f"test_{index}": dataset["test"]})
+        return DatasetDict(splits)
+
+    def default_tokenizer(self):
+        return build_arithmetic_tokenizer()
+
+    def describe(self):
+        return " + ".join(part.describe() for part in self.parts)
+
+
 class TinyStoriesSource(DataSource):
     """TinyStories stories → tokenizer → windows of T+1 tokens (`build_tinystories_dataset`)."""
 
@@ -187,7 +218,8 @@ class HubSource(DataSource):
 
 
 SOURCES: dict[str, type[DataSource]] = {
-    source.key: source for source in (ArithmeticSource, ArithmeticStreamSource, TinyStoriesSource, PathSource, HubSource)
+    source.key: source
+    for source in (ArithmeticSource, ArithmeticStreamSource, ArithmeticMixtureSource, TinyStoriesSource, PathSource, HubSource)
 }
 
 

@@ -352,7 +352,7 @@ def render_dataset_card(dataset_dict: DatasetDict, tokenizer, hub_metadata: dict
     """
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    from hf_linear.data.arithmetic.dataset import CITATION as PAPER_CITATION
+    from hf_linear.data.arithmetic import CITATION as PAPER_CITATION
 
     record = build_record_of(dataset_dict)
     T = record["arguments"]["context_length"]

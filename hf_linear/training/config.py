@@ -10,6 +10,9 @@
                  samples (`EvaluationConfig`)
     budget:      optional `max_minutes` of training, for comparisons at equal wall-clock time;
                  the learning-rate schedule then follows the budget (`BudgetConfig`)
+    lora:        optional: train a LoRA adapter (peft.LoraConfig fields: r, lora_alpha,
+                 target_modules (default: the masked map, "mixing"), ...) instead of all weights;
+                 the final model is saved merged, the adapter beside it in `adapter/`
 
 Every key is checked against the dataclass that takes it with huggingface_hub's type validator
 (the one behind transformers' strict configs); errors name `section.key`. YAML is read with the
@@ -33,7 +36,7 @@ from transformers import AutoConfig, TrainingArguments
 
 from hf_linear.data.sources import data_source
 
-SECTIONS = ("model", "dataset", "training", "evaluation", "budget")
+SECTIONS = ("model", "dataset", "training", "evaluation", "budget", "lora")
 # what a fine-tuning run may change of its checkpoint's model (both grow it, keeping its function)
 FINETUNE_MODEL_KEYS = ("context_length", "vocab_size", "mixing_chunk_size")
 
@@ -93,6 +96,7 @@ class RunConfig:
     training: dict
     evaluation: EvaluationConfig
     budget: BudgetConfig
+    lora: dict | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -101,6 +105,7 @@ class RunConfig:
             "training": self.training,
             "evaluation": dataclasses.asdict(self.evaluation),
             "budget": dataclasses.asdict(self.budget),
+            **({"lora": self.lora} if self.lora else {}),
         }
 
 
@@ -312,7 +317,12 @@ def check_config(config: dict) -> RunConfig:
         budget = BudgetConfig(**check_fields("budget", config.get("budget") or {}, BudgetConfig))
     except TypeError as error:
         raise ValueError(str(error)) from None
-    return RunConfig(model, dict(config["dataset"]), training, evaluation, budget)
+    lora = None
+    if config.get("lora") is not None:
+        from peft import LoraConfig
+
+        lora = check_fields("lora", config["lora"], LoraConfig)
+    return RunConfig(model, dict(config["dataset"]), training, evaluation, budget, lora)
 
 
 def training_arguments(training: dict) -> TrainingArguments:

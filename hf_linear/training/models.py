@@ -7,6 +7,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from hf_linear.checkpoints import load_model, load_tokenizer
 from hf_linear.data.sources import DataSource
+from hf_linear.model_surgery import adapt_pretrained
 
 
 def run_tokenizer(model_section: dict, source: DataSource):
@@ -41,18 +42,17 @@ def build_model(model_section: dict, tokenizer, sequence_length: int, language_m
     fields = {k: v for k, v in model_section.items() if k not in ("type", "init_from")}
     if "init_from" in model_section:
         model = load_model(model_section["init_from"])
-        grow_to = {"vocab_size": fields.get("vocab_size", len(tokenizer)), "context_length": fields.get("context_length")}
-        if grow_to["vocab_size"] < model.config.vocab_size:
-            raise ValueError(f"model.vocab_size={grow_to['vocab_size']} is smaller than the checkpoint's {model.config.vocab_size}")
-        if grow_to["vocab_size"] > model.config.vocab_size:
-            model.resize_token_embeddings(grow_to["vocab_size"])
-        if grow_to["context_length"] is not None:
-            try:
-                model.resize_context_length(grow_to["context_length"])
-            except ValueError as error:
-                raise ValueError(f"model.context_length: {error}") from None
-        if "mixing_chunk_size" in fields:
-            model.config.mixing_chunk_size = fields["mixing_chunk_size"]
+        if model.config.model_type not in ("linear_lm", "mlp_lm"):
+            raise ValueError(f"model.init_from: fine-tuning needs an hf-linear checkpoint (linear_lm, mlp_lm), "
+                             f"got {model.config.model_type}")  # fmt: skip
+        # keep the checkpoint's chunk schedule unless asked otherwise: inputs of its old length
+        # are then computed exactly as before (bit for bit), not just up to rounding
+        fields.setdefault("mixing_chunk_size", model.base_model.mixing.chunk_size)
+        try:
+            adapt_pretrained(model, context_length=fields.pop("context_length", None),
+                             vocab_size=fields.pop("vocab_size", max(len(tokenizer), model.config.vocab_size)), **fields)  # fmt: skip
+        except ValueError as error:
+            raise ValueError(f"model: {error}") from None
         window = model.config.context_length
     else:
         window_key = "n_positions" if model_section["type"] == "gpt2" else "context_length"

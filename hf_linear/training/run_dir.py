@@ -89,13 +89,13 @@ def check_free_space(output_dir: Path, needed_bytes: int) -> None:
         )
 
 
-def save_final(trainer, tokenizer, output_dir: Path, extra_files: dict[str, str]) -> None:
+def save_final(model, tokenizer, output_dir: Path, extra_files: dict[str, str]) -> None:
     """Save model, tokenizer and `extra_files` into a staging directory, then move them into
     `output_dir` one by one: an interrupted save never leaves a half-written checkpoint, and a
     failed one (e.g. a full disk) leaves the checkpoints of the run in place."""
     staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=".final-"))
     try:
-        trainer.save_model(str(staging))
+        model.save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))
         for name, text in extra_files.items():
             (staging / name).write_text(text)

@@ -29,7 +29,7 @@ from hf_linear.data.sources import data_source, longest_sequence
 from hf_linear.evaluation.exact_match import exact_match_report, format_report, has_prompts
 from hf_linear.evaluation.lm_report import format_lm_report, lm_report
 from hf_linear.resources import packaged_config
-from hf_linear.runtime import machine_description, tune_cpu_allocator
+from hf_linear.runtime import cpu_has_native_bf16, machine_description, tune_cpu_allocator
 from hf_linear.training.config import RunConfig, load_config, training_arguments
 from hf_linear.training.models import build_model, run_tokenizer
 from hf_linear.training.run_dir import (
@@ -51,6 +51,11 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> d
     # on CPU-only machines: without it, `accelerate launch --multi_gpu` (torchrun) processes each
     # train alone instead of as one world of ranks over gloo
     training.setdefault("use_cpu", not torch.cuda.is_available())
+    if training.get("bf16") and training["use_cpu"] and not cpu_has_native_bf16():
+        # bf16 autocast pays off only with native bf16 instructions; emulated, a step is ~60x slower
+        print("hf-linear train: this CPU has no native bf16 (avx512_bf16 / amx_bf16): training in fp32 "
+              "instead of bf16 autocast", file=sys.stderr)  # fmt: skip
+        training["bf16"] = False
     # the collator needs prompt_length, which is not a forward() argument
     training["remove_unused_columns"] = False
     # pushed once at the end by hf_linear.hub.push: Trainer's own push would upload pickles
@@ -83,6 +88,11 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> d
     sequence_length = max(longest_sequence(train_data), longest_sequence(held_out))
     model, tokenizer = build_model(config.model, tokenizer, sequence_length, language_model_windows=not has_prompts(held_out),
                                    allow_sliding=bool(config.dataset.get("allow_sliding")))  # fmt: skip
+    if config.lora is not None:
+        import hf_linear.lora
+        from peft import get_peft_model
+
+        model = get_peft_model(model, hf_linear.lora.lora_config(**config.lora))
 
     generation_eval = eval_loss_data = None
     if evaluation.during_training_split in datasets and evaluation.during_training_samples:
@@ -118,6 +128,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> d
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     run_facts = {
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "runtime_s": result.metrics.get("train_runtime"),
         "loss": result.metrics.get("train_loss"),
         "global_step": trainer.state.global_step,
@@ -128,16 +139,20 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> d
     report = {"training": run_facts}
     if trainer.is_world_process_zero():
         # the final model first: a failing evaluation must not lose the training
-        save_final(trainer, tokenizer, output_dir, {"training_config.yaml": yaml.safe_dump(config.as_dict(), sort_keys=False)})
+        final_model = trainer.model
+        if config.lora is not None:  # the adapter beside a merged, plain checkpoint
+            final_model.save_pretrained(output_dir / "adapter")
+            final_model = final_model.merge_and_unload()
+        save_final(final_model, tokenizer, output_dir, {"training_config.yaml": yaml.safe_dump(config.as_dict(), sort_keys=False)})
         trainer.save_state()  # trainer_state.json: the logged losses and metrics of the whole run
         held_out = held_out.select(range(min(evaluation.num_samples, len(held_out))))
         # held-out metrics at the top level (the model card lists those), the run's facts apart
         if has_prompts(held_out):
-            report.update(exact_match_report(trainer.model, tokenizer, held_out, evaluation.batch_size, evaluation.num_examples))
+            report.update(exact_match_report(final_model, tokenizer, held_out, evaluation.batch_size, evaluation.num_examples))
             formatter = format_report
         else:
             report.update(lm_report(
-                trainer.model, tokenizer, held_out, batch_size=evaluation.batch_size, prompt=evaluation.sample_prompt,
+                final_model, tokenizer, held_out, batch_size=evaluation.batch_size, prompt=evaluation.sample_prompt,
                 temperature=evaluation.temperature, num_generations=evaluation.num_generations,
                 max_new_tokens=evaluation.max_new_tokens, num_examples=evaluation.num_examples, seed=args.seed,
             ))  # fmt: skip
