@@ -212,7 +212,6 @@ def test_pipeline_glues_the_continuation_without_a_decoder():
     assert out[0]["generated_text"] == prompt + expected[len(prompt) + 1 :]  # the space is lost
 
 
-@pytest.mark.xfail(strict=False, reason="needs the space-prefix decoder in hf_linear/data/arithmetic/tokenizer.py")
 def test_pipeline_keeps_the_space_with_the_arithmetic_tokenizer():
     try:
         from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer

@@ -59,10 +59,10 @@ def exact_match_report(model, tokenizer, dataset, batch_size: int = 256, num_exa
     """
     prompts, answers = list(dataset["prompt"]), list(dataset["answer"])
     completions = generate_completions(model, tokenizer, prompts, answer_budget(dataset), batch_size)
-    predictions = [f"{p} {c}" for p, c in zip(prompts, completions)]
+    predictions = [p + c for p, c in zip(prompts, completions)]  # each decoded token brings its space
     report = load_metric().compute(predictions=predictions, references=answers)
     report["examples"] = [
-        {"prompt": p, "completion": c.replace(" [PAD]", ""), "answer": a, "correct": answer_of(pred) == a}
+        {"prompt": p, "completion": c.replace(" [PAD]", "").strip(), "answer": a, "correct": answer_of(pred) == a}
         for p, c, a, pred in list(zip(prompts, completions, answers, predictions))[:num_examples]
     ]
     return report

@@ -18,7 +18,7 @@ prompt right after its last token.
 
 from __future__ import annotations
 
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from hf_linear.data.arithmetic.formats import BOS, EOS, PAD, UNK
@@ -39,6 +39,10 @@ def build_arithmetic_tokenizer() -> PreTrainedTokenizerFast:
     and load it back with `AutoTokenizer.from_pretrained(directory)`."""
     word_level = Tokenizer(models.WordLevel(vocab=TOKEN_TO_ID, unk_token=UNK))
     word_level.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    # Decoding writes every token after a space, as GPT-2's BPE does, except [BOS], which starts
+    # a text: the decoded continuation of a prompt (" 5 6 ...", what `pipeline` appends to the
+    # prompt text) then keeps its space, and a whole example still decodes as "[BOS] 1 2 x ...".
+    word_level.decoder = decoders.Sequence([decoders.Replace(Regex("^"), " "), decoders.Replace(f" {BOS}", BOS)])
     return PreTrainedTokenizerFast(
         tokenizer_object=word_level,
         bos_token=BOS,
