@@ -52,10 +52,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from hf_linear.hub.server import USER_NAME, HubHTTPServer, serve_in_background
+from hf_linear.hub.server import USER_NAME, Accounts, HubHTTPServer, serve_in_background
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FAKE_TOKEN = "hf_local_test_token"  # the local server accepts any bearer token
+FAKE_TOKEN = "hf_local_test_token"  # the token of USER_NAME on the test server (others get 401)
 
 
 # ----------------------------------------------------------------------------- client environment
@@ -229,7 +229,8 @@ class LocalHub:
 
 @pytest.fixture(scope="session")
 def hub_http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubHTTPServer]:
-    with serve_in_background(tmp_path_factory.mktemp("hub-root")) as server:
+    accounts = Accounts.single_user(USER_NAME, FAKE_TOKEN)
+    with serve_in_background(tmp_path_factory.mktemp("hub-root"), accounts=accounts) as server:
         yield server
 
 

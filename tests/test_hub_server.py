@@ -91,7 +91,7 @@ def test_upload_regular_and_lfs_files_then_download_with_empty_cache(hub_server,
     assert infos["model.safetensors"].lfs.sha256 == hashlib.sha256(weights).hexdigest()
     assert infos["model.safetensors"].size == len(weights)
     assert infos["config.json"].lfs is None
-    uploads = [path for method, path, status in hub_server.requests if method == "PUT" and status == 200]
+    uploads = [path.split("?")[0] for method, path, status in hub_server.requests if method == "PUT" and status == 200]
     assert f"/lfs-upload/{hashlib.sha256(weights).hexdigest()}" in uploads  # weights went through LFS
 
     assert not (hub_server.hf_home / "hub").exists()  # the test starts with an empty cache
@@ -231,7 +231,8 @@ def test_range_requests(hub_server):
 
 def test_lfs_upload_with_wrong_content_is_rejected(hub_server):
     claimed = hashlib.sha256(b"the real content").hexdigest()
-    response = httpx2.put(f"{hub_server.url}/lfs-upload/{claimed}", content=b"something else")
+    auth = {"Authorization": f"Bearer {hub_server.env['HF_TOKEN']}"}
+    response = httpx2.put(f"{hub_server.url}/lfs-upload/{claimed}", content=b"something else", headers=auth)
     assert response.status_code == 400
     assert not (Path(hub_server.server.store.root) / "blobs" / claimed).exists()
 
@@ -352,16 +353,23 @@ def test_cli_rejects_a_bad_port(tmp_path):
 
 @pytest.mark.parametrize("command", [["-m", "hf_linear.hub.server"], ["-m", "hf_linear.cli", "hub-server"]])
 def test_command_line_server(tmp_path, command):
+    """Without --token the server makes one user with a generated token and prints it."""
     root = tmp_path / "hub-root"
     process = subprocess.Popen([sys.executable, *command, "--root", str(root), "--port", "0", "--quiet"],
                                stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         url = process.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
-        api = HfApi(endpoint=url, token="any")
+        banner = [process.stdout.readline() for _ in range(3)]  # token, root, export line
+        assert "HF_TOKEN=" in banner[-1]
+        token = banner[-1].split("HF_TOKEN=")[1].strip()
+        api = HfApi(endpoint=url, token=token)
         assert api.whoami()["name"] == hub_server.USER_NAME
-        api.create_repo("someone/cli-repo")
-        assert (root / "repos" / "models" / "someone" / "cli-repo" / "repo.json").is_file()
+        api.create_repo("cli-repo")
+        assert (root / "repos" / "models" / hub_server.USER_NAME / "cli-repo" / "repo.json").is_file()
+        with pytest.raises(HfHubHTTPError) as exc:
+            HfApi(endpoint=url, token="not-the-token").whoami()
+        assert exc.value.response.status_code == 401
     finally:
         process.terminate()
         process.wait(timeout=10)

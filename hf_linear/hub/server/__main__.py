@@ -1,5 +1,5 @@
 import sys
 
-from hf_linear.hub.server import main
+from hf_linear.hub.server.cli import main
 
 sys.exit(main())

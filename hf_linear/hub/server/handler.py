@@ -1,0 +1,716 @@
+"""The HTTP side: one request handler (bodies, responses, who is asking) and one function per route.
+
+Every route goes through `route()`, which turns URL segments into validated `Repo`s, revisions and
+paths (see store.py) and checks access (see auth.py) before a route function runs. Malformed
+requests are answered 4xx in the Hub's error shape (JSON `{"error": ...}` plus `X-Error-Message`
+and, where the Hub sends one, `X-Error-Code`); a 500 means a bug in this server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+
+from .auth import User
+from .listing import expand_info, file_info, folders_of, list_tree, parse_card_metadata, path_info
+from .store import (
+    CONTROL_CHARS_RE,
+    REPO_TYPES,
+    SHA256_RE,
+    SUPPORTED_REPO_TYPES,
+    HubError,
+    HubStore,
+    Repo,
+    bad_request,
+    choose_upload_mode,
+    decode_base64,
+    entry_not_found,
+    lfs_patterns,
+    repo_not_found,
+    validate_path_in_repo,
+    validate_ref_name,
+    validate_revision,
+    validate_sha256,
+)
+
+if TYPE_CHECKING:
+    from .cli import HubHTTPServer
+
+TREE_PAGE_SIZE = 1000
+TREE_PAGE_SIZE_EXPANDED = 50  # the Hub's page sizes (huggingface_hub relies on pagination)
+READ_CHUNK = 1 << 20
+MAX_CHUNK_LINE = 1024
+_SPECIAL_REF_KINDS = ("heads", "tags", "pr", "convert")
+_MISSING = object()
+
+INVALID_CREDENTIALS = "Invalid credentials in Authorization header"  # huggingface_hub keys on this text
+
+
+def unauthorized() -> HubError:
+    return HubError(401, INVALID_CREDENTIALS)
+
+
+# ----------------------------------------------------------------------------- small parsers
+
+
+def field(obj: dict, key: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
+    """`obj[key]` checked to be of `kind` (bools are not ints); 400 naming the field otherwise."""
+    value = obj.get(key, _MISSING)
+    if value is _MISSING or (value is None and default is not _MISSING):
+        if default is _MISSING:
+            raise bad_request(f"Missing field {key!r}")
+        return default
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        expected = " or ".join(k.__name__ for k in kinds)
+        raise bad_request(f"Field {key!r} must be {expected}, got {type(value).__name__}")
+    return value
+
+
+def query_flag(query: dict, name: str) -> bool:
+    return query.get(name, ["false"])[0].lower() in ("1", "true")
+
+
+def query_int(query: dict, name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+    raw = query.get(name, [str(default)])[0] or str(default)
+    if not re.fullmatch(r"[0-9]{1,12}", raw) or int(raw) < minimum or (maximum is not None and int(raw) > maximum):
+        bounds = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+        raise bad_request(f"Query parameter {name!r} must be an integer {bounds}, got {raw!r}")
+    return int(raw)
+
+
+def take_revision(segments: list[str]) -> tuple[str, list[str]]:
+    """Split raw URL segments into (revision, rest). Clients quote revisions with safe="" (so
+    `refs/pr/1` arrives as one segment), but `refs/{convert,pr,...}/x` may also come unquoted."""
+    if not segments or not segments[0]:
+        raise bad_request("Missing revision in URL")
+    if segments[0] == "refs" and len(segments) >= 3 and segments[1] in _SPECIAL_REF_KINDS:
+        return validate_revision("/".join(unquote(s) for s in segments[:3])), segments[3:]
+    return validate_revision(unquote(segments[0])), segments[1:]
+
+
+def join_path(segments: list[str]) -> str:
+    """A path in the repo from URL segments ('' for the root), validated."""
+    path = "/".join(unquote(s) for s in segments if s).strip("/")
+    return validate_path_in_repo(path) if path else ""
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """`bytes=a-b`, `bytes=a-` or `bytes=-n` → inclusive (start, end); None if unsatisfiable or
+    malformed (answered 416). Multi-range requests are answered with the first range only."""
+    match = re.fullmatch(r"\s*bytes\s*=\s*([0-9]{0,19})\s*-\s*([0-9]{0,19})\s*(,.*)?", header)
+    if not match or (not match.group(1) and not match.group(2)):
+        return None
+    if not match.group(1):  # suffix range: the last n bytes
+        n = int(match.group(2))
+        return (max(0, size - n), size - 1) if n > 0 and size > 0 else None
+    start = int(match.group(1))
+    end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+    return (start, end) if start < size and start <= end else None
+
+
+def header_value(value: str) -> str:
+    """A header value that can travel: no control characters (no header injection), Latin-1 only."""
+    return CONTROL_CHARS_RE.sub(" ", value).encode("latin-1", "backslashreplace").decode("latin-1")
+
+
+def content_disposition(path: str) -> str:
+    """As the Hub: RFC 5987 `filename*` (any Unicode name) plus an ASCII `filename` fallback."""
+    name = path.rsplit("/", 1)[-1]
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in name)
+    return f"inline; filename*=UTF-8''{quote(name, safe='')}; filename=\"{fallback}\";"
+
+
+# ----------------------------------------------------------------------------- the handler
+
+
+class HubRequestHandler(BaseHTTPRequestHandler):
+    """Request plumbing: reading bounded bodies, answering, and knowing who is asking."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive: every response carries Content-Length
+    server: HubHTTPServer
+    timeout = 60  # idle keep-alive connections (and stalled uploads) are dropped after this many seconds
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track_connection(self.connection, add=True)
+
+    def finish(self) -> None:
+        self.server.track_connection(self.connection, add=False)
+        super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        self._body_consumed = False
+        self._status = 0
+        try:
+            self.user = self._authenticate()
+            route(self, method)
+        except HubError as e:
+            self.send_error_json(e)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True
+        except Exception as e:  # a server bug: answer 500 with the reason instead of hanging the client
+            traceback.print_exc(file=sys.stderr)
+            self.send_error_json(HubError(500, f"Internal error in local hub server: {type(e).__name__}: {e}"))
+        finally:
+            if not self._body_consumed and self._announces_body():
+                self.close_connection = True  # unread request bytes would corrupt the next request
+            self.server.record(method, self.path, self._status)
+
+    @property
+    def store(self) -> HubStore:
+        return self.server.store
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.headers.get('Host') or '%s:%d' % self.server.server_address[:2]}"
+
+    # -- who is asking
+    def _authenticate(self) -> User | None:
+        """The user of the bearer token; None without one; 401 for a token nobody has."""
+        authorization = self.headers.get("Authorization")
+        if authorization is None:
+            return None
+        scheme, _, token = authorization.partition(" ")
+        user = self.server.accounts.user_for_token(token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            raise unauthorized()
+        return user
+
+    def require_user(self) -> User:
+        if self.user is None:
+            raise unauthorized()
+        return self.user
+
+    def can_write(self, namespace: str) -> bool:
+        return self.user is not None and self.user.can_write(namespace)
+
+    def readable_repo(self, repo_type: str, repo_id: str) -> Repo:
+        """The repo, if it exists and the caller may see it (private: only with write access)."""
+        repo = Repo(repo_type, repo_id)
+        meta = self.store.repo_meta(repo)
+        if meta["private"] and not self.can_write(repo.namespace):
+            raise repo_not_found(repo.type, repo.id)  # as the Hub: a private repo looks absent
+        return repo
+
+    def writable_repo(self, repo_type: str, repo_id: str) -> Repo:
+        repo = Repo(repo_type, repo_id)
+        user = self.require_user()
+        self.readable_repo(repo.type, repo.id)
+        if not user.can_write(repo.namespace):
+            raise HubError(403, f"You don't have the rights to write to {repo.type} repository '{repo.id}'")
+        return repo
+
+    # -- request bodies
+    def _announces_body(self) -> bool:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return True
+        length = self.headers.get("Content-Length") or "0"
+        return not length.isdigit() or int(length) > 0
+
+    def body_chunks(self, limit: int) -> Iterator[bytes]:
+        """The request body in pieces (de-chunked if needed); 413 as soon as it is known to exceed
+        `limit` — before reading anything when Content-Length says so."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            total = 0
+            while True:
+                line = self.rfile.readline(MAX_CHUNK_LINE)
+                size_text = line.split(b";")[0].strip()
+                if not re.fullmatch(rb"[0-9A-Fa-f]{1,15}", size_text):
+                    raise bad_request(f"Malformed chunked body: chunk size line {line[:40]!r}")
+                size = int(size_text, 16)
+                total += size
+                if total > limit:
+                    raise HubError(413, f"Request body exceeds the limit of {limit} bytes")
+                if size == 0:
+                    while self.rfile.readline(MAX_CHUNK_LINE) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                yield from self._read_exactly(size)
+                self.rfile.readline(MAX_CHUNK_LINE)  # CRLF closing the chunk
+        else:
+            length_text = (self.headers.get("Content-Length") or "0").strip()
+            if not re.fullmatch(r"[0-9]{1,19}", length_text):
+                raise bad_request(f"Invalid Content-Length {length_text!r}")
+            if int(length_text) > limit:
+                raise HubError(413, f"Request body of {length_text} bytes exceeds the limit of {limit} bytes")
+            yield from self._read_exactly(int(length_text))
+        self._body_consumed = True
+
+    def _read_exactly(self, remaining: int) -> Iterator[bytes]:
+        while remaining > 0:
+            data = self.rfile.read(min(remaining, READ_CHUNK))
+            if not data:
+                raise ConnectionResetError("client closed the connection mid-body")
+            remaining -= len(data)
+            yield data
+
+    def body(self) -> bytes:
+        """A JSON / ndjson / form body, bounded by the (small) --max-json-bytes limit."""
+        return b"".join(self.body_chunks(self.server.max_json_bytes))
+
+    def json_body(self) -> dict:
+        return parse_json_object(self.body(), "Request body")
+
+    def form_or_json_body(self) -> dict:
+        raw = self.body()
+        if "json" in self.headers.get("Content-Type", ""):
+            return parse_json_object(raw, "Request body")
+        try:
+            return parse_qs(raw.decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError as e:
+            raise bad_request(f"Form body is not UTF-8: {e}") from e
+
+    # -- responses
+    def send(self, status: int, body: bytes = b"", headers: dict | None = None,
+             content_type: str = "application/json; charset=utf-8") -> None:
+        self._status = status
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, header_value(value))
+        if status >= 400 and not self._body_consumed and self._announces_body():
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def send_json(self, obj: Any, status: int = 200, headers: dict | None = None) -> None:
+        self.send(status, json.dumps(obj).encode(), headers)
+
+    def send_error_json(self, error: HubError) -> None:
+        headers = {**error.headers, "X-Error-Message": error.message}
+        if error.error_code:
+            headers["X-Error-Code"] = error.error_code
+        self.send_json({"error": error.message}, error.status, headers)
+
+    def send_blob(self, sha256: str, start: int, end: int, status: int, headers: dict) -> None:
+        length = max(0, end - start + 1)
+        self._status = status
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(length))
+        for key, value in headers.items():
+            self.send_header(key, header_value(value))
+        self.end_headers()
+        if self.command == "HEAD" or length == 0:
+            return
+        with open(self.store.blob_path(sha256), "rb") as f:
+            f.seek(start)
+            remaining = length
+            while remaining > 0:
+                chunk = f.read(min(remaining, READ_CHUNK))
+                self.wfile.write(chunk)
+                remaining -= len(chunk)
+
+
+def parse_json_object(raw: bytes, what: str) -> dict:
+    try:
+        value = json.loads(raw or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise bad_request(f"{what} is not valid JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise bad_request(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+# ----------------------------------------------------------------------------- routing
+
+Handler = HubRequestHandler
+
+
+def route(req: Handler, method: str) -> None:
+    url = urlsplit(req.path)
+    segments = url.path.strip("/").split("/")
+    query = parse_qs(url.query)
+    not_implemented = HubError(404, f"Not implemented by the local hub server: {method} {url.path}")
+    if segments[0] == "api":
+        return route_api(req, method, segments[1:], query, not_implemented)
+    if segments[0] == "lfs-upload" and method == "PUT" and len(segments) == 2:
+        return lfs_upload(req, unquote(segments[1]), query)
+    repo_type, rest = "model", segments
+    if segments[0] in REPO_TYPES:
+        repo_type, rest = REPO_TYPES[segments[0]], segments[1:]
+    if len(rest) >= 6 and rest[1].endswith(".git") and rest[2:5] == ["info", "lfs", "objects"] and method == "POST":
+        repo = req.writable_repo(repo_type, f"{unquote(rest[0])}/{unquote(rest[1][:-4])}")
+        if rest[5:] == ["batch"]:
+            return lfs_batch(req, repo)
+        if rest[5:] == ["verify"]:
+            return lfs_verify(req)
+        raise not_implemented
+    if len(rest) >= 2 and rest[1] == "resolve":  # a one-segment repo id (legacy canonical models)
+        raise repo_not_found(repo_type, unquote(rest[0]))
+    if len(rest) >= 5 and rest[2] == "resolve" and method in ("GET", "HEAD"):
+        repo = req.readable_repo(repo_type, f"{unquote(rest[0])}/{unquote(rest[1])}")
+        revision, path_segments = take_revision(rest[3:])
+        path = join_path(path_segments)
+        if not path:
+            raise bad_request("Missing file path after the revision")
+        return resolve_file(req, repo, revision, path)
+    raise not_implemented
+
+
+# repo routes under /api/{models,datasets}/{namespace}/{name}/{action}/...: (action, method) →
+# (needs write access, handler(req, repo, args, query))
+RepoRoute = Callable[[Handler, Repo, list[str], dict], None]
+
+
+def route_api(req: Handler, method: str, segments: list[str], query: dict, not_implemented: HubError) -> None:
+    account_routes = {(("whoami-v2",), "GET"): whoami, (("repos", "create"), "POST"): create_repo,
+                      (("repos", "delete"), "DELETE"): delete_repo, (("repos", "delete"), "POST"): delete_repo,
+                      (("validate-yaml",), "POST"): validate_yaml}
+    if (tuple(segments), method) in account_routes:
+        return account_routes[tuple(segments), method](req)
+    if len(segments) < 3 or segments[0] not in REPO_TYPES:
+        raise not_implemented
+    repo_type = REPO_TYPES[segments[0]]
+    repo_id = f"{unquote(segments[1])}/{unquote(segments[2])}"
+    action, args = (segments[3], segments[4:]) if len(segments) > 3 else ("", [])
+    entry = REPO_ROUTES.get((action, method))
+    if entry is None or (action in ("branch", "tag") and not args):
+        raise not_implemented
+    needs_write, handler = entry
+    repo = req.writable_repo(repo_type, repo_id) if needs_write else req.readable_repo(repo_type, repo_id)
+    return handler(req, repo, args, query)
+
+
+# -- account and repos
+
+
+def whoami(req: Handler) -> None:
+    user = req.require_user()
+    req.send_json({"type": "user", "id": "0" * 24, "name": user.name, "fullname": user.name,
+                   "email": None, "emailVerified": False, "isPro": False,
+                   "orgs": [{"type": "org", "name": org, "fullname": org, "roleInOrg": "write"}
+                            for org in sorted(user.orgs)],
+                   "auth": {"type": "access_token", "accessToken": {"displayName": "local", "role": "write"}}})
+
+
+def repo_from_payload(req: Handler, payload: dict) -> Repo:
+    repo_type = field(payload, "type", str, "model")
+    if repo_type not in SUPPORTED_REPO_TYPES:
+        raise bad_request(f"Repo type {repo_type!r} is not supported by the local hub server "
+                          f"(only {', '.join(SUPPORTED_REPO_TYPES)})")
+    name = field(payload, "name", str)
+    namespace = field(payload, "organization", str, "") or req.require_user().name
+    return Repo(repo_type, f"{namespace}/{name}")
+
+
+def create_repo(req: Handler) -> None:
+    payload = req.json_body()
+    user = req.require_user()
+    repo = repo_from_payload(req, payload)
+    private = field(payload, "visibility", str, "") == "private" or field(payload, "private", bool, False)
+    if not user.can_write(repo.namespace):
+        raise HubError(403, f"You don't have the rights to create a {repo.type} under the namespace "
+                            f"'{repo.namespace}'")
+    url = f"{req.base_url}/{repo.url_prefix}{repo.id}"
+    if not req.store.create_repo(repo, private, author=user.name):
+        return req.send_json({"error": f"You already created this {repo.type} repo", "url": url}, 409)
+    req.send_json({"url": url, "name": repo.id, "id": repo.id})
+
+
+def delete_repo(req: Handler) -> None:
+    payload = req.json_body()
+    req.require_user()
+    repo = repo_from_payload(req, payload)
+    req.store.delete_repo(req.writable_repo(repo.type, repo.id))
+    req.send(200, b"")
+
+
+def validate_yaml(req: Handler) -> None:
+    content = field(req.json_body(), "content", str, "")
+    if content.startswith("---") and parse_card_metadata(content.encode()) is None:
+        return req.send_json({"errors": [{"message": "README.md metadata is not a valid YAML mapping"}],
+                              "warnings": []}, 400)
+    req.send_json({"errors": [], "warnings": []})
+
+
+# -- reads
+
+
+def commit_files(req: Handler, repo: Repo, revision: str) -> tuple[str, dict]:
+    commit_id = req.store.resolve(repo, revision)
+    return commit_id, req.store.read_commit(repo, commit_id)["files"]
+
+
+def repo_info(req: Handler, repo: Repo, args: list[str], query: dict, revision: str = "main") -> None:
+    store = req.store
+    meta = store.repo_meta(repo)
+    commit_id = store.resolve(repo, revision)
+    commit = store.read_commit(repo, commit_id)
+    with_blobs = query_flag(query, "blobs")
+    siblings = []
+    for path, entry in sorted(commit["files"].items()):
+        sibling: dict[str, Any] = {"rfilename": path}
+        if with_blobs:
+            sibling.update(size=entry["size"], blobId=entry["oid"])
+            if entry["lfs"]:
+                lfs = file_info(path, entry)["lfs"]
+                sibling["lfs"] = {"sha256": entry["sha256"], "size": entry["size"], "pointerSize": lfs["pointerSize"]}
+        siblings.append(sibling)
+    readme = commit["files"].get("README.md")
+    card = parse_card_metadata(store.read_blob(readme["sha256"])) if readme else None
+    info: dict[str, Any] = {
+        "_id": hashlib.sha1(repo.id.encode()).hexdigest()[:24], "id": repo.id,
+        "author": repo.namespace, "sha": commit_id, "lastModified": commit["date"],
+        "createdAt": meta["createdAt"], "private": meta["private"], "gated": False, "disabled": False,
+        "downloads": 0, "likes": 0, "tags": list((card or {}).get("tags") or []), "siblings": siblings,
+    }
+    if card is not None:
+        info["cardData"] = card
+    if repo.type == "model":
+        info["modelId"] = repo.id
+        for key in ("library_name", "pipeline_tag"):
+            if card and card.get(key):
+                info[key] = card[key]
+    req.send_json(info)
+
+
+def repo_info_at_revision(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
+    repo_info(req, repo, args, query, revision=take_revision(args)[0])
+
+
+def tree(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
+    revision, path_segments = take_revision(args)
+    path = join_path(path_segments)
+    commit_id, files = commit_files(req, repo, revision)
+    if path and path not in folders_of(files):
+        raise entry_not_found(path, commit_id)
+    expand = query_flag(query, "expand")
+    entries = list_tree(files, path, query_flag(query, "recursive"))
+    start = query_int(query, "cursor", 0, minimum=0)
+    limit = query_int(query, "limit", TREE_PAGE_SIZE_EXPANDED if expand else TREE_PAGE_SIZE, minimum=1,
+                      maximum=TREE_PAGE_SIZE)
+    page = entries[start:start + limit]
+    if expand:
+        page = [expand_info(req.store, repo, commit_id, info) for info in page]
+    headers = {}
+    if start + limit < len(entries):
+        next_query = {k: v[0] for k, v in query.items()} | {"cursor": str(start + limit)}
+        headers["Link"] = f'<{req.base_url}{urlsplit(req.path).path}?{urlencode(next_query)}>; rel="next"'
+    req.send_json(page, headers=headers)
+
+
+def paths_info(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
+    revision = take_revision(args)[0]
+    body = req.form_or_json_body()
+    paths = body.get("paths", [])
+    paths = [paths] if isinstance(paths, str) else paths
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise bad_request("Field 'paths' must be a string or a list of strings")
+    expand = body.get("expand", False)
+    expand = (expand[0] if isinstance(expand, list) and expand else str(expand)).lower() in ("1", "true")
+    paths = [validate_path_in_repo(p.strip("/")) for p in paths]
+    commit_id, files = commit_files(req, repo, revision)
+    infos = [info for info in (path_info(p, files) for p in paths) if info is not None]
+    if expand:
+        infos = [expand_info(req.store, repo, commit_id, info) for info in infos]
+    req.send_json(infos)
+
+
+def list_refs(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
+    refs = req.store.refs(repo)
+    req.send_json({
+        "branches": [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": c} for n, c in sorted(refs["branches"].items())],
+        "tags": [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": c} for n, c in sorted(refs["tags"].items())],
+        "converts": [], "pullRequests": [],
+    })
+
+
+def list_commits(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
+    store = req.store
+    head = store.resolve(repo, take_revision(args)[0])
+    req.send_json([{"id": c["id"], "title": c["title"], "message": c["message"], "date": c["date"],
+                    "authors": [{"user": a} for a in c["authors"]]} for c in store.history(repo, head)])
+
+
+def resolve_file(req: Handler, repo: Repo, revision: str, path: str) -> None:
+    commit_id, files = commit_files(req, repo, revision)
+    entry = files.get(path)
+    if entry is None:
+        raise entry_not_found(path, commit_id)
+    size = entry["size"]
+    etag = f'"{entry["sha256"]}"' if entry["lfs"] else f'"{entry["oid"]}"'
+    headers = {"X-Repo-Commit": commit_id, "ETag": etag, "Accept-Ranges": "bytes",
+               "Content-Disposition": content_disposition(path)}
+    if entry["lfs"]:
+        headers.update({"X-Linked-Etag": f'"{entry["sha256"]}"', "X-Linked-Size": str(size)})
+    start, end, status = 0, size - 1, 200
+    range_header = req.headers.get("Range")
+    if range_header:
+        byte_range = parse_range(range_header, size)
+        if byte_range is None:
+            raise HubError(416, f"Range not satisfiable: {range_header} (size {size})",
+                           headers={**headers, "Content-Range": f"bytes */{size}"})
+        start, end = byte_range
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    req.send_blob(entry["sha256"], start, end, status, headers)
+
+
+# -- writes
+
+
+def preupload(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
+    revision = take_revision(args)[0]
+    requested = field(req.json_body(), "files", list, [])
+    commit_id, files = commit_files(req, repo, revision)
+    gitattributes = files.get(".gitattributes")
+    patterns = lfs_patterns(req.store.read_blob(gitattributes["sha256"]).decode("utf-8", "replace")) \
+        if gitattributes else []
+    answer = []
+    for item in requested:
+        if not isinstance(item, dict):
+            raise bad_request("Each entry of 'files' must be an object {path, size, sample}")
+        path = validate_path_in_repo(field(item, "path", str))
+        size = field(item, "size", int)
+        if size < 0:
+            raise bad_request(f"Negative size for {path}")
+        sample = decode_base64(field(item, "sample", str, ""), f"Sample of {path}")
+        existing = files.get(path)
+        # What the client compares with its local oid to skip unchanged files.
+        remote_oid = (existing["sha256"] if existing["lfs"] else existing["oid"]) if existing else None
+        answer.append({"path": path, "uploadMode": choose_upload_mode(path, size, sample, patterns),
+                       "shouldIgnore": False, "oid": remote_oid})
+    req.send_json({"files": answer, "commitOid": commit_id})
+
+
+def parse_commit_payload(raw: bytes) -> tuple[dict, list[tuple[str, dict]]]:
+    """ndjson lines `{"key": ..., "value": {...}}` → (header, [(key, value), ...]), shape-checked."""
+    items = []
+    for number, line in enumerate(raw.splitlines(), 1):
+        if line.strip():
+            item = parse_json_object(line, f"Commit payload line {number}")
+            key = field(item, "key", str)
+            value = field(item, "value", dict)
+            items.append((key, value))
+    headers = [value for key, value in items if key == "header"]
+    if len(headers) != 1:
+        raise bad_request("Commit payload must contain exactly one header line")
+    header = headers[0]
+    for name in ("summary", "description", "parentCommit"):
+        field(header, name, str, "")
+    return header, [(key, value) for key, value in items if key != "header"]
+
+
+def commit(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
+    revision = take_revision(args)[0]
+    if query_flag(query, "create_pr"):
+        raise bad_request("Pull requests are not supported by the local hub server")
+    header, operations = parse_commit_payload(req.body())
+    commit_id = req.store.commit(repo, revision, header, operations, author=req.require_user().name)
+    req.send_json({"success": True, "commitOid": commit_id, "hookOutput": "",
+                   "commitUrl": f"{req.base_url}/{repo.url_prefix}{repo.id}/commit/{commit_id}"})
+
+
+def branch(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
+    name = validate_ref_name(unquote("/".join(args)), "branch")
+    if req.command == "POST":
+        starting_point = field(req.json_body(), "startingPoint", str, "") or "main"
+        req.store.create_ref(repo, "branches", name, req.store.resolve(repo, starting_point))
+    elif name == "main":
+        raise HubError(403, "Cannot delete the default branch 'main'")
+    else:
+        req.store.delete_ref(repo, "branches", name)
+    req.send_json({})
+
+
+def tag(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
+    if req.command == "POST":  # POST .../tag/{revision} {"tag": name}
+        revision = take_revision(args)[0]
+        name = validate_ref_name(field(req.json_body(), "tag", str), "tag")
+        req.store.create_ref(repo, "tags", name, req.store.resolve(repo, revision))
+    else:  # DELETE .../tag/{name}
+        req.store.delete_ref(repo, "tags", validate_ref_name(unquote("/".join(args)), "tag"))
+    req.send_json({})
+
+
+REPO_ROUTES: dict[tuple[str, str], tuple[bool, RepoRoute]] = {
+    ("", "GET"): (False, repo_info),
+    ("revision", "GET"): (False, repo_info_at_revision),
+    ("tree", "GET"): (False, tree),
+    ("paths-info", "POST"): (False, paths_info),
+    ("refs", "GET"): (False, list_refs),
+    ("commits", "GET"): (False, list_commits),
+    ("preupload", "POST"): (True, preupload),
+    ("commit", "POST"): (True, commit),
+    ("branch", "POST"): (True, branch),
+    ("branch", "DELETE"): (True, branch),
+    ("tag", "POST"): (True, tag),
+    ("tag", "DELETE"): (True, tag),
+}
+
+
+# -- git-LFS
+
+
+def lfs_batch(req: Handler, repo: Repo) -> None:
+    payload = req.json_body()
+    if field(payload, "operation", str) != "upload":
+        raise bad_request("Only LFS 'upload' batches are supported; downloads go through /resolve")
+    if "basic" not in field(payload, "transfers", list, ["basic"]):
+        raise bad_request("Only the 'basic' LFS transfer is supported")
+    objects = []
+    for obj in field(payload, "objects", list, []):
+        oid = obj.get("oid") if isinstance(obj, dict) else None
+        size = obj.get("size") if isinstance(obj, dict) else None
+        if (not isinstance(oid, str) or not SHA256_RE.match(oid) or not isinstance(size, int)
+                or isinstance(size, bool) or size < 0):
+            objects.append({"oid": str(oid), "size": size if isinstance(size, int) else -1,
+                            "error": {"code": 422, "message": "Invalid oid (64 hex characters) or size"}})
+        elif req.store.has_blob(oid, size):
+            objects.append({"oid": oid, "size": size})  # no "actions": already stored, nothing to upload
+        else:
+            # Clients PUT without their token (the Hub presigns storage URLs): sign the URL instead.
+            upload_url = f"{req.base_url}/lfs-upload/{oid}?{req.server.upload_signer.query(oid)}"
+            verify_url = f"{req.base_url}/{repo.url_prefix}{repo.id}.git/info/lfs/objects/verify"
+            objects.append({"oid": oid, "size": size, "authenticated": True, "actions": {
+                "upload": {"href": upload_url}, "verify": {"href": verify_url}}})
+    req.send(200, json.dumps({"transfer": "basic", "objects": objects, "hash_algo": "sha256"}).encode(),
+             content_type="application/vnd.git-lfs+json")
+
+
+def lfs_upload(req: Handler, oid: str, query: dict) -> None:
+    validate_sha256(oid)
+    signed = req.server.upload_signer.is_valid(oid, query.get("expires", [""])[0], query.get("signature", [""])[0])
+    if not signed and req.user is None:
+        raise unauthorized()
+    req.store.put_blob_stream(req.body_chunks(req.server.max_upload_bytes), oid)
+    req.send(200, b"")
+
+
+def lfs_verify(req: Handler) -> None:
+    payload = req.json_body()
+    oid = validate_sha256(field(payload, "oid", str))
+    size = field(payload, "size", int)
+    if not req.store.has_blob(oid, size):
+        raise HubError(404, f"LFS object {oid} of size {size} not found")
+    req.send_json({"success": True})
