@@ -371,3 +371,22 @@ def test_eval_cli_scores_language_model_data_by_perplexity(sample, tmp_path, cap
     assert report["num_samples"] == 64 and report["num_tokens"] == 64 * 16
     assert report["perplexity"] == pytest.approx(trained["perplexity"], rel=1e-5)
     assert "perplexity" in capsys.readouterr().out
+
+
+def test_windows_of_t_plus_one_tokens_train_every_row_of_the_masked_map(sample):
+    """The last row, which a sliding window uses for every position >= T, gets a gradient too."""
+    from hf_linear.data.collator import CausalLMCollator
+
+    T = 16
+    windows = build_tinystories_dataset(str(sample["stories"]), sample["tokenizer"], context_length=T, max_stories=5)
+    model = LinearLMForCausalLM(LinearLMConfig(vocab_size=50258, context_length=T, hidden_size=4, pad_token_id=50257))
+    batch = CausalLMCollator(50257)([windows["train"][i] for i in range(4)])
+    assert batch["input_ids"].shape == (4, T + 1)
+    model(**batch).loss.backward()
+    grad = model.model.mixing.weight.grad  # (T(T+1)/2, d, d): row i = blocks i(i+1)/2 .. i(i+1)/2 + i
+    last_row = grad[(T - 1) * T // 2 :]
+    assert last_row.abs().sum() > 0
+    # the same model on T-token windows: row T-1 has no target and no gradient
+    model.zero_grad()
+    model(input_ids=batch["input_ids"][:, :T], labels=batch["labels"][:, :T]).loss.backward()
+    assert model.model.mixing.weight.grad[(T - 1) * T // 2 :].abs().sum() == 0
