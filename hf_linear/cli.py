@@ -16,6 +16,9 @@ SUBCOMMANDS = {
     "push": ("hf_linear.hub.push", "push a checkpoint (weights, code, tokenizer, model card) to the Hub"),
     "hub-server": ("hf_linear.hub.server", "run the local Hub-API server (for offline tests)"),
     "convert-authors": ("hf_linear.convert_authors", "convert a state dict of the authors' LinearModel (emalach/LinearLM)"),
+    "study": ("hf_linear.studies.study", "run a study: a grid of training runs from configs/studies/*.yaml (resumable)"),
+    "report": ("hf_linear.studies.report", "write a study's REPORT.md with learning-curve and length-complexity plots"),
+    "inspect": ("hf_linear.studies.inspection", "heatmap of the block norms of a checkpoint's masked map, per position"),
 }
 
 

@@ -1,0 +1,314 @@
+"""Write a study's REPORT.md with its plots, from STUDY_DIR/results.jsonl.
+
+    hf-linear report STUDY_DIR
+
+Plots (PNG, matplotlib Agg): held-out metric against training tokens and against wall-clock
+minutes for every run; final exact match against the length of an example (the paper's length
+complexity), with the paper's MLP-775M beside it; training tokens to reach the target accuracy
+against the example length and against the study's x axis; and the block norms of the masked
+map of the best run (`hf-linear inspect`). A table lists every run with its config and run
+directory, so that each number can be traced to them.
+
+Settings, from the study file's `report:` section:
+
+    target: 0.99                      # accuracy whose training tokens are reported
+    x: dataset.arithmetic_stream.every   # an axis: final accuracy / tokens to target against it
+    series: [model.type]              # axes drawn as separate lines in those plots
+    log_x: true                       # x axis on a log scale
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import yaml  # noqa: E402
+
+from hf_linear.atomic import write_text_atomically  # noqa: E402
+from hf_linear.studies.results import first_reaching, read_results  # noqa: E402
+
+DEFAULT_TARGET = 0.99
+FIGURE_SIZE, DPI = (7.0, 4.2), 100  # ~30-90 KB per PNG
+
+# The paper's numbers, matched to runs by the data they trained on (PAPER.md)
+PAPER_RESULTS = [
+    {
+        "task": "4x4-digit multiplication",
+        "cot": "paper",
+        "exact_match": 0.969,
+        "text": "96.9% exact (MLP-775M: d=128, T=307; 100M sequences, ~17 A100-hours; 1000 held-out pairs)",
+    },
+]
+
+
+def paper_result(record: dict) -> dict | None:
+    return next((p for p in PAPER_RESULTS if p["task"] == record.get("task") and p["cot"] == record.get("cot")), None)
+
+
+def is_lm(record: dict) -> bool:
+    """Language-model data (TinyStories): perplexity instead of exact match."""
+    return "exact_match" not in record["final"]
+
+
+def metric_of(record: dict) -> tuple[str, str]:
+    """(curve key, axis label) of a run's main metric."""
+    return ("perplexity", "held-out perplexity") if is_lm(record) else ("exact_match", "held-out exact match (%)")
+
+
+def shown(value: float, metric: str) -> float:
+    return 100 * value if metric != "perplexity" else value
+
+
+def format_tokens(tokens) -> str:
+    if tokens is None:
+        return "—"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if tokens >= size:
+            return f"{tokens / size:.3g}{unit}"
+    return str(int(tokens))
+
+
+def new_figure(title: str, xlabel: str, ylabel: str):
+    figure, axes = plt.subplots(figsize=FIGURE_SIZE, dpi=DPI)
+    axes.set_title(title, fontsize=11)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.grid(alpha=0.3)
+    return figure, axes
+
+
+def save_figure(figure, axes, path: Path, legend: bool = True) -> str:
+    if legend and axes.get_legend_handles_labels()[0]:
+        count = len(axes.get_legend_handles_labels()[0])
+        axes.legend(fontsize=7 if count <= 10 else 5, ncol=1 if count <= 10 else 2, loc="best", framealpha=0.7)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path.name
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+
+
+def plot_curves(records: list[dict], out: Path, x_key: str, xlabel: str, scale: float, name: str) -> str | None:
+    """Held-out metric against training tokens (or minutes) of every run with an eval curve."""
+    with_curves = [r for r in records if any(x_key in p for p in r["curve"])]
+    if not with_curves:
+        return None
+    metric, ylabel = metric_of(with_curves[0])
+    figure, axes = new_figure(f"Learning curves: {ylabel} vs {xlabel.split(' (')[0]}", xlabel, ylabel)
+    for record in with_curves:
+        points = [p for p in record["curve"] if x_key in p and metric in p]
+        axes.plot([p[x_key] * scale for p in points], [shown(p[metric], metric) for p in points], marker=".", label=record["name"])
+    if x_key == "tokens":
+        axes.set_xscale("log")
+    if metric == "perplexity":
+        axes.set_yscale("log")
+    return save_figure(figure, axes, out / name)
+
+
+def plot_final_vs_length(records: list[dict], out: Path) -> str | None:
+    arithmetic = [r for r in records if not is_lm(r) and r.get("sequence_tokens")]
+    if not arithmetic:
+        return None
+    figure, axes = new_figure("Final accuracy vs length of an example (length complexity)",
+                              "tokens per example (prompt + CoT + answer)", "held-out exact match (%)")  # fmt: skip
+    for record in arithmetic:
+        axes.scatter(record["sequence_tokens"], 100 * record["final"]["exact_match"], label=record["name"], s=25)
+    for paper in PAPER_RESULTS:
+        axes.scatter(307, 100 * paper["exact_match"], marker="*", s=150, color="black", label="paper: MLP-775M, 4x4, 307-token CoT")
+    axes.set_ylim(-3, 103)
+    return save_figure(figure, axes, out / "final_vs_length.png")
+
+
+def plot_tokens_to_target(records: list[dict], out: Path, target: float) -> str | None:
+    reached = [(r, first_reaching(r["curve"], "exact_match", target)) for r in records if not is_lm(r) and r.get("sequence_tokens")]
+    reached = [(r, p) for r, p in reached if p and "tokens" in p]
+    if not reached:
+        return None
+    figure, axes = new_figure(f"Training tokens to reach {100 * target:g}% exact match",
+                              "tokens per example (prompt + CoT + answer)", "training tokens (first eval at target)")  # fmt: skip
+    for record, point in reached:
+        axes.scatter(record["sequence_tokens"], point["tokens"], label=record["name"], s=25)
+    axes.set_yscale("log")
+    return save_figure(figure, axes, out / "tokens_to_target.png")
+
+
+def axis_value(label: str):
+    """An axis label as a number where it is one (so that k = 1, 2, 4, ... plot in order)."""
+    try:
+        return float(label.split("x")[0]) if "x" in label and label.replace("x", "").isdigit() else float(label)
+    except ValueError:
+        return None
+
+
+def plot_against_axis(records: list[dict], out: Path, settings: dict, target: float) -> list[str]:
+    """Final metric and tokens to target against the `report.x` axis, one line per `series`."""
+    x_axis, series = settings.get("x"), settings.get("series") or []
+    if not x_axis:
+        return []
+    lines = defaultdict(list)
+    for record in records:
+        label = record["varied"].get(x_axis)
+        x = axis_value(label) if label is not None else None
+        if x is None:
+            continue
+        key = ", ".join(f"{s.split('.')[-1]}={record['varied'].get(s, '-')}" for s in series) or "runs"
+        lines[key].append((x, record))
+    if not lines:
+        return []
+    short = x_axis.split(".")[-1]
+    metric, ylabel = metric_of(next(iter(lines.values()))[0][1])
+    names = []
+    figure, axes = new_figure(f"Final {ylabel.split(' (')[0]} vs {short}", short, ylabel)
+    for key, points in sorted(lines.items()):
+        points.sort(key=lambda p: p[0])
+        axes.plot([x for x, _ in points], [shown(r["final"].get(metric, math.nan), metric) for _, r in points], marker="o", label=key)
+    if settings.get("log_x"):
+        axes.set_xscale("log", base=2)
+    names.append(save_figure(figure, axes, out / f"final_vs_{short}.png"))
+    if metric == "exact_match":
+        figure, axes = new_figure(f"Training tokens to {100 * target:g}% exact match vs {short}", short,
+                                  "training tokens (hollow: not reached, total trained)")  # fmt: skip
+        for index, (key, points) in enumerate(sorted(lines.items())):
+            color = f"C{index % 10}"
+            reached = [(x, first_reaching(r["curve"], "exact_match", target)) for x, r in points]
+            axes.plot([x for x, p in reached if p], [p["tokens"] for _, p in reached if p], marker="o", color=color, label=key)
+            missed = [(x, r["tokens"]) for x, r in points if not first_reaching(r["curve"], "exact_match", target)]
+            axes.scatter([x for x, _ in missed], [t for _, t in missed], facecolors="none", edgecolors=color)
+        axes.set_yscale("log")
+        if settings.get("log_x"):
+            axes.set_xscale("log", base=2)
+        names.append(save_figure(figure, axes, out / f"tokens_to_target_vs_{short}.png"))
+    return names
+
+
+def plot_inspection(study_dir: Path, records: list[dict], out: Path) -> tuple[str, dict] | None:
+    """The block-norm heatmap of the best run (highest exact match, else lowest perplexity), when
+    it is an hf-linear model."""
+    candidates = [r for r in records if r.get("model_type") in ("linear_lm", "mlp_lm")]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda r: r["final"].get("exact_match", -r["final"].get("perplexity", math.inf)))
+    from hf_linear.studies.inspection import inspect_checkpoint
+
+    name = "inspect_best.png"
+    try:
+        inspect_checkpoint(study_dir / best["run_dir"], out / name, quiet=True)
+    except (ValueError, OSError) as error:
+        print(f"hf-linear report: no inspection of {best['name']}: {error}", file=sys.stderr)
+        return None
+    return name, best
+
+
+# ---------------------------------------------------------------------------------------------
+# REPORT.md
+
+
+def percent(value) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def table(records: list[dict], target: float) -> list[str]:
+    lines = [
+        f"| run | varied | model | parameters | tokens/example | steps | training tokens | minutes | held-out | "
+        f"per digit | tokens to {100 * target:g}% | paper | config · run dir |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        varied = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in r["varied"].items())
+        final = r["final"]
+        held_out = f"ppl {final['perplexity']:.2f}" if is_lm(r) else percent(final.get("exact_match"))
+        held_out += f" (n={final.get('num_samples', '?')})"
+        reach = None if is_lm(r) else first_reaching(r["curve"], "exact_match", target)
+        paper = paper_result(r)
+        minutes = f"{r['wall_seconds'] / 60:.1f}" if r.get("wall_seconds") else "—"
+        lines.append(
+            f"| {r['name']} | {varied} | {r['model_type']} | {r['parameters']:,} | {r.get('sequence_tokens', '—')} | "
+            f"{r['steps']} | {format_tokens(r['tokens'])} | {minutes} | {held_out} | {percent(final.get('per_digit_accuracy'))} | "
+            f"{format_tokens(reach['tokens']) if reach else ('—' if is_lm(r) else 'not reached')} | "
+            f"{paper['text'] if paper else '—'} | [config]({r['config']}) · [run]({r['run_dir']}) |"
+        )
+    return lines
+
+
+def write_report(study_dir: str | Path) -> Path:
+    """Write STUDY_DIR/REPORT.md and its PNGs (in STUDY_DIR/plots); returns the REPORT.md path."""
+    study_dir = Path(study_dir)
+    records = list(read_results(study_dir).values())
+    if not records:
+        raise ValueError(f"{study_dir}: no results.jsonl lines yet (run `hf-linear study` first)")
+    spec = yaml.safe_load((study_dir / "study.yaml").read_text()) if (study_dir / "study.yaml").is_file() else {}
+    settings = spec.get("report") or {}
+    target = settings.get("target", DEFAULT_TARGET)
+    plots_dir = study_dir / "plots"
+    plots_dir.mkdir(exist_ok=True)
+
+    plots = [
+        ("Learning curves against training tokens", plot_curves(records, plots_dir, "tokens", "training tokens (log scale)", 1.0, "curves_tokens.png")),
+        ("Learning curves against wall-clock time", plot_curves(records, plots_dir, "wall_seconds", "wall-clock training time (minutes, evaluations included)", 1 / 60, "curves_minutes.png")),
+        ("Final accuracy against the length of an example", plot_final_vs_length(records, plots_dir)),
+        (f"Training tokens to reach {100 * target:g}%", plot_tokens_to_target(records, plots_dir, target)),
+    ] + [(f"Against {settings['x']}", name) for name in plot_against_axis(records, plots_dir, settings, target)]  # fmt: skip
+
+    machines = sorted({f"{m.get('cpu')} ({m.get('threads')} threads)" for m in (r.get("machine") for r in records) if m})
+    lines = [
+        f"# Study: {spec.get('name', study_dir.name)}{' (quick: scaled down)' if spec.get('quick_run') else ''}",
+        "",
+        *([spec["description"].strip(), ""] if spec.get("description") else []),
+        f"{len(records)} runs. Each run's config is `configs/NAME.yaml` (runnable with `hf-linear train`), its "
+        "outputs `runs/NAME/` (eval_results.json: final held-out metrics; trainer_state.json: the eval curve, "
+        "with `num_input_tokens_seen` and `wall_seconds` at each evaluation); `results.jsonl` holds one line per "
+        f"run with everything below. Tokens to {100 * target:g}%: training tokens at the first evaluation at or "
+        "above the target (an upper bound, at the resolution of `eval_steps`); during-training evaluations use "
+        "the validation split, the final number the held-out split named in the config. Machine(s): "
+        + ("; ".join(machines) or "not recorded") + ".",
+        "",
+        "## Runs",
+        "",
+        *table(records, target),
+        "",
+    ]
+    for title, name in plots:
+        if name:
+            lines += [f"## {title}", "", f"![{title}](plots/{name})", ""]
+    inspection = plot_inspection(study_dir, records, plots_dir)
+    if inspection:
+        name, best = inspection
+        lines += [
+            f"## Inside the best run: {best['name']}",
+            "",
+            f"Block norms ‖W[i, j]‖_F of the masked map of `{best['run_dir']}` (output position i reads input "
+            "position j ≤ i); dashed lines: the \"=\" tokens of an example, i.e. the prompt and the CoT segments. "
+            f"`hf-linear inspect {best['run_dir']}` prints, per output position, the inputs it reads most "
+            f"(saved in `plots/{Path(name).stem}.json`).",
+            "",
+            f"![block norms](plots/{name})",
+            "",
+        ]
+    path = study_dir / "REPORT.md"
+    write_text_atomically(path, "\n".join(lines))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hf-linear report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("study_dir", help="a study directory written by `hf-linear study`")
+    args = parser.parse_args(argv)
+    try:
+        print(write_report(args.study_dir))
+    except ValueError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""What one finished run directory says, as one JSON-able record (a line of results.jsonl).
+
+A run directory written by `hf_linear.training.train.train` holds
+
+    eval_results.json    final held-out metrics; `training`: runtime_s, global_step, tokens_seen, machine
+    trainer_state.json   log_history: losses and eval_* metrics per step, each with
+                         num_input_tokens_seen, and (in a study) the `wall_seconds` of `StudyClock`
+    training_config.yaml the config it ran
+
+and the record gathers from them the eval curve, the final metrics, the length of an example
+(the paper's length complexity), the parameter count, the steps, tokens, time and machine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from hf_linear.data.arithmetic import ArithmeticSpec
+
+ARITHMETIC_SOURCES = ("arithmetic", "arithmetic_stream")
+# eval_* metrics of log_history that make the curve (per-digit accuracy and perplexity where logged)
+CURVE_METRICS = ("exact_match", "per_digit_accuracy", "perplexity", "loss")
+
+
+def arithmetic_section(dataset: dict) -> dict | None:
+    """The `arithmetic` / `arithmetic_stream` arguments of a dataset section, or None (LM data)."""
+    return next((dataset[key] for key in ARITHMETIC_SOURCES if isinstance(dataset.get(key), dict)), None)
+
+
+def arithmetic_spec(dataset: dict) -> ArithmeticSpec | None:
+    """The ArithmeticSpec of a run's dataset section (None for language-model data)."""
+    arguments = arithmetic_section(dataset)
+    if arguments is None:
+        return None
+    return ArithmeticSpec.create(arguments["task"], arguments["digits"], arguments["cot"], arguments.get("every"))
+
+
+def example_lengths(dataset: dict) -> dict:
+    """Tokens per example (prompt + CoT + answer, without [EOS]: the paper's "307 tokens") and of
+    its parts; empty for language-model data."""
+    spec = arithmetic_spec(dataset)
+    if spec is None:
+        return {}
+    return {
+        "sequence_tokens": spec.length,
+        "prompt_tokens": spec.prompt_length,
+        "answer_tokens": spec.answer_length,
+        "cot_tokens": spec.length - spec.prompt_length - spec.answer_length,
+        "task": spec.describe(),
+        "cot": spec.cot,
+        "every": spec.every,
+    }
+
+
+def eval_curve(log_history: list[dict], tokens_per_step: float | None) -> list[dict]:
+    """One point per evaluation step: step, training tokens, wall-clock seconds and the eval_*
+    metrics. Trainer logs the loss and the generated exact match as separate entries of the
+    same step; they are merged here."""
+    points: dict[int, dict] = {}
+    for entry in log_history:
+        metrics = {name: entry[f"eval_{name}"] for name in CURVE_METRICS if f"eval_{name}" in entry}
+        if not metrics:
+            continue
+        point = points.setdefault(entry["step"], {"step": entry["step"]})
+        point.update(metrics)
+        if "num_input_tokens_seen" in entry:
+            point["tokens"] = entry["num_input_tokens_seen"]
+        elif tokens_per_step:  # logs of runs without include_num_input_tokens_seen
+            point.setdefault("tokens", round(entry["step"] * tokens_per_step))
+        if "wall_seconds" in entry:
+            point["wall_seconds"] = entry["wall_seconds"]
+    return [points[step] for step in sorted(points)]
+
+
+def first_reaching(curve: list[dict], metric: str, target: float) -> dict | None:
+    """The first eval point whose `metric` is >= target (an upper bound of the tokens needed, at
+    the resolution of eval_steps), or None."""
+    return next((point for point in curve if point.get(metric, -1.0) >= target), None)
+
+
+def run_record(run_dir: Path, name: str, varied: dict, config_path: Path, study_dir: Path) -> dict:
+    """The results.jsonl line of a finished run."""
+    final = json.loads((run_dir / "eval_results.json").read_text())
+    state = json.loads((run_dir / "trainer_state.json").read_text())
+    config = yaml.safe_load((run_dir / "training_config.yaml").read_text())
+    facts = final.get("training", {})
+    steps, tokens = facts.get("global_step") or state.get("global_step"), facts.get("tokens_seen")
+    tokens_per_step = tokens / steps if tokens and steps else None
+    curve = eval_curve(state.get("log_history", []), tokens_per_step)
+    wall = [entry["wall_seconds"] for entry in state.get("log_history", []) if "wall_seconds" in entry]
+    return {
+        "name": name,
+        "varied": varied,
+        "run_dir": str(run_dir.relative_to(study_dir)),
+        "config": str(config_path.relative_to(study_dir)),
+        "model_type": config["model"].get("type", "init_from"),
+        "dataset": final.get("dataset"),
+        **example_lengths(config["dataset"]),
+        "parameters": facts.get("trainable_parameters"),
+        "steps": steps,
+        "tokens": tokens,
+        # the clock of the whole run across resumes (StudyClock), else this session's runtime
+        "wall_seconds": max(wall) if wall else facts.get("runtime_s"),
+        "budget_minutes": (config.get("budget") or {}).get("max_minutes"),
+        "final": {key: final[key] for key in ("exact_match", "per_digit_accuracy", "perplexity", "loss", "num_samples")
+                  if key in final},  # fmt: skip
+        "split": final.get("split"),
+        "curve": curve,
+        "machine": facts.get("machine"),
+    }
+
+
+def read_results(study_dir: Path) -> dict[str, dict]:
+    """results.jsonl by run name; a run listed twice (re-run after its directory was removed)
+    counts with its last line."""
+    path = Path(study_dir) / "results.jsonl"
+    records = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                records[record["name"]] = record
+    return records

@@ -1,0 +1,367 @@
+"""Run a study: a grid of ordinary training runs declared in one YAML file.
+
+    hf-linear study configs/studies/formats_4x4.yaml [--quick] [--only NAME] [--out STUDY_DIR]
+
+A study file (see configs/studies/) has
+
+    name:        the study (default: the file name); STUDY_DIR defaults to runs/studies/NAME
+    base:        a training config (sections model / dataset / training / evaluation / budget),
+                 or base_config: PATH (relative to the study file)
+    axes:        the grid: {dotted.key: [values]} — every combination is one run. A value may be
+                 a mapping {label: value} to name values (e.g. whole `model` sections); an axis
+                 whose key is a free name (no dot, not a section) maps labels to several keys at
+                 once: {n: {"2": {dataset.arithmetic_stream.digits: [2, 2], budget.max_minutes: 1}}}
+    runs:        extra groups of runs beside the grid: [{name, set: {dotted.key: value}, axes}]
+                 (e.g. the GPT-2 baseline with its own `model` section); setting a key replaces
+                 its value, null removes it
+    stop_when:   optional {exact_match: 0.99}: end a run at its first evaluation that reaches it
+    quick:       optional {factor: 20, set: {...}}: what --quick changes besides the generic
+                 scaling of `quick_config` (steps and budgets ÷ factor, tiny data)
+    report:      optional settings of `hf-linear report` (see hf_linear.studies.report)
+
+Each run trains in STUDY_DIR/runs/NAME with the config saved as STUDY_DIR/configs/NAME.yaml
+(runnable with `hf-linear train`); after it, one JSON line goes to STUDY_DIR/results.jsonl.
+Running the study again skips finished runs (eval_results.json present), resumes interrupted
+ones from their last complete checkpoint, and starts the others; at the end REPORT.md is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import fnmatch
+import itertools
+import json
+import math
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from transformers import TrainerCallback
+
+import hf_linear.training.train as train_module
+from hf_linear.atomic import write_text_atomically
+from hf_linear.studies.results import ARITHMETIC_SOURCES, read_results, run_record
+from hf_linear.training.config import SECTIONS, check_config, read_yaml, resolve_data_paths
+from hf_linear.training.run_dir import last_complete_checkpoint
+
+STUDY_KEYS = ("name", "description", "base", "base_config", "axes", "runs", "stop_when", "quick", "report")
+QUICK_FACTOR = 20
+# --quick: data sizes capped so that building the data and evaluating take seconds
+QUICK_LIMITS = {"train_size": 2000, "validation_size": 64, "test_size": 64}
+QUICK_EVAL_LIMITS = {"num_samples": 64, "during_training_samples": 32, "num_generations": 2}
+
+
+# ---------------------------------------------------------------------------------------------
+# Dotted keys
+
+
+def set_dotted(config: dict, key: str, value) -> None:
+    """config["a"]["b"]["c"] = value for key "a.b.c" (a copy of value; None removes the key)."""
+    *sections, last = key.split(".")
+    node = config
+    for section in sections:
+        node = node.setdefault(section, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"{key}: {section} is not a mapping")
+    if value is None:
+        node.pop(last, None)
+    else:
+        node[last] = copy.deepcopy(value)
+
+
+def get_dotted(config: dict, key: str, default=None):
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def is_config_key(key: str) -> bool:
+    return "." in key or key in SECTIONS
+
+
+def value_label(value) -> str:
+    """Short text of an axis value for run names: [4, 4] -> 4x4."""
+    if isinstance(value, (list, tuple)):
+        return "x".join(map(str, value))
+    if isinstance(value, dict):
+        raise ValueError(f"axis value {value!r} needs a label: give the axis as a mapping {{label: value}}")
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The study file → named runs
+
+
+@dataclass
+class Run:
+    name: str
+    varied: dict  # axis -> label of its value, and the group's name
+    config: dict  # the training config (unchecked until `Study.checked_runs`)
+
+
+@dataclass
+class Study:
+    name: str
+    spec: dict  # the study file, base resolved
+    runs: list[Run]
+
+    @classmethod
+    def load(cls, path: str | Path, quick: bool = False) -> Study:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"study file {path} does not exist")
+        spec = read_yaml(path.read_text()) or {}
+        if not isinstance(spec, dict):
+            raise ValueError(f"study file {path} must be a mapping with keys {', '.join(STUDY_KEYS)}")
+        unknown = sorted(set(spec) - set(STUDY_KEYS))
+        if unknown:
+            raise ValueError(f"study file {path}: unknown key(s) {', '.join(unknown)} (keys: {', '.join(STUDY_KEYS)})")
+        if ("base" in spec) == ("base_config" in spec):
+            raise ValueError(f"study file {path}: give exactly one of base (a config) and base_config (a path)")
+        if "base" in spec:
+            base = copy.deepcopy(spec["base"])
+            resolve_data_paths(base, path.parent)
+        else:
+            base_path = path.parent / spec["base_config"]
+            if not base_path.is_file():
+                raise ValueError(f"study file {path}: base_config {base_path} does not exist")
+            base = read_yaml(base_path.read_text())
+            resolve_data_paths(base, base_path.parent)
+        spec = {**spec, "base": base, "name": spec.get("name", path.stem), "quick_run": quick}
+        spec.pop("base_config", None)
+        groups = [{"name": None, "set": {}, "axes": spec.get("axes") or {}}] if spec.get("axes") or not spec.get("runs") else []
+        groups += list(spec.get("runs") or [])
+        runs = [run for group in groups for run in expand_group(base, group)]
+        if quick:
+            factor = (spec.get("quick") or {}).get("factor", QUICK_FACTOR)
+            for run in runs:
+                quick_config(run.config, factor)
+                for key, value in ((spec.get("quick") or {}).get("set") or {}).items():
+                    set_dotted(run.config, key, value)
+        names = [run.name for run in runs]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"study {spec['name']}: run names {', '.join(duplicates)} appear twice; name the groups of `runs:`")
+        return cls(spec["name"], spec, runs)
+
+    def select(self, only: str | None) -> list[Run]:
+        """The runs whose name matches `only` (a name or a glob), all without it."""
+        if not only:
+            return self.runs
+        chosen = [run for run in self.runs if fnmatch.fnmatchcase(run.name, only)]
+        if not chosen:
+            raise ValueError(f"--only {only}: no run of study {self.name} matches (runs: {', '.join(r.name for r in self.runs)})")
+        return chosen
+
+
+def expand_group(base: dict, group: dict) -> list[Run]:
+    """The runs of one group: base + the group's `set`, times every combination of its axes."""
+    if not isinstance(group, dict) or set(group) - {"name", "set", "axes"}:
+        raise ValueError(f"a group of `runs:` is a mapping with name, set, axes; got {group!r}")
+    fixed = group.get("set") or {}
+    axes = group.get("axes") or {}
+    # each axis: a list of (label, {dotted key: value}) choices
+    choices = []
+    for axis, values in axes.items():
+        if is_config_key(axis):
+            labelled = values.items() if isinstance(values, dict) else ((value_label(v), v) for v in values)
+            choices.append([(axis, str(label), {axis: value}) for label, value in labelled])
+        else:
+            if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+                raise ValueError(f"axis {axis!r} is not a config key, so it maps labels to {{dotted.key: value}} mappings")
+            choices.append([(axis, str(label), settings) for label, settings in values.items()])
+    runs = []
+    for combination in itertools.product(*choices):
+        config = copy.deepcopy(base)
+        for key, value in fixed.items():
+            set_dotted(config, key, value)
+        for _, _, settings in combination:
+            for key, value in settings.items():
+                set_dotted(config, key, value)
+        parts = ([group["name"]] if group.get("name") else []) + [f"{axis.split('.')[-1]}-{label}" for axis, label, _ in combination]
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts) or "run")
+        varied = ({"group": group["name"]} if group.get("name") else {}) | {axis: label for axis, label, _ in combination}
+        runs.append(Run(name, varied, config))
+    return runs
+
+
+def quick_config(config: dict, factor: float) -> None:
+    """Scale a run down for --quick: steps, intervals and the budget ÷ factor, data and
+    evaluation sizes capped. The study's `quick.set` is applied after this."""
+    training = config.setdefault("training", {})
+    for key in ("max_steps", "eval_steps", "save_steps", "logging_steps", "warmup_steps"):
+        if isinstance(training.get(key), int) and training[key] > 0:
+            training[key] = max(1, math.ceil(training[key] / factor))
+    budget = config.get("budget") or {}
+    if budget.get("max_minutes"):
+        budget["max_minutes"] = budget["max_minutes"] / factor
+    for source in ARITHMETIC_SOURCES:
+        arguments = (config.get("dataset") or {}).get(source)
+        if isinstance(arguments, dict):
+            for key, limit in QUICK_LIMITS.items():
+                if key in arguments or source == "arithmetic":
+                    arguments[key] = min(arguments.get(key, limit), limit)
+            if source == "arithmetic_stream":
+                arguments.pop("train_size", None)
+    evaluation = config.setdefault("evaluation", {})
+    for key, limit in QUICK_EVAL_LIMITS.items():
+        evaluation[key] = min(evaluation.get(key, limit), limit)
+
+
+# ---------------------------------------------------------------------------------------------
+# Callbacks of a study run
+
+
+class StudyClock(TrainerCallback):
+    """Stamps every log entry with `wall_seconds`: wall-clock time since the run began, the same
+    clock as a `budget` (evaluation included), continued across resumes. The stamp lives in
+    trainer_state.json's log_history, so a checkpoint carries the time spent up to it; a resumed
+    run continues from the last stamp of the checkpoint's history (at most `logging_steps`
+    steps of time are lost per interruption)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        before = [entry["wall_seconds"] for entry in state.log_history if "wall_seconds" in entry]
+        self.started, self.offset = time.monotonic(), max(before, default=0.0)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        # Trainer appended the entry to log_history just before calling on_log
+        if state.log_history:
+            state.log_history[-1]["wall_seconds"] = round(self.offset + time.monotonic() - self.started, 3)
+
+
+class StopWhenReached(TrainerCallback):
+    """Ends training at the first evaluation whose eval_<metric> reaches `target` (`stop_when`)."""
+
+    def __init__(self, metric: str, target: float):
+        self.metric, self.target = f"eval_{metric}", target
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and logs.get(self.metric, -math.inf) >= self.target:
+            control.should_training_stop = True
+        return control
+
+
+@contextlib.contextmanager
+def trainer_callbacks(callbacks: list[TrainerCallback]):
+    """Add callbacks to the Trainer that `train()` builds.
+
+    `train()` takes no callbacks; this swaps in, for the duration, a subclass of its Trainer class
+    that adds them. (With a `callbacks=` argument of `train()`, this becomes one keyword.)"""
+    original = train_module.HFLinearTrainer
+
+    class StudyTrainer(original):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            for callback in callbacks:
+                self.add_callback(callback)
+
+    train_module.HFLinearTrainer = StudyTrainer
+    try:
+        yield
+    finally:
+        train_module.HFLinearTrainer = original
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def default_study_dir(study: Study) -> Path:
+    return Path("runs/studies") / (study.name + ("-quick" if study.spec["quick_run"] else ""))
+
+
+def run_study(study: Study, study_dir: Path, only: str | None = None, callbacks=(), write_report: bool = True) -> dict:
+    """Train every selected run not yet finished; returns {name: "done" | "skipped" | error}.
+
+    `callbacks`: factories of extra TrainerCallbacks, called with the run (e.g. progress, tests)."""
+    study_dir = Path(study_dir)
+    runs = study.select(only)
+    # check every config before the first run trains: a typo must not surface hours later
+    checked = {}
+    for run in runs:
+        run.config.setdefault("training", {})["output_dir"] = str(study_dir / "runs" / run.name)
+        try:
+            checked[run.name] = check_config(copy.deepcopy(run.config))
+        except ValueError as error:
+            raise ValueError(f"run {run.name}: {error}") from None
+    (study_dir / "configs").mkdir(parents=True, exist_ok=True)
+    write_text_atomically(study_dir / "study.yaml", yaml.safe_dump(study.spec, sort_keys=False))
+
+    outcome = {}
+    for run in runs:
+        try:
+            outcome[run.name] = train_run(study, study_dir, run, checked[run.name], callbacks)
+        except ValueError as error:  # a run that cannot train: the others still run
+            print(f"hf-linear study: run {run.name} failed: {error}", file=sys.stderr)
+            traceback.print_exc()
+            outcome[run.name] = f"failed: {error}"
+    if write_report:
+        from hf_linear.studies.report import write_report as report
+
+        print(f"report: {report(study_dir)}")
+    return outcome
+
+
+def train_run(study: Study, study_dir: Path, run: Run, config, callbacks) -> str:
+    run_dir = study_dir / "runs" / run.name
+    config_path = study_dir / "configs" / f"{run.name}.yaml"
+    config_text = yaml.safe_dump(config.as_dict(), sort_keys=False)
+    finished = (run_dir / "eval_results.json").is_file()
+    if config_path.is_file() and config_path.read_text() != config_text and run_dir.is_dir():
+        raise ValueError(f"its config changed since it {'ran' if finished else 'started'} ({config_path}); "
+                         f"remove {run_dir} to run it again with the new one")  # fmt: skip
+    if finished:
+        status = "skipped"
+    else:
+        resume = last_complete_checkpoint(run_dir) is not None
+        print(f"\n=== study {study.name}: run {run.name} ({'resumed' if resume else 'started'}) ===", flush=True)
+        write_text_atomically(config_path, config_text)
+        extra = [StudyClock()] + [make(run) for make in callbacks]
+        if study.spec.get("stop_when"):
+            extra += [StopWhenReached(metric, target) for metric, target in study.spec["stop_when"].items()]
+        with trainer_callbacks(extra):
+            # overwrite: a directory left by a run killed before its first checkpoint
+            train_module.train(config, resume=resume, overwrite=not resume)
+        status = "done"
+    if status == "done" or run.name not in read_results(study_dir):
+        record = run_record(run_dir, run.name, run.varied, config_path, study_dir)
+        with open(study_dir / "results.jsonl", "a") as results:
+            results.write(json.dumps(record) + "\n")
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hf-linear study", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="study YAML (configs/studies/*.yaml)")
+    parser.add_argument("--quick", action="store_true", help=f"scaled down (steps and budgets ÷ {QUICK_FACTOR}, tiny data): a smoke test in minutes")
+    parser.add_argument("--only", help="run only the runs of this name (or glob, e.g. 'cot-*')")
+    parser.add_argument("--out", help="study directory (default: runs/studies/NAME, NAME-quick with --quick)")
+    parser.add_argument("--list", action="store_true", help="print the runs of the study and exit")
+    parser.add_argument("--no-report", action="store_true", help="do not write REPORT.md at the end")
+    args = parser.parse_args(argv)
+    try:
+        study = Study.load(args.config, quick=args.quick)
+        if args.list:
+            for run in study.select(args.only):
+                print(run.name, json.dumps(run.varied))
+            return 0
+        outcome = run_study(study, Path(args.out) if args.out else default_study_dir(study), args.only,
+                            write_report=not args.no_report)  # fmt: skip
+    except ValueError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    failed = {name: status for name, status in outcome.items() if status.startswith("failed")}
+    print(f"\nstudy {study.name}: {len(outcome) - len(failed)} of {len(outcome)} runs finished")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
