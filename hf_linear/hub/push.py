@@ -61,7 +61,8 @@ PAPER_MODELS = {
 
 
 class HubPushError(RuntimeError):
-    """The Hub could not be reached or refused the push; nothing local was changed."""
+    """The Hub could not be reached or refused the push, or the checkpoint is corrupt (found
+    before uploading); nothing local was changed."""
 
 
 # ----------------------------------------------------------------------------- the checkpoint
@@ -156,6 +157,49 @@ def remote_code_files(checkpoint: Checkpoint) -> tuple[dict, dict[str, bytes]]:
                                  "checkpoint nor in the hf_linear package")
             missing[name] = source.read_bytes()
     return config, missing
+
+
+def verify_checkpoint(checkpoint_dir: str | Path) -> None:
+    """Refuse (HubPushError naming the file) a checkpoint that would push broken weights: every
+    tensor of every *.safetensors file is read in full (a truncated file fails), config.json must
+    build its model type with AutoConfig, and the stored tensor names and shapes must be those of
+    the model the config describes (built on the meta device, so no memory is spent on it)."""
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = Path(checkpoint_dir)
+    config_path = path / "config.json"
+    try:
+        json.loads(config_path.read_text(encoding="utf-8"))
+        config = AutoConfig.from_pretrained(path)
+        with torch.device("meta"):
+            expected = {name: tuple(t.shape) for name, t in AutoModelForCausalLM.from_config(config).state_dict().items()}
+    except Exception as e:  # any failure here means the config cannot describe a loadable model
+        raise HubPushError(f"{config_path} does not describe a buildable model: {type(e).__name__}: {e}") from e
+
+    stored: dict[str, tuple[int, ...]] = {}
+    for weights in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt") as f:
+                for name in f.keys():
+                    if name in stored:
+                        raise ValueError(f"tensor {name!r} is stored twice (also in another shard)")
+                    stored[name] = tuple(f.get_tensor(name).shape)  # a full read: truncation fails here
+        except Exception as e:  # safetensors raises its own error types for corrupt/truncated files
+            raise HubPushError(f"{weights} is corrupt or truncated: {type(e).__name__}: {e}") from e
+
+    where = ", ".join(sorted(p.name for p in path.glob("*.safetensors"))) or "no *.safetensors file"
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    wrong_shape = [f"{n}: stored {stored[n]}, config expects {expected[n]}"
+                   for n in sorted(set(stored) & set(expected)) if stored[n] != expected[n]]
+    problems = ([f"missing tensors {missing[:5]}"] if missing else []) + (
+        [f"unexpected tensors {unexpected[:5]}"] if unexpected else []) + (
+        [f"wrong shapes ({'; '.join(wrong_shape[:5])})"] if wrong_shape else [])
+    if problems:
+        raise HubPushError(f"{path} ({where}) does not match the model {config_path} describes: "
+                           + ", ".join(problems))
 
 
 # ----------------------------------------------------------------------------- eval report and card
@@ -335,10 +379,12 @@ def push_checkpoint(checkpoint_dir: str | Path, repo_id: str, *, revision: str |
 
     `eval_results`: an eval report (path or dict); default: `eval_results.json` in the checkpoint.
     `revision`: a branch (created if missing). `create_repo=False` refuses to create a new repo.
-    Raises ValueError for an unusable checkpoint/report (before any network call) and
-    HubPushError if the Hub is unreachable or refuses; the checkpoint directory is never modified.
+    Raises ValueError for an unusable checkpoint/report and HubPushError for corrupt weights (both
+    before any network call, see `verify_checkpoint`) and if the Hub is unreachable or refuses;
+    the checkpoint directory is never modified.
     """
     checkpoint = inspect_checkpoint(checkpoint_dir)
+    verify_checkpoint(checkpoint.path)
     report_source = eval_results if eval_results is not None else checkpoint.eval_report
     report = read_eval_report(report_source) if report_source is not None else None
     training_text, training_config = read_training_config(checkpoint.training_config)

@@ -265,7 +265,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     def _read_exactly(self, remaining: int) -> Iterator[bytes]:
         while remaining > 0:
-            data = self.rfile.read(min(remaining, READ_CHUNK))
+            data = self.rfile.read1(min(remaining, READ_CHUNK))  # what has arrived: uploads reach disk as they come
             if not data:
                 raise ConnectionResetError("client closed the connection mid-body")
             remaining -= len(data)
