@@ -232,6 +232,10 @@ class HFLinearPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
     _no_split_modules = ["MaskedPositionMixing"]
 
+    def _returns_dict(self, return_dict: bool | None) -> bool:
+        """transformers' convention: an output dataclass unless return_dict (or the config's) is False."""
+        return return_dict if return_dict is not None else self.config.return_dict
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         # The authors' initialisation, i.e. PyTorch's defaults: N(0, 1) embeddings and
@@ -332,7 +336,8 @@ class LinearLMModel(HFLinearPreTrainedModel):
                 hidden = hidden.gather(1, inverse.expand(-1, -1, hidden.shape[-1]))
                 embeddings = embeddings.gather(1, inverse.expand(-1, -1, embeddings.shape[-1]))
         hidden_states = (embeddings, hidden) if output_hidden_states and embeddings is not None else None
-        return BaseModelOutput(last_hidden_state=hidden, hidden_states=hidden_states)
+        output = BaseModelOutput(last_hidden_state=hidden, hidden_states=hidden_states)
+        return output if self._returns_dict(return_dict) else output.to_tuple()
 
     def _last_position_features(self, ids: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         """(B, ·) features of each row's last real token, from a window of at most T tokens."""
@@ -461,7 +466,8 @@ class LinearLMForCausalLM(HFLinearPreTrainedModel, GenerationMixin):
             if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= self.config.vocab_size):
                 raise ValueError(f"labels contain ids outside [0, {self.config.vocab_size}) other than -100")
             loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
-        return CausalLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        output = CausalLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return output if self._returns_dict(return_dict) else output.to_tuple()
 
     # Generation. The model's whole state is its last T tokens, which `generate` already keeps in
     # input_ids, so there is no key/value cache: each step embeds the window and computes the
