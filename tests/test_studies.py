@@ -43,7 +43,7 @@ def tiny_study(**extra) -> dict:
 
 def write_study(tmp_path, spec) -> Path:
     path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))  # axis order is run order
     return path
 
 

@@ -12,9 +12,11 @@ directory, so that each number can be traced to them.
 Settings, from the study file's `report:` section:
 
     target: 0.99                      # accuracy whose training tokens are reported
-    x: dataset.arithmetic_stream.every   # an axis: final accuracy / tokens to target against it
-    series: [model.type]              # axes drawn as separate lines in those plots
-    log_x: true                       # x axis on a log scale
+    x: every                          # an axis, or a results.jsonl field (every, sequence_tokens,
+                                      # ...): final accuracy and tokens to target against it
+    series: [task, model.type]        # axes or fields whose values get one line each
+    x_label: "k (bits per CoT step)"  # the x axis title, with its unit
+    log_x: true                       # x axis on a log scale (base 2)
 """
 
 from __future__ import annotations
@@ -57,9 +59,9 @@ def is_lm(record: dict) -> bool:
     return "exact_match" not in record["final"]
 
 
-def metric_of(record: dict) -> tuple[str, str]:
+def metric_of(record: dict, split: str = "held-out") -> tuple[str, str]:
     """(curve key, axis label) of a run's main metric."""
-    return ("perplexity", "held-out perplexity") if is_lm(record) else ("exact_match", "held-out exact match (%)")
+    return ("perplexity", f"{split} perplexity") if is_lm(record) else ("exact_match", f"{split} exact match (%)")
 
 
 def shown(value: float, metric: str) -> float:
@@ -103,8 +105,9 @@ def plot_curves(records: list[dict], out: Path, x_key: str, xlabel: str, scale: 
     with_curves = [r for r in records if any(x_key in p for p in r["curve"])]
     if not with_curves:
         return None
-    metric, ylabel = metric_of(with_curves[0])
-    figure, axes = new_figure(f"Learning curves: {ylabel} vs {xlabel.split(' (')[0]}", xlabel, ylabel)
+    # during training, the validation split is evaluated (the final number: the held-out split)
+    metric, ylabel = metric_of(with_curves[0], split="validation")
+    figure, axes = new_figure(f"Learning curves: {ylabel.split(' (')[0]} vs {xlabel.split(' (')[0]}", xlabel, ylabel)
     for record in with_curves:
         points = [p for p in record["curve"] if x_key in p and metric in p]
         axes.plot([p[x_key] * scale for p in points], [shown(p[metric], metric) for p in points], marker=".", label=record["name"])
@@ -112,6 +115,8 @@ def plot_curves(records: list[dict], out: Path, x_key: str, xlabel: str, scale: 
         axes.set_xscale("log")
     if metric == "perplexity":
         axes.set_yscale("log")
+    else:
+        axes.set_ylim(-3, 103)
     return save_figure(figure, axes, out / name)
 
 
@@ -150,25 +155,33 @@ def axis_value(label: str):
         return None
 
 
+def lookup(record: dict, key: str):
+    """A run's value of `key`: the label of an axis it varied, else a field of its record
+    (e.g. `every`, `task`, `cot`, `model_type`, `sequence_tokens`)."""
+    value = record["varied"].get(key, record.get(key))
+    return None if value is None else str(value)
+
+
 def plot_against_axis(records: list[dict], out: Path, settings: dict, target: float) -> list[str]:
-    """Final metric and tokens to target against the `report.x` axis, one line per `series`."""
+    """Final metric and tokens to target against `report.x`, one line per value of `series`."""
     x_axis, series = settings.get("x"), settings.get("series") or []
     if not x_axis:
         return []
     lines = defaultdict(list)
     for record in records:
-        label = record["varied"].get(x_axis)
+        label = lookup(record, x_axis)
         x = axis_value(label) if label is not None else None
         if x is None:
             continue
-        key = ", ".join(f"{s.split('.')[-1]}={record['varied'].get(s, '-')}" for s in series) or "runs"
+        key = ", ".join(f"{lookup(record, s) or '-'}" for s in series) or "runs"
         lines[key].append((x, record))
     if not lines:
         return []
     short = x_axis.split(".")[-1]
+    xlabel = settings.get("x_label", short)
     metric, ylabel = metric_of(next(iter(lines.values()))[0][1])
     names = []
-    figure, axes = new_figure(f"Final {ylabel.split(' (')[0]} vs {short}", short, ylabel)
+    figure, axes = new_figure(f"Final {ylabel.split(' (')[0]} vs {short}", xlabel, ylabel)
     for key, points in sorted(lines.items()):
         points.sort(key=lambda p: p[0])
         axes.plot([x for x, _ in points], [shown(r["final"].get(metric, math.nan), metric) for _, r in points], marker="o", label=key)
@@ -176,7 +189,7 @@ def plot_against_axis(records: list[dict], out: Path, settings: dict, target: fl
         axes.set_xscale("log", base=2)
     names.append(save_figure(figure, axes, out / f"final_vs_{short}.png"))
     if metric == "exact_match":
-        figure, axes = new_figure(f"Training tokens to {100 * target:g}% exact match vs {short}", short,
+        figure, axes = new_figure(f"Training tokens to {100 * target:g}% exact match vs {short}", xlabel,
                                   "training tokens (hollow: not reached, total trained)")  # fmt: skip
         for index, (key, points) in enumerate(sorted(lines.items())):
             color = f"C{index % 10}"
@@ -197,7 +210,8 @@ def plot_inspection(study_dir: Path, records: list[dict], out: Path) -> tuple[st
     candidates = [r for r in records if r.get("model_type") in ("linear_lm", "mlp_lm")]
     if not candidates:
         return None
-    best = max(candidates, key=lambda r: r["final"].get("exact_match", -r["final"].get("perplexity", math.inf)))
+    best = max(candidates, key=lambda r: (r["final"].get("exact_match", -r["final"].get("perplexity", math.inf)),
+                                          r["final"].get("per_digit_accuracy", 0.0)))  # fmt: skip
     from hf_linear.studies.inspection import inspect_checkpoint
 
     name = "inspect_best.png"
@@ -230,7 +244,7 @@ def table(records: list[dict], target: float) -> list[str]:
         held_out += f" (n={final.get('num_samples', '?')})"
         reach = None if is_lm(r) else first_reaching(r["curve"], "exact_match", target)
         paper = paper_result(r)
-        minutes = f"{r['wall_seconds'] / 60:.1f}" if r.get("wall_seconds") else "—"
+        minutes = f"{r['wall_seconds'] / 60:.{1 if r['wall_seconds'] >= 60 else 2}f}" if r.get("wall_seconds") else "—"
         lines.append(
             f"| {r['name']} | {varied} | {r['model_type']} | {r['parameters']:,} | {r.get('sequence_tokens', '—')} | "
             f"{r['steps']} | {format_tokens(r['tokens'])} | {minutes} | {held_out} | {percent(final.get('per_digit_accuracy'))} | "
