@@ -528,7 +528,7 @@ def paths_info(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
         raise bad_request("Field 'paths' must be a string or a list of strings")
     expand = body.get("expand", False)
     expand = (expand[0] if isinstance(expand, list) and expand else str(expand)).lower() in ("1", "true")
-    paths = [validate_path_in_repo(p.strip("/")) for p in paths]
+    paths = [validate_path_in_repo(p) for p in (p.strip("/") for p in paths) if p]  # "" (the root) has no info
     commit_id, files = commit_files(req, repo, revision)
     infos = [info for info in (path_info(p, files) for p in paths) if info is not None]
     if expand:
