@@ -137,6 +137,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: every response carries Content-Length
     server: HubHTTPServer
     timeout = 60  # idle keep-alive connections (and stalled uploads) are dropped after this many seconds
+    user: User | None = None  # who sent the current request (None: anonymous), set by _dispatch
 
     def setup(self) -> None:
         super().setup()
