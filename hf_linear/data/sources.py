@@ -114,7 +114,7 @@ class ArithmeticStreamSource(ArithmeticSource):
 class ArithmeticMixtureSource(DataSource):
     """Several arithmetic datasets trained on together, e.g. 5x5 with some 4x4 mixed in so that a
     fine-tuned 4x4 model keeps its skill. A list of `arithmetic` sections: the train splits are
-    concatenated and shuffled (seed of the first part); validation and test are the FIRST
+    concatenated; validation and test are the FIRST
     part's (the target task), the others' held-out splits are kept as `validation_<i>` and
     `test_<i>`."""
 
@@ -129,7 +129,7 @@ class ArithmeticMixtureSource(DataSource):
         built = [part.load() for part in self.parts]
         columns = set.intersection(*(set(d["train"].column_names) for d in built))
         train = concatenate_datasets([d["train"].select_columns(sorted(columns)) for d in built])
-        splits = {"train": train.shuffle(seed=self.arguments[0].get("seed", 0)).flatten_indices()}
+        splits = {"train": train}  # in order: Trainer samples the training examples at random
         splits.update(validation=built[0]["validation"], test=built[0]["test"])
         for index, dataset in enumerate(built[1:], start=1):
             splits.update({f"validation_{index}": dataset["validation"], f"test_{index}": dataset["test"]})

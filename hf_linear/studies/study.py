@@ -28,7 +28,6 @@ ones from their last complete checkpoint, and starts the others; at the end REPO
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import fnmatch
 import itertools
@@ -44,11 +43,11 @@ from pathlib import Path
 import yaml
 from transformers import TrainerCallback
 
-import hf_linear.training.train as train_module
 from hf_linear.atomic import write_text_atomically
 from hf_linear.studies.results import ARITHMETIC_SOURCES, read_results, run_record
 from hf_linear.training.config import SECTIONS, check_config, read_yaml, resolve_data_paths
 from hf_linear.training.run_dir import last_complete_checkpoint
+from hf_linear.training.train import train
 
 STUDY_KEYS = ("name", "description", "base", "base_config", "axes", "runs", "stop_when", "quick", "report")
 QUICK_FACTOR = 20
@@ -250,27 +249,6 @@ class StopWhenReached(TrainerCallback):
         return control
 
 
-@contextlib.contextmanager
-def trainer_callbacks(callbacks: list[TrainerCallback]):
-    """Add callbacks to the Trainer that `train()` builds.
-
-    `train()` takes no callbacks; this swaps in, for the duration, a subclass of its Trainer class
-    that adds them. (With a `callbacks=` argument of `train()`, this becomes one keyword.)"""
-    original = train_module.HFLinearTrainer
-
-    class StudyTrainer(original):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            for callback in callbacks:
-                self.add_callback(callback)
-
-    train_module.HFLinearTrainer = StudyTrainer
-    try:
-        yield
-    finally:
-        train_module.HFLinearTrainer = original
-
-
 # ---------------------------------------------------------------------------------------------
 # Running
 
@@ -328,9 +306,8 @@ def train_run(study: Study, study_dir: Path, run: Run, config, callbacks) -> str
         extra = [StudyClock()] + [make(run) for make in callbacks]
         if study.spec.get("stop_when"):
             extra += [StopWhenReached(metric, target) for metric, target in study.spec["stop_when"].items()]
-        with trainer_callbacks(extra):
-            # overwrite: a directory left by a run killed before its first checkpoint
-            train_module.train(config, resume=resume, overwrite=not resume)
+        # overwrite: a directory left by a run killed before its first checkpoint
+        train(config, resume=resume, overwrite=not resume, callbacks=extra)
         status = "done"
     if status == "done" or run.name not in read_results(study_dir):
         record = run_record(run_dir, run.name, run.varied, config_path, study_dir)

@@ -42,8 +42,9 @@ from hf_linear.training.run_dir import (
 from hf_linear.training.trainer import BUDGET_SCHEDULES, HFLinearTrainer, TimeBudget
 
 
-def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> dict:
-    """Run one checked training config; returns the final report."""
+def train(config: RunConfig, resume: bool = False, overwrite: bool = False, callbacks=()) -> dict:
+    """Run one checked training config; returns the final report. `callbacks`: extra
+    TrainerCallbacks (e.g. a study's clock and early stop)."""
     tune_cpu_allocator()
     evaluation, budget = config.evaluation, config.budget
     training = dict(config.training)
@@ -122,6 +123,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False) -> d
         generation_eval_dataset=generation_eval,
         generation_batch_size=evaluation.batch_size,
         report_perplexity=bool(eval_loss_data) and generation_eval is None,
+        callbacks=list(callbacks) or None,
     )
     if budget.max_minutes:
         trainer.add_callback(TimeBudget(budget.max_minutes))
