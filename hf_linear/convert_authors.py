@@ -51,6 +51,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
+from transformers import AutoTokenizer
+
+from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM
+from hf_linear.checkpoints import load_model
+from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +75,6 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a state dict file, without unpickling arbitrary objects."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
 
         return load_file(str(path))
     try:
@@ -207,10 +212,8 @@ def authors_logits(state_dict: dict[str, torch.Tensor], ids: torch.Tensor, linea
 
 def load_tokenizer(name_or_path: str):
     if name_or_path == "arithmetic":
-        from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer
 
         return build_arithmetic_tokenizer()
-    from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(name_or_path)
 
@@ -233,8 +236,6 @@ def fit_tokenizer(tokenizer, vocab_size: int):
 def convert(state_dict_path: str | Path, out_dir: str | Path, tokenizer: str, context_length: int | None = None, *,
             use_linear1_bias: bool = False, strict_mask: bool = False, verify: bool = True):
     """Convert and save (safetensors, config, code, tokenizer) to out_dir; returns the model."""
-    import hf_linear  # noqa: F401  (registers the models: save_pretrained writes code + auto_map)
-    from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM
 
     state_dict = load_state_dict(state_dict_path)
     fields, weights = convert_state_dict(state_dict, context_length, use_linear1_bias=use_linear1_bias,
@@ -271,7 +272,6 @@ def convert(state_dict_path: str | Path, out_dir: str | Path, tokenizer: str, co
 
 def verify_conversion(state_dict, out_dir, *, use_linear1_bias: bool = False, num_sequences: int = 2) -> None:
     """Saved model vs the authors' forward on random full windows; ValueError if they differ."""
-    from hf_linear.checkpoints import load_model
 
     model = load_model(str(out_dir)).eval()
     sd = _strip_prefixes(state_dict)

@@ -13,7 +13,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import platform
 import sys
+
+import torch
 
 _M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
 _M_MMAP_MAX = -4
@@ -45,9 +48,7 @@ def tune_cpu_allocator() -> bool:
 def machine_description() -> dict:
     """What a measured figure ran on: CPU model, whether it has AMX bf16 tiles (Intel Xeon: bf16
     matmuls ~6x fp32) and the threads torch uses."""
-    import platform
 
-    import torch
 
     model, flags = platform.processor() or "unknown", set()
     try:

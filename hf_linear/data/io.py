@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from datasets import DatasetDict
+from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
 
 
 def check_output_dir(out: str | os.PathLike, overwrite: bool) -> Path:
@@ -62,7 +63,6 @@ def push_dataset(
     private: bool = False,
 ) -> str:
     """Push dataset, card (`render_card(hub_metadata)`) and tokenizer; returns the repo id."""
-    from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
 
     dataset_dict.push_to_hub(repo_id, token=token, private=private)
     pushed_metadata = DatasetCard.load(repo_id, repo_type="dataset", token=token).data.to_dict()

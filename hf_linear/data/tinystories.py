@@ -55,8 +55,13 @@ import string
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, Features, List, Value
+from datasets import Dataset, DatasetDict, Features, List, Value, load_dataset
+from huggingface_hub import DatasetCard, DatasetCardData
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from hf_linear.data.arithmetic import CITATION as PAPER_CITATION
+from hf_linear.data.io import build_record, push_dataset, save_dataset
 from hf_linear.resources import card_template
 
 DEFAULT_SOURCE = "roneneldan/TinyStories"
@@ -149,7 +154,6 @@ def _is_text_directory(source: str) -> bool:
 def load_stories(source: str = DEFAULT_SOURCE, max_stories: int | None = None) -> DatasetDict:
     """DatasetDict(train, validation) with one column `text`, one story per row (see the module
     docstring for the sources); with `max_stories`, the first that many stories of each split."""
-    from datasets import load_dataset
 
     if _is_text_directory(source):
         splits = {}
@@ -188,8 +192,6 @@ def load_stories(source: str = DEFAULT_SOURCE, max_stories: int | None = None) -
 def train_byte_level_bpe(stories: Iterable[str], vocab_size: int):
     """A byte-level BPE of `vocab_size` tokens (the 256 bytes, `<|endoftext|>` = id 0, merges)
     trained on `stories`, as `PreTrainedTokenizerFast` with `<|endoftext|>` as BOS/EOS/UNK."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # as GPT-2
@@ -224,7 +226,6 @@ def tinystories_tokenizer(
     trained once per process; training is deterministic, so every process gets the same one)."""
     _check_tokenizer_arguments(tokenizer, bpe_vocab_size)
     if bpe_vocab_size is None:
-        from transformers import AutoTokenizer
 
         name = tokenizer or DEFAULT_TOKENIZER
         try:
@@ -316,7 +317,6 @@ def build_tinystories_dataset(
 
 def build_record_of(dataset: Dataset | DatasetDict) -> dict:
     """The build arguments, tokenizer and story counts a dataset was built with (from its info)."""
-    from hf_linear.data.io import build_record
 
     return build_record(dataset, _DESCRIPTION_PREFIX, "build_tinystories_dataset")
 
@@ -350,9 +350,7 @@ def render_dataset_card(dataset_dict: DatasetDict, tokenizer, hub_metadata: dict
     `hub_metadata` (the YAML `DatasetDict.push_to_hub` wrote: `configs`, `dataset_info`) is
     merged into the card's metadata so that the Hub still finds the data files.
     """
-    from huggingface_hub import DatasetCard, DatasetCardData
 
-    from hf_linear.data.arithmetic import CITATION as PAPER_CITATION
 
     record = build_record_of(dataset_dict)
     T = record["arguments"]["context_length"]
@@ -388,7 +386,6 @@ def save_tinystories_dataset(dataset_dict: DatasetDict, tokenizer, out: str | os
     Everything is written into a temporary sibling directory first, then renamed into place: an
     interrupted run never leaves a half-written `out` (nor loses the old one).
     """
-    from hf_linear.data.io import save_dataset
 
     return save_dataset(dataset_dict, tokenizer, render_dataset_card(dataset_dict, tokenizer), out, overwrite)
 
@@ -403,7 +400,6 @@ def push_tinystories_dataset_to_hub(
     ``AutoTokenizer.from_pretrained(snapshot_download(repo_id, repo_type="dataset"), subfolder="tokenizer")``.
     Returns the repo id.
     """
-    from hf_linear.data.io import push_dataset
 
     return push_dataset(
         dataset_dict,

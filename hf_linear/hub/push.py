@@ -24,9 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, EvalResult, HfApi, ModelCardData
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from safetensors import safe_open
+from transformers import AutoConfig, AutoModelForCausalLM
 
 from hf_linear.resources import card_template
 
@@ -164,9 +167,6 @@ def verify_checkpoint(checkpoint_dir: str | Path) -> None:
     tensor of every *.safetensors file is read in full (a truncated file fails), config.json must
     build its model type with AutoConfig, and the stored tensor names and shapes must be those of
     the model the config describes (built on the meta device, so no memory is spent on it)."""
-    import torch
-    from safetensors import safe_open
-    from transformers import AutoConfig, AutoModelForCausalLM
 
     path = Path(checkpoint_dir)
     config_path = path / "config.json"

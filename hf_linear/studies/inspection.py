@@ -16,7 +16,6 @@ JSON beside the PNG.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from pathlib import Path

@@ -32,8 +32,10 @@ from pathlib import Path
 
 import yaml
 from huggingface_hub.dataclasses import type_validator
+from peft import LoraConfig
 from transformers import AutoConfig, TrainingArguments
 
+import hf_linear  # noqa: F401  (registers linear_lm / mlp_lm)
 from hf_linear.data.sources import data_source
 
 SECTIONS = ("model", "dataset", "training", "evaluation", "budget", "lora")
@@ -269,7 +271,6 @@ def _check_enum_member(where: str, value, annotation) -> None:
 
 def model_config_class(model_type):
     """The config class of a model type, from the Auto registry (hf_linear registers its two)."""
-    import hf_linear  # noqa: F401  (registers linear_lm / mlp_lm)
 
     try:
         return type(AutoConfig.for_model(model_type))
@@ -319,7 +320,6 @@ def check_config(config: dict) -> RunConfig:
         raise ValueError(str(error)) from None
     lora = None
     if config.get("lora") is not None:
-        from peft import LoraConfig
 
         lora = check_fields("lora", config["lora"], LoraConfig)
     return RunConfig(model, dict(config["dataset"]), training, evaluation, budget, lora)

@@ -21,13 +21,16 @@ from pathlib import Path
 
 import torch
 import yaml
+from peft import get_peft_model
 from transformers import set_seed
 
+import hf_linear.lora
 from hf_linear.atomic import write_json_atomically
 from hf_linear.data.collator import CausalLMCollator
 from hf_linear.data.sources import data_source, longest_sequence
 from hf_linear.evaluation.exact_match import exact_match_report, format_report, has_prompts
 from hf_linear.evaluation.lm_report import format_lm_report, lm_report
+from hf_linear.hub.push import push_checkpoint
 from hf_linear.resources import packaged_config
 from hf_linear.runtime import cpu_has_native_bf16, machine_description, tune_cpu_allocator
 from hf_linear.training.config import RunConfig, load_config, training_arguments
@@ -90,8 +93,6 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, call
     model, tokenizer = build_model(config.model, tokenizer, sequence_length, language_model_windows=not has_prompts(held_out),
                                    allow_sliding=bool(config.dataset.get("allow_sliding")))  # fmt: skip
     if config.lora is not None:
-        import hf_linear.lora
-        from peft import get_peft_model
 
         model = get_peft_model(model, hf_linear.lora.lora_config(**config.lora))
 
@@ -164,7 +165,6 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, call
         print("\n" + formatter(report))
         print(f"\nmodel saved to {output_dir} (AutoModelForCausalLM.from_pretrained({str(output_dir)!r}))")
         if push_to_hub:
-            from hf_linear.hub.push import push_checkpoint
 
             repo_id = args.hub_model_id or output_dir.name
             commit = push_checkpoint(output_dir, repo_id, private=bool(args.hub_private_repo), token=args.hub_token)

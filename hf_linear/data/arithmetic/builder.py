@@ -24,6 +24,7 @@ from hf_linear.data.arithmetic.spec import ArithmeticSpec
 from hf_linear.data.arithmetic.splits import BLOCK, SPLITS, TEST, VALIDATION, heldout_inputs, train_inputs
 from hf_linear.data.arithmetic.strings import bit_strings, strings_of_ids
 from hf_linear.data.arithmetic.tokenizer import TOKEN_TO_ID
+from hf_linear.data.io import build_record
 
 FORMAT_VERSION = 1  # bump when a format or the split changes; part of the dataset fingerprint
 
@@ -149,7 +150,6 @@ def build_arithmetic_dataset(
 
 def build_arguments_of(dataset: Dataset | DatasetDict) -> dict:
     """The `build_arithmetic_dataset` arguments a dataset was built with (kept in its info)."""
-    from hf_linear.data.io import build_record
 
     return build_record(dataset, _DESCRIPTION_PREFIX, "build_arithmetic_dataset")
 

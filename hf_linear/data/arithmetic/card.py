@@ -8,6 +8,7 @@ import string
 from pathlib import Path
 
 from datasets import DatasetDict
+from huggingface_hub import DatasetCard, DatasetCardData
 
 from hf_linear.data.arithmetic.builder import CITATION, build_arguments_of, spec_of
 from hf_linear.data.arithmetic.registry import FORMATS, REGISTRY
@@ -76,7 +77,6 @@ def render_dataset_card(dataset_dict: DatasetDict, hub_metadata: dict | None = N
     `hub_metadata` (the YAML that `DatasetDict.push_to_hub` wrote: `configs`, `dataset_info`)
     is merged into the card's own metadata so that the Hub still finds the data files.
     """
-    from huggingface_hub import DatasetCard, DatasetCardData
 
     arguments = build_arguments_of(dataset_dict)
     spec = spec_of(dataset_dict)
