@@ -149,6 +149,13 @@ def test_an_empty_evaluation_split_is_an_error(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_tokenizer_that_does_not_fit_arithmetic_data_is_an_error(tmp_path, shared_data_dir):
+    config = tiny_config(tmp_path / "out")
+    config["dataset"]["tokenizer"] = str(shared_data_dir / "gpt2-tokenizer")  # GPT-2's BPE: other ids
+    with pytest.raises(ValueError, match="dataset.tokenizer: .* does not give the arithmetic tokens their ids"):
+        train(check_config(config))
+
+
 def test_an_option_first_keeps_the_default_config():
     config, flags, overrides = split_command_line(["--training.output_dir", "X", "--overwrite"])
     assert config.endswith("mul4x4_lsb_mlp.yaml") and Path(config).is_file()

@@ -80,8 +80,18 @@ class ArithmeticSource(DataSource):
     def load(self):
         return _named(self.key, build_arithmetic_dataset, **self.arguments)
 
-    def default_tokenizer(self):
-        return build_arithmetic_tokenizer()
+    def tokenizer(self):
+        # the data's token ids are the arithmetic vocabulary's, whatever tokenizer is named
+        arithmetic = build_arithmetic_tokenizer()
+        if self.tokenizer_name:
+            named, vocabulary = _load_tokenizer(self.tokenizer_name), arithmetic.get_vocab()
+            wrong = [t for t, i in vocabulary.items() if named.convert_tokens_to_ids(t) != i]
+            if wrong:
+                raise ValueError(f"dataset.tokenizer: {self.tokenizer_name!r} does not give the arithmetic tokens "
+                                 f"their ids (e.g. {wrong[0]!r}); arithmetic data needs the arithmetic tokenizer "
+                                 "(leave dataset.tokenizer out)")  # fmt: skip
+            return named
+        return arithmetic
 
     def describe(self):
         digits = self.arguments.get("digits")
@@ -135,8 +145,7 @@ class ArithmeticMixtureSource(DataSource):
             splits.update({f"validation_{index}": dataset["validation"], f"test_{index}": dataset["test"]})
         return DatasetDict(splits)
 
-    def default_tokenizer(self):
-        return build_arithmetic_tokenizer()
+    tokenizer = ArithmeticSource.tokenizer
 
     def describe(self):
         return " + ".join(part.describe() for part in self.parts)
@@ -203,7 +212,8 @@ class HubSource(DataSource):
         try:
             return load_dataset(self.arguments)
         except Exception as error:  # the Hub is down, the repo is missing or private, ...
-            raise ValueError(f"dataset.hub: could not load {self.arguments!r}: {error}") from error
+            raise ValueError(f"dataset.hub: {self.arguments!r} is no local directory and could not be loaded "
+                             f"from the Hub: {error}") from error  # fmt: skip
 
     def default_tokenizer(self):
         try:
