@@ -4,7 +4,7 @@
     accelerate launch --multi_gpu --num_processes 2 -m hf_linear.training.train CONFIG   # 2 processes
 
 CONFIG (default: the packaged configs/cpu/mul4x4_lsb_mlp.yaml, the README's main job) has the
-sections model / dataset / training / evaluation / budget (see hf_linear.training.config).
+sections model / dataset / training / evaluation / budget / lora (see hf_linear.training.config).
 Overrides address a key by section, e.g. `--training.learning_rate 1e-3 --model.hidden_size 64`.
 Unknown keys and values of the wrong type are errors that name them.
 
@@ -24,7 +24,7 @@ import yaml
 from peft import get_peft_model
 from transformers import set_seed
 
-import hf_linear.lora
+import hf_linear.lora  # teaches PEFT the masked map (a LoRA layer for MaskedPositionMixing)
 from hf_linear.atomic import write_json_atomically
 from hf_linear.data.collator import CausalLMCollator
 from hf_linear.data.sources import data_source, longest_sequence
@@ -92,8 +92,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, call
     sequence_length = max(longest_sequence(train_data), longest_sequence(held_out))
     model, tokenizer = build_model(config.model, tokenizer, sequence_length, language_model_windows=not has_prompts(held_out),
                                    allow_sliding=bool(config.dataset.get("allow_sliding")))  # fmt: skip
-    if config.lora is not None:
-
+    if config.lora is not None:  # train a LoRA adapter of the masked map, the rest frozen
         model = get_peft_model(model, hf_linear.lora.lora_config(**config.lora))
 
     generation_eval = eval_loss_data = None
