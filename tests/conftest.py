@@ -52,7 +52,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from hf_linear.hub.server import USER_NAME, Accounts, HubHTTPServer, serve_in_background
+from hf_linear.hub.server import USER_NAME, Accounts, HubHTTPServer, User, serve_in_background
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAKE_TOKEN = "hf_local_test_token"  # the token of USER_NAME on the test server (others get 401)
@@ -229,7 +229,9 @@ class LocalHub:
 
 @pytest.fixture(scope="session")
 def hub_http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubHTTPServer]:
-    accounts = Accounts.single_user(USER_NAME, FAKE_TOKEN)
+    # the test user may also write the namespaces of the real repos the project loads by default
+    # (roneneldan/TinyStories, roneneldan/TinyStories-33M), which tests serve from the sample
+    accounts = Accounts({FAKE_TOKEN: User(USER_NAME, orgs=frozenset({"roneneldan"}))})
     with serve_in_background(tmp_path_factory.mktemp("hub-root"), accounts=accounts) as server:
         yield server
 
