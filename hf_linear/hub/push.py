@@ -29,8 +29,9 @@ import yaml
 from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, EvalResult, HfApi, ModelCardData
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from safetensors import safe_open
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
+from hf_linear.configuration_hf_linear import LinearLMConfig, MLPLMConfig
 from hf_linear.resources import card_template
 
 try:
@@ -55,8 +56,7 @@ DATASET_KEYS = ("dataset", "dataset_name", "dataset_id", "hub_dataset", "hub", "
 REPORT_SETTINGS = ("num_samples", "num_tokens", "num_generations", "temperature", "max_new_tokens")
 
 # model_type → (configuration class, causal-LM class), the names save_pretrained puts in auto_map
-MODEL_CLASSES = {"linear_lm": ("LinearLMConfig", "LinearLMForCausalLM"),
-                 "mlp_lm": ("MLPLMConfig", "MLPLMForCausalLM")}
+MODEL_TYPES = (LinearLMConfig.model_type, MLPLMConfig.model_type)
 PAPER_MODELS = {
     "linear_lm": "the paper's TinyStories model, T=64, d=256, V=50258, has 162.1M",
     "mlp_lm": "the paper's multiplication model, T=307, d=128, V=117, has 774.7M",
@@ -99,9 +99,9 @@ def inspect_checkpoint(checkpoint_dir: str | Path) -> Checkpoint:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{config_path} is not valid JSON: {e}") from e
-    if config.get("model_type") not in MODEL_CLASSES:
+    if config.get("model_type") not in MODEL_TYPES:
         raise ValueError(f"{config_path} has model_type {config.get('model_type')!r}; hf-linear pushes "
-                         f"{' or '.join(MODEL_CLASSES)} checkpoints")
+                         f"{' or '.join(MODEL_TYPES)} checkpoints")
     top_level = sorted(p for p in path.iterdir() if p.is_file())
     weights = [p for p in top_level if p.suffix == ".safetensors"]
     if not weights:
@@ -140,13 +140,21 @@ def safetensors_parameter_count(paths: list[Path]) -> int:
     return total
 
 
+def auto_map_of(model_type: str) -> dict[str, str]:
+    """The `auto_map` of a checkpoint of `model_type`, from the Auto registry (hf_linear/__init__.py)."""
+    config_class = type(AutoConfig.for_model(model_type))
+    return {
+        "AutoConfig": f"configuration_hf_linear.{config_class.__name__}",
+        "AutoModel": f"modeling_hf_linear.{AutoModel._model_mapping[config_class].__name__}",
+        "AutoModelForCausalLM": f"modeling_hf_linear.{AutoModelForCausalLM._model_mapping[config_class].__name__}",
+    }
+
+
 def remote_code_files(checkpoint: Checkpoint) -> tuple[dict, dict[str, bytes]]:
     """The config (with `auto_map`) and the code files `trust_remote_code` needs that the
     checkpoint lacks, taken from this hf_linear package. Returns (config, {file name: content})."""
     config = dict(checkpoint.config)
-    config_class, causal_lm_class = MODEL_CLASSES[config["model_type"]]
-    config.setdefault("auto_map", {"AutoConfig": f"configuration_hf_linear.{config_class}",
-                                   "AutoModelForCausalLM": f"modeling_hf_linear.{causal_lm_class}"})
+    config.setdefault("auto_map", auto_map_of(config["model_type"]))
     modules = {reference.split(".")[0] for reference in config["auto_map"].values()}
     # The code files import each other, so both always travel together.
     modules |= {"configuration_hf_linear", "modeling_hf_linear"}
