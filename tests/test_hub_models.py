@@ -159,6 +159,7 @@ def test_push_adds_missing_model_code_and_auto_map(hub_server, tmp_path):
         assert Path(hf_hub_download(repo_id, name)).read_bytes() == (package / name).read_bytes()
     pushed_config = json.loads(Path(hf_hub_download(repo_id, "config.json")).read_text())
     assert pushed_config["auto_map"] == {"AutoConfig": "configuration_hf_linear.LinearLMConfig",
+                                         "AutoModel": "modeling_hf_linear.LinearLMModel",
                                          "AutoModelForCausalLM": "modeling_hf_linear.LinearLMForCausalLM"}
 
 
