@@ -13,18 +13,16 @@ import pytest
 import torch
 
 import hf_linear  # noqa: F401
-from hf_linear import LinearLMConfig, LinearLMForCausalLM, LinearLMModel, MLPLMConfig, MLPLMForCausalLM
+from hf_linear import LinearLMConfig, LinearLMModel
 from hf_linear.model_surgery import adapt_pretrained
+from test_modeling import tiny as tiny_model
 from transformers import AutoModelForCausalLM
 
 V, T, D = 17, 5, 4
 
 
 def tiny(kind: str = "linear", **overrides):
-    torch.manual_seed(0)
-    if kind == "linear":
-        return LinearLMForCausalLM(LinearLMConfig(vocab_size=V, context_length=T, hidden_size=D, **overrides)).eval()
-    return MLPLMForCausalLM(MLPLMConfig(vocab_size=V, context_length=T, hidden_size=D, **overrides)).eval()
+    return tiny_model(kind, **{"vocab_size": V, "context_length": T, "hidden_size": D, **overrides})
 
 
 def random_ids(batch, length, seed=0, vocab=V):

@@ -26,9 +26,10 @@ V, T, D = 23, 6, 4
 
 def tiny(kind: str = "linear", **overrides):
     torch.manual_seed(0)
+    fields = {"vocab_size": V, "context_length": T, "hidden_size": D, **overrides}
     if kind == "linear":
-        return LinearLMForCausalLM(LinearLMConfig(vocab_size=V, context_length=T, hidden_size=D, **overrides)).eval()
-    return MLPLMForCausalLM(MLPLMConfig(vocab_size=V, context_length=T, hidden_size=D, **overrides)).eval()
+        return LinearLMForCausalLM(LinearLMConfig(**fields)).eval()
+    return MLPLMForCausalLM(MLPLMConfig(**fields)).eval()
 
 
 def dense_masked_weight(model) -> torch.Tensor:
