@@ -42,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     tokenizer.add_argument("--tokenizer", default=None, help=f"tokenizer name or path (default: {DEFAULT_TOKENIZER})")
     tokenizer.add_argument("--train-bpe", type=int, metavar="VOCAB", default=None,
                            help="train a byte-level BPE of VOCAB tokens on the train stories instead")  # fmt: skip
-    parser.add_argument("--context-length", type=int, default=64, help="T, tokens per window (default: %(default)s)")
+    parser.add_argument("--context-length", type=int, default=64,
+                        help="T, the model's window; windows hold T+1 tokens (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--stride", type=int, default=None, help="tokens between window starts (default: T)")
     parser.add_argument("--max-stories", type=int, default=None, help="only the first N stories of each split")
     parser.add_argument("--num-proc", type=int, default=min(4, os.cpu_count() or 1),
                         help="tokenization processes (default: %(default)s)")  # fmt: skip
@@ -53,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     arguments = {"source": args.source, "tokenizer": args.tokenizer, "context_length": args.context_length,
-                 "bpe_vocab_size": args.train_bpe, "max_stories": args.max_stories}  # fmt: skip
+                 "bpe_vocab_size": args.train_bpe, "max_stories": args.max_stories, "stride": args.stride}  # fmt: skip
     try:
         check_output_dir(args.out, args.overwrite)  # fail before building, not after
         start = time.perf_counter()

@@ -79,6 +79,8 @@ def test_full_windows_hold_t_inputs_and_t_targets():
     assert full_windows(list(range(9)), 4) == [[0, 1, 2, 3, 4], [4, 5, 6, 7, 8]]
     assert full_windows(list(range(8)), 4) == [[0, 1, 2, 3, 4]]
     assert full_windows([1, 2, 3, 4], 4) == []
+    # overlapping windows: one every `stride` tokens
+    assert full_windows(list(range(9)), 4, stride=2) == [[0, 1, 2, 3, 4], [2, 3, 4, 5, 6], [4, 5, 6, 7, 8]]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -103,22 +103,24 @@ def split_stories(lines: Iterable[str]) -> Iterator[str]:
         yield text
 
 
-def full_windows(ids: list[int], context_length: int) -> list[list[int]]:
+def full_windows(ids: list[int], context_length: int, stride: int | None = None) -> list[list[int]]:
     """Windows of exactly T+1 tokens (T = `context_length`) every T tokens from the start of
     `ids`: T inputs and their T next-token targets, so that every row of the masked map is
     trained — with T-token windows the last position has no target and row T-1, which a
     sliding window uses for every position >= T, would keep its initial weights. Consecutive
     windows share one token (the last target of one is the first input of the next), so every
     token after the first is a target exactly once; a shorter tail is dropped (the paper keeps
-    only full chunks)."""
+    only full chunks). A `stride` < T makes windows overlap: every row of the window is then
+    trained at more offsets into the stories (a sliding window evaluates the last row at all of
+    them), at the cost of more (correlated) windows."""
     span = context_length + 1
-    return [ids[start : start + span] for start in range(0, len(ids) - span + 1, context_length)]
+    return [ids[start : start + span] for start in range(0, len(ids) - span + 1, stride or context_length)]
 
 
-def windows_of_batch(batch: dict, tokenizer, context_length: int) -> dict:
+def windows_of_batch(batch: dict, tokenizer, context_length: int, stride: int | None = None) -> dict:
     """`Dataset.map(batched=True)` function: a batch of stories (`text`) → its windows (`input_ids`)."""
     ids = tokenizer(batch["text"])["input_ids"]
-    return {"input_ids": [window for story in ids for window in full_windows(story, context_length)]}
+    return {"input_ids": [window for story in ids for window in full_windows(story, context_length, stride)]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,6 +267,7 @@ def build_tinystories_dataset(
     bpe_vocab_size: int | None = None,
     max_stories: int | None = None,
     num_proc: int | None = None,
+    stride: int | None = None,
 ) -> DatasetDict:
     """TinyStories as windows of exactly `context_length` + 1 tokens for a model of window T
     (the paper: T = 64).
@@ -277,6 +280,7 @@ def build_tinystories_dataset(
         bpe_vocab_size: train a byte-level BPE of this many tokens instead of `tokenizer`.
         max_stories: use only the first that many stories of each split (quick runs).
         num_proc: processes for the tokenization `map` (results are cached by `datasets`).
+        stride: tokens between window starts (default T: windows share only one token).
 
     Returns DatasetDict(train, validation) with column `input_ids` (int32, length T+1); the build
     arguments and story counts are kept in each split's `info.description`.
@@ -289,6 +293,8 @@ def build_tinystories_dataset(
         raise ValueError(f"max_stories must be an integer >= 1 or None, got {max_stories!r}")
     if num_proc is not None and not _is_int(num_proc, 1):
         raise ValueError(f"num_proc must be an integer >= 1 or None, got {num_proc!r}")
+    if stride is not None and not (_is_int(stride, 1) and stride <= context_length):
+        raise ValueError(f"stride must be an integer from 1 to context_length={context_length} or None, got {stride!r}")
     _check_tokenizer_arguments(tokenizer, bpe_vocab_size)
 
     stories = load_stories(source, max_stories)
@@ -296,7 +302,7 @@ def build_tinystories_dataset(
     features = Features({"input_ids": List(Value("int32"), length=context_length + 1)})
     record = {
         "arguments": {"source": source, "tokenizer": tokenizer, "context_length": context_length,
-                      "bpe_vocab_size": bpe_vocab_size, "max_stories": max_stories},
+                      "bpe_vocab_size": bpe_vocab_size, "max_stories": max_stories, "stride": stride},
         "tokenizer_name": token_ids.name_or_path if bpe_vocab_size is None else f"byte-level BPE ({bpe_vocab_size})",
         "vocab_size": len(token_ids),
         "stories": {split: len(stories[split]) for split in SPLITS},
@@ -305,7 +311,7 @@ def build_tinystories_dataset(
     for split in SPLITS:
         data = stories[split].map(
             windows_of_batch, batched=True, batch_size=1000, num_proc=num_proc,
-            fn_kwargs={"tokenizer": token_ids, "context_length": context_length},
+            fn_kwargs={"tokenizer": token_ids, "context_length": context_length, "stride": stride},
             remove_columns=["text"], features=features, desc=f"Tokenizing {split} stories",
         )  # fmt: skip
         data.info.description = _DESCRIPTION_PREFIX + json.dumps(record, sort_keys=True)
@@ -341,6 +347,8 @@ def build_command(arguments: dict) -> str:
     parts.append(f"--context-length {arguments['context_length']}")
     if arguments["max_stories"] is not None:
         parts.append(f"--max-stories {arguments['max_stories']}")
+    if arguments.get("stride") is not None:
+        parts.append(f"--stride {arguments['stride']}")
     return " ".join(parts + ["--out OUT"])
 
 
