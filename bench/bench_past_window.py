@@ -47,6 +47,26 @@ def perplexity_by_position(model, tokenizer, stories: list[str], skip: int = 0) 
     return {name: {"perplexity": math.exp(total / count), "tokens": count} for name, (total, count) in sums.items() if count}
 
 
+@torch.no_grad()
+def perplexity_by_context(model, tokenizer, stories: list[str], contexts: list[int], batch_size: int = 256) -> dict[int, float]:
+    """Like for like: the SAME targets (every token at story position >= T) predicted from the k
+    tokens before them, for each k in `contexts` (k = T is what every position past the window
+    sees; k < T is row k-1 inside a window)."""
+    T = model.config.context_length
+    sums = {k: [0.0, 0] for k in contexts}
+    for story in stories:
+        ids = tokenizer(story)["input_ids"]
+        targets = range(T, len(ids))
+        for k in contexts:
+            windows = torch.tensor([ids[q - k : q] for q in targets]) if len(targets) else None
+            for start in range(0, len(targets), batch_size):
+                logits = model(input_ids=windows[start : start + batch_size], logits_to_keep=1).logits[:, -1].float()
+                gold = torch.tensor([ids[q] for q in targets[start : start + batch_size]])
+                sums[k][0] += F.cross_entropy(logits, gold, reduction="sum").item()
+                sums[k][1] += len(gold)
+    return {k: math.exp(total / count) for k, (total, count) in sums.items() if count}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint")
@@ -66,6 +86,14 @@ def main() -> None:
         for name, row in table.items():
             print(f"| {name} | {row['tokens']:,} | {row['perplexity']:.1f} |")
         print(f"past the window / inside it (T/2..T-1): {past / inside:.3f}")
+    by_context = perplexity_by_context(model, tokenizer, stories, list(range(T // 2, T + 1)))
+    inside = math.exp(sum(math.log(by_context[k]) for k in range(T // 2, T)) / (T - T // 2))  # same token counts
+    print("\nthe same targets (every token at story position >= T) from the k tokens before them")
+    print("| k (context) | row | perplexity |\n|---|---|---|")
+    for k in (T // 2, 3 * T // 4, T - 1, T):
+        print(f"| {k} | {k - 1}{' (every position past T)' if k == T else ''} | {by_context[k]:.1f} |")
+    print(f"| {T // 2}..{T - 1} | {T // 2 - 1}..{T - 2} (inside the window) | {inside:.1f} |")
+    print(f"past the window (k = T) / inside it (rows T/2-1..T-2), same targets: {by_context[T] / inside:.3f}")
 
     torch.manual_seed(0)
     prompt = tokenizer("Once upon a", return_tensors="pt")
