@@ -25,7 +25,7 @@ from hf_linear.data.arithmetic import (
     push_arithmetic_dataset_to_hub,
     save_arithmetic_dataset,
 )
-from hf_linear.data.io import add_output_arguments, check_output_dir
+from hf_linear.data.io import add_output_arguments, refuse_existing_output
 
 __all__ = ["build_arithmetic_dataset", "main"]
 
@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        check_output_dir(args.out, args.overwrite)  # fail before building, not after
+        refuse_existing_output(args.out, args.overwrite)  # fail before building, not after
         start = time.perf_counter()
         dataset_dict = build_arithmetic_dataset(
             task=args.task,

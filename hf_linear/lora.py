@@ -226,11 +226,10 @@ class MaskedMixingLoraLayer(nn.Module, LoraLayer):
 
     def get_delta_weight(self, adapter: str) -> torch.Tensor:
         """ΔW in the base layer's packed layout: (T(T+1)/2, d, d), block i(i+1)/2 + j = scale·A_j B_i."""
-        lora_a, lora_b = self.lora_mixing_A[adapter], self.lora_mixing_B[adapter]
         weight = self.get_base_layer().weight
         delta = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
         self._add_delta_(delta, adapter, sign=1.0)
-        return delta.to(lora_a.dtype)
+        return delta.to(self.lora_mixing_A[adapter].dtype)
 
     @torch.no_grad()
     def _add_delta_(self, weight: torch.Tensor, adapter: str, sign: float) -> None:

@@ -22,7 +22,7 @@ from datasets import DatasetDict
 from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
 
 
-def check_output_dir(out: str | os.PathLike, overwrite: bool) -> Path:
+def refuse_existing_output(out: str | os.PathLike, overwrite: bool) -> Path:
     """Refuse an existing non-empty output (call it before spending time on building)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -34,7 +34,7 @@ def check_output_dir(out: str | os.PathLike, overwrite: bool) -> Path:
 
 def save_dataset(dataset_dict: DatasetDict, tokenizer, card: str, out: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write dataset, tokenizer and card (README.md) to `out`; see the module docstring."""
-    out = check_output_dir(out, overwrite).absolute()
+    out = refuse_existing_output(out, overwrite).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

@@ -33,6 +33,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hf_linear.atomic import write_text_atomically
+
 USER_NAME = "hf-linear-tester"  # the default (single) user of a server started without tokens
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}  # URL segment → type
@@ -189,11 +191,7 @@ def choose_upload_mode(path: str, size: int, sample: bytes, patterns: list[str])
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(obj, indent=1, sort_keys=True), temp_prefix=TEMP_PREFIXES[0])
 
 
 def _read_json(path: Path) -> Any:
