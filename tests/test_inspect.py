@@ -10,7 +10,8 @@ import yaml
 
 from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM
 from hf_linear.data.arithmetic import build_arithmetic_tokenizer, sequence_length
-from hf_linear.studies.inspection import block_norms, inspect_checkpoint, main, segments
+from hf_linear.data.arithmetic.formats import segments_of
+from hf_linear.studies.inspection import block_norms, inspect_checkpoint, main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -36,7 +37,7 @@ def test_block_norms_match_a_loop_over_blocks(model_class, config_class):
 
 def test_segments_cut_at_each_equals():
     tokens = "[BOS] 1 x 2 = 2 = 2 [EOS]".split()
-    assert segments(tokens) == [
+    assert segments_of(tokens) == [
         {"name": "prompt", "start": 0, "end": 4},
         {"name": "cot step 1", "start": 5, "end": 6},
         {"name": "answer", "start": 7, "end": 8},

@@ -1,12 +1,14 @@
 """`hf-linear eval`: evaluate a checkpoint on held-out data.
 
     hf-linear eval CHECKPOINT --dataset data/mul4x4-lsb [--split test --num-samples 1000]
-    hf-linear eval CHECKPOINT --arithmetic '{"task": "multiplication", "digits": [4, 4], "cot": "lsb"}'
+    hf-linear eval CHECKPOINT --arithmetic '{"task": "multiplication", "digits": [4, 4], "cot": "lsb"}' [--segments]
     hf-linear eval CHECKPOINT --dataset data/tinystories-64 --split validation   # language-model data
 
 Data with `prompt` / `answer` columns is scored by exact match; language-model data (windows of
 `input_ids` only, e.g. TinyStories) by perplexity, with samples from "Once upon a" at
 temperature 0.5 and their distinct-n / repetition statistics (hf_linear.evaluation.lm_report).
+`--segments` adds, for arithmetic data, the teacher-forced accuracy of each CoT segment
+(hf_linear.evaluation.segments): which step of the chain the model gets wrong.
 
 Writes a JSON report (default: CHECKPOINT/eval_results.json, which `hf-linear push` puts into the
 model card) and prints a table and a few sample generations.
@@ -21,9 +23,19 @@ from pathlib import Path
 
 from hf_linear.atomic import write_json_atomically
 from hf_linear.checkpoints import load_model, load_tokenizer
+from hf_linear.data.arithmetic import spec_of
 from hf_linear.data.sources import data_source
 from hf_linear.evaluation.exact_match import exact_match_report, format_report, has_prompts
 from hf_linear.evaluation.lm_report import format_lm_report, lm_report
+from hf_linear.evaluation.segments import format_segments, segment_accuracy
+
+
+def step_names_of(split) -> tuple[str, ...]:
+    """The CoT step names of an arithmetic split's format (none for data built elsewhere)."""
+    try:
+        return spec_of(split).format.step_names
+    except (KeyError, ValueError, TypeError):
+        return ()
 
 
 def evaluate_checkpoint(args) -> dict:
@@ -50,7 +62,12 @@ def evaluate_checkpoint(args) -> dict:
     if has_prompts(split):
         report = exact_match_report(model, tokenizer, split, args.batch_size, args.show)
         print(format_report(report))
+        if args.segments:
+            report["segments"] = segment_accuracy(model, tokenizer, split["text"], step_names_of(split), args.batch_size)
+            print(format_segments(report["segments"]))
     else:
+        if args.segments:
+            raise ValueError("--segments needs arithmetic data (prompt / answer columns); this is language-model data")
         report = lm_report(model, tokenizer, split, batch_size=args.batch_size, num_examples=args.show)
         print(format_lm_report(report))
     report.update(dataset=source.describe(), split=args.split, checkpoint=str(args.checkpoint))
@@ -67,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--show", type=int, default=5, help="sample generations to print")
+    parser.add_argument("--segments", action="store_true",
+                        help="also the teacher-forced accuracy of each CoT segment (where the chain breaks)")
     parser.add_argument("--output", help="JSON report path (default: CHECKPOINT/eval_results.json)")
     args = parser.parse_args(argv)
     if args.num_samples < 1 or args.batch_size < 1:

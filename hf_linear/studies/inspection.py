@@ -30,7 +30,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 
 from hf_linear.atomic import write_json_atomically  # noqa: E402
 from hf_linear.checkpoints import load_model, load_tokenizer  # noqa: E402
-from hf_linear.data.arithmetic.formats import EOS, EQUALS  # noqa: E402
+from hf_linear.data.arithmetic.formats import EOS, segments_of  # noqa: E402
 from hf_linear.studies.results import arithmetic_spec  # noqa: E402
 
 HF_LINEAR_TYPES = ("linear_lm", "mlp_lm")
@@ -78,20 +78,6 @@ def example_tokens(model, tokenizer, text: str) -> list[str]:
     return tokenizer.convert_ids_to_tokens(ids[0][:window])
 
 
-def segments(tokens: list[str]) -> list[dict]:
-    """Prompt (up to the first "="), the CoT steps (up to each further "="), then the answer."""
-    equals = [position for position, token in enumerate(tokens) if token == EQUALS]
-    if not equals:
-        return [{"name": "text", "start": 0, "end": len(tokens) - 1}]
-    parts, start = [], 0
-    for index, position in enumerate(equals):
-        parts.append({"name": "prompt" if index == 0 else f"cot step {index}", "start": start, "end": position})
-        start = position + 1
-    if start < len(tokens):
-        parts.append({"name": "answer", "start": start, "end": len(tokens) - 1})
-    return parts
-
-
 def top_inputs(norms: torch.Tensor, k: int) -> list[list[tuple[int, float]]]:
     """For each output position i: its k input positions j ≤ i of largest block norm."""
     result = []
@@ -110,7 +96,7 @@ def draw_heatmap(norms: torch.Tensor, tokens: list[str], title: str, out: Path) 
     cmap = plt.get_cmap("viridis").with_extremes(bad="white")
     image = axes.imshow(norms.numpy(), cmap=cmap, norm=color_scale, interpolation="nearest")
     figure.colorbar(image, ax=axes, label="block norm ‖W[i, j]‖_F (log scale)")
-    for part in segments(tokens)[:-1] if tokens else []:
+    for part in segments_of(tokens)[:-1] if tokens else []:
         boundary = part["end"] + 0.5  # after each "="
         axes.axvline(boundary, color="red", linestyle="--", linewidth=0.8)
         axes.axhline(boundary, color="red", linestyle="--", linewidth=0.8)
@@ -144,7 +130,7 @@ def inspect_checkpoint(checkpoint: str | Path, out: str | Path | None = None, ex
         "context_length": model.config.context_length,
         "hidden_size": model.config.hidden_size,
         "example": " ".join(tokens) if tokens else None,
-        "segments": segments(tokens) if tokens else [],
+        "segments": segments_of(tokens) if tokens else [],
         "positions": [
             {"i": i, "token": token_at(i), "top_inputs": [{"j": j, "token": token_at(j), "norm": norm} for j, norm in reads]}
             for i, reads in enumerate(top_inputs(norms, top))

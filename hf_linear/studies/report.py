@@ -17,11 +17,14 @@ Settings, from the study file's `report:` section:
     series: [task, model.type]        # axes or fields whose values get one line each
     x_label: "k (bits per CoT step)"  # the x axis title, with its unit
     log_x: true                       # x axis on a log scale (base 2)
+    segments: true                    # the teacher-forced accuracy per CoT segment of each
+                                      # arithmetic run (hf_linear.evaluation.segments)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from collections import defaultdict
@@ -33,8 +36,8 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
-from hf_linear.atomic import write_text_atomically  # noqa: E402
-from hf_linear.studies.results import first_reaching, read_results  # noqa: E402
+from hf_linear.atomic import write_json_atomically, write_text_atomically  # noqa: E402
+from hf_linear.studies.results import ARITHMETIC_SOURCES, arithmetic_spec, first_reaching, read_results  # noqa: E402
 
 DEFAULT_TARGET = 0.99
 FIGURE_SIZE, DPI = (7.0, 4.2), 100  # ~30-90 KB per PNG
@@ -223,6 +226,70 @@ def plot_inspection(study_dir: Path, records: list[dict], out: Path) -> tuple[st
     return name, best
 
 
+SEGMENT_SAMPLES = 500  # held-out examples scored per run for the segment table
+SEGMENTS_FILE = "segment_accuracy.json"  # cached in each run directory
+
+
+def run_segments(study_dir: Path, record: dict) -> list[dict] | None:
+    """Teacher-forced accuracy per CoT segment of a finished arithmetic run, on its held-out
+    split (cached in the run directory as segment_accuracy.json)."""
+    run_dir = study_dir / record["run_dir"]
+    cache = run_dir / SEGMENTS_FILE
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    config = yaml.safe_load((run_dir / "training_config.yaml").read_text())
+    source_key = next((key for key in ARITHMETIC_SOURCES if isinstance(config["dataset"].get(key), dict)), None)
+    if source_key is None or not (run_dir / "model.safetensors").is_file():
+        return None
+    from hf_linear.checkpoints import load_model, load_tokenizer
+    from hf_linear.data.sources import data_source
+    from hf_linear.evaluation.segments import segment_accuracy
+
+    arguments = dict(config["dataset"][source_key])
+    if source_key == "arithmetic":
+        arguments["train_size"] = 0  # only the held-out split is needed
+    split_name = record.get("split") or "test"
+    split = data_source({source_key: arguments}).load()[split_name]
+    split = split.select(range(min(SEGMENT_SAMPLES, len(split))))
+    spec = arithmetic_spec(config["dataset"])
+    report = segment_accuracy(load_model(run_dir), load_tokenizer(run_dir), split["text"], spec.format.step_names)
+    write_json_atomically(cache, report)
+    return report
+
+
+def segment_lines(study_dir: Path, records: list[dict]) -> list[str]:
+    """The "where the chain breaks" table: per run, each segment's teacher-forced token and
+    whole-segment accuracy."""
+    rows = []
+    for record in records:
+        if is_lm(record):
+            continue
+        try:
+            parts = run_segments(study_dir, record)
+        except (OSError, ValueError) as error:
+            print(f"hf-linear report: no segment accuracy for {record['name']}: {error}", file=sys.stderr)
+            continue
+        if parts:
+            cells = "; ".join(f"{p['name']} ({p['tokens']} tok): {percent(p['token_accuracy'])} / {percent(p['segment_accuracy'])}"
+                              for p in parts if p["name"] != "prompt")  # fmt: skip
+            rows.append(f"| {record['name']} | {percent(record['final'].get('exact_match'))} | {cells} |")
+    if not rows:
+        return []
+    return [
+        "## Where the chain breaks (teacher-forced accuracy per CoT segment)",
+        "",
+        f"On {SEGMENT_SAMPLES} held-out examples the final model reads the true tokens so far and predicts the "
+        "next one (greedy); per segment: token accuracy / share of examples whose whole segment is right. "
+        "Exact match needs every segment right when generating on its own, so the weakest segment bounds it. "
+        "`hf-linear eval RUN_DIR --arithmetic '{...}' --segments` prints the same for any checkpoint.",
+        "",
+        "| run | held-out exact match | segment (tokens): token accuracy / whole segment |",
+        "|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # REPORT.md
 
@@ -294,6 +361,8 @@ def write_report(study_dir: str | Path) -> Path:
     for title, name in plots:
         if name:
             lines += [f"## {title}", "", f"![{title}](plots/{name})", ""]
+    if settings.get("segments", True):
+        lines += segment_lines(study_dir, records)
     inspection = plot_inspection(study_dir, records, plots_dir)
     if inspection:
         name, best = inspection

@@ -283,6 +283,28 @@ def prompt_of(tokens: Sequence[str]) -> str:
     return " ".join(tokens[: tokens.index(EQUALS) + 1])
 
 
+def segments_of(tokens: Sequence[str], step_names: Sequence[str] = ()) -> list[dict]:
+    """The parts of an example, cut at each "=": the prompt (up to the first "="), the CoT steps
+    (each up to and including its closing "="; named by `step_names` where given, else
+    "cot step 1", ...), then the answer (the rest, [EOS] included). Positions are inclusive token
+    indices: [{"name": "prompt", "start": 0, "end": 4}, ...]."""
+    tokens = list(tokens)
+    equals = [position for position, token in enumerate(tokens) if token == EQUALS]
+    if not equals:
+        return [{"name": "text", "start": 0, "end": len(tokens) - 1}]
+    parts, start = [], 0
+    for index, position in enumerate(equals):
+        if index == 0:
+            name = "prompt"
+        else:
+            name = step_names[index - 1] if index - 1 < len(step_names) else f"cot step {index}"
+        parts.append({"name": name, "start": start, "end": position})
+        start = position + 1
+    if start < len(tokens):
+        parts.append({"name": "answer", "start": start, "end": len(tokens) - 1})
+    return parts
+
+
 def answer_of(text_or_tokens: str | Sequence[str]) -> str:
     """The final answer of an example or of a generated text: the tokens after the last "=".
 

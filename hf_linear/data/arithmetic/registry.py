@@ -29,6 +29,7 @@ class Format:
     builder: Callable[..., np.ndarray]  # (a, b, n, m) or (bits, n[, every]) -> ids, in vectorised.py
     description: str  # one line of Markdown (the dataset card lists them)
     stepped: bool = False  # parity: takes the step size k (`every`)
+    step_names: tuple[str, ...] = ()  # names of the "="-delimited CoT steps (else "cot step i")
 
     def check_every(self, digits: tuple[int, ...], every: int | None) -> int | None:
         """The `every` a dataset of this format records: None outside parity; for parity the step
@@ -68,6 +69,7 @@ _FORMATS = (
         "exactly the paper's format: the operands expanded least-significant digit first as "
         "`( d x 1 + d x 1 0 + ... )`, then the n·m joined digit-pair terms `AxB x 10^i x 10^j`, then "
         "the n·m partial products zero-padded to i+j+2 digits, then the product zero-padded to n+m digits",
+        step_names=("operand expansions", "digit-pair terms", "partial products"),
     ),
     Format(
         "multiplication", "direct", formats.multiplication_direct, vectorised.multiplication_direct_ids,
@@ -79,11 +81,13 @@ _FORMATS = (
         "tokens `a_i x b_j`, the partial product a·b_j (n+1 digits) and, from the second digit on, the "
         "running sum (n+j+1 digits), all least-significant digit first so that carries flow in "
         "generation order; steps joined by `+`; then the product, zero-padded to n+m digits",
+        step_names=("long multiplication",),
     ),
     Format(
         "addition", "lsb", formats.addition_lsb, vectorised.addition_lsb_ids,
         "for each column, least significant first, its sum a_i + b_i + carry written as the two "
         "digits `carry s_i`; then the sum, zero-padded to max(n, m)+1 digits",
+        step_names=("column sums",),
     ),
     Format(
         "addition", "direct", formats.addition_direct, vectorised.addition_direct_ids,
@@ -93,6 +97,7 @@ _FORMATS = (
         "parity", "running", formats.parity_running, vectorised.parity_running_ids,
         "the parity of the first k, 2k, ... bits (k = `every`), then the parity; k = n means no CoT",
         stepped=True,
+        step_names=("running parities",),
     ),
     Format(
         "parity", "direct", formats.parity_direct, vectorised.parity_direct_ids,
@@ -105,6 +110,7 @@ _FORMATS = (
         "(p' the previous p); the last block's `a`, then `= p`; every token is a linear-threshold "
         "function of tokens already written",
         stepped=True,
+        step_names=("threshold steps",),
     ),
 )  # fmt: skip
 

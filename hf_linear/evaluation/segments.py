@@ -1,0 +1,72 @@
+"""Where a model's Chain of Thought breaks: teacher-forced accuracy of each CoT segment.
+
+Exact match by generation says whether the final answer is right; it cannot say which step
+failed, because one early mistake derails everything after it. Here the model reads the TRUE
+tokens so far (teacher forcing: one forward pass over whole examples) and its greedy prediction
+of every next token is compared with the truth, segment by segment — the prompt, each
+"="-delimited CoT step (named by the format, e.g. the paper's operand expansions, digit-pair
+terms, partial products) and the answer:
+
+    token accuracy    share of the segment's tokens predicted right
+    segment accuracy  share of examples whose whole segment is predicted right
+
+The prompt's operands are random, so its accuracy is not a skill; its closing "=" is
+counted in it. Every example of an arithmetic dataset follows one fixed template, so the
+segments are cut once, on the first example.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hf_linear.data.arithmetic.formats import segments_of
+
+
+def teacher_forced_predictions(model, input_ids: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
+    """(N, L) greedy next-token predictions: column t is the prediction of token t from tokens
+    < t (column 0, which has nothing to read, is -1)."""
+    predictions = torch.full_like(input_ids, -1)
+    with torch.no_grad():
+        for start in range(0, len(input_ids), batch_size):
+            batch = input_ids[start : start + batch_size]
+            logits = model(input_ids=batch, attention_mask=torch.ones_like(batch)).logits  # (B, L, V)
+            predictions[start : start + batch_size, 1:] = logits[:, :-1].argmax(-1)
+    return predictions
+
+
+def segment_accuracy(model, tokenizer, texts: list[str], step_names=(), batch_size: int = 250) -> list[dict]:
+    """Per segment of the examples `texts` (dataset texts: tokens + [EOS]): name, token range,
+    token accuracy and whole-segment accuracy under teacher forcing."""
+    if not texts:
+        raise ValueError("no examples to score")
+    encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    length = len(encoded[0])
+    if any(len(ids) != length for ids in encoded):
+        raise ValueError("the examples differ in length: segment accuracy needs one fixed template")
+    if length > model.config.context_length:
+        raise ValueError(f"examples of {length} tokens do not fit the model's window of {model.config.context_length}")
+    input_ids = torch.tensor(encoded)
+    correct = teacher_forced_predictions(model, input_ids, batch_size) == input_ids  # (N, L)
+    tokens = tokenizer.convert_ids_to_tokens(encoded[0])
+    report = []
+    for part in segments_of(tokens, step_names):
+        start = max(part["start"], 1)  # token 0 ([BOS]) is never predicted
+        if start > part["end"]:
+            continue
+        hits = correct[:, start : part["end"] + 1]
+        report.append({
+            **part,
+            "tokens": part["end"] + 1 - start,
+            "token_accuracy": hits.float().mean().item(),
+            "segment_accuracy": hits.all(dim=1).float().mean().item(),
+        })  # fmt: skip
+    return report
+
+
+def format_segments(report: list[dict]) -> str:
+    lines = ["teacher-forced accuracy per segment (the model reads the true tokens so far):",
+             f"  {'segment':<22} {'positions':>10} {'tokens':>7} {'token acc':>10} {'whole segment':>14}"]  # fmt: skip
+    for part in report:
+        lines.append(f"  {part['name']:<22} {part['start']:>4}-{part['end']:<5} {part['tokens']:>7} "
+                     f"{100 * part['token_accuracy']:>9.1f}% {100 * part['segment_accuracy']:>13.1f}%")  # fmt: skip
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""`hf-linear reproduce`: studies run, reports published, RESULTS.md's generated section replaced."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from hf_linear.studies import reproduce as reproduce_module
+from hf_linear.studies.reproduce import (
+    BEGIN,
+    END,
+    claims_formats,
+    claims_parity,
+    power_law_fit,
+    reproduce,
+    tokens_to_per_digit,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def tiny_study() -> dict:
+    return {
+        "name": "tiny",
+        "description": "Two tiny runs for the tests.",
+        "base": {
+            "model": {"type": "mlp_lm", "hidden_size": 8},
+            "dataset": {"arithmetic": {"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 500,
+                                       "validation_size": 16, "test_size": 16, "seed": 0}},  # fmt: skip
+            "training": {"per_device_train_batch_size": 16, "learning_rate": 1e-2, "max_steps": 4, "logging_steps": 1,
+                         "eval_strategy": "steps", "eval_steps": 2, "save_strategy": "steps", "save_steps": 2,
+                         "report_to": [], "disable_tqdm": True, "seed": 0},  # fmt: skip
+            "evaluation": {"num_samples": 16, "during_training_samples": 16, "batch_size": 16, "num_examples": 0},
+        },
+        "axes": {"model.type": ["linear_lm", "mlp_lm"]},
+    }
+
+
+@pytest.fixture
+def layout(tmp_path):
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    (studies / "tiny.yaml").write_text(yaml.safe_dump(tiny_study(), sort_keys=False))
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# Results\n\nhand-written intro\n\n{BEGIN}\nold table\n{END}\n\nhand-written notes\n")
+    return studies, tmp_path / "reports", results, tmp_path / "runs"
+
+
+def test_reproduce_runs_publishes_and_regenerates(layout, monkeypatch):
+    studies, reports, results, runs = layout
+    (published,) = reproduce(studies, reports, results, runs_dir=runs)
+    assert published == reports / "tiny"
+    report = (published / "REPORT.md").read_text()
+    assert "# Study: tiny" in report and "Where the chain breaks" in report
+    assert all((published / "plots" / name).read_bytes()[:8] == PNG_SIGNATURE for name in ("curves_tokens.png", "inspect_best.png"))
+    # every number traceable: the run files are published, the weights are not
+    for run in ("type-linear_lm", "type-mlp_lm"):
+        assert json.loads((published / "runs" / run / "eval_results.json").read_text())["num_samples"] == 16
+        assert (published / "runs" / run / "training_config.yaml").is_file()
+        assert (published / "runs" / run / "segment_accuracy.json").is_file()
+        assert (published / "configs" / f"{run}.yaml").is_file()
+    assert not list(published.rglob("*.safetensors"))
+    assert len((published / "results.jsonl").read_text().splitlines()) == 2
+
+    text = results.read_text()
+    assert text.startswith("# Results\n\nhand-written intro\n\n" + BEGIN) and text.endswith(END + "\n\nhand-written notes\n")
+    assert "old table" not in text and "### tiny" in text and "2 runs" in text and "(reports/tiny/REPORT.md)" in text
+
+    # a second call trains nothing (finished runs are skipped) and writes the same section
+    outcomes, real_run_study = [], reproduce_module.run_study
+    monkeypatch.setattr(reproduce_module, "run_study", lambda *a, **k: outcomes.append(real_run_study(*a, **k)) or outcomes[-1])
+    before = results.read_text()
+    reproduce(studies, reports, results, runs_dir=runs)
+    assert outcomes == [{"type-linear_lm": "skipped", "type-mlp_lm": "skipped"}]
+    assert results.read_text() == before
+
+
+def test_markers_are_checked_before_any_training(layout):
+    studies, reports, results, runs = layout
+    results.write_text("# Results without markers\n")
+    with pytest.raises(ValueError, match="marker"):
+        reproduce(studies, reports, results, runs_dir=runs)
+    assert not runs.exists() and results.read_text() == "# Results without markers\n"
+
+
+def test_unknown_study_name(layout):
+    studies, reports, results, runs = layout
+    with pytest.raises(ValueError, match="no study nope"):
+        reproduce(studies, reports, results, only=["nope"], runs_dir=runs)
+
+
+def test_power_law_fit_and_extrapolation():
+    c, p = power_law_fit([10, 100, 1000], [3 * 10**-0.5, 3 * 100**-0.5, 3 * 1000**-0.5])
+    assert (c, p) == (pytest.approx(3.0), pytest.approx(-0.5))
+    # per-digit error 2 * tokens^-0.5: the error reaches 0.002 at tokens = (2 / 0.002)^2 = 1e6
+    curve = [{"tokens": t, "per_digit_accuracy": 1 - 2 * t**-0.5} for t in (100, 400, 1600, 6400, 25600, 102400)]
+    tokens, exponent = tokens_to_per_digit(curve, 0.998)
+    assert tokens == pytest.approx(1e6, rel=1e-6) and exponent == pytest.approx(-0.5)
+    assert tokens_to_per_digit([{"tokens": t, "per_digit_accuracy": 0.2} for t in (1, 2, 3, 4, 5, 6)], 0.99) is None
+
+
+def record(name, model_type, cot, exact, reached_at=None, **extra):
+    curve = [{"step": 1, "tokens": 1000, "exact_match": 0.0, "per_digit_accuracy": 0.5}]
+    if reached_at:
+        curve.append({"step": 2, "tokens": reached_at, "exact_match": 0.995, "per_digit_accuracy": 0.999})
+    return {"name": name, "model_type": model_type, "cot": cot, "final": {"exact_match": exact, "per_digit_accuracy": 0.5},
+            "curve": curve, "parameters": 3_400_000, "tokens": 5_000_000, "wall_seconds": 360, "sequence_tokens": 80, **extra}  # fmt: skip
+
+
+def test_formats_claims_follow_the_numbers():
+    failing = claims_formats({"p": record("p", "mlp_lm", "paper", 0.0), "l": record("l", "mlp_lm", "lsb", 1.0, 2_000_000),
+                              "d": record("d", "mlp_lm", "direct", 0.0)})  # fmt: skip
+    assert "not reproduced at this budget" in failing[0]
+    assert any("100.0% with the 80-token `lsb` CoT and 0.0% with no CoT" in line for line in failing)
+    assert "**reproduced**" in claims_formats({"p": record("p", "mlp_lm", "paper", 0.97)})[0]
+
+
+def test_parity_claims_follow_the_numbers():
+    runs = {
+        "a": record("a", "linear_lm", "running", 0.1, every=1, task="parity of 16 bits"),
+        "b": record("b", "linear_lm", "running", 1.0, 10_000, every=16, task="parity of 16 bits"),  # k = n: no CoT
+        "c": record("c", "linear_lm", "threshold", 1.0, 20_000, every=1, task="parity of 16 bits"),
+    }
+    lines = claims_parity(runs)
+    assert "cannot learn the running-parity CoT at any k and learns the linear-threshold CoT" in lines[-1]
+    runs["a"] = record("a", "linear_lm", "running", 1.0, 5_000, every=1, task="parity of 16 bits")
+    assert "learned the running-parity CoT in some runs" in claims_parity(runs)[-1]

@@ -1,0 +1,95 @@
+"""Teacher-forced accuracy per CoT segment, checked against plain loops."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from hf_linear import LinearLMConfig, LinearLMForCausalLM
+from hf_linear.data.arithmetic import ArithmeticSpec, build_arithmetic_dataset, build_arithmetic_tokenizer
+from hf_linear.evaluation.cli import main as eval_main
+from hf_linear.evaluation.segments import segment_accuracy, teacher_forced_predictions
+
+
+def tiny_model(window: int, seed: int = 0) -> LinearLMForCausalLM:
+    tokenizer = build_arithmetic_tokenizer()
+    torch.manual_seed(seed)
+    config = LinearLMConfig(context_length=window, hidden_size=6, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    return LinearLMForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def split():
+    return build_arithmetic_dataset("multiplication", 2, "lsb", train_size=0, validation_size=0, test_size=40, seed=1)["test"]
+
+
+def test_teacher_forced_predictions_are_the_predictions_from_each_prefix(split):
+    model = tiny_model(len(split[0]["input_ids"]))
+    ids = torch.tensor(split["input_ids"][:6], dtype=torch.long)
+    predictions = teacher_forced_predictions(model, ids, batch_size=4)
+    with torch.no_grad():
+        for row in range(len(ids)):
+            for t in range(1, ids.shape[1]):
+                prefix = ids[row : row + 1, :t]
+                assert predictions[row, t] == model(input_ids=prefix).logits[0, -1].argmax()
+    assert (predictions[:, 0] == -1).all()
+
+
+def test_segment_accuracy_matches_a_loop(split):
+    tokenizer = build_arithmetic_tokenizer()
+    model = tiny_model(len(split[0]["input_ids"]), seed=3)
+    # bias the output towards "0" so that the accuracies differ from segment to segment
+    with torch.no_grad():
+        model.lm_head.bias[tokenizer.convert_tokens_to_ids("0")] += 5.0
+    report = segment_accuracy(model, tokenizer, split["text"], ("long multiplication",), batch_size=7)
+
+    # reference: per example, predict every token from its prefix, then cut at "=" by hand
+    tokens = split[0]["text"].split()
+    cuts = [i for i, token in enumerate(tokens) if token == "="]
+    bounds = [("prompt", 1, cuts[0]), ("long multiplication", cuts[0] + 1, cuts[1]), ("answer", cuts[1] + 1, len(tokens) - 1)]
+    hits = {name: [] for name, _, _ in bounds}
+    whole = {name: [] for name, _, _ in bounds}
+    with torch.no_grad():
+        for text in split["text"]:
+            ids = torch.tensor([tokenizer.convert_tokens_to_ids(text.split())])
+            for name, start, end in bounds:
+                right = [bool(model(input_ids=ids[:, :t]).logits[0, -1].argmax() == ids[0, t]) for t in range(start, end + 1)]
+                hits[name] += right
+                whole[name].append(all(right))
+    assert [part["name"] for part in report] == [name for name, _, _ in bounds]
+    for part, (name, start, end) in zip(report, bounds):
+        assert (part["start"] if name != "prompt" else 1, part["end"]) == (start, end)
+        assert part["tokens"] == end - start + 1
+        assert part["token_accuracy"] == pytest.approx(sum(hits[name]) / len(hits[name]))
+        assert part["segment_accuracy"] == pytest.approx(sum(whole[name]) / len(whole[name]))
+    assert len({round(part["token_accuracy"], 6) for part in report}) > 1
+
+
+def test_the_paper_format_has_named_segments():
+    spec = ArithmeticSpec.create("multiplication", 4, "paper")
+    parts = spec.segments()
+    assert [p["name"] for p in parts] == ["prompt", "operand expansions", "digit-pair terms", "partial products", "answer"]
+    assert parts[0] == {"name": "prompt", "start": 0, "end": 10}  # [BOS] 4 digits x 4 digits =
+    assert parts[-1] == {"name": "answer", "start": 307 - 8, "end": 307}  # 8 digits + [EOS]
+    assert all(a["end"] + 1 == b["start"] for a, b in zip(parts, parts[1:]))
+
+
+def test_segments_refuse_examples_of_different_lengths():
+    tokenizer = build_arithmetic_tokenizer()
+    with pytest.raises(ValueError, match="differ in length"):
+        segment_accuracy(tiny_model(40), tokenizer, ["[BOS] 1 x 2 = 2 [EOS]", "[BOS] 1 x 2 = 0 2 [EOS]"])
+
+
+def test_eval_cli_segments(tmp_path, capsys):
+    tokenizer = build_arithmetic_tokenizer()
+    window = ArithmeticSpec.create("multiplication", 2, "paper").length + 1
+    tiny_model(window).save_pretrained(tmp_path / "ckpt")
+    tokenizer.save_pretrained(tmp_path / "ckpt")
+    arithmetic = json.dumps({"task": "multiplication", "digits": [2, 2], "cot": "paper", "test_size": 20, "validation_size": 0})
+    assert eval_main([str(tmp_path / "ckpt"), "--arithmetic", arithmetic, "--segments", "--num-samples", "20", "--show", "0"]) == 0
+    report = json.loads((tmp_path / "ckpt" / "eval_results.json").read_text())
+    assert [p["name"] for p in report["segments"]][1:4] == ["operand expansions", "digit-pair terms", "partial products"]
+    assert "teacher-forced accuracy per segment" in capsys.readouterr().out
