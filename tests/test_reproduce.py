@@ -127,3 +127,18 @@ def test_parity_claims_follow_the_numbers():
     assert "cannot learn the running-parity CoT at any k and learns the linear-threshold CoT" in lines[-1]
     runs["a"] = record("a", "linear_lm", "running", 1.0, 5_000, every=1, task="parity of 16 bits")
     assert "learned the running-parity CoT in some runs" in claims_parity(runs)[-1]
+
+
+def test_scaling_fit_falls_back_to_a_level_three_sizes_reached():
+    from hf_linear.studies.reproduce import claims_scaling
+
+    runs = {}
+    for n, length in ((2, 27), (3, 50), (4, 80)):
+        tokens = 1000 * length**2  # tokens to 90% grow as L^2
+        r = record(f"n-{n}", "mlp_lm", "lsb", 0.95, task=f"{n}x{n}-digit multiplication", sequence_tokens=length)
+        r["curve"] = [{"step": 1, "tokens": tokens, "exact_match": 0.92}]
+        runs[r["name"]] = r
+    lines = claims_scaling(runs)
+    assert "Not reached within the budget: 2x2" in lines[0]
+    assert "reached 90% validation exact match (2x2, 3x3, 4x4)" in lines[1] and "L^2.00" in lines[1]
+    assert f"{1000 * 307**2 / 1e6:.3g}M tokens" in lines[1]

@@ -93,3 +93,17 @@ def test_eval_cli_segments(tmp_path, capsys):
     report = json.loads((tmp_path / "ckpt" / "eval_results.json").read_text())
     assert [p["name"] for p in report["segments"]][1:4] == ["operand expansions", "digit-pair terms", "partial products"]
     assert "teacher-forced accuracy per segment" in capsys.readouterr().out
+
+
+def test_segments_of_a_transformer(split):
+    """Any causal LM with a window in its config: a GPT-2 reads the same data."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tokenizer = build_arithmetic_tokenizer()
+    torch.manual_seed(0)
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=32, n_embd=16, n_layer=1, n_head=2)).eval()
+    report = segment_accuracy(gpt2, tokenizer, split["text"][:8])
+    assert [part["name"] for part in report] == ["prompt", "cot step 1", "answer"]
+    with pytest.raises(ValueError, match="window of 8"):
+        short = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=8, n_embd=16, n_layer=1, n_head=2))
+        segment_accuracy(short, tokenizer, split["text"][:2])

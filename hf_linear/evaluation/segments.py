@@ -21,6 +21,9 @@ import torch
 
 from hf_linear.data.arithmetic.formats import segments_of
 
+# where a causal LM's config keeps its window: hf-linear models, GPT-2, most others
+WINDOW_KEYS = ("context_length", "n_positions", "max_position_embeddings")
+
 
 def teacher_forced_predictions(model, input_ids: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
     """(N, L) greedy next-token predictions: column t is the prediction of token t from tokens
@@ -43,8 +46,9 @@ def segment_accuracy(model, tokenizer, texts: list[str], step_names=(), batch_si
     length = len(encoded[0])
     if any(len(ids) != length for ids in encoded):
         raise ValueError("the examples differ in length: segment accuracy needs one fixed template")
-    if length > model.config.context_length:
-        raise ValueError(f"examples of {length} tokens do not fit the model's window of {model.config.context_length}")
+    window = next((getattr(model.config, key) for key in WINDOW_KEYS if getattr(model.config, key, None)), None)
+    if window is not None and length > window:
+        raise ValueError(f"examples of {length} tokens do not fit the model's window of {window}")
     input_ids = torch.tensor(encoded)
     correct = teacher_forced_predictions(model, input_ids, batch_size) == input_ids  # (N, L)
     tokens = tokenizer.convert_ids_to_tokens(encoded[0])

@@ -136,7 +136,7 @@ def inspect_checkpoint(checkpoint: str | Path, out: str | Path | None = None, ex
             for i, reads in enumerate(top_inputs(norms, top))
         ],
     }
-    draw_heatmap(norms, tokens, f"{model.config.model_type} {checkpoint.name}: block norms of the masked map "
+    draw_heatmap(norms, tokens, f"{model.config.model_type} {checkpoint.name}\nblock norms of the masked map "
                  f"(T={norms.shape[0]}, d={model.config.hidden_size})", out)  # fmt: skip
     write_json_atomically(out.with_suffix(".json"), summary)
     if not quiet:

@@ -103,13 +103,19 @@ def save_figure(figure, axes, path: Path, legend: bool = True) -> str:
 # Plots
 
 
-def plot_curves(records: list[dict], out: Path, x_key: str, xlabel: str, scale: float, name: str) -> str | None:
-    """Held-out metric against training tokens (or minutes) of every run with an eval curve."""
+def plot_curves(records: list[dict], out: Path, x_key: str, xlabel: str, scale: float, name: str,
+                per_digit: bool = False) -> str | None:  # fmt: skip
+    """Held-out metric (or, `per_digit`, the per-digit accuracy of the answer) against training
+    tokens (or minutes) of every run with an eval curve."""
     with_curves = [r for r in records if any(x_key in p for p in r["curve"])]
+    if per_digit:
+        with_curves = [r for r in with_curves if any("per_digit_accuracy" in p for p in r["curve"])]
     if not with_curves:
         return None
     # during training, the validation split is evaluated (the final number: the held-out split)
     metric, ylabel = metric_of(with_curves[0], split="validation")
+    if per_digit:
+        metric, ylabel = "per_digit_accuracy", "validation per-digit accuracy of the answer (%)"
     figure, axes = new_figure(f"Learning curves: {ylabel.split(' (')[0]} vs {xlabel.split(' (')[0]}", xlabel, ylabel)
     for record in with_curves:
         points = [p for p in record["curve"] if x_key in p and metric in p]
@@ -165,6 +171,28 @@ def lookup(record: dict, key: str):
     return None if value is None else str(value)
 
 
+LINE_STYLES, MARKERS = ("-", "--", ":", "-."), ("o", "s", "^", "D", "v", "P")
+
+
+def series_styles(keys: list[tuple[str, ...]]) -> dict[tuple, dict]:
+    """Matplotlib styles of the lines of `plot_against_axis`: the first series key picks the
+    colour, the second the line style, the third the marker, so that a dozen lines stay
+    distinguishable (colours alone repeat after ten)."""
+    values = [sorted({key[i] for key in keys}) for i in range(len(keys[0]))]
+    styles = {}
+    for index, key in enumerate(sorted(keys)):
+        if len(key) == 1:
+            styles[key] = {"color": f"C{index % 10}", "linestyle": "-", "marker": "o"}
+            continue
+        positions = [values[i].index(key[i]) for i in range(len(key))]
+        styles[key] = {
+            "color": f"C{positions[0] % 10}",
+            "linestyle": LINE_STYLES[positions[1] % len(LINE_STYLES)],
+            "marker": MARKERS[(positions[2] if len(key) > 2 else 0) % len(MARKERS)],
+        }
+    return styles
+
+
 def plot_against_axis(records: list[dict], out: Path, settings: dict, target: float) -> list[str]:
     """Final metric and tokens to target against `report.x`, one line per value of `series`."""
     x_axis, series = settings.get("x"), settings.get("series") or []
@@ -176,10 +204,11 @@ def plot_against_axis(records: list[dict], out: Path, settings: dict, target: fl
         x = axis_value(label) if label is not None else None
         if x is None:
             continue
-        key = ", ".join(f"{lookup(record, s) or '-'}" for s in series) or "runs"
+        key = tuple(lookup(record, s) or "-" for s in series) or ("runs",)
         lines[key].append((x, record))
     if not lines:
         return []
+    styles = series_styles(list(lines))
     short = x_axis.split(".")[-1]
     xlabel = settings.get("x_label", short)
     metric, ylabel = metric_of(next(iter(lines.values()))[0][1])
@@ -187,19 +216,20 @@ def plot_against_axis(records: list[dict], out: Path, settings: dict, target: fl
     figure, axes = new_figure(f"Final {ylabel.split(' (')[0]} vs {short}", xlabel, ylabel)
     for key, points in sorted(lines.items()):
         points.sort(key=lambda p: p[0])
-        axes.plot([x for x, _ in points], [shown(r["final"].get(metric, math.nan), metric) for _, r in points], marker="o", label=key)
+        axes.plot([x for x, _ in points], [shown(r["final"].get(metric, math.nan), metric) for _, r in points],
+                  label=", ".join(key), **styles[key])  # fmt: skip
     if settings.get("log_x"):
         axes.set_xscale("log", base=2)
     names.append(save_figure(figure, axes, out / f"final_vs_{short}.png"))
     if metric == "exact_match":
         figure, axes = new_figure(f"Training tokens to {100 * target:g}% exact match vs {short}", xlabel,
                                   "training tokens (hollow: not reached, total trained)")  # fmt: skip
-        for index, (key, points) in enumerate(sorted(lines.items())):
-            color = f"C{index % 10}"
+        for key, points in sorted(lines.items()):
             reached = [(x, first_reaching(r["curve"], "exact_match", target)) for x, r in points]
-            axes.plot([x for x, p in reached if p], [p["tokens"] for _, p in reached if p], marker="o", color=color, label=key)
+            axes.plot([x for x, p in reached if p], [p["tokens"] for _, p in reached if p], label=", ".join(key), **styles[key])
             missed = [(x, r["tokens"]) for x, r in points if not first_reaching(r["curve"], "exact_match", target)]
-            axes.scatter([x for x, _ in missed], [t for _, t in missed], facecolors="none", edgecolors=color)
+            axes.scatter([x for x, _ in missed], [t for _, t in missed], facecolors="none", edgecolors=styles[key]["color"],
+                         marker=styles[key]["marker"], s=40)  # fmt: skip
         axes.set_yscale("log")
         if settings.get("log_x"):
             axes.set_xscale("log", base=2)
@@ -336,6 +366,8 @@ def write_report(study_dir: str | Path) -> Path:
     plots = [
         ("Learning curves against training tokens", plot_curves(records, plots_dir, "tokens", "training tokens (log scale)", 1.0, "curves_tokens.png")),
         ("Learning curves against wall-clock time", plot_curves(records, plots_dir, "wall_seconds", "wall-clock training time (minutes, evaluations included)", 1 / 60, "curves_minutes.png")),
+        ("Per-digit accuracy of the answer against training tokens (progress before exact match moves)",
+         plot_curves(records, plots_dir, "tokens", "training tokens (log scale)", 1.0, "curves_per_digit.png", per_digit=True)),
         ("Final accuracy against the length of an example", plot_final_vs_length(records, plots_dir)),
         (f"Training tokens to reach {100 * target:g}%", plot_tokens_to_target(records, plots_dir, target)),
     ] + [(f"Against {settings['x']}", name) for name in plot_against_axis(records, plots_dir, settings, target)]  # fmt: skip
