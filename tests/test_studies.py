@@ -207,3 +207,15 @@ def test_cli_lists_the_runs(capsys):
 
     assert main(["study", str(REPO_ROOT / "configs" / "studies" / "formats_4x4.yaml"), "--list"]) == 0
     assert "cot-lsb" in capsys.readouterr().out
+
+
+def test_series_styles_keep_a_dozen_lines_apart():
+    from hf_linear.studies.report import series_styles
+
+    keys = [(n, cot, model) for n in ("16", "32", "64") for cot in ("running", "threshold") for model in ("linear", "mlp")]
+    styles = series_styles(keys)
+    assert len({tuple(sorted(style.items())) for style in styles.values()}) == 12
+    # one colour per n, one line style per format, one marker per model
+    assert {styles[k]["color"] for k in keys if k[0] == "32"} == {styles[("32", "running", "linear")]["color"]}
+    assert styles[("16", "running", "mlp")]["linestyle"] != styles[("16", "threshold", "mlp")]["linestyle"]
+    assert styles[("16", "running", "linear")]["marker"] != styles[("16", "running", "mlp")]["marker"]
