@@ -6,6 +6,7 @@ import json
 
 import pytest
 import yaml
+from test_studies import tiny_study
 
 from hf_linear.studies import reproduce as reproduce_module
 from hf_linear.studies.reproduce import (
@@ -21,28 +22,12 @@ from hf_linear.studies.reproduce import (
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def tiny_study() -> dict:
-    return {
-        "name": "tiny",
-        "description": "Two tiny runs for the tests.",
-        "base": {
-            "model": {"type": "mlp_lm", "hidden_size": 8},
-            "dataset": {"arithmetic": {"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 500,
-                                       "validation_size": 16, "test_size": 16, "seed": 0}},  # fmt: skip
-            "training": {"per_device_train_batch_size": 16, "learning_rate": 1e-2, "max_steps": 4, "logging_steps": 1,
-                         "eval_strategy": "steps", "eval_steps": 2, "save_strategy": "steps", "save_steps": 2,
-                         "report_to": [], "disable_tqdm": True, "seed": 0},  # fmt: skip
-            "evaluation": {"num_samples": 16, "during_training_samples": 16, "batch_size": 16, "num_examples": 0},
-        },
-        "axes": {"model.type": ["linear_lm", "mlp_lm"]},
-    }
-
-
 @pytest.fixture
 def layout(tmp_path):
     studies = tmp_path / "studies"
     studies.mkdir()
-    (studies / "tiny.yaml").write_text(yaml.safe_dump(tiny_study(), sort_keys=False))
+    # the studies' tiny study, its grid only (two runs: LinearLM, MLPLM)
+    (studies / "tiny.yaml").write_text(yaml.safe_dump(tiny_study(runs=[]), sort_keys=False))
     results = tmp_path / "RESULTS.md"
     results.write_text(f"# Results\n\nhand-written intro\n\n{BEGIN}\nold table\n{END}\n\nhand-written notes\n")
     return studies, tmp_path / "reports", results, tmp_path / "runs"

@@ -9,6 +9,7 @@ import torch
 
 from hf_linear import LinearLMConfig, LinearLMForCausalLM
 from hf_linear.data.arithmetic import ArithmeticSpec, build_arithmetic_dataset, build_arithmetic_tokenizer
+from hf_linear.data.arithmetic.formats import segments_of
 from hf_linear.evaluation.cli import main as eval_main
 from hf_linear.evaluation.segments import segment_accuracy, teacher_forced_predictions
 
@@ -70,7 +71,7 @@ def test_segment_accuracy_matches_a_loop(split):
 
 def test_the_paper_format_has_named_segments():
     spec = ArithmeticSpec.create("multiplication", 4, "paper")
-    parts = spec.segments()
+    parts = segments_of(spec.format.tokens((1234, 5678)) + ["[EOS]"], spec.format.step_names)
     assert [p["name"] for p in parts] == ["prompt", "operand expansions", "digit-pair terms", "partial products", "answer"]
     assert parts[0] == {"name": "prompt", "start": 0, "end": 10}  # [BOS] 4 digits x 4 digits =
     assert parts[-1] == {"name": "answer", "start": 307 - 8, "end": 307}  # 8 digits + [EOS]

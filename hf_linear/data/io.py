@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from datasets import DatasetDict
 from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
+
+from hf_linear.atomic import staged_directory
 
 
 def refuse_existing_output(out: str | os.PathLike, overwrite: bool) -> Path:
@@ -35,22 +36,10 @@ def refuse_existing_output(out: str | os.PathLike, overwrite: bool) -> Path:
 def save_dataset(dataset_dict: DatasetDict, tokenizer, card: str, out: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write dataset, tokenizer and card (README.md) to `out`; see the module docstring."""
     out = refuse_existing_output(out, overwrite).absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with staged_directory(out) as staging:
         dataset_dict.save_to_disk(str(staging))
         tokenizer.save_pretrained(str(staging))
         (staging / "README.md").write_text(card)
-        if out.exists():
-            previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            out.rename(previous / out.name)
-            staging.rename(out)
-            shutil.rmtree(previous)
-        else:
-            staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return out
 
 

@@ -23,19 +23,10 @@ from pathlib import Path
 
 from hf_linear.atomic import write_json_atomically
 from hf_linear.checkpoints import load_model, load_tokenizer
-from hf_linear.data.arithmetic import spec_of
 from hf_linear.data.sources import data_source
 from hf_linear.evaluation.exact_match import exact_match_report, format_report, has_prompts
 from hf_linear.evaluation.lm_report import format_lm_report, lm_report
-from hf_linear.evaluation.segments import format_segments, segment_accuracy
-
-
-def step_names_of(split) -> tuple[str, ...]:
-    """The CoT step names of an arithmetic split's format (none for data built elsewhere)."""
-    try:
-        return spec_of(split).format.step_names
-    except (KeyError, ValueError, TypeError):
-        return ()
+from hf_linear.evaluation.segments import format_segments, segment_accuracy, step_names_of
 
 
 def evaluate_checkpoint(args) -> dict:

@@ -19,10 +19,19 @@ from __future__ import annotations
 
 import torch
 
+from hf_linear.data.arithmetic import spec_of
 from hf_linear.data.arithmetic.formats import segments_of
 
 # where a causal LM's config keeps its window: hf-linear models, GPT-2, most others
 WINDOW_KEYS = ("context_length", "n_positions", "max_position_embeddings")
+
+
+def step_names_of(split) -> tuple[str, ...]:
+    """The CoT step names of an arithmetic split's format (none for data built elsewhere)."""
+    try:
+        return spec_of(split).format.step_names
+    except (KeyError, ValueError, TypeError):
+        return ()
 
 
 def teacher_forced_predictions(model, input_ids: torch.Tensor, batch_size: int = 250) -> torch.Tensor:

@@ -20,13 +20,12 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from hf_linear.atomic import write_text_atomically
+from hf_linear.atomic import staged_directory, write_text_atomically
 from hf_linear.resources import packaged_config
 from hf_linear.studies.report import format_tokens, percent, write_report
 from hf_linear.studies.results import first_reaching, read_results
@@ -65,9 +64,7 @@ def study_files(directory: Path, only: list[str] | None) -> list[Path]:
 def publish(study_dir: Path, destination: Path) -> Path:
     """Copy a study's report and the small files of its runs to `destination`, replacing what
     was there only once the new copy is complete."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}-", dir=destination.parent))
-    try:
+    with staged_directory(destination) as staging:
         for name in STUDY_FILES:
             if (study_dir / name).is_file():
                 shutil.copy2(study_dir / name, staging / name)
@@ -80,17 +77,6 @@ def publish(study_dir: Path, destination: Path) -> Path:
                 if (run_dir / name).is_file():
                     (staging / "runs" / run_dir.name).mkdir(parents=True, exist_ok=True)
                     shutil.copy2(run_dir / name, staging / "runs" / run_dir.name / name)
-        old = destination.with_name(f".{destination.name}-old")
-        if old.exists():
-            shutil.rmtree(old)
-        if destination.exists():
-            os.replace(destination, old)
-        os.replace(staging, destination)
-        if old.exists():
-            shutil.rmtree(old)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return destination
 
 
@@ -203,25 +189,29 @@ def claims_formats(records: dict[str, dict]) -> list[str]:
     return lines
 
 
+def operand_size(record: dict) -> str:
+    """ "4x4" of a "4x4-digit multiplication" run."""
+    return record.get("task", record["name"]).split("-digit")[0]
+
+
 def claims_scaling(records: dict[str, dict]) -> list[str]:
     arithmetic = sorted((r for r in records.values() if r.get("sequence_tokens")), key=lambda r: r["sequence_tokens"])
-    hit = [(r["sequence_tokens"], reached(r)["tokens"], r) for r in arithmetic if reached(r)]
+    hit = [(r["sequence_tokens"], point["tokens"], r) for r in arithmetic if (point := reached(r))]
     missed = [r for r in arithmetic if not reached(r)]
-    lines = [
-        "* **Tokens to 99% against the length of an example** (`lsb`, MLPLM d=32): "
-        + ", ".join(f"{r.get('task', r['name']).split('-digit')[0]}: {format_tokens(t)} ({L} tokens/example)" for L, t, r in hit)
-        + (". Not reached within the budget: " + ", ".join(
-            f"{r.get('task', r['name']).split('-digit')[0]} ({percent(r['final'].get('exact_match'))} after {minutes(r)})" for r in missed)
-           if missed else "") + "."  # fmt: skip
-    ]
+    line = "* **Tokens to 99% against the length of an example** (`lsb`, MLPLM d=32): " + (
+        ", ".join(f"{operand_size(r)}: {format_tokens(t)} ({L} tokens/example)" for L, t, r in hit) or "none")
+    if missed:
+        line += ". Not reached within the budget: " + ", ".join(
+            f"{operand_size(r)} ({percent(r['final'].get('exact_match'))} after {minutes(r)})" for r in missed)
+    lines = [line + "."]
     # the fit needs three sizes: at the highest validation exact match that three of them reached
     for level in FIT_LEVELS:
-        points = [(r["sequence_tokens"], first_reaching(r["curve"], "exact_match", level)["tokens"], r)
-                  for r in arithmetic if first_reaching(r["curve"], "exact_match", level)]  # fmt: skip
+        points = [(r["sequence_tokens"], point["tokens"], r)
+                  for r in arithmetic if (point := first_reaching(r["curve"], "exact_match", level))]
         if len(points) >= 3:
             c, p = power_law_fit([L for L, _, _ in points], [t for _, t, _ in points])
             predicted = c * PAPER_SEQUENCE_TOKENS**p
-            sizes = ", ".join(r.get("task", r["name"]).split("-digit")[0] for _, _, r in points)
+            sizes = ", ".join(operand_size(r) for _, _, r in points)
             lines.append(
                 f"  Fitted on the sizes that reached {100 * level:g}% validation exact match ({sizes}): tokens to {100 * level:g}% ≈ "
                 f"{c:.3g} · L^{p:.2f} for examples of L tokens. At the paper's L = {PAPER_SEQUENCE_TOKENS} this predicts "
@@ -266,12 +256,11 @@ def claims_tinystories(records: dict[str, dict]) -> list[str]:
     ranked = sorted((r for r in records.values() if "perplexity" in r["final"]), key=lambda r: r["final"]["perplexity"])
     if not ranked:
         return []
+    perplexities = ", ".join(f"{r['model_type']} {r['final']['perplexity']:.1f} ({r['parameters'] / 1e6:.1f}M parameters, "
+                             f"{format_tokens(r['tokens'])} tokens)" for r in ranked)
     return [
-        "* **TinyStories at CPU scale** (the paper's §4.1 trains a 162M LinearLM for 5.5 A100-hours and grades samples "
-        "with GPT-4, which is not possible offline): validation perplexity "
-        + ", ".join(f"{r['model_type']} {r['final']['perplexity']:.1f} ({r['parameters'] / 1e6:.1f}M parameters, "
-                    f"{format_tokens(r['tokens'])} tokens)" for r in ranked)  # fmt: skip
-        + " at equal wall-clock."
+        ("* **TinyStories at CPU scale** (the paper's §4.1 trains a 162M LinearLM for 5.5 A100-hours and grades samples "
+         f"with GPT-4, which is not possible offline): validation perplexity {perplexities} at equal wall-clock.")
     ]
 
 
@@ -291,8 +280,8 @@ def study_summary(name: str, study_dir: Path, reports_link: str) -> list[str]:
     lines = [
         f"### {name}",
         "",
-        f"{len(records)} runs, {total:.0f} minutes of training in all, on {'; '.join(machines) or 'an unrecorded machine'}. "
-        f"Report with plots, per-run table, segment accuracy and configs: [{reports_link}/REPORT.md]({reports_link}/REPORT.md).",
+        (f"{len(records)} runs, {total:.0f} minutes of training in all, on {'; '.join(machines) or 'an unrecorded machine'}. "
+         f"Report with plots, per-run table, segment accuracy and configs: [{reports_link}/REPORT.md]({reports_link}/REPORT.md)."),
         "",
     ]
     claims = CLAIMS.get(name, lambda records: [])(records)

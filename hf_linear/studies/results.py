@@ -25,9 +25,15 @@ ARITHMETIC_SOURCES = ("arithmetic", "arithmetic_stream")
 CURVE_METRICS = ("exact_match", "per_digit_accuracy", "perplexity", "loss")
 
 
+def arithmetic_source(dataset: dict) -> str | None:
+    """Which arithmetic source (`arithmetic` / `arithmetic_stream`) a dataset section uses, or None (LM data)."""
+    return next((key for key in ARITHMETIC_SOURCES if isinstance(dataset.get(key), dict)), None)
+
+
 def arithmetic_section(dataset: dict) -> dict | None:
     """The `arithmetic` / `arithmetic_stream` arguments of a dataset section, or None (LM data)."""
-    return next((dataset[key] for key in ARITHMETIC_SOURCES if isinstance(dataset.get(key), dict)), None)
+    key = arithmetic_source(dataset)
+    return None if key is None else dataset[key]
 
 
 def arithmetic_spec(dataset: dict) -> ArithmeticSpec | None:

@@ -19,9 +19,9 @@ from numbers import Integral
 
 import numpy as np
 
-from hf_linear.data.arithmetic.formats import EOS, EQUALS, MAX_BITS, MAX_DIGITS, prompt_of, segments_of
+from hf_linear.data.arithmetic.formats import EQUALS, MAX_BITS, MAX_DIGITS, prompt_of
 from hf_linear.data.arithmetic.registry import Format, get_format
-from hf_linear.data.arithmetic.tokenizer import TOKEN_TO_ID, VOCABULARY
+from hf_linear.data.arithmetic.tokenizer import TOKEN_TO_ID
 
 
 def check_digits(task: str, digits: int | Sequence[int]) -> tuple[int, ...]:
@@ -83,10 +83,6 @@ class ArithmeticSpec:
         """Tokens after the last "=": the zero-padded result."""
         return _template(self)[::-1].index(_EQUALS_ID)
 
-    def segments(self) -> list[dict]:
-        """Prompt, named CoT steps and answer of every example (token positions; see `segments_of`)."""
-        return segments_of(_template_tokens(self) + (EOS,), self.format.step_names)
-
     # -- inputs ------------------------------------------------------------------------------
 
     @property
@@ -132,10 +128,6 @@ def _template(spec: ArithmeticSpec) -> tuple[int, ...]:
     else:
         smallest = tuple(np.array([10 ** (d - 1)], dtype=np.int64) for d in spec.digits)
     return tuple(spec.ids(smallest)[0].tolist())
-
-
-def _template_tokens(spec: ArithmeticSpec) -> tuple[str, ...]:
-    return tuple(VOCABULARY[i] for i in _template(spec))
 
 
 def _checked_number(name: str, x, digits: int, what: str) -> int:
