@@ -327,6 +327,29 @@ def test_greedy_generation_matches_reference_beyond_the_window(kind):
     assert out[0].tolist() == greedy_reference(model, prompt, 2 * T)
 
 
+
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_single_sequence_generation_reads_transposed_copies_that_follow_the_weights(kind, monkeypatch):
+    """At batch 1, generate reads transposed copies of the output layer and of the map's last row
+    (a faster layout for a matrix-vector product): its tokens equal the dense reference's, the
+    copies exist only during the call, and a later call follows weights changed in between."""
+    from hf_linear import modeling_hf_linear
+
+    model = tiny(kind)
+    made = []
+    real = modeling_hf_linear.decoding_layout
+    monkeypatch.setattr(modeling_hf_linear, "decoding_layout", lambda *a: made.append(a[1]) or real(*a))
+    prompt = torch.tensor([3, 1, 4, 1, 5])
+    for _ in range(2):
+        out = model.generate(prompt[None], max_new_tokens=2 * T, do_sample=False, pad_token_id=0)
+        assert out[0].tolist() == greedy_reference(model, prompt, 2 * T)
+        assert {"weight", "last_row"} <= set(made)  # the fast path was taken
+        assert "_decoding_layouts" not in model.lm_head.__dict__
+        with torch.no_grad():  # weights changed in place, as an optimizer step would
+            for parameter in model.parameters():
+                parameter.mul_(-1.5)
+        made.clear()
+
 def test_generation_is_incremental(monkeypatch):
     """generate computes the last position only: the all-positions path is never taken."""
     model = tiny("mlp")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -13,6 +14,7 @@ from hf_linear.studies.reproduce import (
     BEGIN,
     END,
     claims_formats,
+    claims_one_hour,
     claims_parity,
     power_law_fit,
     reproduce,
@@ -60,6 +62,15 @@ def test_reproduce_runs_publishes_and_regenerates(layout, monkeypatch):
     reproduce(studies, reports, results, runs_dir=runs)
     assert outcomes == [{"type-linear_lm": "skipped", "type-mlp_lm": "skipped"}]
     assert results.read_text() == before
+
+    # --only runs the studies named; another study with results keeps its summary, unrun
+    (studies / "zzz.yaml").write_text((studies / "tiny.yaml").read_text().replace("name: tiny", "name: zzz"))
+    shutil.copytree(runs / "tiny", runs / "zzz")
+    outcomes.clear()
+    assert reproduce(studies, reports, results, only=["tiny"], runs_dir=runs) == [reports / "tiny"]
+    assert len(outcomes) == 1 and not (reports / "zzz").exists()
+    text = results.read_text()
+    assert "### tiny" in text and "### zzz" in text and "(reports/zzz/REPORT.md)" in text
 
 
 def test_markers_are_checked_before_any_training(layout):
@@ -127,3 +138,23 @@ def test_scaling_fit_falls_back_to_a_level_three_sizes_reached():
     assert "Not reached within the budget: 2x2" in lines[0]
     assert "reached 90% validation exact match (2x2, 3x3, 4x4)" in lines[1] and "L^2.00" in lines[1]
     assert f"{1000 * 307**2 / 1e6:.3g}M tokens" in lines[1]
+
+
+def test_one_hour_claims_follow_the_numbers():
+    eight = record("lsb-8x8", "mlp_lm", "lsb", 0.992, 40_000_000, task="8x8-digit multiplication", steps=11_000)
+    eight["curve"].insert(1, {"step": 2, "tokens": 20_000_000, "exact_match": 0.6, "per_digit_accuracy": 0.95})
+    eight["final"]["num_samples"] = 1000
+    paper = record("paper-4x4", "mlp_lm", "paper", 0.0)
+    # per-digit error 0.5 * (tokens / 1e6)^-0.5 over six evaluations: 96.9% exact over 8 digits needs
+    # 1 - 0.969^(1/8) = 0.394% error, at tokens = 1e6 * (0.5 / 0.00394)^2
+    paper["curve"] = [{"tokens": t, "per_digit_accuracy": 1 - 0.5 * (t / 1e6) ** -0.5} for t in (1e6, 2e6, 4e6, 8e6, 16e6, 32e6)]
+    lines = claims_one_hour({"lsb-8x8": eight, "paper-4x4": paper})
+    assert lines[0].startswith("* **8x8 with `lsb` in 6.0 min** (target ≥ 99% held out): **met** — 99.2% exact")
+    assert "after 11,000 steps" in lines[0] and "50% after 20M tokens, 90% after 40M tokens, 99% after 40M tokens" in lines[0]
+    assert "not reproduced at this budget" in lines[1]
+    needed = 1e6 * (0.5 / (1 - 0.969 ** (1 / 8))) ** 2
+    assert f"**{needed / 1e9:.3g}B tokens**" in lines[2]
+    # at the run's 5M tokens / 360 s
+    assert f"~{needed / (5e6 / 360) / 3600:,.0f} hours at this run's" in lines[2]
+    eight["final"]["exact_match"] = 0.9
+    assert "**not met** — 90.0% exact" in claims_one_hour({"lsb-8x8": eight})[0]

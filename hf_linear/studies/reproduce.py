@@ -1,6 +1,6 @@
 """The reproduction report: run every shipped study, publish its report, regenerate RESULTS.md.
 
-    hf-linear reproduce                    # all of configs/studies/*.yaml (~2 h on 2 CPU cores)
+    hf-linear reproduce                    # all of configs/studies/*.yaml (~4 h on 2 CPU cores)
     hf-linear reproduce --only formats_4x4 --quick
 
 For each study file (in name order) this runs `hf-linear study` (finished runs are skipped, an
@@ -131,39 +131,46 @@ def reached(record: dict) -> dict | None:
     return first_reaching(record.get("curve", []), "exact_match", TARGET)
 
 
-def claims_formats(records: dict[str, dict]) -> list[str]:
-    lines = []
-    paper = next((r for r in records.values() if r.get("cot") == "paper" and r["model_type"] == "mlp_lm"), None)
-    if paper:
-        exact = paper["final"].get("exact_match", 0.0)
-        verdict = "**reproduced**" if exact >= PAPER_EXACT_MATCH - 0.02 else "**not reproduced at this budget**"
+def paper_format_claims(paper: dict) -> list[str]:
+    """The verdict on one run of the paper's 307-token 4x4 format, and the extrapolation of its
+    per-digit learning curve to the paper's 96.9%."""
+    exact = paper["final"].get("exact_match", 0.0)
+    verdict = "**reproduced**" if exact >= PAPER_EXACT_MATCH - 0.02 else "**not reproduced at this budget**"
+    lines = [
+        f"* **The paper's 4×4 result** (MLP-775M, {100 * PAPER_EXACT_MATCH:.1f}% exact with its {PAPER_SEQUENCE_TOKENS}-token CoT "
+        f"after {format_tokens(PAPER_TRAINING_TOKENS)} training tokens, ~17 A100-hours): {verdict}. Here the same format "
+        f"with an MLPLM of {paper['parameters'] / 1e6:.1f}M parameters, {minutes(paper)}, {format_tokens(paper['tokens'])} "
+        f"tokens ({paper['tokens'] / PAPER_TRAINING_TOKENS:.2%} of the paper's): {percent(exact)} exact, "
+        f"{percent(paper['final'].get('per_digit_accuracy'))} of answer digits."
+    ]
+    answer_digits = paper.get("answer_tokens") or 8
+    per_digit_needed = PAPER_EXACT_MATCH ** (1 / answer_digits)
+    extrapolated = tokens_to_per_digit(paper["curve"], per_digit_needed)
+    if extrapolated and extrapolated[0] > 1e15:
         lines.append(
-            f"* **The paper's 4×4 result** (MLP-775M, {100 * PAPER_EXACT_MATCH:.1f}% exact with its {PAPER_SEQUENCE_TOKENS}-token CoT "
-            f"after {format_tokens(PAPER_TRAINING_TOKENS)} training tokens, ~17 A100-hours): {verdict}. Here the same format "
-            f"with an MLPLM of {paper['parameters'] / 1e6:.1f}M parameters, {minutes(paper)}, {format_tokens(paper['tokens'])} "
-            f"tokens ({paper['tokens'] / PAPER_TRAINING_TOKENS:.2%} of the paper's): {percent(exact)} exact, "
-            f"{percent(paper['final'].get('per_digit_accuracy'))} of answer digits."
+            f"  Its per-digit error falls as tokens^{extrapolated[1]:.2f} over the second half of its evaluations: far too "
+            f"slowly to extrapolate to {100 * PAPER_EXACT_MATCH:.1f}% (the fit would need {extrapolated[0]:.1e} tokens). "
+            "A run this short measures the start of the curve, not its rate."
         )
-        answer_digits = paper.get("answer_tokens") or 8
-        per_digit_needed = PAPER_EXACT_MATCH ** (1 / answer_digits)
-        extrapolated = tokens_to_per_digit(paper["curve"], per_digit_needed)
-        if extrapolated and extrapolated[0] > 1e15:
-            lines.append(
-                f"  Its per-digit error falls as tokens^{extrapolated[1]:.2f} over the second half of its evaluations: far too "
-                f"slowly to extrapolate to {100 * PAPER_EXACT_MATCH:.1f}% (the fit would need {extrapolated[0]:.1e} tokens). "
-                "A run this short measures the start of the curve, not its rate."
-            )
-        elif extrapolated:
-            tokens, exponent = extrapolated
-            lines.append(
-                f"  Extrapolated from its curve (per-digit error ∝ tokens^{exponent:.2f}, fitted on the second half of "
-                f"its evaluations; {100 * PAPER_EXACT_MATCH:.1f}% exact taken as {100 * per_digit_needed:.2f}% per digit, "
-                f"i.e. independent digit errors): **{format_tokens(tokens)} tokens** "
-                f"({tokens / PAPER_TRAINING_TOKENS:.2g}× the paper's budget) for this model size — a rough figure "
-                "from a short curve, not a prediction to rely on."
-            )
-        else:
-            lines.append("  Its per-digit error does not fall along its curve yet: no extrapolation.")
+    elif extrapolated:
+        tokens, exponent = extrapolated
+        speed = paper["tokens"] / paper["wall_seconds"] if paper.get("wall_seconds") else None
+        lines.append(
+            f"  Extrapolated from its curve (per-digit error ∝ tokens^{exponent:.2f}, fitted on the second half of "
+            f"its evaluations; {100 * PAPER_EXACT_MATCH:.1f}% exact taken as {100 * per_digit_needed:.2f}% per digit, "
+            f"i.e. independent digit errors): **{format_tokens(tokens)} tokens** "
+            f"({tokens / PAPER_TRAINING_TOKENS:.2g}× the paper's budget) for this model size"
+            + (f", ~{tokens / speed / 3600:,.0f} hours at this run's {format_tokens(speed)} tokens/s" if speed else "")
+            + " — a rough figure from a short curve, not a prediction to rely on."
+        )
+    else:
+        lines.append("  Its per-digit error does not fall along its curve yet: no extrapolation.")
+    return lines
+
+
+def claims_formats(records: dict[str, dict]) -> list[str]:
+    paper = next((r for r in records.values() if r.get("cot") == "paper" and r["model_type"] == "mlp_lm"), None)
+    lines = paper_format_claims(paper) if paper else []
     by_cot = {r.get("cot"): r for r in records.values() if r["model_type"] == "mlp_lm"}
     if "lsb" in by_cot and "direct" in by_cot:
         lsb, direct = by_cot["lsb"], by_cot["direct"]
@@ -264,11 +271,32 @@ def claims_tinystories(records: dict[str, dict]) -> list[str]:
     ]
 
 
+def claims_one_hour(records: dict[str, dict]) -> list[str]:
+    """Issue 11's hour-long runs: the largest operands learned in an hour, the paper's format."""
+    lines = []
+    for r in sorted(records.values(), key=lambda r: r["name"]):
+        if r.get("cot") == "paper":
+            lines += paper_format_claims(r)
+            continue
+        exact = r["final"].get("exact_match", 0.0)
+        milestones = ", ".join(f"{100 * level:g}% after {format_tokens(point['tokens'])} tokens"
+                               for level in (0.5, 0.9, TARGET) if (point := first_reaching(r["curve"], "exact_match", level)))  # fmt: skip
+        lines.append(
+            f"* **{operand_size(r)} with `{r.get('cot')}` in {minutes(r)}** (target ≥ {100 * TARGET:g}% held out): "
+            f"{'**met**' if exact >= TARGET else '**not met**'} — {percent(exact)} exact, "
+            f"{percent(r['final'].get('per_digit_accuracy'))} of answer digits on {r['final'].get('num_samples')} held-out pairs, "
+            f"after {r['steps']:,} steps and {format_tokens(r['tokens'])} tokens"
+            + (f"; validation exact match {milestones}" if milestones else "") + "."
+        )
+    return lines
+
+
 CLAIMS = {
     "formats_4x4": claims_formats,
     "multiplication_scaling": claims_scaling,
     "parity_length_complexity": claims_parity,
     "tinystories": claims_tinystories,
+    "one_hour": claims_one_hour,
 }
 
 
@@ -307,22 +335,27 @@ def results_section(summaries: list[list[str]], quick: bool) -> str:
 
 
 def reproduce(studies_dir: Path, reports_dir: Path, results: Path | None, only=None, quick=False, runs_dir=None) -> list[Path]:
-    """Run (or finish) every study, publish each to reports_dir/NAME, and regenerate the
-    section of `results`; returns the published report directories."""
+    """Run (or finish) every study (or those in `only`), publish each to reports_dir/NAME, and
+    regenerate the section of `results`; returns the published report directories. Studies left
+    out by `only` are not run, but keep their summary in the section if they have results."""
     if results is not None:
         check_markers(results)  # before hours of training, not after
-    studies = [Study.load(path, quick=quick) for path in study_files(studies_dir, only)]
+    selected = {path.stem for path in study_files(studies_dir, only)}
     published, summaries = [], []
-    for study in studies:
+    for path in study_files(studies_dir, None):
+        study = Study.load(path, quick=quick)
         study_dir = Path(runs_dir) / (study.name + ("-quick" if quick else "")) if runs_dir else default_study_dir(study)
-        print(f"\n##### study {study.name} -> {study_dir}", flush=True)
-        outcome = run_study(study, study_dir, write_report=False)
-        failed = [name for name, status in outcome.items() if status.startswith("failed")]
-        if failed:
-            print(f"hf-linear reproduce: study {study.name}: runs {', '.join(failed)} failed (reported without them)", file=sys.stderr)
-        write_report(study_dir)
-        destination = publish(study_dir, Path(reports_dir) / study.name)
-        published.append(destination)
+        destination = Path(reports_dir) / study.name
+        if path.stem in selected:
+            print(f"\n##### study {study.name} -> {study_dir}", flush=True)
+            outcome = run_study(study, study_dir, write_report=False)
+            failed = [name for name, status in outcome.items() if status.startswith("failed")]
+            if failed:
+                print(f"hf-linear reproduce: study {study.name}: runs {', '.join(failed)} failed (reported without them)", file=sys.stderr)
+            write_report(study_dir)
+            published.append(publish(study_dir, destination))
+        elif not (study_dir / "results.jsonl").is_file():
+            continue
         link = os.path.relpath(destination, results.parent) if results is not None else str(destination)
         summaries.append(study_summary(study.name, study_dir, link))
     if results is not None:
