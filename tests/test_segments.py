@@ -67,6 +67,15 @@ def test_segment_accuracy_matches_a_loop(split):
         assert part["token_accuracy"] == pytest.approx(sum(hits[name]) / len(hits[name]))
         assert part["segment_accuracy"] == pytest.approx(sum(whole[name]) / len(whole[name]))
     assert len({round(part["token_accuracy"], 6) for part in report}) > 1
+    # the "+"-joined rows of the long multiplication, each with its "+" (the last with the "=")
+    rows = report[1]["steps"]
+    plus = [i for i, token in enumerate(tokens) if token == "+"]
+    assert [(row["start"], row["end"]) for row in rows] == [(cuts[0] + 1, plus[0]), (plus[0] + 1, cuts[1])]
+    first = (bounds[1][1], plus[0])  # the first row, scored from the loop's per-token hits
+    right = [hits["long multiplication"][e * (cuts[1] - cuts[0]) + t - cuts[0] - 1]
+             for e in range(len(split)) for t in range(first[0], first[1] + 1)]  # fmt: skip
+    assert rows[0]["token_accuracy"] == pytest.approx(sum(right) / len(right))
+    assert "steps" not in report[0] and "steps" not in report[2]
 
 
 def test_the_paper_format_has_named_segments():

@@ -5,7 +5,8 @@ failed, because one early mistake derails everything after it. Here the model re
 tokens so far (teacher forcing: one forward pass over whole examples) and its greedy prediction
 of every next token is compared with the truth, segment by segment — the prompt, each
 "="-delimited CoT step (named by the format, e.g. the paper's operand expansions, digit-pair
-terms, partial products) and the answer:
+terms, partial products) and the answer; a segment whose steps are joined by "+" (the rows of
+long multiplication, the paper's terms) is scored step by step too:
 
     token accuracy    share of the segment's tokens predicted right
     segment accuracy  share of examples whose whole segment is predicted right
@@ -20,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from hf_linear.data.arithmetic import spec_of
-from hf_linear.data.arithmetic.formats import segments_of
+from hf_linear.data.arithmetic.formats import STEP_JOINER, segments_of
 
 # where a causal LM's config keeps its window: hf-linear models, GPT-2, most others
 WINDOW_KEYS = ("context_length", "n_positions", "max_position_embeddings")
@@ -66,20 +67,32 @@ def segment_accuracy(model, tokenizer, texts: list[str], step_names=(), batch_si
         start = max(part["start"], 1)  # token 0 ([BOS]) is never predicted
         if start > part["end"]:
             continue
-        hits = correct[:, start : part["end"] + 1]
-        report.append({
-            **part,
-            "tokens": part["end"] + 1 - start,
-            "token_accuracy": hits.float().mean().item(),
-            "segment_accuracy": hits.all(dim=1).float().mean().item(),
-        })  # fmt: skip
+        entry = {**part, **accuracy(correct, start, part["end"])}
+        # steps joined by "+" (the rows of long multiplication, the paper's terms): each one too,
+        # its "+" included, so that a long segment shows which of its steps break
+        pluses = [position for position in range(start, part["end"]) if tokens[position] == STEP_JOINER]
+        if pluses and part["name"] != "prompt":
+            starts, ends = [start] + [position + 1 for position in pluses], pluses + [part["end"]]
+            entry["steps"] = [{"start": a, "end": b, **accuracy(correct, a, b)} for a, b in zip(starts, ends)]
+        report.append(entry)
     return report
+
+
+def accuracy(correct: torch.Tensor, start: int, end: int) -> dict:
+    """Token count, token accuracy and whole-span accuracy of positions start..end (inclusive)."""
+    hits = correct[:, start : end + 1]
+    return {
+        "tokens": end + 1 - start,
+        "token_accuracy": hits.float().mean().item(),
+        "segment_accuracy": hits.all(dim=1).float().mean().item(),
+    }
 
 
 def format_segments(report: list[dict]) -> str:
     lines = ["teacher-forced accuracy per segment (the model reads the true tokens so far):",
              f"  {'segment':<22} {'positions':>10} {'tokens':>7} {'token acc':>10} {'whole segment':>14}"]  # fmt: skip
     for part in report:
-        lines.append(f"  {part['name']:<22} {part['start']:>4}-{part['end']:<5} {part['tokens']:>7} "
-                     f"{100 * part['token_accuracy']:>9.1f}% {100 * part['segment_accuracy']:>13.1f}%")  # fmt: skip
+        for name, span in [(part["name"], part)] + [(f"  step {k}", step) for k, step in enumerate(part.get("steps", []), 1)]:
+            lines.append(f"  {name:<22} {span['start']:>4}-{span['end']:<5} {span['tokens']:>7} "
+                         f"{100 * span['token_accuracy']:>9.1f}% {100 * span['segment_accuracy']:>13.1f}%")  # fmt: skip
     return "\n".join(lines)

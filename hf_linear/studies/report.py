@@ -285,6 +285,15 @@ def run_segments(study_dir: Path, record: dict) -> list[dict] | None:
     return report
 
 
+def weakest_step(segment: dict) -> str:
+    """", weakest step k of K: token / whole" for a segment of "+"-joined steps, else ""."""
+    steps = segment.get("steps") or []
+    if len(steps) < 2:
+        return ""
+    k, step = min(enumerate(steps, 1), key=lambda item: (item[1]["segment_accuracy"], item[1]["token_accuracy"]))
+    return f", weakest step {k} of {len(steps)}: {percent(step['token_accuracy'])} / {percent(step['segment_accuracy'])}"
+
+
 def segment_lines(study_dir: Path, records: list[dict]) -> list[str]:
     """The "where the chain breaks" table: per run, each segment's teacher-forced token and
     whole-segment accuracy."""
@@ -299,7 +308,7 @@ def segment_lines(study_dir: Path, records: list[dict]) -> list[str]:
             continue
         if parts:
             cells = "; ".join(f"{p['name']} ({p['tokens']} tok): {percent(p['token_accuracy'])} / {percent(p['segment_accuracy'])}"
-                              for p in parts if p["name"] != "prompt")  # fmt: skip
+                              + weakest_step(p) for p in parts if p["name"] != "prompt")  # fmt: skip
             rows.append(f"| {record['name']} | {percent(record['final'].get('exact_match'))} | {cells} |")
     if not rows:
         return []
@@ -307,7 +316,8 @@ def segment_lines(study_dir: Path, records: list[dict]) -> list[str]:
         "## Where the chain breaks (teacher-forced accuracy per CoT segment)",
         "",
         f"On {SEGMENT_SAMPLES} held-out examples the final model reads the true tokens so far and predicts the "
-        "next one (greedy); per segment: token accuracy / share of examples whose whole segment is right. "
+        "next one (greedy); per segment: token accuracy / share of examples whose whole segment is right (and, for a "
+        "segment of `+`-joined steps, the same for its weakest step). "
         "Exact match needs every segment right when generating on its own, so the weakest segment bounds it. "
         "`hf-linear eval RUN_DIR --arithmetic '{...}' --segments` prints the same for any checkpoint.",
         "",

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 BOS, EOS, PAD, UNK = "[BOS]", "[EOS]", "[PAD]", "[UNK]"
 EQUALS = "="
+STEP_JOINER = "+"  # joins the steps (terms, rows) inside a CoT segment of the multiplication formats
 
 # Largest supported operand size: n + m <= 18 digits keeps every product inside int64, which
 # the vectorised builder uses; parity inputs are packed into one 64-bit word.
@@ -108,7 +109,7 @@ def multiplication_paper(a: int, b: int) -> list[str]:
 
     def expansion(x_lsb: list[str]) -> list[str]:
         terms = [[digit, "x", *_power_of_ten(i)] for i, digit in enumerate(x_lsb)]
-        return ["(", *_joined(terms, "+"), ")"]
+        return ["(", *_joined(terms, STEP_JOINER), ")"]
 
     pair_terms = [
         [f"{a_lsb[i]}x{b_lsb[j]}", "x", *_power_of_ten(i), "x", *_power_of_ten(j)]
@@ -121,8 +122,8 @@ def multiplication_paper(a: int, b: int) -> list[str]:
     return [
         BOS, *digits_msb(a, n), "x", *digits_msb(b, m), EQUALS,
         *expansion(a_lsb), "x", *expansion(b_lsb), EQUALS,
-        *_joined(pair_terms, "+"), EQUALS,
-        *_joined(partials, "+"), EQUALS,
+        *_joined(pair_terms, STEP_JOINER), EQUALS,
+        *_joined(partials, STEP_JOINER), EQUALS,
         *digits_msb(a * b, n + m),
     ]  # fmt: skip
 
@@ -164,7 +165,7 @@ def multiplication_lsb(a: int, b: int) -> list[str]:
         if j > 0:
             step += digits_lsb(running_sum, n + j + 1)
         steps.append(step)
-    return [BOS, *digits_msb(a, n), "x", *digits_msb(b, m), EQUALS, *_joined(steps, "+"), EQUALS,
+    return [BOS, *digits_msb(a, n), "x", *digits_msb(b, m), EQUALS, *_joined(steps, STEP_JOINER), EQUALS,
             *digits_msb(a * b, n + m)]  # fmt: skip
 
 
