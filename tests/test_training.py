@@ -235,6 +235,11 @@ def test_eval_cli_writes_a_report(tmp_path, capsys):
     assert report["num_samples"] == 20 and len(report["examples"]) == 3
     printed = capsys.readouterr().out
     assert "exact match" in printed and "expected answer" in printed
+    # re-evaluating into the run's own report keeps the training facts no evaluation can recompute
+    training_facts = json.loads((out / "eval_results.json").read_text())["training"]
+    assert main([str(out), "--arithmetic", spec, "--num-samples", "10"]) == 0
+    rewritten = json.loads((out / "eval_results.json").read_text())
+    assert rewritten["num_samples"] == 10 and rewritten["training"] == training_facts
     # the report's exact match is the metric of the shown generations' kind: re-score by hand
     for example in report["examples"]:
         from hf_linear.data.arithmetic.formats import answer_of

@@ -88,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output) if args.output else Path(args.checkpoint) / "eval_results.json"
     if not args.output and not Path(args.checkpoint).is_dir():
         output = Path("eval_results.json")
+    if output.is_file():
+        # a run's own report holds what no evaluation can recompute (machine, steps, tokens seen):
+        # keep it when the metrics are replaced
+        try:
+            previous = json.loads(output.read_text())
+        except (OSError, ValueError):
+            previous = {}
+        if isinstance(previous, dict) and "training" in previous:
+            report = {**report, "training": previous["training"]}
     write_json_atomically(output, report)
     print(f"\nreport written to {output}")
     return 0
