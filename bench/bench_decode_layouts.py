@@ -6,25 +6,29 @@ decoding step in both layouts, as GB/s of weight bytes read (fp32).
 Rows: the output layer as stored by nn.Linear, (V, d), against its (d, V) copy (what
 `generate()` reads, see `decoding_layout` in hf_linear/modeling_hf_linear.py), and one row of
 the masked map as stored, (T·d, d), against its (d, T·d) copy; a plain read (sum) of the
-output layer's bytes is the reference. Alone on the machine, one thread count after the other.
+output layer's bytes is the reference. Timed as bench_models.py times: the variants
+interleaved round by round, median (min–max) over rounds; one thread count after the other.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
+from bench_models import fmt, measure  # beside this file (run as python bench/...)
+
+CALLS_PER_SAMPLE = 50  # one timed sample: this many products (a single one lasts ~1 ms)
 
 
-def milliseconds(fn, repeats: int = 200) -> float:
-    for _ in range(10):
-        fn()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats * 1e3
+def repeated(fn):
+    """One timed sample: `fn` called CALLS_PER_SAMPLE times."""
+
+    def run():
+        for _ in range(CALLS_PER_SAMPLE):
+            fn()
+
+    return run
 
 
 def main(argv=None) -> None:
@@ -33,6 +37,7 @@ def main(argv=None) -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--context", type=int, default=64)
     parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds (after one warm-up round)")
     args = parser.parse_args(argv)
     V, d, T = args.vocab, args.hidden, args.context
     torch.manual_seed(0)
@@ -49,13 +54,19 @@ def main(argv=None) -> None:
         (f"map row copy ({d}, {T * d}): F.linear", row, lambda: F.linear(x, row_t)),
         ("plain read of the output layer (sum)", head, lambda: head.sum()),
     ]
-    with torch.no_grad():
-        for threads in args.threads:
-            torch.set_num_threads(threads)
-            print(f"threads: {threads}")
-            for name, weight, fn in cases:
-                ms = milliseconds(fn)
-                print(f"  {name:<48} {ms:7.3f} ms  {weight.numel() * 4 / ms / 1e6:6.1f} GB/s")
+    # work per sample: the weight's bytes, read once per call
+    variants = {name: (repeated(fn), CALLS_PER_SAMPLE * weight.numel() * 4) for name, weight, fn in cases}
+    threads_before = torch.get_num_threads()
+    try:
+        with torch.no_grad():
+            for threads in args.threads:
+                torch.set_num_threads(threads)
+                rounds = measure(variants, args.repeats)
+                print(f"threads: {threads} (median (min–max) over {args.repeats} interleaved rounds)")
+                for name in variants:
+                    print(f"  {name:<48} {fmt(rounds.rates(name, 1e-9), ' GB/s')}")
+    finally:
+        torch.set_num_threads(threads_before)
 
 
 if __name__ == "__main__":

@@ -48,8 +48,8 @@ def decoding_layout(module: nn.Module, key: str, weight: torch.Tensor) -> torch.
     One sequence's decoding step is a matrix-vector product that only streams weights. On the
     2-core AMD EPYC measured (bench/README.md), MKL streams a weight whose stored rows run along
     the long dimension ~3x faster than the other layout: the output layer as stored, (V, d),
-    reads at ~10 GB/s, its (d, V) copy at ~30; a row of the masked map, (n·d, d), at 10-23, its
-    (d, n·d) copy at ~48 (`python bench/bench_decode_layouts.py`). The copies (extra memory:
+    reads at ~8 GB/s, its (d, V) copy at ~23; a row of the masked map, (n·d, d), at ~11, its
+    (d, n·d) copy at ~31 (`python bench/bench_decode_layouts.py`). The copies (extra memory:
     one output layer and one row of the map) live for one `generate` call only, in which the
     weights cannot change; they are made on first use and never saved.
     """

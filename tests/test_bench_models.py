@@ -94,3 +94,17 @@ def test_quick_run_writes_raw_timings(tmp_path, capsys):
         assert section["seconds"] and all(len(v) == 1 for v in section["seconds"].values())
     assert "memory copy" in saved["decoding"][0]["seconds"]
     assert all("chunk matmul fp32" in t["seconds"] for t in saved["training"])
+
+
+def test_decode_layouts_script_checks_both_layouts_and_prints_rates(capsys):
+    """bench_decode_layouts.py (imports bench_models, registered above): each layout pair gives
+    the same product (checked inside) and every case prints a median (min–max) rate."""
+    path = _PATH.parent / "bench_decode_layouts.py"
+    spec = importlib.util.spec_from_file_location("bench_decode_layouts", path)
+    layouts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(layouts)
+    threads = torch.get_num_threads()
+    layouts.main(["--vocab", "300", "--hidden", "16", "--context", "5", "--repeats", "2", "--threads", "1"])
+    assert torch.get_num_threads() == threads  # the process's setting is given back
+    lines = [line for line in capsys.readouterr().out.splitlines() if "GB/s" in line]
+    assert len(lines) == 5 and all("(" in line and "–" in line for line in lines)

@@ -113,9 +113,10 @@ def plot_curves(records: list[dict], out: Path, x_key: str, xlabel: str, scale: 
     if not with_curves:
         return None
     # during training, the validation split is evaluated (the final number: the held-out split)
-    metric, ylabel = metric_of(with_curves[0], split="validation")
     if per_digit:
         metric, ylabel = "per_digit_accuracy", "validation per-digit accuracy of the answer (%)"
+    else:
+        metric, ylabel = metric_of(with_curves[0], split="validation")
     figure, axes = new_figure(f"Learning curves: {ylabel.split(' (')[0]} vs {xlabel.split(' (')[0]}", xlabel, ylabel)
     for record in with_curves:
         points = [p for p in record["curve"] if x_key in p and metric in p]
