@@ -288,6 +288,58 @@ def test_delete_repo(hub_server):
     api.delete_repo(repo_id, repo_type="dataset", missing_ok=True)
 
 
+def test_space_create_upload_snapshot_download(hub_server, tmp_path):
+    api = HfApi()
+    repo_id = hub_server.repo_id("space")
+    url = api.create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    assert url.repo_type == "space" and url.repo_id == repo_id and "/spaces/" in url
+    with pytest.raises(HfHubHTTPError) as exc:
+        api.create_repo(repo_id, repo_type="space", space_sdk="gradio")
+    assert exc.value.response.status_code == 409
+    folder = tmp_path / "app"
+    folder.mkdir()
+    (folder / "app.py").write_text("import gradio as gr\n")
+    (folder / "requirements.txt").write_text("gradio\nhf-linear\n")
+    (folder / "README.md").write_text("---\ntitle: Demo\nsdk: gradio\napp_file: app.py\n---\n# Demo\n")
+    (folder / "examples.bin").write_bytes(_binary(4_000, seed=9))  # binary: goes through LFS
+    commit = api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type="space")
+
+    info = api.space_info(repo_id)
+    assert info.sha == commit.oid and info.sdk == "gradio" and info.card_data["title"] == "Demo"
+    assert api.repo_info(repo_id, repo_type="space").sha == commit.oid
+    assert f"/spaces/{repo_id}.git/info/lfs/objects/batch" in {p for _, p, _ in hub_server.requests}
+    snapshot = Path(snapshot_download(repo_id, repo_type="space"))
+    downloaded = _tree(snapshot)
+    downloaded.pop(".gitattributes")
+    assert downloaded == _tree(folder)
+    assert Path(hf_hub_download(repo_id, "app.py", repo_type="space")).read_text() == "import gradio as gr\n"
+    with pytest.raises(RepositoryNotFoundError):
+        api.model_info(repo_id)  # a Space is not a model
+    # A Space needs an SDK (huggingface_hub refuses space_sdk=None itself, so ask raw).
+    no_sdk = httpx2.post(f"{hub_server.url}/api/repos/create", json={"name": "no-sdk", "type": "space"},
+                         headers={"Authorization": f"Bearer {hub_server.env['HF_TOKEN']}"})
+    assert no_sdk.status_code == 400 and "sdk" in no_sdk.json()["error"]
+
+
+def test_private_space_is_invisible_to_others(hub_server):
+    repo_id = hub_server.repo_id("private-space")
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="space", space_sdk="static", private=True)
+    api.upload_file(path_or_fileobj=b"<html></html>\n", path_in_repo="index.html", repo_id=repo_id,
+                    repo_type="space")
+    assert api.space_info(repo_id).private is True and api.space_info(repo_id).sdk == "static"
+    anonymous = HfApi(token=False)
+    with pytest.raises(RepositoryNotFoundError):
+        anonymous.space_info(repo_id)
+    with pytest.raises(RepositoryNotFoundError):
+        hf_hub_download(repo_id, "index.html", repo_type="space", token=False)
+    response = httpx2.get(f"{hub_server.url}/spaces/{repo_id}/resolve/main/index.html")
+    assert response.status_code == 404 and response.headers["X-Error-Code"] == "RepoNotFound"
+    api.delete_repo(repo_id, repo_type="space")
+    with pytest.raises(RepositoryNotFoundError):
+        api.space_info(repo_id)
+
+
 def test_server_down_gives_a_connection_error(dead_hub):
     # (hf_hub_download of an uncached file also fails, but only after ~23 s of client retries.)
     with pytest.raises(LocalEntryNotFoundError, match="check your internet connection") as exc:

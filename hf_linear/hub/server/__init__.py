@@ -10,7 +10,7 @@ status codes and `X-Error-Code` headers, read from huggingface_hub 2.4 / dataset
 
 - ``GET  /api/whoami-v2``; ``POST /api/repos/create``; ``DELETE /api/repos/delete``;
   ``POST /api/validate-yaml``
-- ``GET  /api/{models,datasets}/{repo}`` and ``.../revision/{rev}`` (repo info: sha, siblings,
+- ``GET  /api/{models,datasets,spaces}/{repo}`` and ``.../revision/{rev}`` (repo info: sha, siblings,
   lastModified, cardData); ``.../tree/{rev}[/{path}]`` (recursive, expand, cursor pagination);
   ``POST .../paths-info/{rev}``; ``GET .../refs``; ``GET .../commits/{rev}``;
   ``POST|DELETE .../branch/{name}``; ``POST .../tag/{rev}``, ``DELETE .../tag/{name}``
@@ -19,10 +19,15 @@ status codes and `X-Error-Code` headers, read from huggingface_hub 2.4 / dataset
   deletedFolder; ``parentCommit`` checked → 412)
 - git-LFS: ``POST /{repo}.git/info/lfs/objects/batch`` (basic transfer to this server),
   ``PUT /lfs-upload/{oid}`` (sha256-verified), ``POST .../objects/verify``
-- ``HEAD|GET /{repo}/resolve/{rev}/{path}`` (also ``/datasets/...``) with X-Repo-Commit, ETag,
-  X-Linked-Etag/X-Linked-Size for LFS files, Content-Length and single-range requests.
+- ``HEAD|GET /{repo}/resolve/{rev}/{path}`` (also ``/datasets/...``, ``/spaces/...``) with
+  X-Repo-Commit, ETag, X-Linked-Etag/X-Linked-Size for LFS files, Content-Length and single-range
+  requests.
 
-Spaces, pull requests, buckets and the dataset viewer are not implemented (404 / 400).
+Spaces are repos like models and datasets (same routes under ``spaces/``, same rights, private
+Spaces included); creating one needs an SDK (gradio, streamlit, docker, static), which repo info
+reports as ``sdk`` (the README's ``sdk:`` metadata first). No app runs: the Space runtime,
+hardware, secrets and variables routes are not implemented (404), nor are pull requests, buckets
+and the dataset viewer (404 / 400).
 
 Users and rights (auth.py): tokens map to users (``--token NAME=TOKEN``, ``--tokens-file``; without
 them one user ``hf-linear-tester`` with a generated token). A user writes only to its namespace and

@@ -24,6 +24,7 @@ from .store import (
     CONTROL_CHARS_RE,
     REPO_TYPES,
     SHA256_RE,
+    SPACE_SDKS,
     SUPPORTED_REPO_TYPES,
     HubError,
     HubStore,
@@ -378,7 +379,7 @@ def route(req: Handler, method: str) -> None:
     raise not_implemented
 
 
-# repo routes under /api/{models,datasets}/{namespace}/{name}/{action}/...: (action, method) →
+# repo routes under /api/{models,datasets,spaces}/{namespace}/{name}/{action}/...: (action, method) →
 # (needs write access, handler(req, repo, args, query))
 RepoRoute = Callable[[Handler, Repo, list[str], dict], None]
 
@@ -429,13 +430,22 @@ def create_repo(req: Handler) -> None:
     user = req.require_user()
     repo = repo_from_payload(req, payload)
     private = field(payload, "visibility", str, "") == "private" or field(payload, "private", bool, False)
+    sdk = space_sdk(payload) if repo.type == "space" else None
     if not user.can_write(repo.namespace):
         raise HubError(403, f"You don't have the rights to create a {repo.type} under the namespace "
                             f"'{repo.namespace}'")
     url = f"{req.base_url}/{repo.url_prefix}{repo.id}"
-    if not req.store.create_repo(repo, private, author=user.name):
+    if not req.store.create_repo(repo, private, author=user.name, sdk=sdk):
         return req.send_json({"error": f"You already created this {repo.type} repo", "url": url}, 409)
     req.send_json({"url": url, "name": repo.id, "id": repo.id})
+
+
+def space_sdk(payload: dict) -> str:
+    """The Hub needs an SDK for a new Space (huggingface_hub always sends one)."""
+    sdk = field(payload, "sdk", str)
+    if sdk not in SPACE_SDKS:
+        raise bad_request(f"Invalid Space SDK {sdk!r}: expected one of {', '.join(SPACE_SDKS)}")
+    return sdk
 
 
 def delete_repo(req: Handler) -> None:
@@ -487,6 +497,10 @@ def repo_info(req: Handler, repo: Repo, args: list[str], query: dict, revision: 
     }
     if card is not None:
         info["cardData"] = card
+    if repo.type == "space":  # the README's `sdk:` wins, as on the Hub; no runtime (no app runs here)
+        sdk = (card or {}).get("sdk") or meta.get("sdk")
+        if isinstance(sdk, str):
+            info["sdk"] = sdk
     if repo.type == "model":
         info["modelId"] = repo.id
         for key in ("library_name", "pipeline_tag"):

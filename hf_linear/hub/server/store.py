@@ -38,7 +38,10 @@ from hf_linear.atomic import write_text_atomically
 USER_NAME = "hf-linear-tester"  # the default (single) user of a server started without tokens
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}  # URL segment → type
-SUPPORTED_REPO_TYPES = ("model", "dataset")
+SUPPORTED_REPO_TYPES = ("model", "dataset", "space")
+# The SDKs huggingface_hub accepts for a Space (`create_repo(..., space_sdk=...)`); the local server
+# stores the files of a Space but runs no app.
+SPACE_SDKS = ("gradio", "streamlit", "docker", "static")
 
 # Files at least this big always go through LFS, as on the Hub (10 MB).
 LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
@@ -206,7 +209,7 @@ def _read_json(path: Path) -> Any:
 class Repo:
     """A repo reference; its id is validated on construction, so it is always safe as a path."""
 
-    type: str  # "model" | "dataset"
+    type: str  # "model" | "dataset" | "space"
     id: str  # "namespace/name"
 
     def __post_init__(self) -> None:
@@ -333,8 +336,9 @@ class HubStore:
             raise repo_not_found(repo.type, repo.id)
         return _read_json(path)
 
-    def create_repo(self, repo: Repo, private: bool, author: str) -> bool:
-        """Create the repo with the Hub's initial commit (.gitattributes); False if it exists."""
+    def create_repo(self, repo: Repo, private: bool, author: str, sdk: str | None = None) -> bool:
+        """Create the repo with the Hub's initial commit (.gitattributes); False if it exists.
+        `sdk`: a Space's SDK (kept in repo.json; a README's `sdk:` metadata takes precedence)."""
         with self._write_lock():
             repo_dir = self._repo_dir(repo)
             if (repo_dir / "repo.json").is_file():
@@ -344,8 +348,10 @@ class HubStore:
             commit_id = self._write_commit(repo, [], "initial commit", "", files, author)
             _write_json_atomic(repo_dir / "refs.json", {"branches": {"main": commit_id}, "tags": {}})
             # repo.json last: a repo "exists" only once it is complete.
-            _write_json_atomic(repo_dir / "repo.json", {"id": repo.id, "type": repo.type, "private": private,
-                                                        "createdAt": created_at})
+            meta = {"id": repo.id, "type": repo.type, "private": private, "createdAt": created_at}
+            if sdk is not None:
+                meta["sdk"] = sdk
+            _write_json_atomic(repo_dir / "repo.json", meta)
             return True
 
     def delete_repo(self, repo: Repo) -> None:
