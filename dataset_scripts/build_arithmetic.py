@@ -25,7 +25,8 @@ from hf_linear.data.arithmetic import (
     push_arithmetic_dataset_to_hub,
     save_arithmetic_dataset,
 )
-from hf_linear.data.io import add_output_arguments, refuse_existing_output
+from hf_linear.data.io import add_output_arguments
+from hf_linear.output_dirs import check_output_dir
 
 __all__ = ["build_arithmetic_dataset", "main"]
 
@@ -49,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        refuse_existing_output(args.out, args.overwrite)  # fail before building, not after
+        check_output_dir(args.out, args.overwrite, "--out")  # fail before building, not after
         start = time.perf_counter()
         dataset_dict = build_arithmetic_dataset(
             task=args.task,

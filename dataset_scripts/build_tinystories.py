@@ -22,7 +22,8 @@ import os
 import sys
 import time
 
-from hf_linear.data.io import add_output_arguments, refuse_existing_output
+from hf_linear.data.io import add_output_arguments
+from hf_linear.output_dirs import check_output_dir
 from hf_linear.data.tinystories import (
     DEFAULT_SOURCE,
     DEFAULT_TOKENIZER,
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = {"source": args.source, "tokenizer": args.tokenizer, "context_length": args.context_length,
                  "bpe_vocab_size": args.train_bpe, "max_stories": args.max_stories, "stride": args.stride}  # fmt: skip
     try:
-        refuse_existing_output(args.out, args.overwrite)  # fail before building, not after
+        check_output_dir(args.out, args.overwrite, "--out")  # fail before building, not after
         start = time.perf_counter()
         dataset_dict = build_tinystories_dataset(**arguments, num_proc=args.num_proc)
         tokenizer = tinystories_tokenizer(args.source, args.tokenizer, args.train_bpe, args.max_stories)

@@ -30,6 +30,7 @@ from hf_linear.data.arithmetic import (
 )
 from hf_linear.data.arithmetic import splits
 from hf_linear.data.arithmetic.strings import strings_of_ids
+from hf_linear.output_dirs import OutputDirError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_arithmetic_formats import (  # noqa: E402  (the independent schoolbook references)
@@ -386,12 +387,17 @@ def test_save_refuses_to_overwrite_and_replaces_atomically(tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("precious")
     small = build_arithmetic_dataset("multiplication", 2, "lsb", train_size=20, validation_size=5, test_size=5)
-    with pytest.raises(FileExistsError, match="overwrite"):
+    with pytest.raises(OutputDirError, match="overwrite"):
         save_arithmetic_dataset(small, out)
+    with pytest.raises(OutputDirError, match="not written by hf-linear"):  # not ours: never replaced
+        save_arithmetic_dataset(small, out, overwrite=True)
     assert (out / "keep.txt").read_text() == "precious" and sorted(p.name for p in out.iterdir()) == ["keep.txt"]
-    save_arithmetic_dataset(small, out, overwrite=True)
-    assert not (out / "keep.txt").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no temporary directory left behind
+    out = tmp_path / "built"
+    save_arithmetic_dataset(small, out)
+    out.chmod(0o750)
+    save_arithmetic_dataset(small, out, overwrite=True)  # an earlier build: replaced, permissions kept
+    assert out.stat().st_mode & 0o777 == 0o750
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["built", "data"]  # no temporary directory left behind
     loaded = load_from_disk(str(out))
     assert loaded["train"]["text"] == small["train"]["text"]
     tokenizer = AutoTokenizer.from_pretrained(out)

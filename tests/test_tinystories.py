@@ -35,6 +35,7 @@ from hf_linear.data.tinystories import (
     split_stories,
     tinystories_tokenizer,
 )
+from hf_linear.output_dirs import OutputDirError
 
 SEPARATOR = "<|endoftext|>"
 
@@ -198,7 +199,7 @@ def test_save_refuses_overwrite_and_reloads_with_tokenizer(sample, tmp_path):
     assert f"| train | {n} | {len(dataset['train']):,} | {16 * len(dataset['train']):,} |" in card
     assert "Eldan" in card and "2309.06979" in card and "$" not in card
     before = (out / "README.md").read_bytes()
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(OutputDirError, match="not empty"):
         save_tinystories_dataset(dataset, tokenizer, out)
     assert (out / "README.md").read_bytes() == before
     save_tinystories_dataset(dataset, tokenizer, out, overwrite=True)

@@ -16,6 +16,7 @@ import yaml
 from test_training import losses, tiny_config, write
 
 from hf_linear.checkpoints import load_model
+from hf_linear.output_dirs import OUTPUT_MARKER
 from hf_linear.data.arithmetic import sequence_length
 from hf_linear.training import run_dir, train as train_module
 from hf_linear.training.config import check_config, load_config
@@ -44,7 +45,7 @@ def test_overwrite_refuses_a_directory_that_is_not_a_run(tmp_path):
     precious = tmp_path / "thesis"
     precious.mkdir()
     (precious / "chapter1.tex").write_text("years of work")
-    with pytest.raises(ValueError, match="not an hf-linear run directory"):
+    with pytest.raises(ValueError, match="not written by hf-linear"):
         train(check_config(tiny_config(precious)), overwrite=True)
     assert (precious / "chapter1.tex").read_text() == "years of work"
 
@@ -59,7 +60,7 @@ def test_a_bad_dataset_setting_leaves_the_old_run_untouched(tmp_path):
         train(check_config(config), overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == before
     train(check_config(tiny_config(out, max_steps=2)), overwrite=True)  # a run directory: replaced
-    assert (out / run_dir.RUN_MARKER).is_file()
+    assert (out / OUTPUT_MARKER).is_file()
 
 
 def test_not_enough_disk_is_a_clear_error_before_training(tmp_path, monkeypatch):

@@ -21,22 +21,14 @@ from datasets import DatasetDict
 from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
 
 from hf_linear.atomic import staged_directory
-
-
-def refuse_existing_output(out: str | os.PathLike, overwrite: bool) -> Path:
-    """Refuse an existing non-empty output (call it before spending time on building)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"output {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"output directory {out} exists and is not empty; pass overwrite=True (--overwrite)")
-    return out
+from hf_linear.output_dirs import check_output_dir
 
 
 def save_dataset(dataset_dict: DatasetDict, tokenizer, card: str, out: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write dataset, tokenizer and card (README.md) to `out`; see the module docstring."""
-    out = refuse_existing_output(out, overwrite).absolute()
-    with staged_directory(out) as staging:
+    """Write dataset, tokenizer and card (README.md) to `out`; see the module docstring. `out`
+    follows the project's output-directory rule (`hf_linear.output_dirs`)."""
+    out = check_output_dir(out, overwrite, "--out")
+    with staged_directory(out, written_by="an hf-linear dataset builder") as staging:
         dataset_dict.save_to_disk(str(staging))
         tokenizer.save_pretrained(str(staging))
         (staging / "README.md").write_text(card)
@@ -82,7 +74,8 @@ def build_record(dataset, prefix: str, builder: str) -> dict:
 def add_output_arguments(parser) -> None:
     """The output and Hub options every dataset script shares."""
     parser.add_argument("--out", required=True, help="output directory (save_to_disk)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a non-empty --out written by an earlier build (never other files)")  # fmt: skip
     parser.add_argument("--push-to-hub", metavar="REPO", default=None, help="also push to this Hub dataset repo")
     parser.add_argument("--private", action="store_true", help="create the Hub repo private")
     parser.add_argument("--hub-token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")

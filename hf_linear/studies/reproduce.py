@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from hf_linear.atomic import staged_directory, write_text_atomically
+from hf_linear.output_dirs import check_output_dir
 from hf_linear.resources import packaged_config
 from hf_linear.studies.report import format_tokens, percent, write_report
 from hf_linear.studies.results import first_reaching, read_results
@@ -64,7 +65,7 @@ def study_files(directory: Path, only: list[str] | None) -> list[Path]:
 def publish(study_dir: Path, destination: Path) -> Path:
     """Copy a study's report and the small files of its runs to `destination`, replacing what
     was there only once the new copy is complete."""
-    with staged_directory(destination) as staging:
+    with staged_directory(destination, written_by="hf-linear reproduce") as staging:
         for name in STUDY_FILES:
             if (study_dir / name).is_file():
                 shutil.copy2(study_dir / name, staging / name)
@@ -341,6 +342,8 @@ def reproduce(studies_dir: Path, reports_dir: Path, results: Path | None, only=N
     if results is not None:
         check_markers(results)  # before hours of training, not after
     selected = {path.stem for path in study_files(studies_dir, only)}
+    for name in selected:  # a report replaces only a report: checked before hours of training
+        check_output_dir(Path(reports_dir) / name, overwrite=True, what="--reports")
     published, summaries = [], []
     for path in study_files(studies_dir, None):
         study = Study.load(path, quick=quick)

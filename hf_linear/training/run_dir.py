@@ -1,8 +1,8 @@
 """The output directory of a run: what may be replaced, what may be resumed, and atomic writes.
 
-A run directory is marked by `RUN_MARKER`, written before anything else; `--overwrite` replaces
-only directories that carry it (or are empty), so a mistyped `output_dir` (`.`, a home folder,
-a dataset) is never emptied. Nothing is removed before the config, the data and the model of
+The directory follows the project's one output-directory rule (`hf_linear.output_dirs`): it is
+marked when a run starts, `--overwrite` replaces only a marked (or empty) directory, never `.`,
+a home folder or a symlink, and nothing is removed before the config, the data and the model of
 the new run have been built.
 """
 
@@ -15,9 +15,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from hf_linear.output_dirs import OutputDirError, check_output_dir as check_replaceable, directory_mode, write_marker
+
 logger = logging.getLogger(__name__)
 
-RUN_MARKER = ".hf-linear-run"
 CHECKPOINT_PREFIX = "checkpoint-"
 # Trainer writes trainer_state.json after the weights and the optimizer: its presence means the
 # checkpoint was completed
@@ -27,34 +28,31 @@ CHECKPOINT_COMPLETE = "trainer_state.json"
 def check_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to train over an earlier run unless told to resume or overwrite it, and refuse to
     overwrite a directory that is not a run directory."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise ValueError(f"training.output_dir {output_dir} exists and is not a directory")
-    has_files = output_dir.is_dir() and any(output_dir.iterdir())
     if resume:
         if last_complete_checkpoint(output_dir) is None:
             raise ValueError(f"--resume: no complete {CHECKPOINT_PREFIX}* directory in {output_dir} to resume from")
-    elif has_files and not overwrite:
-        raise ValueError(
-            f"training.output_dir {output_dir} already holds files; pass --resume to continue that run, "
-            "--overwrite to replace it, or choose another output_dir"
-        )
-    elif has_files and not (output_dir / RUN_MARKER).is_file():
-        raise ValueError(
-            f"--overwrite: training.output_dir {output_dir} is not an hf-linear run directory (no {RUN_MARKER}); "
-            "refusing to delete files this project did not write"
-        )
-    if output_dir.is_dir() and not os.access(output_dir, os.W_OK | os.X_OK):
-        raise ValueError(f"training.output_dir {output_dir} is not writable")
+        if not os.access(output_dir, os.W_OK | os.X_OK):
+            raise ValueError(f"training.output_dir {output_dir} is not writable")
+        return
+    try:
+        check_replaceable(output_dir, overwrite, "training.output_dir")
+    except OutputDirError as error:
+        if "pass --overwrite" in str(error):
+            raise ValueError(f"training.output_dir {output_dir} already holds files; pass --resume to continue that "
+                             "run, --overwrite to replace it, or choose another output_dir") from None  # fmt: skip
+        raise
 
 
 def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Clear an earlier run when overwriting (after `check_output_dir`), create the directory and
-    mark it as a run directory."""
+    """Clear an earlier run when overwriting (after `check_output_dir`), create the directory with
+    the permissions it had, and mark it as a run directory."""
+    mode = directory_mode(output_dir)
     if overwrite and not resume and output_dir.is_dir():
         shutil.rmtree(output_dir)  # checked: a run directory of ours; its checkpoints must not mix in
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / RUN_MARKER).write_text("written by hf-linear train; `--overwrite` may replace this directory\n")
+        output_dir.chmod(mode)
+        write_marker(output_dir, "hf-linear train")
     except OSError as error:
         raise ValueError(f"training.output_dir {output_dir}: cannot write there ({error.strerror})") from None
 
