@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "report": ("hf_linear.studies.report", "write a study's REPORT.md with learning-curve and length-complexity plots"),
     "reproduce": ("hf_linear.studies.reproduce", "run all shipped studies, publish their reports, regenerate RESULTS.md"),
     "inspect": ("hf_linear.studies.inspection", "heatmap of the block norms of a checkpoint's masked map, per position"),
+    "demo": ("hf_linear.demo.cli", "interactive app (Gradio): arithmetic with a checked CoT, text, why each token"),
 }
 
 

@@ -1,0 +1,56 @@
+"""`hf-linear demo`: an interactive app (Gradio) over one or more checkpoints.
+
+    hf-linear demo CHECKPOINT [CHECKPOINT ...] [--host 127.0.0.1] [--port 7860] [--arithmetic JSON]
+
+Arithmetic checkpoints (their task read from training_config.yaml, or given with --arithmetic
+as for `hf-linear eval`) get operands, the Chain of Thought streamed token by token and shaded
+by probability, the answer checked against the true result and the first step that departs
+from the reference format. Any checkpoint takes free text (prompt, temperature, top-k). "Why
+this token" splits a generated token's logit into one part per earlier (position, token): exact
+for a LinearLM, an approximation for an MLPLM; beside it the block-norm heatmap of `inspect`.
+
+The server listens on 127.0.0.1 (this machine only) unless --host says otherwise.
+Needs the demo extra: pip install -e ".[demo]".
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+
+DEFAULT_HOST = "127.0.0.1"
+
+
+def parse_arguments(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    parser = argparse.ArgumentParser(prog="hf-linear demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="hf-linear checkpoint directories or Hub repo ids")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
+    parser.add_argument("--arithmetic", help="JSON task for the checkpoints without a training_config.yaml, e.g. "
+                                             '\'{"task": "multiplication", "digits": [4, 4], "cot": "lsb"}\'')  # fmt: skip
+    return parser, parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, args = parse_arguments(argv)
+    if importlib.util.find_spec("gradio") is None:
+        parser.exit(2, f'{parser.prog}: error: the demo needs gradio: pip install -e ".[demo]" (or pip install gradio)\n')
+    from hf_linear.demo.models import load_demo_model
+
+    try:
+        arithmetic = json.loads(args.arithmetic) if args.arithmetic else None
+        models = [load_demo_model(checkpoint, arithmetic) for checkpoint in dict.fromkeys(args.checkpoints)]
+    except json.JSONDecodeError as error:
+        parser.exit(2, f"{parser.prog}: error: --arithmetic is not valid JSON: {error}\n")
+    except ValueError as error:  # not a checkpoint, not hf-linear, a bad task: one line, no traceback
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    from hf_linear.demo.app import build_demo, launch
+
+    launch(build_demo(models), args.host, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""A checkpoint as the demo uses it: model, tokenizer, and the arithmetic task it was trained on.
+
+The task comes from where `hf-linear inspect` finds it, the run's `training_config.yaml` (its
+`dataset` section, read by `studies.results.arithmetic_spec`): beside the weights, one level up
+for a `checkpoint-N` directory, or in the Hub repo (`hf-linear push` uploads it). As for
+`hf-linear eval`, explicit arguments (`--arithmetic` JSON) replace it. A checkpoint without an
+arithmetic task is a text model.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError
+from transformers import AutoConfig
+
+from hf_linear.checkpoints import load_model, load_tokenizer
+from hf_linear.data.arithmetic import ArithmeticSpec
+from hf_linear.studies.inspection import HF_LINEAR_TYPES, block_norms
+from hf_linear.studies.results import arithmetic_spec
+
+TRAINING_CONFIG = "training_config.yaml"
+
+
+@dataclass
+class DemoModel:
+    """One checkpoint of the demo."""
+
+    name: str  # as the user gave it: a directory or a Hub repo id
+    model: torch.nn.Module
+    tokenizer: object
+    spec: ArithmeticSpec | None  # the arithmetic task, or None for a text model
+
+    @property
+    def description(self) -> str:
+        kind = "LinearLM (exact attribution)" if self.model.config.model_type == "linear_lm" else "MLPLM"
+        config = self.model.config
+        shape = f"T={config.context_length}, d={config.hidden_size}, V={config.vocab_size}"
+        task = f"{self.spec.describe()}, CoT `{self.spec.cot}`" if self.spec else "text"
+        return f"{kind}, {shape}; {task}"
+
+    @functools.cached_property
+    def block_norms(self) -> torch.Tensor:
+        """(T, T) ‖W[i, j]‖_F of the masked map, as `hf-linear inspect` draws them."""
+        return block_norms(self.model)
+
+
+def training_config_of(checkpoint: str) -> dict | None:
+    """The run's training config (a dict), from a directory or a Hub repo; None where there is none."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        candidates = [path / TRAINING_CONFIG, path.parent / TRAINING_CONFIG]
+        found = next((p for p in candidates if p.is_file()), None)
+    else:
+        try:
+            found = Path(hf_hub_download(checkpoint, TRAINING_CONFIG))
+        except (HfHubHTTPError, OSError, ValueError):  # no such file or repo, Hub unreachable, bad repo id
+            found = None
+    if found is None:
+        return None
+    try:
+        config = yaml.safe_load(found.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{found} is not valid YAML: {error}") from error
+    return config if isinstance(config, dict) else None
+
+
+def spec_from_training_config(config: dict | None) -> ArithmeticSpec | None:
+    """The arithmetic task of a training config; a mixture's first dataset (its held-out splits are
+    the first one's)."""
+    dataset = (config or {}).get("dataset") or {}
+    if isinstance(dataset.get("arithmetic_mixture"), list) and dataset["arithmetic_mixture"]:
+        dataset = {"arithmetic": dataset["arithmetic_mixture"][0]}
+    return arithmetic_spec(dataset)
+
+
+def spec_from_arguments(arguments: dict) -> ArithmeticSpec:
+    """`{"task": ..., "digits": ..., "cot": ..., "every": ...}` (the keys of `hf-linear eval --arithmetic`)."""
+    if not isinstance(arguments, dict) or not {"task", "digits", "cot"} <= set(arguments):
+        raise ValueError(f"arithmetic task {arguments!r} needs the keys task, digits and cot")
+    return ArithmeticSpec.create(arguments["task"], arguments["digits"], arguments["cot"], arguments.get("every"))
+
+
+def load_demo_model(checkpoint: str, arithmetic: dict | None = None) -> DemoModel:
+    """Load an hf-linear checkpoint for the demo; ValueError naming it when it is not one."""
+    try:  # the config first: no need to load the weights of another kind of model
+        model_type = AutoConfig.from_pretrained(checkpoint).model_type
+    except (OSError, ValueError):
+        model_type = None  # load_model says why
+    if model_type is not None and model_type not in HF_LINEAR_TYPES:
+        raise ValueError(f"checkpoint {checkpoint} is a {model_type!r} model, not an hf-linear one "
+                         f"({', '.join(HF_LINEAR_TYPES)})")  # fmt: skip
+    model = load_model(checkpoint).eval()
+    tokenizer = load_tokenizer(checkpoint)
+    spec = spec_from_arguments(arithmetic) if arithmetic is not None else spec_from_training_config(training_config_of(checkpoint))
+    return DemoModel(checkpoint, model, tokenizer, spec)

@@ -1,0 +1,204 @@
+"""`hf-linear demo`: the app's handlers, its CLI, and the real app driven in a headless browser.
+
+The browser test starts `hf-linear demo` on a LinearLM trained in the test (~1 s: 16 examples of
+4x4 `lsb` multiplication, 4321 x 8765 among them), opens the page in Debian's chromium through
+Playwright, computes 4321 x 8765, sees the streamed CoT and the checked answer, picks a token and
+reads its attribution table, and keeps a screenshot (HF_LINEAR_DEMO_SCREENSHOT=PATH also writes it
+there, palette-compressed: docs/demo.png is made so).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from hf_linear import LinearLMConfig, LinearLMForCausalLM
+from hf_linear.data.arithmetic import ArithmeticSpec, build_arithmetic_tokenizer
+from hf_linear.data.arithmetic.formats import EOS
+from hf_linear.demo.generation import check_cot
+
+SPEC = ArithmeticSpec.create("multiplication", 4, "lsb")
+DATASET = {"arithmetic": {"task": "multiplication", "digits": [4, 4], "cot": "lsb", "train_size": 16}}
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def train_small_linear_lm(path: Path, steps: int = 60) -> Path:
+    """A LinearLM that has learnt 16 examples by heart (4321 x 8765 first), saved as a run directory."""
+    tokenizer = build_arithmetic_tokenizer()
+    rng = random.Random(0)
+    pairs = [(4321, 8765)] + [(rng.randrange(1000, 10000), rng.randrange(1000, 10000)) for _ in range(15)]
+    texts = [" ".join(SPEC.format.tokens(pair) + [EOS]) for pair in pairs]
+    ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts])
+    labels = ids.clone()
+    labels[:, : SPEC.prompt_length] = -100  # as the trainer: no loss on the prompt
+    torch.manual_seed(0)
+    config = LinearLMConfig(context_length=ids.shape[1], hidden_size=16, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    model = LinearLMForCausalLM(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
+    for _ in range(steps):
+        loss = model(ids, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    (path / "training_config.yaml").write_text(yaml.safe_dump({"dataset": DATASET}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return train_small_linear_lm(tmp_path_factory.mktemp("mul4x4-lsb-linear"))
+
+
+# ----------------------------------------------------------------------------- without a browser
+
+
+def test_cot_check_names_the_first_departing_step():
+    reference = SPEC.format.tokens((4321, 8765)) + [EOS]
+    generated = reference[SPEC.prompt_length :]
+    right = check_cot(SPEC, (4321, 8765), generated)
+    assert right.correct and right.departure is None and right.statement == "4321 × 8765 = 37873565"
+    wrong = list(generated)
+    second_row = wrong.index("+") + 5  # a digit of the second partial product
+    wrong[second_row] = "9" if wrong[second_row] != "9" else "8"
+    wrong[-2] = "0" if wrong[-2] != "0" else "1"  # and a wrong last answer digit
+    check = check_cot(SPEC, (4321, 8765), wrong)
+    assert not check.correct and check.departure == second_row
+    assert check.departure_step == "long multiplication, step 2" and check.expected_token == generated[second_row]
+    stopped = check_cot(SPEC, (4321, 8765), generated[:10])
+    assert not stopped.correct and stopped.departure == 10 and stopped.answer == ""
+
+
+def test_handlers_turn_bad_input_into_a_message(checkpoint):
+    pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
+    from hf_linear.demo.app import DemoApp
+    from hf_linear.demo.models import load_demo_model
+
+    app = DemoApp([load_demo_model(str(checkpoint))])
+    name = str(checkpoint)
+    for a, b, expected in [("12a4", "8765", "digits only"), ("123", "8765", "4-digit"), ("", "8765", "4-digit"),
+                           ("4321", "99999", "4-digit"), ("0321", "8765", "leading zeros")]:  # fmt: skip
+        outputs = list(app.run_arithmetic(name, a, b))
+        assert len(outputs) == 1 and "hfl-message" in outputs[0][1] and expected in outputs[0][1], (a, b, outputs)
+    (empty,) = list(app.run_text(name, "   ", 0.5, 40, 8))
+    assert "prompt is empty" in empty[1]
+    *_, last = app.run_arithmetic(name, "4321", "8765")
+    assert "✓ correct" in last[1] and last[3] is not None
+    attribution, image = app.explain(last[3], "3")
+    assert "exact" in attribution and image.size[0] > 100
+
+
+def test_cli_refuses_what_is_not_an_hf_linear_checkpoint(tmp_path, capsys):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from hf_linear.demo.cli import main, parse_arguments
+
+    assert parse_arguments(["x"])[1].host == "127.0.0.1"  # loopback unless told otherwise
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=1, n_embd=8, vocab_size=20, n_positions=8)).save_pretrained(tmp_path / "gpt2")
+    for checkpoint, expected in [(tmp_path / "gpt2", "not an hf-linear"), (tmp_path / "missing", "cannot be loaded")]:
+        with pytest.raises(SystemExit) as exit_:
+            main([str(checkpoint)])
+        assert exit_.value.code == 2
+        error = capsys.readouterr().err.strip().splitlines()[-1]  # after any progress bars
+        assert error.startswith("hf-linear demo: error:") and expected in error
+
+
+# ----------------------------------------------------------------------------- in a real browser
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_demo(checkpoint: Path, port: int) -> subprocess.Popen:
+    """`hf-linear demo CHECKPOINT --port P` in a subprocess; returns once it serves the page."""
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "hf_linear.cli", "demo", str(checkpoint), "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    deadline, output = time.monotonic() + 60, []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        output.append(line)
+        if "Running on local URL" in line:
+            return process
+    process.kill()
+    raise AssertionError("the demo did not start:\n" + "".join(output))
+
+
+def save_readme_screenshot(source: Path, target: Path) -> None:
+    from PIL import Image
+
+    Image.open(source).convert("RGB").quantize(colors=64).save(target, optimize=True)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install -y chromium): the browser test needs one")
+def test_the_app_in_a_headless_browser(checkpoint, tmp_path):
+    pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    port = free_port()
+    process = start_demo(checkpoint, port)
+    try:
+        # loopback only: the machine's other address does not answer
+        address = socket.gethostbyname(socket.gethostname())
+        if not address.startswith("127."):
+            with pytest.raises(OSError), socket.create_connection((address, port), timeout=2):
+                pass
+        with playwright_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/")
+            expect = playwright_api.expect
+
+            # bad input: a message on the page
+            page.locator("#hfl-a textarea, #hfl-a input").first.fill("12x4")
+            page.locator("#hfl-b textarea, #hfl-b input").first.fill("8765")
+            page.locator("#hfl-compute").click()
+            expect(page.locator("#hfl-verdict .hfl-message")).to_contain_text("digits only", timeout=20_000)
+
+            # 4321 x 8765: the streamed CoT, the checked answer
+            page.locator("#hfl-a textarea, #hfl-a input").first.fill("4321")
+            page.locator("#hfl-compute").click()
+            expect(page.locator("#hfl-verdict")).to_contain_text("✓ correct", timeout=30_000)
+            expect(page.locator("#hfl-verdict")).to_contain_text("4321 × 8765 = 37873565")
+            cot = page.locator("#hfl-cot .hfl-token")
+            assert cot.count() == SPEC.length + 1 - SPEC.prompt_length  # the CoT, the answer, [EOS]
+            assert cot.nth(0).inner_text().strip() == "1x5"
+            assert all(0.0 <= float(p) <= 1.0 for p in cot.evaluate_all("spans => spans.map(s => s.dataset.p)"))
+
+            # why this token: choose the first token of the second partial product
+            page.locator("#hfl-token input").click()
+            page.get_by_role("option", name=re.compile(r"^#14 ")).click()
+            table = page.locator("#hfl-attribution table.hfl-attribution")
+            expect(table).to_be_visible(timeout=20_000)
+            expect(page.locator("#hfl-attribution")).to_contain_text("exact")
+            expect(page.locator("#hfl-attribution")).to_contain_text("output position 24")
+            rows = table.locator("tbody tr")
+            assert rows.count() == 25 + 3  # inputs 0..24, the bias, the sum, the model's logit
+            expect(page.locator("#hfl-heatmap img")).to_be_visible(timeout=20_000)
+
+            shot = tmp_path / "demo.png"
+            page.screenshot(path=str(shot), full_page=True)
+            browser.close()
+        assert shot.stat().st_size > 10_000
+        if os.environ.get("HF_LINEAR_DEMO_SCREENSHOT"):
+            save_readme_screenshot(shot, Path(os.environ["HF_LINEAR_DEMO_SCREENSHOT"]))
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
