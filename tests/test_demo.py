@@ -202,3 +202,46 @@ def test_the_app_in_a_headless_browser(checkpoint, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+# ----------------------------------------------------------------------------- the Space
+
+
+def test_space_round_trip_through_the_local_hub(checkpoint, hub_server, tmp_path, capsys):
+    """push --space, snapshot_download(repo_type="space"), then the Space's app.py serves the page."""
+    pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
+    import urllib.request
+
+    from huggingface_hub import snapshot_download
+
+    from hf_linear.hub.push import main as push_main
+
+    model_repo, space_repo = hub_server.repo_id("mul4x4-lsb-linear"), hub_server.repo_id("mul4x4-demo")
+    assert push_main([str(checkpoint), model_repo, "--space", space_repo]) == 0
+    assert "/spaces/" in capsys.readouterr().out.strip().splitlines()[-1]
+    space = Path(snapshot_download(space_repo, repo_type="space", local_dir=tmp_path / "space"))
+    readme = (space / "README.md").read_text()
+    assert "sdk: gradio" in readme and "app_file: app.py" in readme and model_repo in readme
+    assert "gradio" in (space / "requirements.txt").read_text() and (space / "hf_linear" / "demo" / "app.py").is_file()
+    assert repr([model_repo]) in (space / "app.py").read_text()
+
+    port = free_port()
+    env = {**os.environ, **hub_server.env, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
+    env.pop("GRADIO_SERVER_NAME", None)  # as locally: loopback
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=space, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        output, deadline = [], time.monotonic() + 60
+        while time.monotonic() < deadline and not any("Running on local URL" in line for line in output):
+            line = process.stdout.readline()
+            if not line and process.poll() is not None:
+                break
+            output.append(line)
+        log = "".join(output)
+        assert "Running on local URL:  http://127.0.0.1" in log, log
+        assert f"hf_linear from {space / 'hf_linear'}" in log  # the Space runs its own copy of the package
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=20) as response:
+            assert response.status == 200 and "hf-linear demo" in response.read().decode()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -372,7 +372,7 @@ def render_model_card(config: dict, *, repo_id: str, parameters: int, report: Ev
         hidden_size=config["hidden_size"], vocab_size=config["vocab_size"], extra_rows=extra_rows,
         parameters=parameter_text, paper_reference=PAPER_MODELS[config["model_type"]], training=training,
         evaluation=evaluation, intended_use=intended_use_text(config),
-        evaluation_limitations=evaluation_limitations, usage=usage_text(repo_id, has_tokenizer),
+        evaluation_limitations=evaluation_limitations, usage=usage_text(repo_id, has_tokenizer), repo_id=repo_id,
     )
 
 
@@ -458,15 +458,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-report", help=f"evaluation JSON for the card (default: {EVAL_REPORT_FILE} "
                                               "in the checkpoint, if present)")
     parser.add_argument("--no-create", action="store_true", help="fail instead of creating a missing repo")
+    parser.add_argument("--space", metavar="SPACE_REPO", help="then also push a Space (Gradio) running `hf-linear demo` "
+                                                              "on the pushed model (hf_linear.demo.space)")
     args = parser.parse_args(argv)
     try:
         commit = push_checkpoint(args.checkpoint, args.repo, revision=args.revision, private=args.private,
                                  commit_message=args.commit_message, eval_results=args.eval_report,
                                  create_repo=not args.no_create)
+        if args.space:
+            from hf_linear.demo.space import push_space
+
+            space_commit = push_space(args.space, [commit.repo_url.repo_id], private=args.private)
     except (ValueError, HubPushError) as e:
         print(f"hf-linear push: error: {e}", file=sys.stderr)
         return 1
     print(commit.commit_url)
+    if args.space:
+        print(space_commit.commit_url)
     return 0
 
 
