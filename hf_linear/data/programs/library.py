@@ -1,0 +1,350 @@
+"""The shipped programs: each a compiler (`ProgramBuilder` calls) beside an independent plain-loop
+reference of the same trace, which the tests compare token for token.
+
+    parity          n bits, MSB first: the `threshold` parity CoT of the arithmetic data (k = 1)
+    addition        binary, LSB first: a full adder per column (carry, then sum)
+    comparison      binary, LSB first: g_i = [a > b on bits 0..i] = [2a_i - 2b_i + g_{i-1} >= 1]
+    multiplication  binary, LSB first: shift-and-add, a full adder per (row, column) with its
+                    partial-product bit AND(a_i, b_k) written first: 3n² + 2n CoT tokens
+    turing_machine  any one-tape machine given by its transition table; the CoT is its sequence
+                    of configurations, every cell of the next one a linear step of three cells
+
+Multiplication is binary, not decimal: every step of binary long multiplication is a threshold
+of bits already written (the digit product and carry of decimal digits are not, and would need
+composite tokens and 100-entry lookups per step); the price is log2(10) ≈ 3.3 times more digits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hf_linear.data.programs.compiler import (
+    BOS,
+    EQUALS,
+    STEP_JOINER,
+    ZERO,
+    Program,
+    ProgramBuilder,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Parity, addition, comparison, multiplication
+
+
+def bits_needed(limit: int) -> int:
+    """Binary digits of the numbers below `limit` (at least 1)."""
+    return max(1, (limit - 1).bit_length())
+
+
+def parity(bits: int) -> Program:
+    """Parity of `bits` bits: AND(p, x_t), then p XOR x_t = [p + x_t - 2·AND >= 1], per bit."""
+    program = ProgramBuilder(f"parity-{bits}")
+    x = program.number("x", 2**bits, width=bits, msb_first=True)[::-1]  # prompt order
+    program.begin_cot()
+    p = ZERO
+    for t, bit in enumerate(x):
+        both = program.gate([(p, 1), (bit, 1)], 2, "and")
+        if t == bits - 1:
+            program.begin_answer()
+        p = program.gate([(p, 1), (bit, 1), (both, -2)], 1, "xor")
+    return program.build()
+
+
+def addition(limit: int) -> Program:
+    """a + b for a, b in [0, limit): per column, the carry out, then the sum bit."""
+    n = bits_needed(limit)
+    program = ProgramBuilder(f"addition-{limit}")
+    a = program.number("a", limit, width=n)
+    program.token("+")
+    b = program.number("b", limit, width=n)
+    program.begin_cot()
+    carry, sums = ZERO, []
+    for i in range(n):
+        total, carry = program.full_adder(a[i], b[i], carry)
+        sums.append(total)
+    program.begin_answer()
+    for position in [*sums, carry]:
+        program.copy(position)
+    return program.build()
+
+
+def comparison(limit: int) -> Program:
+    """[a > b] for a, b in [0, limit), scanning from the least significant bit."""
+    n = bits_needed(limit)
+    program = ProgramBuilder(f"comparison-{limit}")
+    a = program.number("a", limit, width=n)
+    program.token(">")
+    b = program.number("b", limit, width=n)
+    program.begin_cot()
+    greater = ZERO
+    for i in range(n):
+        greater = program.gate([(a[i], 2), (b[i], -2), (greater, 1)], 1, "greater")
+    program.begin_answer()
+    program.copy(greater)
+    return program.build()
+
+
+def multiplication(limit: int) -> Program:
+    """a·b for a, b in [0, limit), binary shift-and-add. Row k adds a·b_k << k to the running
+    sum s: per column i, p = AND(a_i, b_k), then the full adder of (s_{k+i}, p, carry). The carry
+    out of a row is bit k+n of the new sum. Rows are joined by "+", the 2n product bits follow."""
+    n = bits_needed(limit)
+    program = ProgramBuilder(f"multiplication-{limit}")
+    a = program.number("a", limit, width=n)
+    program.token("x")
+    b = program.number("b", limit, width=n)
+    program.begin_cot()
+    running = [ZERO] * (2 * n)  # the bits of the running sum: constants until written
+    for k in range(n):
+        if k:
+            program.token(STEP_JOINER)
+        carry = ZERO
+        for i in range(n):
+            partial = program.and_(a[i], b[k])
+            running[k + i], carry = program.full_adder(running[k + i], partial, carry)
+        running[k + n] = carry
+    program.begin_answer()
+    for position in running:
+        program.copy(position)
+    return program.build()
+
+
+def binary_lsb(x: int, width: int) -> list[str]:
+    return [str((x >> i) & 1) for i in range(width)]
+
+
+def parity_reference(bits: int, x: int) -> list[str]:
+    """The arithmetic data's `threshold` parity trace (k = 1): an independent implementation."""
+    from hf_linear.data.arithmetic.formats import parity_threshold
+
+    return parity_threshold(format(x, f"0{bits}b"), 1)
+
+
+def addition_reference(limit: int, a: int, b: int) -> list[str]:
+    n = bits_needed(limit)
+    cot, carry = [], 0
+    for i in range(n):
+        column = ((a >> i) & 1) + ((b >> i) & 1) + carry
+        carry = column // 2
+        cot += [str(carry), str(column % 2)]
+    return [BOS, *binary_lsb(a, n), "+", *binary_lsb(b, n), EQUALS, *cot, EQUALS, *binary_lsb(a + b, n + 1)]
+
+
+def comparison_reference(limit: int, a: int, b: int) -> list[str]:
+    n = bits_needed(limit)
+    cot = [str(int(a % 2 ** (i + 1) > b % 2 ** (i + 1))) for i in range(n)]  # a > b on the low bits
+    return [BOS, *binary_lsb(a, n), ">", *binary_lsb(b, n), EQUALS, *cot, EQUALS, str(int(a > b))]
+
+
+def multiplication_reference(limit: int, a: int, b: int) -> list[str]:
+    """From closed forms, not gates: before row k the sum is a·(b mod 2^k); column i of row k
+    adds bit k+i of it, bit i of a·b_k and the carry of the low i columns."""
+    n = bits_needed(limit)
+    cot = []
+    for k in range(n):
+        before = a * (b % 2**k)
+        row = a * ((b >> k) & 1)
+        low = before >> k  # the part of the sum row k adds to
+        for i in range(n):
+            mask = 2**i - 1
+            carry_in = ((low & mask) + (row & mask)) >> i
+            column = ((low >> i) & 1) + ((row >> i) & 1) + carry_in
+            cot += [str((row >> i) & 1), str(column // 2), str(column % 2)]
+        cot.append(STEP_JOINER)
+    return [BOS, *binary_lsb(a, n), "x", *binary_lsb(b, n), EQUALS, *cot[:-1], EQUALS, *binary_lsb(a * b, 2 * n)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Turing machines
+
+
+@dataclass(frozen=True)
+class TuringMachine:
+    """A one-tape machine: transitions[(state, symbol)] = (new state, written symbol, move L/R/S).
+    The input (binary, LSB first) starts at cell 0 with the head there in `start`; `halt` stays
+    put forever. The tape has `bits + extra_cells` cells, and `steps(bits)` bounds the run."""
+
+    name: str
+    start: str
+    halt: str
+    transitions: dict[tuple[str, str], tuple[str, str, str]]
+    steps: Callable[[int], int]
+    extra_cells: int = 1
+    blank: str = "_"
+    symbols: tuple[str, ...] = ("0", "1", "_")
+    states: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self):
+        states = dict.fromkeys([self.start])
+        for (state, _), (new_state, _, _) in self.transitions.items():
+            states.update(dict.fromkeys([state, new_state]))
+        states.pop(self.halt, None)
+        object.__setattr__(self, "states", (*states, self.halt))
+        for (state, symbol), (new_state, written, move) in self.transitions.items():
+            if symbol not in self.symbols or written not in self.symbols or move not in ("L", "R", "S"):
+                raise ValueError(f"{self.name}: bad transition ({state}, {symbol}) -> ({new_state}, {written}, {move})")
+
+    def delta(self, state: str, symbol: str) -> tuple[str, str, str]:
+        if state == self.halt:
+            return state, symbol, "S"
+        if (state, symbol) not in self.transitions:
+            raise ValueError(f"{self.name}: no transition from ({state}, {symbol})")
+        return self.transitions[(state, symbol)]
+
+    def width(self, bits: int) -> int:
+        return bits + self.extra_cells
+
+
+def head(state: str, symbol: str) -> str:
+    """The token of the cell under the head: state and symbol in one token."""
+    return f"{state}:{symbol}"
+
+
+def turing_machine_program(machine: TuringMachine, bits: int) -> Program:
+    """Configuration 0 from the input, then `machine.steps(bits)` configurations joined by "+",
+    each cell a linear step reading cells i-1, i, i+1 of the configuration before (scores: a
+    symbol keeps itself 2, a head on it 1; a head leaving cell i writes its symbol 3; a head
+    arriving from a neighbour 2 for its new state; so the right token wins by at least 1)."""
+    width = machine.width(bits)
+    program = ProgramBuilder(f"tm-{machine.name}-{bits}")
+    x = program.number("x", 2**bits, width=bits)
+    program.begin_cot()
+    heads = {state: {symbol: head(state, symbol) for symbol in machine.symbols} for state in machine.states}
+    cells = [program.lookup(x[0], {s: heads[machine.start][s] for s in "01"}, "tm-start")]
+    cells += [program.copy(x[i]) for i in range(1, bits)]
+    cells += [program.token(machine.blank) for _ in range(bits, width)]
+    outputs = dict.fromkeys([*machine.symbols, *(h for state in heads.values() for h in state.values())], 0.0)
+    for _ in range(machine.steps(bits)):
+        program.token(STEP_JOINER)
+        previous, cells = cells, []
+        for i in range(width):
+            reads, tables = [previous[i]], [_cell_table(machine, heads)]
+            for neighbour, arriving in ((i - 1, "R"), (i + 1, "L")):
+                if 0 <= neighbour < width:
+                    reads.append(previous[neighbour])
+                    tables.append(_arrival_table(machine, heads, arriving))
+            cells.append(program.step(reads, tables, outputs, "tm-cell"))
+    program.begin_answer()
+    for cell in cells:
+        program.lookup(cell, {**{s: s for s in machine.symbols},
+                              **{h: s for state in heads.values() for s, h in state.items()}}, "tm-read")  # fmt: skip
+    return program.build()
+
+
+def _cell_table(machine: TuringMachine, heads: dict) -> dict[tuple[str, str], float]:
+    """What cell i of the configuration before says about cell i now."""
+    table = {}
+    for symbol in machine.symbols:
+        table[(symbol, symbol)] = 2.0
+        for state in machine.states:
+            table[(symbol, heads[state][symbol])] = 1.0
+    for state in machine.states:
+        for symbol in machine.symbols:
+            new_state, written, move = machine.delta(state, symbol)
+            table[(heads[state][symbol], heads[new_state][written] if move == "S" else written)] = 3.0
+    return table
+
+
+def _arrival_table(machine: TuringMachine, heads: dict, arriving: str) -> dict[tuple[str, str], float]:
+    """What a neighbouring head moving onto cell i (`arriving` = its move) says about cell i."""
+    table = {}
+    for state in machine.states:
+        for symbol in machine.symbols:
+            new_state, _, move = machine.delta(state, symbol)
+            if move == arriving:
+                for other in machine.symbols:
+                    table[(heads[state][symbol], heads[new_state][other])] = 2.0
+    return table
+
+
+def turing_machine_reference(machine: TuringMachine, bits: int, x: int) -> list[str]:
+    """A plain simulation, recording every configuration."""
+    width = machine.width(bits)
+    tape = [*binary_lsb(x, bits), *[machine.blank] * (width - bits)]
+    state, position = machine.start, 0
+
+    def configuration():
+        return [head(state, s) if i == position else s for i, s in enumerate(tape)]
+
+    cot = configuration()
+    for _ in range(machine.steps(bits)):
+        state, tape[position], move = machine.delta(state, tape[position])
+        position += {"L": -1, "R": 1, "S": 0}[move]
+        if not 0 <= position < width:
+            raise ValueError(f"{machine.name}: the head leaves the {width}-cell tape on input {x}")
+        cot += [STEP_JOINER, *configuration()]
+    if state != machine.halt:
+        raise ValueError(f"{machine.name}: not halted after {machine.steps(bits)} steps on input {x}")
+    return [BOS, *binary_lsb(x, bits), EQUALS, *cot, EQUALS, *tape]
+
+
+# binary increment, LSB first: carry right over the 1s, write the 1 (the tape has a cell for overflow)
+INCREMENT = TuringMachine(
+    name="increment",
+    start="c",
+    halt="h",
+    transitions={("c", "1"): ("c", "0", "R"), ("c", "0"): ("h", "1", "S"), ("c", "_"): ("h", "1", "S")},
+    steps=lambda bits: bits + 1,
+)
+# doubling, LSB first: shift every bit one cell up, the state carrying the bit being moved
+DOUBLE = TuringMachine(
+    name="double",
+    start="z",
+    halt="h",
+    transitions={
+        ("z", "0"): ("z", "0", "R"), ("z", "1"): ("o", "0", "R"), ("z", "_"): ("h", "0", "S"),
+        ("o", "0"): ("z", "1", "R"), ("o", "1"): ("o", "1", "R"), ("o", "_"): ("h", "1", "S"),
+    },  # fmt: skip
+    steps=lambda bits: bits + 1,
+)
+MACHINES = {machine.name: machine for machine in (INCREMENT, DOUBLE)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry: one row per shipped program
+
+
+@dataclass(frozen=True)
+class ProgramFamily:
+    """A shipped program: `compile(size)` and the plain `reference(size, *inputs)` of its trace.
+    `size` is the input bound: numbers below it (multiplication, addition, comparison) or bits
+    (parity, Turing machines)."""
+
+    name: str
+    compile: Callable[[int], Program]
+    reference: Callable[..., list[str]]
+    size_meaning: str
+    description: str
+
+
+def _machine_family(machine: TuringMachine) -> ProgramFamily:
+    return ProgramFamily(
+        f"tm-{machine.name}",
+        lambda bits: turing_machine_program(machine, bits),
+        lambda bits, x: turing_machine_reference(machine, bits, x),
+        "bits",
+        f"Turing machine `{machine.name}`: its configurations, one linear step per cell",
+    )
+
+
+PROGRAMS: dict[str, ProgramFamily] = {
+    family.name: family
+    for family in (
+        ProgramFamily("parity", parity, parity_reference, "bits", "parity of n bits, MSB first (AND, then XOR per bit)"),
+        ProgramFamily("addition", addition, addition_reference, "limit", "a + b, binary LSB first (carry, sum per column)"),
+        ProgramFamily("comparison", comparison, comparison_reference, "limit", "[a > b], binary LSB first (one gate per bit)"),
+        ProgramFamily("multiplication", multiplication, multiplication_reference, "limit",
+                      "a x b, binary LSB first (partial-product bit, carry, sum per row and column)"),  # fmt: skip
+        *(_machine_family(machine) for machine in MACHINES.values()),
+    )
+}
+
+
+def compile_program(name: str, size: int) -> Program:
+    """The compiled program `name` (a key of PROGRAMS) for inputs of `size`; ValueError naming what is wrong."""
+    if name not in PROGRAMS:
+        raise ValueError(f"program={name!r} is not one of {', '.join(PROGRAMS)}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 2:
+        raise ValueError(f"size={size!r} must be an integer >= 2 ({PROGRAMS[name].size_meaning})")
+    return PROGRAMS[name].compile(size)
