@@ -51,6 +51,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
@@ -75,13 +76,18 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a state dict file, without unpickling arbitrary objects."""
     path = Path(path)
     if path.suffix == ".safetensors":
-
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except SafetensorError as error:
+            raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt: {error})") from None
     try:
         loaded = _torch_load_weights_only(path)
     except pickle.UnpicklingError as error:
         raise ValueError(f"{path}: refusing to load: it holds more than tensors and plain containers "
                          f"(torch.load(weights_only=True) rejected it: {str(error).splitlines()[0]})") from None
+    except (EOFError, RuntimeError) as error:  # empty, truncated, or not written by torch.save
+        reason = str(error).splitlines()[0] if str(error) else "the file ends before its first record"
+        raise ValueError(f"{path} is not a torch.save file ({reason})") from None
     for key in ("state_dict", "model"):  # a training checkpoint wrapping the state dict
         if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
             loaded = loaded[key]
@@ -313,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         model = convert(args.state_dict, args.out_dir, args.tokenizer, args.context_length,
                         use_linear1_bias=args.use_linear1_bias, strict_mask=args.strict_mask, verify=not args.no_verify)
     except (ValueError, OSError) as error:
-        print(f"hf-linear convert-authors: {error}", file=sys.stderr)
+        print(f"hf-linear convert-authors: error: {error}", file=sys.stderr)
         return 1
     config = model.config
     print(f"wrote {args.out_dir}: {config.model_type}, T={config.context_length}, d={config.hidden_size}, "

@@ -80,3 +80,16 @@ def directory_mode(path: Path) -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o777 & ~umask
+
+
+def check_output_file(path: str | os.PathLike, what: str) -> Path:
+    """A file a command will write (e.g. `--output`, `--out` of a report), checked before the
+    work that produces it: not a directory, and its nearest existing folder writable. A file
+    system that refuses the write anyway (read-only, /sys) is caught where it is written."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise OutputDirError(f"{what} {path} is a directory; give a file name")
+    existing = next((p for p in path.absolute().parents if p.exists()), None)
+    if existing is not None and (not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK)):
+        raise OutputDirError(f"{what} {path}: {existing} is not a writable directory")
+    return path

@@ -28,10 +28,13 @@ def save_dataset(dataset_dict: DatasetDict, tokenizer, card: str, out: str | os.
     """Write dataset, tokenizer and card (README.md) to `out`; see the module docstring. `out`
     follows the project's output-directory rule (`hf_linear.output_dirs`)."""
     out = check_output_dir(out, overwrite, "--out")
-    with staged_directory(out, written_by="an hf-linear dataset builder") as staging:
-        dataset_dict.save_to_disk(str(staging))
-        tokenizer.save_pretrained(str(staging))
-        (staging / "README.md").write_text(card)
+    try:
+        with staged_directory(out, written_by="an hf-linear dataset builder") as staging:
+            dataset_dict.save_to_disk(str(staging))
+            tokenizer.save_pretrained(str(staging))
+            (staging / "README.md").write_text(card)
+    except OSError as error:  # e.g. a read-only file system, a full disk: nothing was replaced
+        raise ValueError(f"--out {out}: cannot be written ({error.strerror or error})") from None
     return out
 
 

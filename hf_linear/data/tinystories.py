@@ -56,6 +56,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Features, List, Value, load_dataset
+from datasets.exceptions import DatasetGenerationError
 from huggingface_hub import DatasetCard, DatasetCardData
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
@@ -148,6 +149,21 @@ def story_files(directory: Path) -> dict[str, Path]:
     return files
 
 
+def _stories_dataset(path: Path, split: str) -> Dataset:
+    """The stories of one text file as a Dataset (column `text`)."""
+    stat = path.stat()
+    try:
+        return Dataset.from_generator(
+            _stories_of_file, features=Features({"text": Value("string")}),
+            gen_kwargs={"path": str(path.resolve()), "stamp": (stat.st_size, stat.st_mtime_ns)},
+            split=split,
+        )  # fmt: skip
+    except DatasetGenerationError as error:  # datasets wraps what the generator raised
+        if isinstance(error.__cause__, UnicodeDecodeError):
+            raise ValueError(f"tinystories source {path}: not UTF-8 text ({error.__cause__})") from None
+        raise
+
+
 def _is_text_directory(source: str) -> bool:
     path = Path(source)
     return path.is_dir() and any(path.glob("*.txt"))
@@ -160,12 +176,7 @@ def load_stories(source: str = DEFAULT_SOURCE, max_stories: int | None = None) -
     if _is_text_directory(source):
         splits = {}
         for split, path in story_files(Path(source)).items():
-            stat = path.stat()
-            splits[split] = Dataset.from_generator(
-                _stories_of_file, features=Features({"text": Value("string")}),
-                gen_kwargs={"path": str(path.resolve()), "stamp": (stat.st_size, stat.st_mtime_ns)},
-                split=split,
-            )  # fmt: skip
+            splits[split] = _stories_dataset(path, split)
         stories = DatasetDict(splits)
     else:
         try:
@@ -317,6 +328,9 @@ def build_tinystories_dataset(
         data.info.description = _DESCRIPTION_PREFIX + json.dumps(record, sort_keys=True)
         data.info.license = LICENSE
         data.info.citation = TINYSTORIES_CITATION
+        if len(data) == 0:  # save_to_disk would write a dataset load_from_disk cannot read
+            raise ValueError(f"context_length={context_length}: no {split} story has the {context_length + 1} tokens "
+                             f"of a window ({len(stories[split])} stories); lower context_length")  # fmt: skip
         windows[split] = data
     return DatasetDict(windows)
 

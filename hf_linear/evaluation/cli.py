@@ -27,6 +27,7 @@ from hf_linear.data.sources import data_source
 from hf_linear.evaluation.exact_match import exact_match_report, format_report, has_prompts
 from hf_linear.evaluation.lm_report import format_lm_report, lm_report
 from hf_linear.evaluation.segments import format_segments, segment_accuracy, step_names_of
+from hf_linear.output_dirs import check_output_file
 
 
 def evaluate_checkpoint(args) -> dict:
@@ -35,6 +36,8 @@ def evaluate_checkpoint(args) -> dict:
             arguments = json.loads(args.arithmetic)
         except json.JSONDecodeError as error:
             raise ValueError(f"--arithmetic is not valid JSON: {error}") from None
+        if not isinstance(arguments, dict):
+            raise ValueError(f"--arithmetic must be a JSON object of build_arithmetic_dataset arguments, got {args.arithmetic}")
         arguments.setdefault("train_size", 0)
         source = data_source({"arithmetic": arguments})
     else:
@@ -50,6 +53,7 @@ def evaluate_checkpoint(args) -> dict:
         raise ValueError(f"--split {args.split!r} is empty: nothing to evaluate")
 
     model, tokenizer = load_model(args.checkpoint), load_tokenizer(args.checkpoint)
+
     if has_prompts(split):
         report = exact_match_report(model, tokenizer, split, args.batch_size, args.show)
         print(format_report(report))
@@ -82,12 +86,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.num_samples < 1 or args.batch_size < 1:
         parser.error("--num-samples and --batch-size must be >= 1")
     try:
+        output = report_path(args)
         report = evaluate_checkpoint(args)
+        write_report(output, report)
     except ValueError as error:  # user mistakes: one line, no traceback
         parser.exit(2, f"{parser.prog}: error: {error}\n")
-    output = Path(args.output) if args.output else Path(args.checkpoint) / "eval_results.json"
-    if not args.output and not Path(args.checkpoint).is_dir():
-        output = Path("eval_results.json")
+    print(f"\nreport written to {output}")
+    return 0
+
+
+def report_path(args) -> Path:
+    """Where the JSON report goes, checked before the evaluation spends its time."""
+    if args.output:
+        return check_output_file(args.output, "--output")
+    if Path(args.checkpoint).is_dir():
+        return Path(args.checkpoint) / "eval_results.json"
+    return Path("eval_results.json")  # a Hub checkpoint: beside the command
+
+
+def write_report(output: Path, report: dict) -> None:
     if output.is_file():
         # a run's own report holds what no evaluation can recompute (machine, steps, tokens seen):
         # keep it when the metrics are replaced
@@ -97,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             previous = {}
         if isinstance(previous, dict) and "training" in previous:
             report = {**report, "training": previous["training"]}
-    write_json_atomically(output, report)
-    print(f"\nreport written to {output}")
-    return 0
+    try:
+        write_json_atomically(output, report)
+    except OSError as error:  # e.g. a read-only file system
+        raise ValueError(f"--output {output}: cannot be written ({error.strerror or error})") from None
 
 
 if __name__ == "__main__":

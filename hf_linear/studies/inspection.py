@@ -31,6 +31,7 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from hf_linear.atomic import write_json_atomically  # noqa: E402
 from hf_linear.checkpoints import load_model, load_tokenizer  # noqa: E402
 from hf_linear.data.arithmetic.formats import EOS, segments_of  # noqa: E402
+from hf_linear.output_dirs import check_output_file  # noqa: E402
 from hf_linear.studies.results import arithmetic_spec  # noqa: E402
 
 HF_LINEAR_TYPES = ("linear_lm", "mlp_lm")
@@ -116,10 +117,12 @@ def inspect_checkpoint(checkpoint: str | Path, out: str | Path | None = None, ex
                        top: int = 3, quiet: bool = False) -> dict:  # fmt: skip
     """Heatmap PNG and per-position JSON of a checkpoint; returns the JSON summary."""
     checkpoint = Path(checkpoint)
+    if top < 1:
+        raise ValueError(f"--top must be >= 1 (input positions listed per output position), got {top}")
+    out = check_output_file(out, "--out") if out else checkpoint / "block_norms.png"
     model = load_model(str(checkpoint)).eval()
     if model.config.model_type not in HF_LINEAR_TYPES:
         raise ValueError(f"inspect needs an hf-linear model ({', '.join(HF_LINEAR_TYPES)}), {checkpoint} is {model.config.model_type}")
-    out = Path(out) if out else checkpoint / "block_norms.png"
     text = example if example is not None else example_from_config(checkpoint)
     tokens = example_tokens(model, load_tokenizer(str(checkpoint)), text) if text else []
     norms = block_norms(model)
@@ -136,9 +139,13 @@ def inspect_checkpoint(checkpoint: str | Path, out: str | Path | None = None, ex
             for i, reads in enumerate(top_inputs(norms, top))
         ],
     }
-    draw_heatmap(norms, tokens, f"{model.config.model_type} {checkpoint.name}\nblock norms of the masked map "
-                 f"(T={norms.shape[0]}, d={model.config.hidden_size})", out)  # fmt: skip
-    write_json_atomically(out.with_suffix(".json"), summary)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        draw_heatmap(norms, tokens, f"{model.config.model_type} {checkpoint.name}\nblock norms of the masked map "
+                     f"(T={norms.shape[0]}, d={model.config.hidden_size})", out)  # fmt: skip
+        write_json_atomically(out.with_suffix(".json"), summary)
+    except OSError as error:  # e.g. a read-only file system
+        raise ValueError(f"--out {out}: cannot be written ({error.strerror or error})") from None
     if not quiet:
         for position in summary["positions"]:
             reads = ", ".join(f"{r['j']} {r['token'] or ''} ({r['norm']:.3g})" for r in position["top_inputs"])
