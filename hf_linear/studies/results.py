@@ -125,8 +125,19 @@ def read_results(study_dir: Path) -> dict[str, dict]:
     path = Path(study_dir) / "results.jsonl"
     records = {}
     if path.is_file():
-        for line in path.read_text().splitlines():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
             if line.strip():
-                record = json.loads(line)
+                record = result_row(line, f"{path}, line {number}")
                 records[record["name"]] = record
     return records
+
+
+def result_row(line: str, where: str) -> dict:
+    """A results.jsonl line; ValueError naming the line when it is not a row with a run name."""
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        raise ValueError(f"{where}: not a JSON line ({error})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("name"), str):
+        raise ValueError(f"{where}: a result row without a run 'name'; fix or remove that line")
+    return record

@@ -45,7 +45,7 @@ from transformers import TrainerCallback
 
 from hf_linear.atomic import write_text_atomically
 from hf_linear.studies.results import ARITHMETIC_SOURCES, read_results, run_record
-from hf_linear.training.config import SECTIONS, check_config, read_yaml, resolve_data_paths
+from hf_linear.training.config import SECTIONS, check_config, read_yaml_file, resolve_data_paths
 from hf_linear.training.run_dir import last_complete_checkpoint
 from hf_linear.training.train import train
 
@@ -116,9 +116,7 @@ class Study:
     @classmethod
     def load(cls, path: str | Path, quick: bool = False) -> Study:
         path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"study file {path} does not exist")
-        spec = read_yaml(path.read_text()) or {}
+        spec = read_yaml_file(path, "study file") or {}
         if not isinstance(spec, dict):
             raise ValueError(f"study file {path} must be a mapping with keys {', '.join(STUDY_KEYS)}")
         unknown = sorted(set(spec) - set(STUDY_KEYS))
@@ -130,11 +128,10 @@ class Study:
             base = copy.deepcopy(spec["base"])
             resolve_data_paths(base, path.parent)
         else:
+            base = read_yaml_file(path.parent / spec["base_config"], f"study file {path}: base_config")
             base_path = path.parent / spec["base_config"]
-            if not base_path.is_file():
-                raise ValueError(f"study file {path}: base_config {base_path} does not exist")
-            base = read_yaml(base_path.read_text())
             resolve_data_paths(base, base_path.parent)
+        check_stop_when(spec.get("stop_when"))
         spec = {**spec, "base": base, "name": spec.get("name", path.stem), "quick_run": quick}
         spec.pop("base_config", None)
         groups = [{"name": None, "set": {}, "axes": spec.get("axes") or {}}] if spec.get("axes") or not spec.get("runs") else []
@@ -162,22 +159,39 @@ class Study:
         return chosen
 
 
+def check_stop_when(stop_when) -> None:
+    """`stop_when: {metric: target}` (e.g. {exact_match: 0.99}), or absent."""
+    if stop_when is None:
+        return
+    if not isinstance(stop_when, dict) or not all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in stop_when.items()
+    ):
+        raise ValueError(f"stop_when must be a mapping {{metric: target}} (e.g. {{exact_match: 0.99}}), got {stop_when!r}")
+
+
+def axis_choices(axis: str, values) -> list[tuple[str, str, dict]]:
+    """The (axis, label, {dotted key: value}) choices of one axis of the grid."""
+    if not isinstance(values, (list, dict)):
+        raise ValueError(f"axis {axis!r}: give a list of values (or a mapping label: value), got {values!r}")
+    if not values:
+        raise ValueError(f"axis {axis!r} has no values: the grid would have no runs")
+    if is_config_key(axis):
+        labelled = values.items() if isinstance(values, dict) else ((value_label(v), v) for v in values)
+        return [(axis, str(label), {axis: value}) for label, value in labelled]
+    if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+        raise ValueError(f"axis {axis!r} is not a config key, so it maps labels to {{dotted.key: value}} mappings")
+    return [(axis, str(label), settings) for label, settings in values.items()]
+
+
 def expand_group(base: dict, group: dict) -> list[Run]:
     """The runs of one group: base + the group's `set`, times every combination of its axes."""
     if not isinstance(group, dict) or set(group) - {"name", "set", "axes"}:
         raise ValueError(f"a group of `runs:` is a mapping with name, set, axes; got {group!r}")
     fixed = group.get("set") or {}
     axes = group.get("axes") or {}
-    # each axis: a list of (label, {dotted key: value}) choices
-    choices = []
-    for axis, values in axes.items():
-        if is_config_key(axis):
-            labelled = values.items() if isinstance(values, dict) else ((value_label(v), v) for v in values)
-            choices.append([(axis, str(label), {axis: value}) for label, value in labelled])
-        else:
-            if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
-                raise ValueError(f"axis {axis!r} is not a config key, so it maps labels to {{dotted.key: value}} mappings")
-            choices.append([(axis, str(label), settings) for label, settings in values.items()])
+    if not isinstance(axes, dict):
+        raise ValueError(f"axes must be a mapping {{dotted.key: [values]}}, got {axes!r}")
+    choices = [axis_choices(axis, values) for axis, values in axes.items()]
     runs = []
     for combination in itertools.product(*choices):
         config = copy.deepcopy(base)

@@ -115,8 +115,28 @@ class RunConfig:
 # YAML 1.2 core schema: PyYAML implements YAML 1.1, where `no` is false and `1e-3` a string
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping that gives a key twice: PyYAML would silently keep the last value (e.g. a second
+    `model:` section replacing the first)."""
+
+
 class _Yaml12Loader(yaml.SafeLoader):
-    pass
+    def construct_mapping(self, node, deep=False):
+        # the node's own keys only: `<<` merges may be overridden by design
+        first_line = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # SafeLoader's own error follows
+            line = key_node.start_mark.line + 1
+            if key in first_line:
+                raise DuplicateKeyError(f"duplicate key {key!r} at line {line} (first given at line {first_line[key]})")
+            first_line[key] = line
+        return super().construct_mapping(node, deep)
 
 
 _Yaml12Loader.yaml_implicit_resolvers = {
@@ -146,6 +166,16 @@ def read_yaml(text: str):
     return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
+def read_yaml_file(path: Path, what: str = "config file"):
+    """The YAML of a file; ValueError naming the file (and the line) when it is not valid YAML."""
+    if not path.is_file():
+        raise ValueError(f"{what} {path} does not exist")
+    try:
+        return read_yaml(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{what} {path} is not valid YAML: {' '.join(str(error).split())}") from None
+
+
 # ---------------------------------------------------------------------------------------------
 # Loading and checking
 
@@ -154,12 +184,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     """Read CONFIG, resolve its relative data paths, apply `--section.key value` overrides, and
     check every key and type."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {path} does not exist")
-    try:
-        config = read_yaml(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"config file {path} is not valid YAML: {error}") from None
+    config = read_yaml_file(path) or {}
     if not isinstance(config, dict):
         raise ValueError(f"config file {path} must hold a mapping of sections {', '.join(SECTIONS)}")
     resolve_data_paths(config, path.parent)
@@ -181,7 +206,10 @@ def apply_overrides(config: dict, overrides: list[str]) -> None:
             node = node.setdefault(section, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {flag}: {section} is not a section")
-        node[key] = read_yaml(raw)
+        try:
+            node[key] = read_yaml(raw)
+        except yaml.YAMLError as error:
+            raise ValueError(f"override {flag}: not valid YAML: {' '.join(str(error).split())}") from None
 
 
 # (section, key) pairs holding input paths (or Hub ids) that a config file may give relatively
