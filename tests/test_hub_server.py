@@ -230,10 +230,13 @@ def test_range_requests(hub_server):
 
 
 def test_lfs_upload_with_wrong_content_is_rejected(hub_server):
+    repo_id = hub_server.repo_id("wrong-content")
+    HfApi().create_repo(repo_id)
     claimed = hashlib.sha256(b"the real content").hexdigest()
     auth = {"Authorization": f"Bearer {hub_server.env['HF_TOKEN']}"}
-    response = httpx2.put(f"{hub_server.url}/lfs-upload/{claimed}", content=b"something else", headers=auth)
-    assert response.status_code == 400
+    response = httpx2.put(f"{hub_server.url}/lfs-upload/{claimed}?repo=models/{repo_id}", content=b"something else",
+                          headers=auth)
+    assert response.status_code == 400 and "sha256" in response.json()["error"]
     assert not (Path(hub_server.server.store.root) / "blobs" / claimed).exists()
 
 

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 import httpx2
 import pytest
 import torch
-from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
+from huggingface_hub import CommitOperationAdd, CommitOperationCopy, HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from safetensors.torch import save_file
 
@@ -33,6 +33,8 @@ from hf_linear import LinearLMConfig, LinearLMForCausalLM
 from hf_linear.hub.push import HubPushError, push_checkpoint, verify_checkpoint
 from hf_linear.hub.server import Accounts, HubStore, Repo, User, serve_in_background
 from hf_linear.hub.server.cli import check_listen_address, is_loopback
+from hf_linear.hub.server import listing
+from hf_linear.hub.server.cli import main as server_main
 from hf_linear.hub.server.store import STALE_TEMP_SECONDS
 
 ALICE, BOB = "hf_alice_token_1", "hf_bob_token_2"
@@ -93,6 +95,23 @@ def raw_exchange(url: str, data: bytes, send_more: bytes = b"", timeout: float =
 
 def status_of(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
+
+
+def lfs_batch(hub, repo_id: str, token: str, oid: str, size: int) -> dict:
+    """The batch answer's object for one upload of (oid, size) to repo_id."""
+    return call(hub, "POST", f"/{repo_id}.git/info/lfs/objects/batch", token, json={
+        "operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": size}]}).json()["objects"][0]
+
+
+def readme(metadata: str) -> bytes:
+    return f"---\n{metadata}\n---\n# A card\n".encode()
+
+
+def commit_readme(hub, repo_id: str, metadata: str, repo_type: str = "models") -> None:
+    """A raw commit: huggingface_hub would check the metadata with validate-yaml first."""
+    response = call(hub, "POST", f"/api/{repo_type}/{repo_id}/commit/main", ALICE,
+                    content=commit_body(inline_file("README.md", readme(metadata))))
+    assert response.status_code == 200, response.text
 
 
 def files_outside(root: Path) -> set[Path]:
@@ -234,6 +253,53 @@ def test_lfs_upload_needs_a_signed_url_or_a_token(hub):
     assert httpx2.put(href, content=content).status_code == 200 and blob.read_bytes() == content
 
 
+def test_lfs_objects_are_reachable_only_through_their_repo(hub):
+    """Blobs are shared by sha256, but an lfsFile commit needs the object uploaded through the same
+    repo, and batch/verify answer alike for another repo's object and for one nobody has."""
+    secret = b"bob's private weights\0" + os.urandom(64)
+    oid, size = hashlib.sha256(secret).hexdigest(), len(secret)
+    vault = new_repo(hub, "vault", token=BOB, namespace="bob", private=True)
+    api(hub, BOB).upload_file(path_or_fileobj=secret, path_in_repo="w.bin", repo_id=vault)
+    assert api(hub, BOB).get_paths_info(vault, ["w.bin"])[0].lfs.sha256 == oid  # stored as an LFS object
+    public = new_repo(hub, "pub")
+    leak = commit_body({"key": "lfsFile", "value": {"path": "leak.txt", "algo": "sha256", "oid": oid}})
+    assert call(hub, "POST", f"/api/models/{public}/commit/main", ALICE, content=leak).status_code == 422
+    assert call(hub, "GET", f"/{public}/resolve/main/leak.txt").status_code == 404
+    nobodys = hashlib.sha256(os.urandom(32)).hexdigest()
+    for probe in (oid, nobodys):  # no existence oracle: bob's object looks like one nobody has
+        assert set(lfs_batch(hub, public, ALICE, probe, size)["actions"]) == {"upload", "verify"}
+        verify = call(hub, "POST", f"/{public}.git/info/lfs/objects/verify", ALICE, json={"oid": probe, "size": size})
+        assert verify.status_code == 404
+    # The signed upload URL is for one repo: pointed at another one of alice's repos it is refused.
+    href = lfs_batch(hub, public, ALICE, oid, size)["actions"]["upload"]["href"]
+    other = new_repo(hub, "other")
+    assert httpx2.put(href.replace(public.split("/")[1], other.split("/")[1]), content=secret).status_code == 401
+    # Uploading the bytes herself (she has them) makes the object hers to commit.
+    assert httpx2.put(href, content=secret).status_code == 200
+    assert call(hub, "POST", f"/api/models/{public}/commit/main", ALICE, content=leak).status_code == 200
+    assert call(hub, "GET", f"/{public}/resolve/main/leak.txt").content == secret
+    assert call(hub, "POST", f"/api/models/{other}/commit/main", ALICE, content=leak).status_code == 422
+    # An object a repo already references stays committable there (a copy sends only its oid).
+    api(hub, BOB).create_commit(vault, [CommitOperationCopy("w.bin", "copy.bin")], commit_message="copy")
+    assert call(hub, "GET", f"/{vault}/resolve/main/copy.bin", BOB).content == secret
+    assert "actions" not in lfs_batch(hub, vault, BOB, oid, size)  # already there, for bob's repo
+
+
+def test_lfs_index_of_a_repo_written_before_it_is_rebuilt_from_its_commits(tmp_path):
+    store = HubStore(tmp_path / "root")
+    repo, other = Repo("model", "alice/old"), Repo("model", "alice/other")
+    for r in (repo, other):
+        store.create_repo(r, private=False, author="alice")
+    content = b"weights\0"
+    oid = hashlib.sha256(content).hexdigest()
+    store.put_blob_stream([content], oid)
+    store.add_lfs_object(repo, oid)
+    store.commit(repo, "main", {"summary": "w"}, [("lfsFile", {"path": "w.bin", "oid": oid})], author="alice")
+    for r in (repo, other):  # the layout before the index existed
+        shutil.rmtree(tmp_path / "root" / "repos" / "models" / r.id / "lfs")
+    assert store.has_lfs_object(repo, oid, len(content)) and not store.has_lfs_object(other, oid)
+
+
 # ----------------------------------------------------------------------------- listening address
 
 
@@ -265,6 +331,34 @@ def test_tokens_file_formats(tmp_path):
             Accounts.from_sources(bad)
 
 
+def test_hub_server_cli_errors_are_one_line(tmp_path, capsys):
+    """Each mistake: exit 2 before listening, one `error:` line naming the option, file or field."""
+    def tokens(entries) -> str:
+        path = tmp_path / f"tokens-{os.urandom(3).hex()}.json"
+        path.write_text(json.dumps(entries))
+        return str(path)
+
+    (tmp_path / "a-file").write_text("x")
+    root = str(tmp_path / "root")
+    cases = [
+        (["--root", "/proc/self/x"], "--root /proc/self/x"),
+        (["--root", str(tmp_path / "a-file")], "not a directory"),
+        (["--root", root, "--port", "70000"], "--port"),
+        (["--root", root, "--tokens-file", tokens([{"name": "a", "token": "t", "orgs": "team"}])], "'orgs'"),
+        (["--root", root, "--tokens-file", tokens([{"name": "a", "token": 5}])], "'token'"),
+        (["--root", root, "--tokens-file", tokens([{"name": "a", "token": "t", "org": ["x"]}])], "'org'"),
+        (["--root", root, "--tokens-file", tokens({"name": "a"})], "expected a JSON list"),
+        (["--root", root, "--tokens-file", str(tmp_path / "missing.json")], "missing.json"),
+        (["--root", root, "--token", "no-equals-sign"], "--token"),
+    ]
+    for argv, fragment in cases:
+        with pytest.raises(SystemExit) as exc:
+            server_main(argv)
+        err = capsys.readouterr().err.strip()
+        assert exc.value.code == 2 and len(err.splitlines()) == 1, (argv, err)
+        assert err.startswith("hf-linear hub-server: error:") and fragment in err, (argv, err)
+
+
 # ----------------------------------------------------------------------------- file names
 
 
@@ -283,6 +377,19 @@ def test_file_names_control_characters_refused_unicode_served(hub, tmp_path):
     missing = call(hub, "GET", f"/{repo_id}/resolve/main/{quote('不存在.txt')}")  # non-Latin-1 error message
     assert missing.status_code == 404 and "不存在" in missing.json()["error"]
     assert sorted(alice.list_repo_files(repo_id)) == [".gitattributes", "目录/数据.txt"]
+
+
+def test_file_names_with_backslashes_or_edge_spaces_are_refused(hub):
+    """As the Hub: Windows separators and leading/trailing spaces in a path segment get 400."""
+    repo_id = new_repo(hub, "odd-names")
+    for name in ("a\\b.txt", "C:\\x", "dir\\", " lead.txt", "trail.txt ", "dir /f.txt", "d/ f.txt", "\u3000wide.txt"):
+        response = call(hub, "POST", f"/api/models/{repo_id}/commit/main", ALICE, content=commit_body(inline_file(name, b"x")))
+        assert response.status_code == 400 and "Invalid path" in response.json()["error"], name
+    for name in ("inner space.txt", "ünïcödé/файл.txt", "C:x.txt"):  # still fine
+        response = call(hub, "POST", f"/api/models/{repo_id}/commit/main", ALICE, content=commit_body(inline_file(name, b"x")))
+        assert response.status_code == 200, name
+    assert sorted(api(hub, ALICE).list_repo_files(repo_id)) == [".gitattributes", "C:x.txt", "inner space.txt",
+                                                                 "ünïcödé/файл.txt"]
 
 
 # ----------------------------------------------------------------------------- malformed requests
@@ -337,6 +444,81 @@ def test_malformed_requests_get_4xx_with_the_hub_error_shape(hub):
         assert status_of(response) == 400, head
 
 
+def billion_laughs(levels: int) -> str:
+    """YAML whose aliases nest `levels` deep: 9**levels strings from a few hundred bytes."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines)
+
+
+def test_card_metadata_aliases_are_refused_not_expanded(hub):
+    """A README's YAML is parsed without aliases: no expansion on repo info or validate-yaml."""
+    repo_id = new_repo(hub, "laughs")
+    alice = api(hub, ALICE)
+    # 5 levels first (59,049 strings, which the old parser expanded into cardData), then the
+    # 557-byte 9-level README of the report (387 million strings: MemoryError under 3 GB).
+    for levels in (5, 9):
+        bomb = readme(billion_laughs(levels))
+        commit_readme(hub, repo_id, billion_laughs(levels))
+        started = time.monotonic()
+        response = call(hub, "GET", f"/api/models/{repo_id}")  # anonymous
+        assert response.status_code == 200 and "cardData" not in response.json(), levels
+        assert time.monotonic() - started < 5
+        check = call(hub, "POST", "/api/validate-yaml", json={"content": bomb.decode(), "repoType": "model"})
+        assert check.status_code == 400 and "aliases" in check.json()["errors"][0]["message"]
+    alice.upload_file(path_or_fileobj=readme("license: mit\nbase: &b x"), path_in_repo="README.md", repo_id=repo_id)
+    assert alice.model_info(repo_id).card_data.to_dict() == {"license": "mit", "base": "x"}  # anchors alone are fine
+
+
+def test_malformed_metadata_and_bodies_get_4xx_or_are_ignored_never_500(hub, tmp_path):
+    """The eleven 500s of the report. Repo info leaves out metadata it cannot answer as JSON (as the
+    Hub leaves out `cardData`); validate-yaml names the problem; bodies and queries get 4xx."""
+    repo_id = new_repo(hub, "bad-meta")
+    alice = api(hub, ALICE)
+    deep = "x: " + "[" * 5000 + "]" * 5000
+    cases = [  # (metadata, expected cardData (None: left out), expected tags, validate-yaml status)
+        ("date: 2024-01-01", {"date": "2024-01-01"}, [], 200),  # a date stays the string it was
+        ("tags: 5", {"tags": 5}, [], 400),
+        ("tags: true", {"tags": True}, [], 400),
+        ("tags: [a, 5, b]", {"tags": ["a", 5, "b"]}, ["a", "b"], 400),
+        ("blob: !!binary aGVsbG8=", None, [], 400),
+        ("s: !!set {a, b}", None, [], 400),
+        ("when: !!timestamp 2024-01-01", None, [], 400),
+        (deep, None, [], 400),
+        ("x: " + "[" * 40 + "]" * 40, None, [], 400),  # deeper than the limit, shallower than recursion
+        ("n: " + "7" * 5000, None, [], 400),  # beyond Python's int-from-string limit
+    ]
+    for metadata, card, tags, validate_status in cases:
+        commit_readme(hub, repo_id, metadata)
+        response = call(hub, "GET", f"/api/models/{repo_id}")
+        assert response.status_code == 200, (metadata[:40], response.text[:300])
+        assert response.json().get("cardData") == card and response.json()["tags"] == tags, metadata[:40]
+        check = call(hub, "POST", "/api/validate-yaml", json={"content": readme(metadata).decode()})
+        assert check.status_code == validate_status, (metadata[:40], check.text[:300])
+    # load_dataset on a dataset whose card has a date (it failed on the repo-info 500).
+    dataset_id = new_repo(hub, "dated", repo_type="dataset")
+    commit_readme(hub, dataset_id, "date: 2024-01-01", repo_type="datasets")
+    alice.upload_file(path_or_fileobj=b"a,b\n1,2\n", path_in_repo="data.csv", repo_id=dataset_id, repo_type="dataset")
+    import datasets
+    loaded = datasets.load_dataset(dataset_id, split="train", token=ALICE, cache_dir=str(tmp_path / "cache"))
+    assert loaded.to_list() == [{"a": 1, "b": 2}]
+    # Bodies and queries.
+    brackets = b"[" * 100_000
+    bodies = [("POST", "/api/repos/create", brackets),
+              ("POST", f"/api/models/{repo_id}/commit/main", brackets),
+              ("POST", f"/api/models/{repo_id}/commit/main", commit_body() + b"\n" + b'{"key": "file", "value": '
+               + b"[" * 100 + b"]" * 100 + b"}"),
+              ("POST", "/api/repos/create", b'{"name": "x", "n": ' + b"9" * 5000 + b"}"),
+              ("POST", "/api/validate-yaml", json.dumps({"content": readme(deep).decode()}).encode())]
+    for method, path, body in bodies:
+        response = call(hub, method, path, ALICE, content=body, headers={"Content-Type": "application/json"})
+        assert 400 <= response.status_code < 500, (path, body[:40], response.status_code, response.text[:300])
+    oid = hashlib.sha256(b"x").hexdigest()
+    for query in ("expires=9999999999&signature=%C3%A9", f"repo=models/{repo_id}&expires=9999999999&signature=%C3%A9",
+                  "expires=%C3%A9&signature=%00", "repo=%C3%A9%2F..&expires=1&signature=0"):
+        assert call(hub, "PUT", f"/lfs-upload/{oid}?{query}", content=b"x").status_code == 401, query
+
+
 def test_fuzzed_bodies_never_answer_500(hub):
     repo_id = new_repo(hub, "fuzz")
     routes = [("POST", "/api/repos/create"), ("DELETE", "/api/repos/delete"), ("POST", "/api/validate-yaml"),
@@ -345,7 +527,10 @@ def test_fuzzed_bodies_never_answer_500(hub):
               ("POST", f"/api/models/{repo_id}/tag/main"), ("POST", f"/{repo_id}.git/info/lfs/objects/batch"),
               ("POST", f"/{repo_id}.git/info/lfs/objects/verify")]
     rng = random.Random(1234)
-    atoms = [None, True, 0, -1, 2 ** 70, 1.5, "", "x", "../x", "\r\n", "数据", [], {}, [1, "a"], {"a": None}]
+    yaml_snippets = ["date: 2024-01-01", "tags: 5", "a: !!binary aGk=", "s: !!set {a}", "a: &x [1]\nb: *x",
+                     "x: " + "[" * 300, "n: " + "9" * 5000, "- list\n- top", ": :", "a: {b: [c, {d: e}]}"]
+    atoms = [None, True, 0, -1, 2 ** 70, 1.5, "", "x", "../x", "\r\n", "数据", [], {}, [1, "a"], {"a": None},
+             "a\\b", " lead", *(f"---\n{snippet}\n---\n" for snippet in yaml_snippets)]
     keys = ["name", "organization", "type", "private", "content", "paths", "expand", "files", "path", "size",
             "sample", "key", "value", "summary", "operation", "objects", "transfers", "oid", "tag", "startingPoint"]
 
@@ -360,7 +545,10 @@ def test_fuzzed_bodies_never_answer_500(hub):
     for _ in range(12):  # 12 bodies per route, 120 requests
         for method, path in routes:
             kind = rng.random()
-            if kind < 0.2:
+            if kind < 0.1:  # deep nesting, huge integers: what json.loads itself chokes on
+                body = rng.choice([b"[" * rng.randint(50, 20_000), b'{"a": ' * rng.randint(50, 5_000),
+                                   b'{"name": ' + b"1" * rng.randint(4_000, 9_000) + b"}"])
+            elif kind < 0.2:
                 body = bytes(rng.randrange(256) for _ in range(rng.randint(0, 64)))
             elif kind < 0.5 and path.endswith("/commit/main"):
                 body = "\n".join(json.dumps({"key": rng.choice(["header", "file", "lfsFile", "deletedFile"]),
@@ -370,8 +558,63 @@ def test_fuzzed_bodies_never_answer_500(hub):
             response = call(hub, method, path, rng.choice([ALICE, ALICE, None]), content=body,
                             headers={"Content-Type": "application/json"})
             statuses.append(response.status_code)
-            assert response.status_code < 500, (method, path, body, response.text)
+            assert response.status_code < 500, (method, path, body[:200], response.text[:500])
     assert any(400 <= s < 500 for s in statuses)
+    # README metadata reaches repo info (anonymous) through commits; upload URLs get random queries.
+    for snippet in rng.sample(yaml_snippets, len(yaml_snippets)):
+        commit_readme(hub, repo_id, snippet)
+        for path in (f"/api/models/{repo_id}", f"/api/models/{repo_id}/tree/main?expand=true",
+                     f"/api/models/{repo_id}/commits/main"):
+            assert call(hub, "GET", path).status_code == 200, (snippet[:40], path)
+    oid = hashlib.sha256(b"fuzz").hexdigest()
+    for _ in range(20):
+        query = "&".join(f"{rng.choice(['repo', 'expires', 'signature', 'x'])}="
+                         f"{quote(rng.choice(['', '%', 'é', 'models/alice/x', '9' * 20, '0' * 64, 'datasets/..']))}"
+                         for _ in range(rng.randint(0, 4)))
+        response = call(hub, "PUT", f"/lfs-upload/{oid}?{query}", rng.choice([ALICE, None]), content=b"fuzz")
+        assert response.status_code < 500, (query, response.text[:300])
+
+
+# ----------------------------------------------------------------------------- expensive listings
+
+
+def test_expanded_tree_listing_walks_the_history_once(hub, monkeypatch):
+    """`tree?expand=true` (last commit of every entry) used to walk the whole history once per entry:
+    37 s for one page of a repo with 400 commits. Now one walk per revision (cached), pages of 50,
+    and huggingface_hub still gets every entry; commits are listed in pages too."""
+    store, repo_id = hub.store, new_repo(hub, "history")
+    repo = Repo("model", repo_id)
+    n_files, n_commits = 1000, 200
+    first = store.commit(repo, "main", {"summary": "many files"}, [
+        ("file", {"path": f"d{i % 10}/f{i:04d}.txt", "content": base64.b64encode(b"%d" % i).decode()})
+        for i in range(n_files)], author="alice")
+    touched = {}
+    for j in range(n_commits - 1):  # each later commit changes one file
+        path = f"d{j % 10}/f{j:04d}.txt"
+        touched[path] = store.commit(repo, "main", {"summary": f"edit {j}"}, [
+            ("file", {"path": path, "content": base64.b64encode(b"edit %d" % j).decode()})], author="alice")
+    reads = []
+    read_commit = store.read_commit
+    monkeypatch.setattr(store, "read_commit", lambda r, c: reads.append(c) or read_commit(r, c))
+
+    started = time.monotonic()
+    pages = api(hub, False).list_repo_tree(repo_id, recursive=True, expand=True)  # anonymous
+    first_page = [next(pages) for _ in range(50)]
+    assert len(reads) <= n_commits + 2, len(reads)  # before: 50 entries × 201 commits
+    entries = first_page + list(pages)
+    assert time.monotonic() - started < 30
+    assert len(entries) == n_files + 1 + 10  # every file, .gitattributes and the 10 folders: 21 pages
+    last = {e.path: e.last_commit.oid for e in entries}
+    assert all(last[path] == commit for path, commit in touched.items())
+    assert last["d9/f0999.txt"] == first and last["d0"] == touched["d0/f0190.txt"]
+    assert len(reads) <= n_commits + 2 + 2 * 21  # the walk, plus each page's head commit
+
+    limit = call(hub, "GET", f"/api/models/{repo_id}/tree/main?expand=true&limit=1000")
+    assert limit.status_code == 400  # expanded pages are capped at 50 entries
+    reads.clear()
+    commits = api(hub, False).list_repo_commits(repo_id)  # 201 commits in pages of 50
+    assert len(commits) == n_commits + 1 and commits[-1].title == "initial commit"
+    assert len(reads) <= n_commits + 1 + 5
 
 
 # ----------------------------------------------------------------------------- body sizes
@@ -383,11 +626,11 @@ def test_oversized_bodies_get_413_before_being_read(hub):
     oid = hashlib.sha256(b"whatever").hexdigest()
     # Headers only: if the server waited for the announced body, raw_exchange would time out.
     for method, path, size in (("POST", f"/api/models/{repo_id}/commit/main", JSON_LIMIT + 1),
-                               ("PUT", f"/lfs-upload/{oid}", UPLOAD_LIMIT + 1)):
+                               ("PUT", f"/lfs-upload/{oid}?repo=models/{repo_id}", UPLOAD_LIMIT + 1)):
         request = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n".encode() + auth + b"\r\n"
         response = raw_exchange(hub.url, request)
         assert status_of(response) == 413 and b"X-Error-Message" in response, path
-    chunked = (f"PUT /lfs-upload/{oid} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n".encode() + auth
+    chunked = (f"PUT /lfs-upload/{oid}?repo=models/{repo_id} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n".encode() + auth
                + b"\r\n" + f"{UPLOAD_LIMIT + 1:x}\r\n".encode())
     assert status_of(raw_exchange(hub.url, chunked)) == 413
     assert api(hub, ALICE).list_repo_files(repo_id) == [".gitattributes"]
@@ -395,9 +638,10 @@ def test_oversized_bodies_get_413_before_being_read(hub):
 
 def test_lfs_upload_is_streamed_to_a_temp_file_and_dropped_if_interrupted(hub):
     blobs = Path(hub.store.root) / "blobs"
+    repo_id = new_repo(hub, "interrupted")
     content = os.urandom(UPLOAD_LIMIT // 2)
     oid = hashlib.sha256(content).hexdigest()
-    head = (f"PUT /lfs-upload/{oid} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(content)}\r\n"
+    head = (f"PUT /lfs-upload/{oid}?repo=models/{repo_id} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(content)}\r\n"
             f"Authorization: Bearer {ALICE}\r\n\r\n").encode()
     parts = urlsplit(hub.url)
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:

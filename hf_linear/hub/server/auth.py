@@ -8,9 +8,11 @@ Rules (those of the Hub, simplified):
   namespace and in the organisations it belongs to; others get 403.
 - A private repo is visible only to users who may write to its namespace; everyone else gets
   404 RepoNotFound, as if it did not exist.
-- `PUT /lfs-upload/{oid}` is done by the clients without their token (the Hub hands out presigned
-  storage URLs), so the LFS batch answer carries an HMAC-signed, expiring upload URL; the PUT needs
-  that signature or a valid token.
+- `PUT /lfs-upload/{oid}?repo=...` is done by the clients without their token (the Hub hands out
+  presigned storage URLs), so the LFS batch answer carries an upload URL signed (HMAC, expiring)
+  for that object and that repo; the PUT needs that signature or the token of a user who may write
+  to the repo. The upload is recorded for that repo only (see store.py: blobs are shared, access
+  is per repo).
 
 Tokens come from `--token NAME=TOKEN` (repeatable) and/or `--tokens-file FILE`: JSON
 (`[{"name": "alice", "token": "...", "orgs": ["team"]}, ...]`) or lines `name token [org ...]`
@@ -29,6 +31,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 from .store import NAME_RE, USER_NAME
 
@@ -100,7 +103,7 @@ def read_tokens_file(path: Path) -> list[tuple[str, str, list[str]]]:
     """(name, token, orgs) entries of a JSON list or a `name token [org ...]` lines file."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"Cannot read tokens file {path}: {e}") from e
     if text.lstrip().startswith(("[", "{")):
         try:
@@ -109,14 +112,7 @@ def read_tokens_file(path: Path) -> list[tuple[str, str, list[str]]]:
             raise ValueError(f"Tokens file {path} is not valid JSON: {e}") from e
         if not isinstance(data, list):
             raise ValueError(f"Tokens file {path}: expected a JSON list of {{name, token, orgs}} objects")
-        entries = []
-        for item in data:
-            if (not isinstance(item, dict) or not isinstance(item.get("name"), str)
-                    or not isinstance(item.get("token"), str)
-                    or not all(isinstance(o, str) for o in item.get("orgs", []))):
-                raise ValueError(f"Tokens file {path}: invalid entry {item!r} (need name, token, optional orgs)")
-            entries.append((item["name"], item["token"], list(item.get("orgs", []))))
-        return entries
+        return [json_token_entry(path, number, item) for number, item in enumerate(data, 1)]
     entries = []
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split("#", 1)[0].split()
@@ -128,20 +124,42 @@ def read_tokens_file(path: Path) -> list[tuple[str, str, list[str]]]:
     return entries
 
 
+def json_token_entry(path: Path, number: int, item: object) -> tuple[str, str, list[str]]:
+    """One `{"name", "token", "orgs"}` object of a JSON tokens file; ValueError naming the field."""
+    where = f"Tokens file {path}, entry {number}"
+    if not isinstance(item, dict):
+        raise ValueError(f"{where}: expected an object {{name, token, orgs}}, got {type(item).__name__}")
+    for key in ("name", "token"):
+        if not isinstance(item.get(key), str):
+            raise ValueError(f"{where}: '{key}' must be a string, got {type(item.get(key)).__name__}")
+    orgs = item.get("orgs", [])
+    # A string is iterable too: "orgs": "team" must not become the organisations t, e, a, m.
+    if not isinstance(orgs, list) or not all(isinstance(o, str) for o in orgs):
+        raise ValueError(f"{where}: 'orgs' must be a list of organisation names, got {orgs!r}")
+    unknown = sorted(set(item) - {"name", "token", "orgs"})
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))} (expected name, token, orgs)")
+    return item["name"], item["token"], list(orgs)
+
+
 class UploadSigner:
-    """HMAC signatures for LFS upload URLs, with a key that lives only in this server process."""
+    """HMAC signatures for LFS upload URLs of one object into one repo (`repo_key`, e.g.
+    `models/alice/x`), with a key that lives only in this server process."""
 
     def __init__(self) -> None:
         self._key = secrets.token_bytes(32)
 
-    def _signature(self, oid: str, expires: int) -> str:
-        return hmac.new(self._key, f"{oid}:{expires}".encode(), hashlib.sha256).hexdigest()
+    def _signature(self, oid: str, repo_key: str, expires: int) -> str:
+        return hmac.new(self._key, f"{oid}:{repo_key}:{expires}".encode(), hashlib.sha256).hexdigest()
 
-    def query(self, oid: str) -> str:
+    def query(self, oid: str, repo_key: str) -> str:
         expires = int(time.time()) + UPLOAD_URL_LIFETIME
-        return f"expires={expires}&signature={self._signature(oid, expires)}"
+        return urlencode({"repo": repo_key, "expires": expires, "signature": self._signature(oid, repo_key, expires)})
 
-    def is_valid(self, oid: str, expires: str, signature: str) -> bool:
-        if not re.fullmatch(r"[0-9]{1,12}", expires) or int(expires) < time.time():
+    def is_valid(self, oid: str, repo_key: str, expires: str, signature: str) -> bool:
+        # Shape first: compare_digest refuses non-ASCII str (a TypeError, once answered 500).
+        if not re.fullmatch(r"[0-9]{1,12}", expires) or not re.fullmatch(r"[0-9a-f]{64}", signature):
             return False
-        return hmac.compare_digest(self._signature(oid, int(expires)), signature)
+        if int(expires) < time.time():
+            return False
+        return hmac.compare_digest(self._signature(oid, repo_key, int(expires)), signature)

@@ -128,6 +128,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _setup(args: argparse.Namespace) -> tuple[Accounts, HubStore, str | None]:
+    """Users, the store and the beyond-loopback warning from the options; ValueError naming the
+    option or file at fault."""
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be in 0..65535, got {args.port}")
+    root = Path(args.root)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--root {root} exists and is not a directory")
+    if args.token or args.tokens_file:
+        accounts = Accounts.from_sources(args.token, args.tokens_file)
+    else:
+        accounts = Accounts.single_user()
+    warning = check_listen_address(args.host, accounts)
+    try:
+        store = HubStore(root)
+    except OSError as e:  # e.g. not writable, or under /proc
+        raise ValueError(f"--root {root}: cannot create or use the directory: {e.strerror or e}") from e
+    return accounts, store, warning
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hf-linear hub-server",
@@ -150,28 +170,17 @@ def main(argv: list[str] | None = None) -> int:
                              f"memory (default {DEFAULT_MAX_JSON_BYTES})")
     parser.add_argument("--quiet", action="store_true", help="do not log each request to stderr")
     args = parser.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        parser.error(f"--port must be in 0..65535, got {args.port}")
-    root = Path(args.root)
-    if root.exists() and not root.is_dir():
-        parser.error(f"--root {root} exists and is not a directory")
     try:
-        if args.token or args.tokens_file:
-            accounts = Accounts.from_sources(args.token, args.tokens_file)
-        else:
-            accounts = Accounts.single_user()
-        warning = check_listen_address(args.host, accounts)
-    except ValueError as e:
-        parser.error(str(e))
+        accounts, store, warning = _setup(args)
+    except ValueError as e:  # user mistakes: one line naming the option or file, no traceback
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    store = HubStore(root)
     try:
         server = HubHTTPServer((args.host, args.port), store, verbose=not args.quiet, accounts=accounts,
                                max_upload_bytes=args.max_body_bytes, max_json_bytes=args.max_json_bytes)
     except OSError as e:
-        print(f"hf-linear hub-server: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
-        return 1
+        parser.exit(1, f"{parser.prog}: error: cannot listen on {args.host}:{args.port}: {e}\n")
     token = accounts.default_token if accounts.generated else "<your token>"
     print(server.url, flush=True)
     if accounts.generated:

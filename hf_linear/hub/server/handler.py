@@ -9,6 +9,7 @@ and, where the Hub sends one, `X-Error-Code`); a 500 means a bug in this server.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import sys
@@ -19,9 +20,23 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from .auth import User
-from .listing import expand_info, file_info, folders_of, list_tree, parse_card_metadata, path_info
+from .listing import (
+    MAX_CARD_METADATA_BYTES,
+    CardMetadataError,
+    card_metadata_text,
+    card_tags,
+    check_card_metadata,
+    expand_info,
+    file_info,
+    folder_oids,
+    list_tree,
+    parse_card_metadata,
+    parse_card_metadata_text,
+    path_info,
+)
 from .store import (
     CONTROL_CHARS_RE,
+    FULL_SHA_RE,
     REPO_TYPES,
     SHA256_RE,
     SPACE_SDKS,
@@ -46,6 +61,8 @@ if TYPE_CHECKING:
 
 TREE_PAGE_SIZE = 1000
 TREE_PAGE_SIZE_EXPANDED = 50  # the Hub's page sizes (huggingface_hub relies on pagination)
+COMMITS_PAGE_SIZE = 50  # commits per page (huggingface_hub follows the Link header)
+MAX_JSON_DEPTH = 64  # nesting of a JSON body (or ndjson line); deeper bodies are refused
 READ_CHUNK = 1 << 20
 MAX_CHUNK_LINE = 1024
 _SPECIAL_REF_KINDS = ("heads", "tags", "pr", "convert")
@@ -334,13 +351,28 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
 
 def parse_json_object(raw: bytes, what: str) -> dict:
+    """Every JSON body and ndjson line goes through here: a dict, at most MAX_JSON_DEPTH deep."""
     try:
         value = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise bad_request(f"{what} is not valid JSON: {e}") from e
+    # ValueError: also integers of more than 4,300 digits; RecursionError: ~1,000 nested brackets
+    except (ValueError, RecursionError) as e:
+        raise bad_request(f"{what} is not valid JSON: {type(e).__name__}: {str(e)[:200]}") from e
     if not isinstance(value, dict):
         raise bad_request(f"{what} must be a JSON object, got {type(value).__name__}")
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise bad_request(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
     return value
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion (1 for a scalar or an empty container)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 # ----------------------------------------------------------------------------- routing
@@ -356,7 +388,7 @@ def route(req: Handler, method: str) -> None:
     if segments[0] == "api":
         return route_api(req, method, segments[1:], query, not_implemented)
     if segments[0] == "lfs-upload" and method == "PUT" and len(segments) == 2:
-        return lfs_upload(req, unquote(segments[1]), query)
+        return lfs_upload(req, validate_sha256(unquote(segments[1])), query)
     repo_type, rest = "model", segments
     if segments[0] in REPO_TYPES:
         repo_type, rest = REPO_TYPES[segments[0]], segments[1:]
@@ -365,7 +397,7 @@ def route(req: Handler, method: str) -> None:
         if rest[5:] == ["batch"]:
             return lfs_batch(req, repo)
         if rest[5:] == ["verify"]:
-            return lfs_verify(req)
+            return lfs_verify(req, repo)
         raise not_implemented
     if len(rest) >= 2 and rest[1] == "resolve":  # a one-segment repo id (legacy canonical models)
         raise repo_not_found(repo_type, unquote(rest[0]))
@@ -458,9 +490,14 @@ def delete_repo(req: Handler) -> None:
 
 def validate_yaml(req: Handler) -> None:
     content = field(req.json_body(), "content", str, "")
-    if content.startswith("---") and parse_card_metadata(content.encode()) is None:
-        return req.send_json({"errors": [{"message": "README.md metadata is not a valid YAML mapping"}],
-                              "warnings": []}, 400)
+    try:
+        text = card_metadata_text(content.encode())
+        if text is None and content.startswith("---"):
+            raise CardMetadataError("README.md metadata block is not closed by a '---' line")
+        if text is not None:
+            check_card_metadata(parse_card_metadata_text(text))
+    except CardMetadataError as e:
+        return req.send_json({"errors": [{"message": str(e)}], "warnings": []}, 400)
     req.send_json({"errors": [], "warnings": []})
 
 
@@ -488,12 +525,13 @@ def repo_info(req: Handler, repo: Repo, args: list[str], query: dict, revision: 
                 sibling["lfs"] = {"sha256": entry["sha256"], "size": entry["size"], "pointerSize": lfs["pointerSize"]}
         siblings.append(sibling)
     readme = commit["files"].get("README.md")
-    card = parse_card_metadata(store.read_blob(readme["sha256"])) if readme else None
+    # Only the head of the README can hold metadata; unparsable metadata is left out, as on the Hub.
+    card = parse_card_metadata(store.read_blob(readme["sha256"], MAX_CARD_METADATA_BYTES + 16)) if readme else None
     info: dict[str, Any] = {
         "_id": hashlib.sha1(repo.id.encode()).hexdigest()[:24], "id": repo.id,
         "author": repo.namespace, "sha": commit_id, "lastModified": commit["date"],
         "createdAt": meta["createdAt"], "private": meta["private"], "gated": False, "disabled": False,
-        "downloads": 0, "likes": 0, "tags": list((card or {}).get("tags") or []), "siblings": siblings,
+        "downloads": 0, "likes": 0, "tags": card_tags(card or {}), "siblings": siblings,
     }
     if card is not None:
         info["cardData"] = card
@@ -504,7 +542,7 @@ def repo_info(req: Handler, repo: Repo, args: list[str], query: dict, revision: 
     if repo.type == "model":
         info["modelId"] = repo.id
         for key in ("library_name", "pipeline_tag"):
-            if card and card.get(key):
+            if card and isinstance(card.get(key), str) and card[key]:
                 info[key] = card[key]
     req.send_json(info)
 
@@ -517,21 +555,26 @@ def tree(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
     revision, path_segments = take_revision(args)
     path = join_path(path_segments)
     commit_id, files = commit_files(req, repo, revision)
-    if path and path not in folders_of(files):
+    folders = folder_oids(files)
+    if path and path not in folders:
         raise entry_not_found(path, commit_id)
     expand = query_flag(query, "expand")
-    entries = list_tree(files, path, query_flag(query, "recursive"))
+    entries = list_tree(files, folders, path, query_flag(query, "recursive"))
     start = query_int(query, "cursor", 0, minimum=0)
+    # Expanded entries cost more (last commits), so their pages are smaller, as on the Hub.
     limit = query_int(query, "limit", TREE_PAGE_SIZE_EXPANDED if expand else TREE_PAGE_SIZE, minimum=1,
-                      maximum=TREE_PAGE_SIZE)
+                      maximum=TREE_PAGE_SIZE_EXPANDED if expand else TREE_PAGE_SIZE)
     page = entries[start:start + limit]
     if expand:
         page = [expand_info(req.store, repo, commit_id, info) for info in page]
-    headers = {}
-    if start + limit < len(entries):
-        next_query = {k: v[0] for k, v in query.items()} | {"cursor": str(start + limit)}
-        headers["Link"] = f'<{req.base_url}{urlsplit(req.path).path}?{urlencode(next_query)}>; rel="next"'
-    req.send_json(page, headers=headers)
+    more = start + limit < len(entries)
+    req.send_json(page, headers=next_page_link(req, query, str(start + limit)) if more else {})
+
+
+def next_page_link(req: Handler, query: dict, cursor: str) -> dict:
+    """The `Link: <...>; rel="next"` header huggingface_hub follows (the same query, a new cursor)."""
+    next_query = {k: v[0] for k, v in query.items()} | {"cursor": cursor}
+    return {"Link": f'<{req.base_url}{urlsplit(req.path).path}?{urlencode(next_query)}>; rel="next"'}
 
 
 def paths_info(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
@@ -543,9 +586,11 @@ def paths_info(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
         raise bad_request("Field 'paths' must be a string or a list of strings")
     expand = body.get("expand", False)
     expand = (expand[0] if isinstance(expand, list) and expand else str(expand)).lower() in ("1", "true")
-    paths = [validate_path_in_repo(p) for p in (p.strip("/") for p in paths) if p]  # "" (the root) has no info
+    # "" (the root) has no info; each path answered once
+    paths = dict.fromkeys(validate_path_in_repo(p) for p in (p.strip("/") for p in paths) if p)
     commit_id, files = commit_files(req, repo, revision)
-    infos = [info for info in (path_info(p, files) for p in paths) if info is not None]
+    folders = folder_oids(files)
+    infos = [info for info in (path_info(p, files, folders) for p in paths) if info is not None]
     if expand:
         infos = [expand_info(req.store, repo, commit_id, info) for info in infos]
     req.send_json(infos)
@@ -561,10 +606,20 @@ def list_refs(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
 
 
 def list_commits(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
+    """Newest first, COMMITS_PAGE_SIZE per page; the next page starts at the commit named by
+    `cursor` (so a page reads only its own commits, whatever the history's length)."""
     store = req.store
     head = store.resolve(repo, take_revision(args)[0])
+    if query.get("cursor"):
+        cursor = query["cursor"][0]
+        if not FULL_SHA_RE.match(cursor):
+            raise bad_request(f"Query parameter 'cursor' must be a commit id, got {cursor!r}")
+        head = store.resolve(repo, cursor)
+    page = list(itertools.islice(store.history(repo, head), COMMITS_PAGE_SIZE))
+    parents = page[-1]["parents"]
     req.send_json([{"id": c["id"], "title": c["title"], "message": c["message"], "date": c["date"],
-                    "authors": [{"user": a} for a in c["authors"]]} for c in store.history(repo, head)])
+                    "authors": [{"user": a} for a in c["authors"]]} for c in page],
+                  headers=next_page_link(req, query, parents[0]) if parents else {})
 
 
 def resolve_file(req: Handler, repo: Repo, revision: str, path: str) -> None:
@@ -701,11 +756,14 @@ def lfs_batch(req: Handler, repo: Repo) -> None:
                 or isinstance(size, bool) or size < 0):
             objects.append({"oid": str(oid), "size": size if isinstance(size, int) else -1,
                             "error": {"code": 422, "message": "Invalid oid (64 hex characters) or size"}})
-        elif req.store.has_blob(oid, size):
-            objects.append({"oid": oid, "size": size})  # no "actions": already stored, nothing to upload
+        elif req.store.has_lfs_object(repo, oid, size):
+            # No "actions": nothing to upload. Only for objects of this repo: an answer about the
+            # whole store would tell anyone who can create a repo which contents exist elsewhere.
+            objects.append({"oid": oid, "size": size})
         else:
-            # Clients PUT without their token (the Hub presigns storage URLs): sign the URL instead.
-            upload_url = f"{req.base_url}/lfs-upload/{oid}?{req.server.upload_signer.query(oid)}"
+            # Clients PUT without their token (the Hub presigns storage URLs): sign the URL instead,
+            # for this object into this repo.
+            upload_url = f"{req.base_url}/lfs-upload/{oid}?{req.server.upload_signer.query(oid, repo_key(repo))}"
             verify_url = f"{req.base_url}/{repo.url_prefix}{repo.id}.git/info/lfs/objects/verify"
             objects.append({"oid": oid, "size": size, "authenticated": True, "actions": {
                 "upload": {"href": upload_url}, "verify": {"href": verify_url}}})
@@ -713,19 +771,33 @@ def lfs_batch(req: Handler, repo: Repo) -> None:
              content_type="application/vnd.git-lfs+json")
 
 
+def repo_key(repo: Repo) -> str:
+    """The repo named in an upload URL: `models/alice/x`."""
+    return f"{repo.type}s/{repo.id}"
+
+
 def lfs_upload(req: Handler, oid: str, query: dict) -> None:
-    validate_sha256(oid)
-    signed = req.server.upload_signer.is_valid(oid, query.get("expires", [""])[0], query.get("signature", [""])[0])
+    """PUT /lfs-upload/{oid}?repo=...: with the signature of the batch answer (no token), or with
+    the token of a user who may write to the repo. The object is then committable in that repo."""
+    key, expires, signature = (query.get(name, [""])[0] for name in ("repo", "expires", "signature"))
+    signed = req.server.upload_signer.is_valid(oid, key, expires, signature)
     if not signed and req.user is None:
         raise unauthorized()
+    repo_type, _, repo_id = key.partition("/")
+    if repo_type not in REPO_TYPES:
+        raise bad_request(f"Query parameter 'repo' must be {{models,datasets,spaces}}/namespace/name, got {key!r}")
+    # Signed: the batch checked write access when it signed (the repo may have gone since).
+    repo = Repo(REPO_TYPES[repo_type], repo_id) if signed else req.writable_repo(REPO_TYPES[repo_type], repo_id)
+    req.store.repo_meta(repo)  # 404 before reading the body if the repo is gone
     req.store.put_blob_stream(req.body_chunks(req.server.max_upload_bytes), oid)
+    req.store.add_lfs_object(repo, oid)
     req.send(200, b"")
 
 
-def lfs_verify(req: Handler) -> None:
+def lfs_verify(req: Handler, repo: Repo) -> None:
     payload = req.json_body()
     oid = validate_sha256(field(payload, "oid", str))
     size = field(payload, "size", int)
-    if not req.store.has_blob(oid, size):
+    if not req.store.has_lfs_object(repo, oid, size):
         raise HubError(404, f"LFS object {oid} of size {size} not found")
     req.send_json({"success": True})

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+from collections import defaultdict
 from typing import Any
 
+import yaml  # a declared dependency of hf-linear (and of huggingface_hub)
+
 from .store import HubStore, Repo, lfs_pointer
+
+# README metadata is parsed on anonymous repo-info requests, with pure-Python PyYAML (~0.3 s for
+# 64 KiB), so it is bounded: larger blocks, deeper nesting, aliases and non-JSON tags are refused.
+MAX_CARD_METADATA_BYTES = 64 * 1024
+MAX_CARD_METADATA_DEPTH = 32
+
+
+# ----------------------------------------------------------------------------- tree and paths-info
 
 
 def file_info(path: str, entry: dict) -> dict:
@@ -18,76 +30,185 @@ def file_info(path: str, entry: dict) -> dict:
     return info
 
 
-def folder_info(path: str, files: dict) -> dict:
-    prefix = path + "/"
-    inside = sorted((p, e["oid"]) for p, e in files.items() if p.startswith(prefix))
-    oid = hashlib.sha1(json.dumps(inside).encode()).hexdigest()
-    return {"type": "directory", "oid": oid, "size": 0, "path": path}
+def folder_oids(files: dict) -> dict[str, str]:
+    """Every folder of a manifest → its tree id (a hash of the paths and oids inside), in one pass
+    over the files (a scan per folder would be folders × files)."""
+    inside: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for path, entry in sorted(files.items()):
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            inside["/".join(parts[:i])].append((path, entry["oid"]))
+    return {folder: hashlib.sha1(json.dumps(items).encode()).hexdigest() for folder, items in inside.items()}
 
 
-def folders_of(files: dict) -> set[str]:
-    return {"/".join(p.split("/")[:i]) for p in files for i in range(1, p.count("/") + 1)}
+def folder_info(path: str, folders: dict[str, str]) -> dict:
+    return {"type": "directory", "oid": folders[path], "size": 0, "path": path}
 
 
-def path_info(path: str, files: dict) -> dict | None:
+def path_info(path: str, files: dict, folders: dict[str, str]) -> dict | None:
     if path in files:
         return file_info(path, files[path])
-    if path in folders_of(files):
-        return folder_info(path, files)
+    if path in folders:
+        return folder_info(path, folders)
     return None
 
 
-def list_tree(files: dict, path: str, recursive: bool) -> list[dict]:
+def list_tree(files: dict, folders: dict[str, str], path: str, recursive: bool) -> list[dict]:
     """Entries below `path` (direct children, or all descendants), folders first, each sorted by path."""
     prefix = path + "/" if path else ""
     below = [p for p in files if p.startswith(prefix)]
     if recursive:
-        folder_paths = {f for f in folders_of(files) if f.startswith(prefix)}
+        folder_paths = {f for f in folders if f.startswith(prefix)}
         file_paths = below
     else:
         folder_paths = {prefix + p[len(prefix):].split("/")[0] for p in below if "/" in p[len(prefix):]}
         file_paths = [p for p in below if "/" not in p[len(prefix):]]
-    return ([folder_info(f, files) for f in sorted(folder_paths)]
+    return ([folder_info(f, folders) for f in sorted(folder_paths)]
             + [file_info(p, files[p]) for p in sorted(file_paths)])
 
 
-def last_commit_of(store: HubStore, repo: Repo, commit_id: str, info: dict) -> dict:
-    """The newest commit (first-parent history) that changed this file or something inside this folder."""
-    def state(commit: dict) -> Any:
-        files = commit["files"]
-        if info["type"] == "file":
-            return files.get(info["path"], {}).get("oid")
-        prefix = info["path"] + "/"
-        return sorted((p, e["oid"]) for p, e in files.items() if p.startswith(prefix))
+# ----------------------------------------------------------------------------- last commits
 
-    history = list(store.history(repo, commit_id))
-    current = state(history[0])
-    changed = history[-1]
-    for newer, older in zip(history, history[1:]):
-        if state(older) != current:
-            changed = newer
+
+@functools.lru_cache(maxsize=32)
+def last_commits(store: HubStore, repo: Repo, commit_id: str) -> dict[str, dict]:
+    """Every file and folder at `commit_id` → the newest commit (first-parent history) that changed
+    it or something inside it. One walk over the history, each commit read once, and cached (a
+    commit never changes): an expanded listing used to walk the whole history once per entry.
+    The result is shared between requests: do not modify it."""
+    history = store.history(repo, commit_id)
+    newer = next(history)
+    pending = set(newer["files"]) | set(folder_oids(newer["files"]))
+    found: dict[str, dict] = {}
+    for older in history:
+        if not pending:
             break
-    return {"id": changed["id"], "title": changed["title"], "date": changed["date"]}
+        summary = {"id": newer["id"], "title": newer["title"], "date": newer["date"]}
+        new_files, old_files = newer["files"], older["files"]
+        for path in new_files.keys() | old_files.keys():
+            if new_files.get(path) == old_files.get(path):
+                continue
+            parts = path.split("/")
+            for i in range(1, len(parts) + 1):  # the path and each folder containing it
+                changed = "/".join(parts[:i])
+                if changed in pending:
+                    pending.discard(changed)
+                    found[changed] = summary
+        newer = older
+    summary = {"id": newer["id"], "title": newer["title"], "date": newer["date"]}
+    return found | dict.fromkeys(pending, summary)  # unchanged since the oldest commit
 
 
 def expand_info(store: HubStore, repo: Repo, commit_id: str, info: dict) -> dict:
-    info = {**info, "lastCommit": last_commit_of(store, repo, commit_id, info)}
+    info = {**info, "lastCommit": last_commits(store, repo, commit_id)[info["path"]]}
     if info["type"] == "file":
         info["securityFileStatus"] = {"status": "safe", "avScan": {"virusFound": False, "virusNames": None},
                                       "pickleImportScan": None}
     return info
 
 
-def parse_card_metadata(readme: bytes) -> dict | None:
-    """The YAML block between leading `---` lines of a README.md, or None if absent/invalid."""
-    import yaml  # a declared dependency of hf-linear (and of huggingface_hub)
+# ----------------------------------------------------------------------------- card metadata
 
-    text = readme.decode("utf-8", errors="replace")
-    match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", text, re.DOTALL)
-    if not match:
+
+class CardMetadataError(ValueError):
+    """README metadata that is not a valid, bounded YAML mapping of JSON values."""
+
+
+_JSON_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "str", "seq", "map")}
+
+
+class CardMetadataLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, bounded for metadata anyone may commit and anyone may request:
+
+    - no aliases: a few hundred bytes of nested aliases expand to gigabytes ("billion laughs");
+    - nesting at most MAX_CARD_METADATA_DEPTH (PyYAML composes recursively);
+    - JSON values only: `!!binary`, `!!set`, `!!omap`, `!!timestamp` are refused (undefined tag)
+      and dates such as `2024-01-01` stay strings, so the metadata can be answered as JSON.
+    """
+
+    yaml_constructors = {tag: constructor for tag, constructor in yaml.SafeLoader.yaml_constructors.items()
+                         if tag in _JSON_TAGS or tag is None}  # None: unknown tags → ConstructorError
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag in _JSON_TAGS]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in card metadata",
+                                              event.start_mark)
+        if self._depth >= MAX_CARD_METADATA_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"card metadata nests deeper than "
+                                              f"{MAX_CARD_METADATA_DEPTH} levels", event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+_METADATA_BLOCK_RE = re.compile(r"^---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|$)", re.DOTALL)
+
+
+def card_metadata_text(readme: bytes) -> str | None:
+    """The YAML between the leading `---` lines of a README.md; None without such a block;
+    CardMetadataError if the block is not closed within MAX_CARD_METADATA_BYTES."""
+    text = readme[:MAX_CARD_METADATA_BYTES + 16].decode("utf-8", errors="replace")
+    if not re.match(r"---[ \t]*\r?\n", text):
         return None
+    match = _METADATA_BLOCK_RE.match(text)
+    if match is None:
+        if len(readme) > MAX_CARD_METADATA_BYTES:
+            raise CardMetadataError(f"README.md metadata is not closed within {MAX_CARD_METADATA_BYTES} bytes")
+        return None  # an unclosed block: not metadata (as the Hub)
+    return match.group(1)
+
+
+@functools.lru_cache(maxsize=256)
+def parse_card_metadata_text(text: str) -> dict:
+    """The metadata mapping; CardMetadataError naming the problem. Cached (READMEs are parsed on
+    every repo-info request and the parse is the expensive part); do not modify the result."""
     try:
-        data = yaml.safe_load(match.group(1))
-    except yaml.YAMLError:
+        data = yaml.load(text, Loader=CardMetadataLoader)  # noqa: S506 (a SafeLoader subclass)
+    except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: e.g. an int of 5,000 digits
+        raise CardMetadataError(f"README.md metadata is not valid YAML: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise CardMetadataError(f"README.md metadata must be a YAML mapping, got {type(data).__name__}")
+    return data
+
+
+def parse_card_metadata(readme: bytes) -> dict | None:
+    """Repo info's `cardData`: the metadata mapping, or None if absent or invalid (the Hub then
+    leaves `cardData` out rather than failing)."""
+    try:
+        text = card_metadata_text(readme)
+        return (parse_card_metadata_text(text) or None) if text is not None else None
+    except CardMetadataError:
         return None
-    return data if isinstance(data, dict) else None
+
+
+def check_card_metadata(card: dict) -> None:
+    """What validate-yaml checks beyond the YAML itself: the fields repo info derives from."""
+    for key in ("tags", "library_name", "pipeline_tag", "sdk"):
+        value = card.get(key)
+        if key == "tags" and isinstance(value, list) and all(isinstance(tag, str) for tag in value):
+            continue
+        if value is not None and not isinstance(value, str):
+            expected = "a string or a list of strings" if key == "tags" else "a string"
+            raise CardMetadataError(f"README.md metadata: {key!r} must be {expected}, got {value!r}"[:300])
+
+
+def card_tags(card: dict) -> list[str]:
+    """`tags:` as a list of strings (a single string is one tag; anything else is ignored)."""
+    tags = card.get("tags")
+    if isinstance(tags, str):
+        return [tags]
+    if isinstance(tags, list):
+        return [tag for tag in tags if isinstance(tag, str)]
+    return []

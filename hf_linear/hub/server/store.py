@@ -5,11 +5,19 @@ Layout under the root::
 
     .lock                                  flock'ed around every commit / ref / repo update
     blobs/<sha256>                         file contents, shared by all repos
-    repos/<type>s/<namespace>/<name>/      repo.json, refs.json, commits/<40-hex id>.json
+    repos/<type>s/<namespace>/<name>/      repo.json, refs.json, commits/<40-hex id>.json,
+                                           lfs/<sha256> (empty: LFS objects this repo may commit)
     trash/                                 deleted repos on their way out
 
 Only names checked here (`Repo` ids, sha256 oids, commit ids) become file names: revisions and
 paths inside a repo are keys of JSON manifests and never touch the file system.
+
+Blobs are shared, but a repo reaches a blob only through its own manifests. An `lfsFile` commit
+operation names a blob by its sha256, so it is accepted only for objects in the repo's `lfs/`
+index: objects whose content was uploaded through this repo's LFS batch (the uploader had the
+bytes), which includes every LFS object its revisions reference. Knowing another repo's sha256 is
+therefore not enough to read its file, and the LFS batch/verify answers say nothing about objects
+outside the repo.
 """
 
 from __future__ import annotations
@@ -69,6 +77,9 @@ FULL_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 COMMIT_PREFIX_RE = re.compile(r"^[0-9a-f]{7,40}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Repo paths the Hub refuses: backslashes (`C:\\x`, `a\\b`: Windows separators) and path segments
+# that begin or end with whitespace (which clients and file systems handle inconsistently).
+BAD_PATH_SEGMENT_RE = re.compile(r"\\|^\s|\s$")
 MAX_PATH_LENGTH = 1000
 
 
@@ -115,12 +126,14 @@ def validate_repo_id(repo_id: str) -> str:
 
 
 def validate_path_in_repo(path: Any) -> str:
-    """A relative POSIX path without empty, `.` or `..` segments, `.git` or control characters."""
+    """A relative POSIX path without empty, `.` or `..` segments, `.git`, control characters,
+    backslashes, or segments with leading/trailing whitespace. Any other Unicode is fine."""
     if not isinstance(path, str):
         raise bad_request(f"Invalid path in repo: expected a string, got {type(path).__name__}")
     parts = path.split("/")
     if (not path or len(path) > MAX_PATH_LENGTH or CONTROL_CHARS_RE.search(path)
-            or any(part in ("", ".", "..") for part in parts) or ".git" in parts):
+            or any(part in ("", ".", "..") or BAD_PATH_SEGMENT_RE.search(part) for part in parts)
+            or ".git" in parts):
         raise bad_request(f"Invalid path in repo: {path!r}")
     return path
 
@@ -319,8 +332,35 @@ class HubStore:
                 os.remove(tmp)
         return size
 
-    def read_blob(self, sha256: str) -> bytes:
-        return self.blob_path(sha256).read_bytes()
+    def read_blob(self, sha256: str, limit: int | None = None) -> bytes:
+        """The blob's content, or its first `limit` bytes."""
+        with open(self.blob_path(sha256), "rb") as f:
+            return f.read(-1 if limit is None else limit)
+
+    # -- the LFS objects a repo may commit (see the module docstring)
+    def _lfs_index(self, repo: Repo) -> Path:
+        """`lfs/` of the repo; repos written before the index existed get it from their commits."""
+        index = self._repo_dir(repo) / "lfs"
+        if not index.is_dir():
+            with self._write_lock():
+                self.repo_meta(repo)
+                if not index.is_dir():
+                    index.mkdir()
+                    for manifest in (self._repo_dir(repo) / "commits").glob("*.json"):
+                        for entry in _read_json(manifest)["files"].values():
+                            if entry["lfs"]:
+                                (index / validate_sha256(entry["sha256"])).touch()
+        return index
+
+    def has_lfs_object(self, repo: Repo, sha256: str, size: int | None = None) -> bool:
+        """True if the blob is stored (with this size) and this repo may commit it."""
+        return (self._lfs_index(repo) / validate_sha256(sha256)).is_file() and self.has_blob(sha256, size)
+
+    def add_lfs_object(self, repo: Repo, sha256: str) -> None:
+        """Record that the blob's content was uploaded through this repo."""
+        with self._write_lock():
+            index = self._lfs_index(repo)  # also checks that the repo (still) exists
+            (index / validate_sha256(sha256)).touch()
 
     # -- repos
     def _repo_dir(self, repo: Repo) -> Path:
@@ -346,6 +386,7 @@ class HubStore:
             created_at = now_iso()
             files = {".gitattributes": self._regular_entry(DEFAULT_GITATTRIBUTES.encode())}
             commit_id = self._write_commit(repo, [], "initial commit", "", files, author)
+            (repo_dir / "lfs").mkdir()
             _write_json_atomic(repo_dir / "refs.json", {"branches": {"main": commit_id}, "tags": {}})
             # repo.json last: a repo "exists" only once it is complete.
             meta = {"id": repo.id, "type": repo.type, "private": private, "createdAt": created_at}
@@ -451,14 +492,14 @@ class HubStore:
                                     "Please refresh and try again.")
             files = dict(self.read_commit(repo, head)["files"])
             for key, value in operations:
-                self._apply_operation(files, key, value)
+                self._apply_operation(repo, files, key, value)
             commit_id = self._write_commit(repo, [head], header.get("summary") or "Update",
                                            header.get("description") or "", files, author)
             refs["branches"][branch] = commit_id
             _write_json_atomic(self._repo_dir(repo) / "refs.json", refs)
             return commit_id
 
-    def _apply_operation(self, files: dict, key: str, value: dict) -> None:
+    def _apply_operation(self, repo: Repo, files: dict, key: str, value: dict) -> None:
         """One ndjson operation (already type-checked by the handler) applied to a manifest."""
         path = value.get("path")
         if key == "deletedFolder" and isinstance(path, str):
@@ -475,8 +516,9 @@ class HubStore:
             size = value.get("size")
             if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
                 raise bad_request(f"lfsFile {path}: size must be a non-negative integer, got {size!r}")
-            if not self.has_blob(sha256, size):
-                raise HubError(422, f"lfsFile {path}: LFS object {sha256} was not uploaded (use the LFS batch API)")
+            if not self.has_lfs_object(repo, sha256, size):  # not: stored somewhere on the server
+                raise HubError(422, f"lfsFile {path}: LFS object {sha256} was not uploaded to this repo "
+                                    "(use the LFS batch API)")
             files[path] = self._lfs_entry(sha256, self.blob_path(sha256).stat().st_size)
         elif key == "deletedFile":
             if path not in files:
