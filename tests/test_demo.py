@@ -145,7 +145,9 @@ def start_demo(checkpoint: Path, port: int) -> subprocess.Popen:
 def save_readme_screenshot(source: Path, target: Path) -> None:
     from PIL import Image
 
-    Image.open(source).convert("RGB").quantize(colors=64).save(target, optimize=True)
+    image = Image.open(source).convert("RGB")
+    image = image.resize((1000, round(image.height * 1000 / image.width)), Image.LANCZOS)
+    image.quantize(colors=48, dither=Image.Dither.NONE).save(target, optimize=True)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install -y chromium): the browser test needs one")
