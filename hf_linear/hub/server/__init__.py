@@ -11,14 +11,16 @@ status codes and `X-Error-Code` headers, read from huggingface_hub 2.4 / dataset
 - ``GET  /api/whoami-v2``; ``POST /api/repos/create``; ``DELETE /api/repos/delete``;
   ``POST /api/validate-yaml``
 - ``GET  /api/{models,datasets,spaces}/{repo}`` and ``.../revision/{rev}`` (repo info: sha, siblings,
-  lastModified, cardData); ``.../tree/{rev}[/{path}]`` (recursive, expand, cursor pagination);
-  ``POST .../paths-info/{rev}``; ``GET .../refs``; ``GET .../commits/{rev}``;
+  lastModified, cardData); ``.../tree/{rev}[/{path}]`` (recursive, expand; pages of 1000, or 50
+  when expanded, linked by a ``Link: rel="next"`` header); ``POST .../paths-info/{rev}``;
+  ``GET .../refs``; ``GET .../commits/{rev}`` (pages of 50, linked the same way);
   ``POST|DELETE .../branch/{name}``; ``POST .../tag/{rev}``, ``DELETE .../tag/{name}``
 - ``POST .../preupload/{rev}`` ("lfs" for binary/large files, "regular" for small text) and
   ``POST .../commit/{rev}`` (ndjson: header, inline base64 files, lfsFile, deletedFile,
   deletedFolder; ``parentCommit`` checked → 412)
 - git-LFS: ``POST /{repo}.git/info/lfs/objects/batch`` (basic transfer to this server),
-  ``PUT /lfs-upload/{oid}`` (sha256-verified), ``POST .../objects/verify``
+  ``PUT /lfs-upload/{oid}?repo=...`` (signed for one object and one repo, sha256-verified),
+  ``POST .../objects/verify``
 - ``HEAD|GET /{repo}/resolve/{rev}/{path}`` (also ``/datasets/...``, ``/spaces/...``) with
   X-Repo-Commit, ETag, X-Linked-Etag/X-Linked-Size for LFS files, Content-Length and single-range
   requests.
@@ -34,16 +36,19 @@ them one user ``hf-linear-tester`` with a generated token). A user writes only t
 its organisations; private repos are 404 to everyone else; unknown tokens get 401; anonymous
 clients read public repos. Listening beyond loopback needs configured tokens and prints a warning.
 Every repo id, revision and path is validated before use (nothing escapes ``--root``), malformed
-requests get 4xx, bodies are size-limited (413), LFS uploads are streamed to disk.
+requests get 4xx, bodies are size-limited (413) and JSON depth-limited, LFS uploads are streamed to
+disk. Blobs are shared by sha256, but an LFS object is committable only in a repo it was uploaded
+through (store.py), so a sha256 alone reads nothing. README metadata is parsed with a bounded,
+alias-free YAML loader (listing.py); what it cannot parse is left out of repo info, as on the Hub.
 
 Storage under ``--root`` (store.py): ``blobs/<sha256>`` (content-addressed file contents, shared by
 all repos) and per repo ``repos/<type>s/<namespace>/<name>/`` with ``repo.json``, ``refs.json`` and
 one JSON manifest per commit in ``commits/<40-hex id>.json`` (path → size, sha256, lfs flag, git
-oid). Commits are never deleted, so every old revision stays downloadable by its sha. Updates hold
+oid), plus ``lfs/<sha256>`` markers of the LFS objects the repo may commit. Commits are never deleted, so every old revision stays downloadable by its sha. Updates hold
 an flock on ``.lock``, so several server processes may share one root.
 
 Modules: store.py (disk, validation, locking), auth.py (users, tokens, signed upload URLs),
-listing.py (tree/paths-info JSON), handler.py (HTTP and the routes), cli.py (server, command line).
+listing.py (tree/paths-info JSON, last commits, card metadata), handler.py (HTTP and the routes), cli.py (server, command line).
 
 Start it with ``python -m hf_linear.hub.server --root DIR [--port 0] [--token NAME=TOKEN]`` /
 ``hf-linear hub-server``, or in-process with ``with run_hub_server(root, token=...) as url: ...``.

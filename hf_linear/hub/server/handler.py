@@ -561,9 +561,10 @@ def tree(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
     expand = query_flag(query, "expand")
     entries = list_tree(files, folders, path, query_flag(query, "recursive"))
     start = query_int(query, "cursor", 0, minimum=0)
-    # Expanded entries cost more (last commits), so their pages are smaller, as on the Hub.
-    limit = query_int(query, "limit", TREE_PAGE_SIZE_EXPANDED if expand else TREE_PAGE_SIZE, minimum=1,
-                      maximum=TREE_PAGE_SIZE_EXPANDED if expand else TREE_PAGE_SIZE)
+    # Expanded entries cost more (last commits), so their pages are capped lower, as on the Hub; a
+    # larger `limit` is cut down, not refused (the Link header leads to the rest).
+    page_size = TREE_PAGE_SIZE_EXPANDED if expand else TREE_PAGE_SIZE
+    limit = min(page_size, query_int(query, "limit", page_size, minimum=1, maximum=TREE_PAGE_SIZE))
     page = entries[start:start + limit]
     if expand:
         page = [expand_info(req.store, repo, commit_id, info) for info in page]

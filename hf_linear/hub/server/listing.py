@@ -168,18 +168,27 @@ def card_metadata_text(readme: bytes) -> str | None:
     return match.group(1)
 
 
-@functools.lru_cache(maxsize=256)
 def parse_card_metadata_text(text: str) -> dict:
-    """The metadata mapping; CardMetadataError naming the problem. Cached (READMEs are parsed on
-    every repo-info request and the parse is the expensive part); do not modify the result."""
+    """The metadata mapping; CardMetadataError naming the problem. Do not modify the result (it is
+    cached and shared between requests)."""
+    result = _parse_card_metadata_cached(text)
+    if isinstance(result, str):
+        raise CardMetadataError(result)
+    return result
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_card_metadata_cached(text: str) -> dict | str:
+    """The mapping or the error message. READMEs are parsed on every (anonymous) repo-info request
+    and the parse is the expensive part, so invalid metadata is remembered too."""
     try:
         data = yaml.load(text, Loader=CardMetadataLoader)  # noqa: S506 (a SafeLoader subclass)
     except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: e.g. an int of 5,000 digits
-        raise CardMetadataError(f"README.md metadata is not valid YAML: {e}") from e
+        return f"README.md metadata is not valid YAML: {e}"
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise CardMetadataError(f"README.md metadata must be a YAML mapping, got {type(data).__name__}")
+        return f"README.md metadata must be a YAML mapping, got {type(data).__name__}"
     return data
 
 
