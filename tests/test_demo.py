@@ -95,6 +95,8 @@ def test_handlers_turn_bad_input_into_a_message(checkpoint):
         assert len(outputs) == 1 and "hfl-message" in outputs[0][1] and expected in outputs[0][1], (a, b, outputs)
     (empty,) = list(app.run_text(name, "   ", 0.5, 40, 8))
     assert "prompt is empty" in empty[1]
+    *_, text = app.run_text(name, "[BOS] 4 3 2 1 x 8 7 6 5 =", 0.0, 0, 5)  # any checkpoint takes free text
+    assert text[1] == "" and len(text[3].tokens) == 5 and text[0].count('class="hfl-token"') == 5
     *_, last = app.run_arithmetic(name, "4321", "8765")
     assert "✓ correct" in last[1] and last[3] is not None
     attribution, image = app.explain(last[3], "3")
