@@ -42,13 +42,15 @@ through (store.py), so a sha256 alone reads nothing. README metadata is parsed w
 alias-free YAML loader (listing.py); what it cannot parse is left out of repo info, as on the Hub.
 
 Storage under ``--root`` (store.py): ``blobs/<sha256>`` (content-addressed file contents, shared by
-all repos) and per repo ``repos/<type>s/<namespace>/<name>/`` with ``repo.json``, ``refs.json`` and
+all repos) and per repo ``repos/<type>s/<namespace>/<name>/`` with ``repo.json``, ``refs.json``,
 one JSON manifest per commit in ``commits/<40-hex id>.json`` (path → size, sha256, lfs flag, git
-oid), plus ``lfs/<sha256>`` markers of the LFS objects the repo may commit. Commits are never deleted, so every old revision stays downloadable by its sha. Updates hold
-an flock on ``.lock``, so several server processes may share one root.
+oid) and ``lfs/<sha256>`` markers of the LFS objects the repo may commit. Commits are never
+deleted, so every old revision stays downloadable by its sha. Updates hold an flock on ``.lock``,
+so several server processes may share one root.
 
 Modules: store.py (disk, validation, locking), auth.py (users, tokens, signed upload URLs),
-listing.py (tree/paths-info JSON, last commits, card metadata), handler.py (HTTP and the routes), cli.py (server, command line).
+listing.py (tree/paths-info JSON, last commits, card metadata), handler.py (HTTP and the routes),
+cli.py (server, command line).
 
 Start it with ``python -m hf_linear.hub.server --root DIR [--port 0] [--token NAME=TOKEN]`` /
 ``hf-linear hub-server``, or in-process with ``with run_hub_server(root, token=...) as url: ...``.

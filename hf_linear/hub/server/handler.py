@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from .auth import User
 from .listing import (
-    MAX_CARD_METADATA_BYTES,
+    README_HEAD_BYTES,
     CardMetadataError,
     card_metadata_text,
     card_tags,
@@ -526,7 +526,7 @@ def repo_info(req: Handler, repo: Repo, args: list[str], query: dict, revision: 
         siblings.append(sibling)
     readme = commit["files"].get("README.md")
     # Only the head of the README can hold metadata; unparsable metadata is left out, as on the Hub.
-    card = parse_card_metadata(store.read_blob(readme["sha256"], MAX_CARD_METADATA_BYTES + 16)) if readme else None
+    card = parse_card_metadata(store.read_blob(readme["sha256"], README_HEAD_BYTES)) if readme else None
     info: dict[str, Any] = {
         "_id": hashlib.sha1(repo.id.encode()).hexdigest()[:24], "id": repo.id,
         "author": repo.namespace, "sha": commit_id, "lastModified": commit["date"],

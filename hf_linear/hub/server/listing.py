@@ -17,6 +17,7 @@ from .store import HubStore, Repo, lfs_pointer
 # 64 KiB), so it is bounded: larger blocks, deeper nesting, aliases and non-JSON tags are refused.
 MAX_CARD_METADATA_BYTES = 64 * 1024
 MAX_CARD_METADATA_DEPTH = 32
+README_HEAD_BYTES = MAX_CARD_METADATA_BYTES + 16  # what is read of a README: the block and its fences
 
 
 # ----------------------------------------------------------------------------- tree and paths-info
@@ -157,7 +158,7 @@ _METADATA_BLOCK_RE = re.compile(r"^---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|$)", 
 def card_metadata_text(readme: bytes) -> str | None:
     """The YAML between the leading `---` lines of a README.md; None without such a block;
     CardMetadataError if the block is not closed within MAX_CARD_METADATA_BYTES."""
-    text = readme[:MAX_CARD_METADATA_BYTES + 16].decode("utf-8", errors="replace")
+    text = readme[:README_HEAD_BYTES].decode("utf-8", errors="replace")
     if not re.match(r"---[ \t]*\r?\n", text):
         return None
     match = _METADATA_BLOCK_RE.match(text)
