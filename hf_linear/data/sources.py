@@ -5,6 +5,8 @@ The `dataset:` section of a training config names exactly one source:
     arithmetic: {task: multiplication, digits: [4, 4], cot: lsb, train_size: 100000}   # built now
     arithmetic_stream: {task: multiplication, digits: [4, 4], cot: paper, seed: 0}     # endless train
     arithmetic_mixture: [{task: multiplication, digits: [5, 5], ...}, {digits: [4, 4], ...}]
+    program: {program: multiplication, size: 10000, train_size: 100000}             # compiled CoT
+    program_stream: {program: multiplication, size: 10000, seed: 0}                 # endless train
     tinystories: {source: roneneldan/TinyStories, context_length: 64}   # windows built now
     path: data/mul4x4-paper           # a DatasetDict written by save_to_disk (a dataset script)
     hub: user/mul4x4-paper            # a dataset repo, loaded with datasets.load_dataset
@@ -26,6 +28,8 @@ from huggingface_hub import snapshot_download
 from transformers import AutoTokenizer
 
 from hf_linear.data.arithmetic import ArithmeticStream, build_arithmetic_dataset, build_arithmetic_tokenizer
+from hf_linear.data.programs import compile_program
+from hf_linear.data.programs.dataset import ProgramStream, build_program_dataset, build_program_tokenizer
 from hf_linear.data.tinystories import DEFAULT_SOURCE, build_tinystories_dataset, tinystories_tokenizer
 
 OPTIONS = ("tokenizer", "allow_sliding")
@@ -151,6 +155,50 @@ class ArithmeticMixtureSource(DataSource):
         return " + ".join(part.describe() for part in self.parts)
 
 
+class ProgramSource(DataSource):
+    """A compiled program's CoT data built now by `build_program_dataset` (hf_linear.data.programs)."""
+
+    key = "program"
+
+    def accepted_keys(self) -> set[str]:
+        return set(inspect.signature(build_program_dataset).parameters)
+
+    def check(self):
+        self._check_keyword_arguments(self.accepted_keys())
+        for required in ("program", "size"):
+            if self.arguments.get(required) is None:
+                raise ValueError(f"dataset.{self.key}.{required} is required")
+        self.compiled = _named(self.key, compile_program, name=self.arguments["program"], size=self.arguments["size"])
+
+    def load(self):
+        return _named(self.key, build_program_dataset, **self.arguments)
+
+    def tokenizer(self):
+        if self.tokenizer_name:
+            raise ValueError("dataset.tokenizer: program data has its own tokenizer (leave dataset.tokenizer out)")
+        return build_program_tokenizer(self.compiled)
+
+    def describe(self):
+        return f"program {self.compiled.name}"
+
+
+class ProgramStreamSource(ProgramSource):
+    """Endless training examples of a compiled program (`ProgramStream`), held-out splits built now."""
+
+    key = "program_stream"
+    HELDOUT_KEYS = ("validation_size", "test_size")
+
+    def accepted_keys(self) -> set[str]:
+        return set(inspect.signature(ProgramStream).parameters) - {"rank"} | set(self.HELDOUT_KEYS)
+
+    def load(self):
+        stream = dict(self.arguments)
+        held_out = {key: stream.pop(key) for key in self.HELDOUT_KEYS if key in stream}
+        splits = _named(self.key, build_program_dataset, **stream, train_size=0, **held_out)
+        splits["train"] = _named(self.key, ProgramStream, **stream)
+        return splits
+
+
 class TinyStoriesSource(DataSource):
     """TinyStories stories → tokenizer → windows of T+1 tokens (`build_tinystories_dataset`)."""
 
@@ -229,7 +277,8 @@ class HubSource(DataSource):
 
 SOURCES: dict[str, type[DataSource]] = {
     source.key: source
-    for source in (ArithmeticSource, ArithmeticStreamSource, ArithmeticMixtureSource, TinyStoriesSource, PathSource, HubSource)
+    for source in (ArithmeticSource, ArithmeticStreamSource, ArithmeticMixtureSource, ProgramSource,
+                   ProgramStreamSource, TinyStoriesSource, PathSource, HubSource)
 }
 
 
