@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from hf_linear.data.sources import data_source
 from hf_linear.training.config import check_config
 from hf_linear.training.train import train
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"parity": 7, "addition": 32, "comparison": 32, "multiplication": 16, "tm-increment": 5, "tm-double": 5}
 
 
@@ -181,3 +183,27 @@ def test_a_tiny_linear_run_learns_comparison_end_to_end(tmp_path):
     report = train(check_config(config))
     assert report["exact_match"] >= 0.95, report
     assert json.loads((tmp_path / "run" / "eval_results.json").read_text())["exact_match"] == report["exact_match"]
+
+
+def test_builder_cli_saves_certifies_and_pushes_to_the_local_hub(tmp_path, capsys, hub_server):
+    import sys
+
+    from datasets import load_dataset, load_from_disk
+    from huggingface_hub import DatasetCard
+
+    sys.path.insert(0, str(REPO_ROOT / "dataset_scripts"))
+    import build_program
+
+    repo_id = hub_server.repo_id("program-tm")
+    argv = ["--program", "tm-double", "--size", "6", "--train-size", "30", "--validation-size", "4", "--test-size", "6",
+            "--certify", "6", "--out", str(tmp_path / "tm"), "--push-to-hub", repo_id]  # fmt: skip
+    assert build_program.main(argv) == 0
+    assert "certificate: 100.00% exact match on 6" in capsys.readouterr().out
+    saved = load_from_disk(str(tmp_path / "tm"))
+    assert "100.00% exact match" in (tmp_path / "tm" / "README.md").read_text()
+    pushed = load_dataset(repo_id)
+    assert pushed["test"]["text"] == saved["test"]["text"]
+    card = DatasetCard.load(repo_id, repo_type="dataset")
+    assert "dataset_info" in card.data.to_dict() and "chain of thought (length complexity)" in card.text
+    assert build_program.main([*argv[:-2]]) == 2  # --out exists now
+    assert "not empty" in capsys.readouterr().err
