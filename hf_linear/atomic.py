@@ -33,7 +33,8 @@ def write_json_atomically(path: str | os.PathLike, data) -> None:
     write_text_atomically(path, json.dumps(data, indent=2))
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` still runs (staging directories of live writers are left alone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -49,7 +50,7 @@ def _clean_stale_stages(out: Path) -> None:
     for kind in ("old", "tmp"):
         for stale in out.parent.glob(f".{glob.escape(out.name)}.{kind}-*-*"):
             pid = stale.name[len(f".{out.name}.{kind}-"):].split("-", 1)[0]
-            if not pid.isdigit() or _pid_alive(int(pid)) or not stale.is_dir():
+            if not pid.isdigit() or pid_alive(int(pid)) or not stale.is_dir():
                 continue
             if kind == "old" and not out.exists() and (stale / out.name).is_dir():
                 (stale / out.name).rename(out)

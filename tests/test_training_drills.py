@@ -248,3 +248,218 @@ def test_the_learning_rate_follows_the_time_budget(tmp_path, monkeypatch):
     # step-based schedule over 1000 steps would still be at ~100%
     assert rates[:4] == pytest.approx([1e-2, 7.5e-3, 5e-3, 2.5e-3])
     assert torch.isfinite(torch.tensor(rates)).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# reliability round 3 (issue 21): resume at the end, the disk estimate, one-line errors
+
+
+def run_main(capsys, *argv) -> str:
+    """`hf-linear ARGV` in this process (much cheaper than a subprocess): the error line of a
+    failing command, which must fail with an exit code and without a traceback."""
+    from hf_linear.cli import main as cli_main
+
+    try:
+        code = cli_main(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    stderr = capsys.readouterr().err
+    assert code not in (0, None), (argv, stderr[-2000:])
+    assert "Traceback" not in stderr, stderr[-2000:]
+    errors = [line for line in stderr.splitlines() if "error:" in line]
+    assert errors, stderr[-2000:]
+    return errors[-1]
+
+
+def run_script(capsys, script: str, *argv) -> str:
+    """A dataset script's main(argv) in this process; returns its error line (as `run_main`)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(script, Path(__file__).parents[1] / "dataset_scripts" / f"{script}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    code = module.main(list(argv))
+    stderr = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in stderr, stderr[-2000:]
+    return [line for line in stderr.splitlines() if "error:" in line][-1]
+
+
+def assert_in(line: str, *fragments) -> None:
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+
+
+@pytest.fixture
+def refusing_dir(tmp_path) -> Path:
+    """A directory in which creating anything fails although os.access may say it is writable
+    (as a read-only file system does to root): /sys when running as root, else a mode-0555 folder."""
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    if os.access(folder, os.W_OK):  # root: permissions do not stop it
+        folder = Path("/sys/hf-linear-drill")
+    try:
+        (folder / "probe").mkdir(parents=True)
+    except OSError:
+        return folder
+    shutil.rmtree(folder / "probe")
+    pytest.skip("no directory that refuses writes on this machine")
+
+
+def state_of(path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def test_resume_from_the_final_checkpoint_trains_no_further(tmp_path):
+    out = tmp_path / "run"
+    config = tiny_config(out, max_steps=6, save_strategy="steps", save_steps=3)
+    train(check_config(config))
+    full = losses(out)
+    # killed while saving the final model: its files are not all there, its staging directory is
+    # left behind (the pid of a process that is gone)
+    for name in ("model.safetensors", "eval_results.json"):
+        (out / name).unlink()
+    (out / ".final-999999999-k1ll3d").mkdir()
+    (out / ".final-999999999-k1ll3d" / "model.safetensors").write_bytes(b"half")
+    train(check_config(config), resume=True)
+    assert losses(out) == full  # no step 7
+    final, last = state_of(out / "model.safetensors"), state_of(out / "checkpoint-6" / "model.safetensors")
+    assert final.keys() == last.keys() and all(torch.equal(final[k], last[k]) for k in final)
+    assert json.loads((out / "eval_results.json").read_text())["training"]["global_step"] == 6
+    assert not list(out.glob(".final-*"))
+    assert run_dir.training_ended_at(out / "checkpoint-6", 6) and not run_dir.training_ended_at(out / "checkpoint-3", 6)
+    assert not run_dir.training_ended_at(out / "checkpoint-6", 9)  # a raised max_steps trains on
+
+
+def test_the_disk_estimate_counts_every_checkpoint_kept(tmp_path, monkeypatch):
+    weights = 4 * sum(p.numel() for p in tiny_trained_model(tmp_path).parameters())
+    usage = shutil.disk_usage(tmp_path)
+    # 6 checkpoints kept without save_total_limit: 1 + 3 * 6 = 19 model sizes; the old estimate
+    # assumed 2 kept (10)
+    monkeypatch.setattr(run_dir.shutil, "disk_usage", lambda path: usage._replace(free=15 * weights))
+    with pytest.raises(ValueError, match="MiB free"):
+        train(check_config(tiny_config(tmp_path / "all", max_steps=6, save_strategy="steps", save_steps=1)))
+    assert not (tmp_path / "all").exists()
+    # with save_total_limit: 2, at most 3 on disk at once (the newest before rotation): fits
+    train(check_config(tiny_config(tmp_path / "two", max_steps=6, save_strategy="steps", save_steps=1, save_total_limit=2)))
+    assert sorted(p.name for p in run_dir.checkpoints(tmp_path / "two")) == ["checkpoint-5", "checkpoint-6"]
+
+
+def tiny_trained_model(tmp_path):
+    """The tiny config's model, trained one step (for its size)."""
+    out = tmp_path / "size"
+    train(check_config(tiny_config(out, max_steps=1)))
+    return load_model(str(out))
+
+
+def test_a_failing_checkpoint_save_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    from transformers import Trainer
+
+    def disk_full(self, output_dir):
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")  # fmt: skip
+
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", disk_full)
+    out = tmp_path / "run"
+    path = write(tmp_path, tiny_config(out, max_steps=6, save_strategy="steps", save_steps=3))
+    assert_in(run_main(capsys, "train", str(path)), "checkpoint-3", "failed (", "PytorchStreamWriter", "--resume")
+    assert not (out / "checkpoint-3").exists()  # the incomplete checkpoint does not take the space
+
+
+def test_unreadable_checkpoints_are_one_line_errors_and_pickles_are_never_loaded(tmp_path, capsys):
+    run = tmp_path / "run"
+    train(check_config(tiny_config(run, max_steps=3, save_strategy="steps", save_steps=3)))
+    broken = {}
+    for kind in ("pickle", "truncated", "garbled"):
+        broken[kind] = tmp_path / kind
+        shutil.copytree(run, broken[kind])
+        weights = broken[kind] / "checkpoint-3" / "model.safetensors"
+        data = weights.read_bytes()
+        if kind == "pickle":  # a pickle that would run code when loaded
+            (weights.parent / "pytorch_model.bin").write_bytes(b"cos\nsystem\n(S'touch " + str(tmp_path / "pwned").encode()
+                                                               + b"'\ntR.")  # fmt: skip
+            weights.unlink()
+        else:
+            weights.write_bytes(data[: len(data) // 2] if kind == "truncated" else data[:8] + b"x" * 32 + data[40:])
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("not a checkpoint")
+    expected = {"pickle": "pytorch_model.bin", "truncated": "model.safetensors", "garbled": "model.safetensors"}
+    arithmetic = '{"task": "multiplication", "digits": [2, 2], "cot": "lsb", "test_size": 5}'
+    for kind, directory in broken.items():
+        checkpoint = str(directory / "checkpoint-3")
+        assert_in(run_main(capsys, "eval", checkpoint, "--arithmetic", arithmetic), checkpoint, expected[kind])
+        assert_in(run_main(capsys, "inspect", checkpoint), checkpoint, expected[kind])
+        fine_tune = tiny_config(tmp_path / f"tuned-{kind}", max_steps=1)
+        fine_tune["model"] = {"init_from": checkpoint}
+        assert_in(run_main(capsys, "train", str(write(tmp_path, fine_tune))), checkpoint, expected[kind])
+        assert not (tmp_path / f"tuned-{kind}").exists()
+        resumed = write(tmp_path, tiny_config(directory, max_steps=6, save_strategy="steps", save_steps=3))
+        assert_in(run_main(capsys, "train", str(resumed), "--resume"), checkpoint, expected[kind])
+    not_a_checkpoint = tiny_config(tmp_path / "tuned", max_steps=1)
+    not_a_checkpoint["model"] = {"init_from": str(tmp_path / "notes")}
+    assert_in(run_main(capsys, "train", str(write(tmp_path, not_a_checkpoint))), "notes is not a checkpoint: no config.json")
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "tuned").exists()
+
+
+def test_cli_mistakes_are_one_line_errors(tmp_path, capsys, refusing_dir):
+    run = tmp_path / "run"
+    train(check_config(tiny_config(run, max_steps=1)))
+    arithmetic = '{"task": "multiplication", "digits": [2, 2], "cot": "lsb", "test_size": 5}'
+    assert_in(run_main(capsys, "eval", str(run), "--arithmetic", "[1,2]"), "--arithmetic must be a JSON object")
+    assert_in(run_main(capsys, "eval", str(run), "--arithmetic", arithmetic, "--output", str(tmp_path)), "--output", "is a directory")
+    assert_in(run_main(capsys, "eval", str(run), "--arithmetic", arithmetic, "--output", str(refusing_dir / "r.json")), "--output")
+    assert_in(run_main(capsys, "inspect", str(run), "--top", "-1"), "--top must be >= 1")
+    assert_in(run_main(capsys, "inspect", str(run), "--out", str(refusing_dir / "map.png")), "--out")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    assert_in(run_main(capsys, "convert-authors", str(tmp_path / "empty.pt"), str(tmp_path / "converted"), "--tokenizer",
+                       "arithmetic"), "empty.pt")  # fmt: skip
+    assert_in(run_script(capsys, "build_arithmetic", "--task", "multiplication", "--digits", "2", "--cot", "lsb",
+                         "--train-size", "10", "--out", str(refusing_dir / "data")), "--out")  # fmt: skip
+    stories = tmp_path / "binary-stories"
+    stories.mkdir()
+    for name in ("TinyStories-train.txt", "TinyStories-valid.txt"):
+        (stories / name).write_bytes(bytes(range(128, 256)) * 8)
+    assert_in(run_script(capsys, "build_tinystories", "--source", str(stories), "--train-bpe", "300", "--num-proc", "1",
+                         "--out", str(tmp_path / "ts")), "TinyStories-train.txt", "not UTF-8")  # fmt: skip
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    config = write(tmp_path, tiny_config(tmp_path / "link", max_steps=1))
+    assert_in(run_main(capsys, "train", str(config), "--overwrite"), "is a symlink")
+
+    base = tiny_config(tmp_path / "unused", max_steps=1)
+    for extra, fragment in (({"axes": {"training.learning_rate": 0.1}}, "axis 'training.learning_rate': give a list"),
+                            ({"axes": {"training.learning_rate": []}}, "axis 'training.learning_rate' has no values"),
+                            ({"stop_when": "exact_match"}, "stop_when must be a mapping")):  # fmt: skip
+        study = tmp_path / "study.yaml"
+        study.write_text(yaml.safe_dump({"base": base, **extra}))
+        assert_in(run_main(capsys, "study", str(study), "--out", str(tmp_path / "study")), fragment)
+    assert not (tmp_path / "study").exists()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "results.jsonl").write_text('{"varied": {}}\n')
+    assert_in(run_main(capsys, "report", str(tmp_path / "results")), "results.jsonl, line 1", "'name'")
+    assert not (tmp_path / "converted").exists() and not (tmp_path / "ts").exists()
+    assert not refusing_dir.exists() or not any(refusing_dir.iterdir())
+
+
+def test_silent_mistakes_are_errors(tmp_path, capsys):
+    # a section given twice: the second replaced the first
+    config = write(tmp_path, tiny_config(tmp_path / "out", max_steps=1))
+    config.write_text(config.read_text() + "model:\n  type: linear_lm\n")
+    assert_in(run_main(capsys, "train", str(config)), "duplicate key 'model' at line", "config.yaml")
+    study = tmp_path / "study.yaml"
+    study.write_text("base_config: config.yaml\naxes:\n  training.seed: [0, 1]\n  training.seed: [2]\n")
+    assert_in(run_main(capsys, "study", str(study)), "duplicate key 'training.seed' at line 4 (first given at line 3)")
+    # nothing to train on: found before the output directory is made
+    empty = tiny_config(tmp_path / "empty", max_steps=1)
+    empty["dataset"]["arithmetic"]["train_size"] = 0
+    assert_in(run_main(capsys, "train", str(write(tmp_path, empty))), "'train' split is empty")
+    assert not (tmp_path / "empty").exists()
+    # windows longer than every story: an error, not a dataset load_from_disk cannot read
+    stories = tmp_path / "stories"
+    stories.mkdir()
+    for name in ("TinyStories-train.txt", "TinyStories-valid.txt"):
+        (stories / name).write_text("Once upon a time there was a cat.\n<|endoftext|>\nThe dog ran home.\n")
+    assert_in(run_script(capsys, "build_tinystories", "--source", str(stories), "--train-bpe", "300", "--num-proc", "1",
+                         "--context-length", "100000", "--out", str(tmp_path / "ts")), "context_length=100000")  # fmt: skip
+    assert not (tmp_path / "ts").exists()

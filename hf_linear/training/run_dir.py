@@ -3,18 +3,22 @@
 The directory follows the project's one output-directory rule (`hf_linear.output_dirs`): it is
 marked when a run starts, `--overwrite` replaces only a marked (or empty) directory, never `.`,
 a home folder or a symlink, and nothing is removed before the config, the data and the model of
-the new run have been built.
+the new run have been built. What a killed final save left (`.final-PID-*`) is removed when the
+next run in the directory starts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from hf_linear.atomic import pid_alive
+from hf_linear.checkpoints import check_safetensors_weights
 from hf_linear.output_dirs import OutputDirError, check_output_dir as check_replaceable, directory_mode, write_marker
 
 logger = logging.getLogger(__name__)
@@ -45,7 +49,7 @@ def check_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> None:
 
 def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> None:
     """Clear an earlier run when overwriting (after `check_output_dir`), create the directory with
-    the permissions it had, and mark it as a run directory."""
+    the permissions it had, mark it as a run directory, and remove what killed final saves left."""
     mode = directory_mode(output_dir)
     if overwrite and not resume and output_dir.is_dir():
         shutil.rmtree(output_dir)  # checked: a run directory of ours; its checkpoints must not mix in
@@ -55,6 +59,28 @@ def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> None:
         write_marker(output_dir, "hf-linear train")
     except OSError as error:
         raise ValueError(f"training.output_dir {output_dir}: cannot write there ({error.strerror})") from None
+    remove_killed_final_saves(output_dir)
+
+
+def check_resumable(checkpoint: Path, what: str = "--resume") -> None:
+    """A checkpoint to resume from: complete (trainer_state.json) and with readable safetensors
+    weights (Trainer would otherwise unpickle pytorch_model.bin, or fail on a truncated file
+    without naming it)."""
+    if not (checkpoint / CHECKPOINT_COMPLETE).is_file():
+        raise ValueError(f"{what}: {checkpoint} is not a complete checkpoint (no {CHECKPOINT_COMPLETE})")
+    check_safetensors_weights(checkpoint)
+
+
+def training_ended_at(checkpoint: Path, max_steps: int) -> bool:
+    """Whether the run had ended at `checkpoint`, so that resuming from it must train no step.
+    Trainer saves its control state with each checkpoint, and sets should_training_stop at the
+    last step (max_steps reached, the time budget spent, a study's stop_when met); a max_steps
+    raised since then asks for more steps. (Trainer itself would run one more step.)"""
+    state = json.loads((checkpoint / CHECKPOINT_COMPLETE).read_text())
+    control = state.get("stateful_callbacks", {}).get("TrainerControl", {}).get("args", {})
+    if 0 < max_steps <= state["global_step"]:
+        return True
+    return bool(control.get("should_training_stop")) and not max_steps > state.get("max_steps", 0)
 
 
 def checkpoints(output_dir: Path) -> list[Path]:
@@ -77,21 +103,62 @@ def last_complete_checkpoint(output_dir: Path) -> Path | None:
     return None
 
 
-def check_free_space(output_dir: Path, needed_bytes: int) -> None:
-    """A clear error before training when the disk cannot hold the run's files."""
-    free = shutil.disk_usage(output_dir).free
+def checkpoints_written(args, steps_per_epoch: int | None) -> int:
+    """How many checkpoints Trainer writes in a run: one every `save_steps` (a fraction of the
+    run's steps when < 1, as Trainer reads it) and one at the last step, or one per epoch;
+    `save_strategy: best` at most one per evaluation."""
+    strategy = getattr(args.save_strategy, "value", args.save_strategy)
+    if strategy == "no":
+        return 0
+    total = args.max_steps if args.max_steps > 0 else math.ceil(args.num_train_epochs * (steps_per_epoch or 1))
+    if strategy == "epoch":
+        return math.ceil(total / (steps_per_epoch or total))
+    interval = args.save_steps if strategy == "steps" else (args.eval_steps or args.logging_steps)
+    if interval < 1:
+        interval = math.ceil(total * interval)
+    return math.ceil(total / max(1, interval))
+
+
+def checkpoints_on_disk(args, written: int) -> int:
+    """The most checkpoints on disk at once: all of them without `save_total_limit`; with it, the
+    limit plus the newest (written before the oldest is rotated out)."""
+    return min(written, args.save_total_limit + 1) if args.save_total_limit else written
+
+
+def directory_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) if path.is_dir() else 0
+
+
+def check_free_space(output_dir: Path, needed_bytes: int, reclaimed_bytes: int = 0) -> None:
+    """A clear error before training when the disk cannot hold the run's files; `reclaimed_bytes`:
+    what the run deletes first (the earlier run an --overwrite replaces)."""
+    existing = next(p for p in (output_dir, *output_dir.parents) if p.exists())
+    free = shutil.disk_usage(existing).free + reclaimed_bytes
     if free < needed_bytes:
         raise ValueError(
-            f"training.output_dir {output_dir}: {free / 2**20:.0f} MiB free, the run needs about "
-            f"{needed_bytes / 2**20:.0f} MiB (final model and checkpoints); free space or lower save_total_limit"
+            f"training.output_dir {output_dir}: {free / 2**20:.1f} MiB free, the run needs about "
+            f"{needed_bytes / 2**20:.1f} MiB (final model and the checkpoints it keeps, with optimizer state); "
+            "free space or set a lower training.save_total_limit"
         )
+
+
+FINAL_STAGING_PREFIX = ".final-"
+
+
+def remove_killed_final_saves(output_dir: Path) -> None:
+    """Remove the staging directories of final saves whose process is gone (killed while saving);
+    they are named `.final-PID-...` (older runs: without the pid, also removed)."""
+    for staging in output_dir.glob(f"{FINAL_STAGING_PREFIX}*"):
+        pid = staging.name[len(FINAL_STAGING_PREFIX):].split("-", 1)[0]
+        if staging.is_dir() and not (pid.isdigit() and pid_alive(int(pid))):
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def save_final(model, tokenizer, output_dir: Path, extra_files: dict[str, str]) -> None:
     """Save model, tokenizer and `extra_files` into a staging directory, then move them into
     `output_dir` one by one: an interrupted save never leaves a half-written checkpoint, and a
     failed one (e.g. a full disk) leaves the checkpoints of the run in place."""
-    staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=".final-"))
+    staging = Path(tempfile.mkdtemp(dir=output_dir, prefix=f"{FINAL_STAGING_PREFIX}{os.getpid()}-"))
     try:
         model.save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))

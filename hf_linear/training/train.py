@@ -8,21 +8,27 @@ sections model / dataset / training / evaluation / budget / lora (see hf_linear.
 Overrides address a key by section, e.g. `--training.learning_rate 1e-3 --model.hidden_size 64`.
 Unknown keys and values of the wrong type are errors that name them.
 
-Order of a run: check the config → build data, tokenizer and model → only then prepare the
-output directory (an `--overwrite` never deletes anything before this point) → train → save
-the final model → final evaluation → report.
+Order of a run: check the config (and the checkpoint to resume) → build data, tokenizer and
+model → check the free space → only then prepare the output directory (an `--overwrite` never
+deletes anything before this point) → train → save the final model → final evaluation → report.
+
+`--resume` from a checkpoint at which the run had ended (killed during the final save or
+evaluation) trains no further step: the final model is saved again from that checkpoint's
+weights and evaluated.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 import torch
 import yaml
+from datasets import Dataset
 from peft import get_peft_model
-from transformers import set_seed
+from transformers import TrainerState, set_seed
 
 import hf_linear.lora  # teaches PEFT the masked map (a LoRA layer for MaskedPositionMixing)
 from hf_linear.atomic import write_json_atomically
@@ -38,9 +44,15 @@ from hf_linear.training.models import build_model, run_tokenizer
 from hf_linear.training.run_dir import (
     check_free_space,
     check_output_dir,
+    check_resumable,
+    checkpoints,
+    checkpoints_on_disk,
+    checkpoints_written,
+    directory_size,
     last_complete_checkpoint,
     prepare_output_dir,
     save_final,
+    training_ended_at,
 )
 from hf_linear.training.trainer import BUDGET_SCHEDULES, HFLinearTrainer, TimeBudget
 
@@ -77,6 +89,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, call
     output_dir = Path(args.output_dir)
     resume = resume or bool(resume_from)
     check_output_dir(output_dir, resume=resume and not isinstance(resume_from, str), overwrite=overwrite)
+    checkpoint = checkpoint_to_resume(output_dir, resume, resume_from)
 
     set_seed(args.seed)
     source = data_source(config.dataset)
@@ -85,6 +98,8 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, call
         if split not in datasets:
             raise ValueError(f"the dataset has no {split!r} split (splits: {', '.join(datasets)})")
     held_out = datasets[evaluation.split]
+    if isinstance(datasets["train"], Dataset) and len(datasets["train"]) == 0:  # (a stream is endless)
+        raise ValueError("the 'train' split is empty (e.g. dataset train_size: 0): nothing to train on")
     if len(held_out) == 0:
         raise ValueError(f"evaluation.split {evaluation.split!r} is empty: nothing to evaluate")
     tokenizer = run_tokenizer(config.model, source)
@@ -107,11 +122,8 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, call
 
     # everything is built: only now touch the output directory
     if args.process_index == 0:
+        check_disk_for(model, args, train_data, output_dir, resume, overwrite)
         prepare_output_dir(output_dir, resume, overwrite)
-        weights = sum(p.numel() * p.element_size() for p in model.parameters())
-        saves = 1 + (args.save_total_limit or 2 if args.save_strategy != "no" else 0)
-        check_free_space(output_dir, weights * (1 + 3 * saves))  # each checkpoint: weights + AdamW moments
-    checkpoint = resume_from if isinstance(resume_from, str) else (last_complete_checkpoint(output_dir) if resume else None)
 
     trainer = HFLinearTrainer(
         model=model,
@@ -127,12 +139,21 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, call
     )
     if budget.max_minutes:
         trainer.add_callback(TimeBudget(budget.max_minutes))
-    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if checkpoint is not None and training_ended_at(checkpoint, args.max_steps):
+        # killed during the final save or evaluation: Trainer would train one step past the
+        # end; instead the last checkpoint's weights and history are the final model's
+        print(f"hf-linear train: training had ended at {checkpoint.name}: saving and evaluating its model, "
+              "no further step", file=sys.stderr)  # fmt: skip
+        trainer._load_from_checkpoint(str(checkpoint))  # the model (or adapter) weights, as train() loads them
+        trainer.state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+        metrics = {}
+    else:
+        metrics = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None).metrics
 
     run_facts = {
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "runtime_s": result.metrics.get("train_runtime"),
-        "loss": result.metrics.get("train_loss"),
+        "runtime_s": metrics.get("train_runtime"),
+        "loss": metrics.get("train_loss"),
         "global_step": trainer.state.global_step,
         "tokens_seen": trainer.state.num_input_tokens_seen,
         "world_size": args.world_size,
@@ -169,6 +190,36 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, call
             commit = push_checkpoint(output_dir, repo_id, private=bool(args.hub_private_repo), token=args.hub_token)
             print(f"pushed to {repo_id} ({commit.oid})")
     return report
+
+
+def checkpoint_to_resume(output_dir: Path, resume: bool, resume_from) -> Path | None:
+    """The checkpoint a run continues (`training.resume_from_checkpoint: PATH`, or with --resume
+    the last complete one in output_dir), checked before anything is built or written."""
+    if isinstance(resume_from, str):
+        checkpoint = Path(resume_from)
+        check_resumable(checkpoint, "training.resume_from_checkpoint")
+        return checkpoint
+    if not resume:
+        return None
+    checkpoint = last_complete_checkpoint(output_dir)
+    check_resumable(checkpoint)
+    return checkpoint
+
+
+def check_disk_for(model, args, train_data, output_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Free space for the final model and the checkpoints the run will keep (each: the weights
+    and AdamW's two moments); a resumed run's checkpoints on disk count as written, an
+    overwritten run's space as free."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    steps_per_epoch = None
+    if isinstance(train_data, Dataset):  # a stream has no epochs (max_steps is required)
+        batches = math.ceil(len(train_data) / (args.per_device_train_batch_size * args.world_size))
+        steps_per_epoch = max(1, math.ceil(batches / args.gradient_accumulation_steps))
+    kept = checkpoints_on_disk(args, checkpoints_written(args, steps_per_epoch))
+    if resume:
+        kept = max(0, kept - len(checkpoints(output_dir)))
+    reclaimed = directory_size(output_dir) if overwrite and not resume else 0
+    check_free_space(output_dir, weights * (1 + 3 * kept), reclaimed)
 
 
 def split_command_line(argv: list[str]) -> tuple[str, list[str], list[str]]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import shutil
 import time
+from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
@@ -92,6 +95,21 @@ class HFLinearTrainer(Trainer):
             self.lr_scheduler = LambdaLR(optimizer if optimizer is not None else self.optimizer, factor)
             self._created_lr_scheduler = True
         return self.lr_scheduler
+
+    # --- checkpoints -----------------------------------------------------------------------------
+
+    def _save_checkpoint(self, model, trial):
+        try:
+            super()._save_checkpoint(model, trial)
+        except (OSError, RuntimeError, SafetensorError) as error:
+            # a full disk surfaces as torch's "PytorchStreamWriter failed writing file"
+            # (RuntimeError), safetensors' error or an OSError: one line naming the checkpoint
+            checkpoint = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
+            if not (checkpoint / "trainer_state.json").is_file():  # incomplete: its space is better freed
+                shutil.rmtree(checkpoint, ignore_errors=True)
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"saving {checkpoint} failed ({reason}); the earlier checkpoints are kept: free space "
+                             "(or set a lower training.save_total_limit) and continue with --resume") from error  # fmt: skip
 
     # --- evaluation ----------------------------------------------------------------------------
 
