@@ -27,7 +27,7 @@ from datasets import DatasetDict, concatenate_datasets, load_dataset, load_from_
 from huggingface_hub import snapshot_download
 from transformers import AutoTokenizer
 
-from hf_linear.data.arithmetic import ArithmeticStream, build_arithmetic_dataset, build_arithmetic_tokenizer
+from hf_linear.data.arithmetic import ArithmeticSpec, ArithmeticStream, build_arithmetic_dataset, build_arithmetic_tokenizer
 from hf_linear.data.programs import compile_program
 from hf_linear.data.programs.dataset import ProgramStream, build_program_dataset, build_program_tokenizer
 from hf_linear.data.tinystories import DEFAULT_SOURCE, build_tinystories_dataset, tinystories_tokenizer
@@ -62,6 +62,15 @@ class DataSource:
     def describe(self) -> str:
         return str(self.arguments)
 
+    def example_lengths(self) -> dict:
+        """Tokens per example (prompt + CoT + answer, without [EOS]: the paper's "307 tokens"), of
+        its parts, and what the examples are (`task`); empty for language-model data."""
+        return {}
+
+    def held_out(self) -> DatasetDict:
+        """The held-out splits (for evaluation: no training examples need be built)."""
+        return self.load()
+
     def _check_keyword_arguments(self, accepted: set[str]) -> None:
         if not isinstance(self.arguments, dict):
             raise ValueError(f"dataset.{self.key} must be a mapping of arguments, got {self.arguments!r}")
@@ -74,6 +83,7 @@ class ArithmeticSource(DataSource):
     """CoT arithmetic built now by `build_arithmetic_dataset` (train / validation / test)."""
 
     key = "arithmetic"
+    HELDOUT_ARGUMENTS = ("task", "digits", "cot", "every", "validation_size", "test_size")
 
     def check(self):
         self._check_keyword_arguments(set(inspect.signature(build_arithmetic_dataset).parameters))
@@ -83,6 +93,17 @@ class ArithmeticSource(DataSource):
 
     def load(self):
         return _named(self.key, build_arithmetic_dataset, **self.arguments)
+
+    def held_out(self):
+        arguments = {key: value for key, value in self.arguments.items() if key in self.HELDOUT_ARGUMENTS}
+        return _named(self.key, build_arithmetic_dataset, **arguments, train_size=0)
+
+    def example_lengths(self):
+        spec = ArithmeticSpec.create(self.arguments["task"], self.arguments["digits"], self.arguments["cot"],
+                                     self.arguments.get("every"))  # fmt: skip
+        return {"sequence_tokens": spec.length, "prompt_tokens": spec.prompt_length, "answer_tokens": spec.answer_length,
+                "cot_tokens": spec.length - spec.prompt_length - spec.answer_length, "task": spec.describe(),
+                "cot": spec.cot, "every": spec.every}  # fmt: skip
 
     def tokenizer(self):
         # the data's token ids are the arithmetic vocabulary's, whatever tokenizer is named
@@ -159,6 +180,7 @@ class ProgramSource(DataSource):
     """A compiled program's CoT data built now by `build_program_dataset` (hf_linear.data.programs)."""
 
     key = "program"
+    HELDOUT_ARGUMENTS = ("program", "size", "validation_size", "test_size")
 
     def accepted_keys(self) -> set[str]:
         return set(inspect.signature(build_program_dataset).parameters)
@@ -172,6 +194,17 @@ class ProgramSource(DataSource):
 
     def load(self):
         return _named(self.key, build_program_dataset, **self.arguments)
+
+    def held_out(self):
+        arguments = {key: value for key, value in self.arguments.items() if key in self.HELDOUT_ARGUMENTS}
+        return _named(self.key, build_program_dataset, **arguments, train_size=0)
+
+    def example_lengths(self):
+        program = self.compiled
+        answer = program.length - program.answer_start
+        return {"sequence_tokens": program.length, "prompt_tokens": program.prompt_length, "answer_tokens": answer,
+                "cot_tokens": program.cot_length, "task": program.name, "program": self.arguments["program"],
+                "size": self.arguments["size"]}  # fmt: skip
 
     def tokenizer(self):
         if self.tokenizer_name:

@@ -37,7 +37,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
 from hf_linear.atomic import write_json_atomically, write_text_atomically  # noqa: E402
-from hf_linear.studies.results import arithmetic_source, first_reaching, read_results  # noqa: E402
+from hf_linear.data.sources import data_source  # noqa: E402
+from hf_linear.studies.results import first_reaching, read_results  # noqa: E402
 
 DEFAULT_TARGET = 0.99
 FIGURE_SIZE, DPI = (7.0, 4.2), 100  # ~30-90 KB per PNG
@@ -269,17 +270,13 @@ def run_segments(study_dir: Path, record: dict) -> list[dict] | None:
     if cache.is_file():
         return json.loads(cache.read_text())
     config = yaml.safe_load((run_dir / "training_config.yaml").read_text())
-    source_key = arithmetic_source(config["dataset"])
-    if source_key is None or not (run_dir / "model.safetensors").is_file():
-        return None
+    source = data_source(config["dataset"])
+    if not source.example_lengths() or not (run_dir / "model.safetensors").is_file():
+        return None  # language-model data: no CoT segments
     from hf_linear.checkpoints import load_model, load_tokenizer
-    from hf_linear.data.sources import data_source
     from hf_linear.evaluation.segments import segment_accuracy, step_names_of
 
-    arguments = dict(config["dataset"][source_key])
-    if source_key == "arithmetic":
-        arguments["train_size"] = 0  # only the held-out split is needed
-    split = data_source({source_key: arguments}).load()[record.get("split") or "test"]
+    split = source.held_out()[record.get("split") or "test"]
     split = split.select(range(min(SEGMENT_SAMPLES, len(split))))
     report = segment_accuracy(load_model(run_dir), load_tokenizer(run_dir), split["text"], step_names_of(split))
     write_json_atomically(cache, report)

@@ -19,8 +19,11 @@ from pathlib import Path
 import yaml
 
 from hf_linear.data.arithmetic import ArithmeticSpec
+from hf_linear.data.sources import data_source
 
 ARITHMETIC_SOURCES = ("arithmetic", "arithmetic_stream")
+# sources whose examples are generated from their arguments (train, validation and test sizes)
+GENERATED_SOURCES = (*ARITHMETIC_SOURCES, "program", "program_stream")
 # eval_* metrics of log_history that make the curve (per-digit accuracy and perplexity where logged)
 CURVE_METRICS = ("exact_match", "per_digit_accuracy", "perplexity", "loss")
 
@@ -45,20 +48,9 @@ def arithmetic_spec(dataset: dict) -> ArithmeticSpec | None:
 
 
 def example_lengths(dataset: dict) -> dict:
-    """Tokens per example (prompt + CoT + answer, without [EOS]: the paper's "307 tokens") and of
-    its parts; empty for language-model data."""
-    spec = arithmetic_spec(dataset)
-    if spec is None:
-        return {}
-    return {
-        "sequence_tokens": spec.length,
-        "prompt_tokens": spec.prompt_length,
-        "answer_tokens": spec.answer_length,
-        "cot_tokens": spec.length - spec.prompt_length - spec.answer_length,
-        "task": spec.describe(),
-        "cot": spec.cot,
-        "every": spec.every,
-    }
+    """Tokens per example and of its parts (the paper's length complexity), from the run's data
+    source; empty for language-model data."""
+    return data_source(dataset).example_lengths()
 
 
 def eval_curve(log_history: list[dict], tokens_per_step: float | None) -> list[dict]:

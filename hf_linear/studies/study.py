@@ -44,7 +44,7 @@ import yaml
 from transformers import TrainerCallback
 
 from hf_linear.atomic import write_text_atomically
-from hf_linear.studies.results import ARITHMETIC_SOURCES, read_results, run_record
+from hf_linear.studies.results import GENERATED_SOURCES, read_results, run_record
 from hf_linear.training.config import SECTIONS, check_config, read_yaml_file, resolve_data_paths
 from hf_linear.training.run_dir import last_complete_checkpoint
 from hf_linear.training.train import train
@@ -217,13 +217,13 @@ def quick_config(config: dict, factor: float) -> None:
     budget = config.get("budget") or {}
     if budget.get("max_minutes"):
         budget["max_minutes"] = budget["max_minutes"] / factor
-    for source in ARITHMETIC_SOURCES:
+    for source in GENERATED_SOURCES:
         arguments = (config.get("dataset") or {}).get(source)
         if isinstance(arguments, dict):
             for key, limit in QUICK_LIMITS.items():
-                if key in arguments or source == "arithmetic":
+                if key in arguments or not source.endswith("_stream"):
                     arguments[key] = min(arguments.get(key, limit), limit)
-            if source == "arithmetic_stream":
+            if source.endswith("_stream"):
                 arguments.pop("train_size", None)
     evaluation = config.setdefault("evaluation", {})
     for key, limit in QUICK_EVAL_LIMITS.items():
