@@ -18,6 +18,7 @@ import random
 import tempfile
 import time
 
+import hf_linear  # noqa: F401,I001  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 import datasets
 import torch
 

@@ -49,6 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+import hf_linear  # noqa: F401,I001  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -16,6 +16,7 @@ import json
 import math
 from pathlib import Path
 
+import hf_linear  # noqa: F401,I001  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 import torch
 import torch.nn.functional as F
 

@@ -7,9 +7,17 @@ AutoModelForCausalLM, and marks the classes so that `save_pretrained` writes the
 Not imported here: `hf_linear.lora` (LoRA of the masked map through PEFT; needs peft),
 `hf_linear.model_surgery` (grow a trained model's window and vocabulary) and
 `hf_linear.convert_authors` (the authors' LinearModel state dicts → checkpoints).
+
+Importing it before torch also sets OMP_WAIT_POLICY=PASSIVE unless already set (see
+`hf_linear.omp_policy`: spinning OpenMP threads stall torch on a CPU shared with other work).
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+# first, before anything loads torch: libgomp reads its wait policy once, at load (omp_policy.py)
+from .omp_policy import choose_wait_policy
+
+choose_wait_policy()
+
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM  # noqa: E402
 
 from .configuration_hf_linear import LinearLMConfig, MLPLMConfig
 from .modeling_hf_linear import (

@@ -2,6 +2,10 @@
 
 Each subcommand lives in its own module with a `main(argv: list[str]) -> int` function, so
 `hf-linear train ...` and `python -m hf_linear.training.train ...` are the same code path.
+
+The OpenMP wait policy (OMP_WAIT_POLICY=PASSIVE unless set; `hf_linear.omp_policy`) is chosen
+before any subcommand, or torch, is imported: by `hf_linear/__init__.py`, which Python runs
+before this module, so `python -m hf_linear.training.train` and the bench scripts get it too.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def tune_cpu_allocator() -> bool:
 
 def machine_description() -> dict:
     """What a measured figure ran on: CPU model, whether it has AMX bf16 tiles (Intel Xeon: bf16
-    matmuls ~6x fp32) and the threads torch uses."""
+    matmuls ~6x fp32), the threads torch uses and their OpenMP wait policy (hf_linear.omp_policy)."""
 
 
     model, flags = platform.processor() or "unknown", set()
@@ -61,7 +61,7 @@ def machine_description() -> dict:
     except OSError:
         pass
     return {"cpu": model, "amx_bf16": "amx_bf16" in flags, "native_bf16": bool(flags & BF16_FLAGS),
-            "threads": torch.get_num_threads()}  # fmt: skip
+            "threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}  # fmt: skip
 
 
 # CPU instructions that make bf16 matmuls fast: AVX512-BF16 (AMD Zen 4, Intel Cooper Lake+) and
