@@ -51,3 +51,55 @@ def certify(program: Program, dataset, tokenizer, batch_size: int = 256) -> dict
     from hf_linear.evaluation.exact_match import exact_match_report
 
     return exact_match_report(certificate_model(program), tokenizer, dataset, batch_size=batch_size)
+
+
+# ---------------------------------------------------------------------------------------------
+# Does training find the circuit's wiring?
+
+
+@torch.no_grad()
+def influence_map(model, program: Program) -> torch.Tensor:
+    """(L, L) influence of each input position j on the token written at position p, for a
+    LinearLM (trained or certificate): the part of p's logits that token x_j contributes,
+    E[x] @ W[p-1, j] @ W_outᵀ, over the tokens position j can hold and the tokens p can write,
+    centred over both (what no choice of x_j changes is a bias; what all outputs share cancels
+    in the softmax), as a Frobenius norm. Zero for prompt positions (nothing is written there).
+    Unlike block norms it does not depend on the basis of the hidden space."""
+    ids = program.token_ids()
+    embed, out = model.model.embed_tokens.weight.float(), model.lm_head.weight.float()
+    mixing = model.model.mixing
+    L, V = program.length, len(ids)
+    can_hold = torch.zeros(L, V)  # (position, token): the tokens each position can hold
+    for j, values in enumerate(program.values):
+        can_hold[j, [ids[t] for t in values]] = 1.0
+    varies = (can_hold.sum(1) > 1).float()[:, None, None]  # a fixed token's contribution is a bias
+    influence = torch.zeros(L, L)
+    for position, step in program.steps.items():
+        outputs = [ids[t] for t in step.outputs]
+        if len(outputs) < 2:
+            continue  # a constant token: no input can change it
+        row = mixing.row_weight(position - 1).float().view(position, mixing.hidden_size, mixing.hidden_size)
+        part = torch.einsum("vd,jde,oe->jvo", embed, row, out[outputs])  # (j, x_j, output)
+        mask = can_hold[:position, :, None]
+        part = part - part.mean(2, keepdim=True)  # shared by all outputs: cancels in the softmax
+        part = (part - (part * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True)) * mask * varies[:position]
+        influence[position, :position] = part.flatten(1).norm(dim=1)
+    return influence
+
+
+def wiring_agreement(model, program: Program) -> dict:
+    """How much of each non-constant step's input influence falls on the positions its compiled
+    step reads (1.0 for the certificate): the mean over steps, and the share of steps whose
+    largest influence is one of the compiled reads."""
+    influence = influence_map(model, program)
+    shares, top_hits = [], []
+    for position, step in program.steps.items():
+        total = float(influence[position].sum())
+        if len(step.outputs) < 2 or total == 0.0 or not step.reads:
+            continue
+        reads = list(step.reads)
+        shares.append(float(influence[position, reads].sum()) / total)
+        top_hits.append(int(influence[position].argmax()) in reads)
+    return {"mean_share_on_compiled_reads": sum(shares) / max(1, len(shares)),
+            "steps_whose_top_input_is_a_compiled_read": sum(top_hits) / max(1, len(top_hits)),
+            "steps": len(shares)}  # fmt: skip
