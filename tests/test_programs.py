@@ -207,3 +207,19 @@ def test_builder_cli_saves_certifies_and_pushes_to_the_local_hub(tmp_path, capsy
     assert "dataset_info" in card.data.to_dict() and "chain of thought (length complexity)" in card.text
     assert build_program.main([*argv[:-2]]) == 2  # --out exists now
     assert "not empty" in capsys.readouterr().err
+
+
+def test_wiring_of_the_certificate_is_its_reads_and_a_random_model_is_far_from_it():
+    from hf_linear import LinearLMConfig, LinearLMForCausalLM
+    from hf_linear.data.programs.certificate import influence_map, wiring_agreement
+
+    program = compile_program("multiplication", 16)
+    certificate = certificate_model(program)
+    assert wiring_agreement(certificate, program)["mean_share_on_compiled_reads"] == pytest.approx(1.0)
+    influence = influence_map(certificate, program)
+    for position, step in program.steps.items():  # the influence sits exactly on the reads of gates
+        if step.kind == "carry" and len(step.reads) == 3:
+            assert set(influence[position].nonzero().flatten().tolist()) == set(step.reads)
+    random_model = LinearLMForCausalLM(LinearLMConfig(vocab_size=len(program.vocabulary), context_length=program.length,
+                                                      hidden_size=8))  # fmt: skip
+    assert wiring_agreement(random_model, program)["mean_share_on_compiled_reads"] < 0.3
