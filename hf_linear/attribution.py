@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
+from hf_linear.model_types import LINEAR_LM
+
 EXACT_METHOD = "exact: the linear model's logit is a sum of one term per input (position, token) plus its biases"
 APPROXIMATE_METHOD = ("approximation: gradient × input at the masked map's output (a local linearisation "
                       "of the MLP; the parts add up to the logit, but changing one input can change the others)")  # fmt: skip
@@ -91,7 +93,7 @@ def attribute_token(model, input_ids: Sequence[int] | torch.Tensor, position: in
     runner_up_id = int(others.argmax())
 
     terms, mixing_bias, start, row = input_terms(model, ids, position)
-    if model.config.model_type == "linear_lm":
+    if model.config.model_type == LINEAR_LM:
         to_logit, logit_bias = _linear_parts(model, terms, mixing_bias, token_id)
         to_runner_up, runner_up_bias = _linear_parts(model, terms, mixing_bias, runner_up_id)
         exact, method = True, EXACT_METHOD

@@ -17,7 +17,6 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-import hf_linear  # noqa: F401  (registers linear_lm / mlp_lm with the Auto classes)
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 

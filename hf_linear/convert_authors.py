@@ -55,9 +55,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
-from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM
 from hf_linear.checkpoints import load_model
 from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer
+from hf_linear.model_types import LINEAR_LM, MLP_LM, MODEL_TYPES
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], context_length: int 
         "lm_head.weight": sd["out_embedding.weight"].float(),
         "lm_head.bias": sd["out_embedding.bias"].float(),
     }
-    config = {"model_type": "mlp_lm" if has_mlp else "linear_lm", "vocab_size": vocab_size,
+    config = {"model_type": MLP_LM if has_mlp else LINEAR_LM, "vocab_size": vocab_size,
               "context_length": T, "hidden_size": d}
     if has_mlp:
         if sd["linear2.weight"].shape != (d, d):
@@ -249,11 +249,10 @@ def convert(state_dict_path: str | Path, out_dir: str | Path, tokenizer: str, co
     V = fields["vocab_size"]
     tok = fit_tokenizer(load_tokenizer(tokenizer), V)
 
-    config_class, model_class = {"linear_lm": (LinearLMConfig, LinearLMForCausalLM),
-                                 "mlp_lm": (MLPLMConfig, MLPLMForCausalLM)}[fields.pop("model_type")]
-    config = config_class(**fields)
+    model_type = MODEL_TYPES[fields.pop("model_type")]
+    config = model_type.config_class(**fields)
     with torch.device("meta"):
-        model = model_class(config)
+        model = model_type.causal_lm_class(config)
     model.load_state_dict(weights, strict=True, assign=True)
     model.eval()
 

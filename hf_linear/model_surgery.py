@@ -13,7 +13,7 @@ What can change, and how the new weights start:
   start from transformers' mean resizing (mean/covariance of the old rows, mean of the old bias).
 * mixing_chunk_size and the special-token ids: plain settings, set as asked.
 
-What cannot change (ValueError, naming the field): model_type (linear_lm ↔ mlp_lm), hidden_size,
+What cannot change (ValueError, naming the field): model_type (LinearLM ↔ MLPLM), hidden_size,
 num_mlp_layers and the MLP width (mlp_hidden_size) — the trained weights have no counterpart
 in a model of another shape; train a new model instead. Shrinking the window or vocabulary is an
 error too (it would drop trained rows).
@@ -25,6 +25,8 @@ import math
 
 from transformers import PreTrainedModel
 
+from hf_linear.model_types import MLP_LM, is_hf_linear, type_names
+
 TOKEN_ID_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id")
 STRUCTURE_FIELDS = ("model_type", "hidden_size", "num_mlp_layers", "mlp_hidden_size")
 
@@ -33,7 +35,7 @@ def _structure_mismatch(config, field: str, value) -> str | None:
     """Why `field=value` cannot be applied to a model with `config`, or None when it matches."""
     current = getattr(config, field, None)
     if field == "mlp_hidden_size":  # None means d: compare the effective widths, when there is an MLP
-        if config.model_type != "mlp_lm" or not config.num_mlp_layers:
+        if config.model_type != MLP_LM or not config.num_mlp_layers:
             return None if value is None else f"the checkpoint ({config.model_type}) has no per-position MLP"
         current, value = config.mlp_width, value or config.hidden_size
     if field == "model_type" and current != value:
@@ -50,8 +52,8 @@ def adapt_pretrained(model: PreTrainedModel, *, context_length: int | None = Non
     None leaves a setting as it is. mean_resizing is passed to resize_token_embeddings.
     """
     config = model.config
-    if config.model_type not in ("linear_lm", "mlp_lm"):
-        raise ValueError(f"adapt_pretrained takes an hf-linear model (linear_lm, mlp_lm), got {config.model_type}")
+    if not is_hf_linear(config.model_type):
+        raise ValueError(f"adapt_pretrained takes an hf-linear model ({type_names()}), got {config.model_type}")
     unknown = sorted(set(fields) - set(STRUCTURE_FIELDS) - set(TOKEN_ID_FIELDS) - {"mixing_chunk_size"})
     if unknown:
         raise ValueError(f"adapt_pretrained: unknown field(s) {', '.join(unknown)}")

@@ -11,7 +11,7 @@ from hf_linear.data.arithmetic import FORMATS, answer_of, example_tokens, prompt
 from hf_linear.data.arithmetic.formats import multiplication_paper, parity_running
 from hf_linear.data.arithmetic.tokenizer import VOCABULARY, build_arithmetic_tokenizer
 
-# The paper's example (PAPER.md, from Malach 2024 and the authors' code), verbatim.
+# The paper's example (Malach, ICML 2024, arXiv:2309.06979, and the authors' code), verbatim.
 PAPER_EXAMPLE = (
     "[BOS] 1 2 3 4 x 5 6 7 8 = ( 4 x 1 + 3 x 1 0 + 2 x 1 0 0 + 1 x 1 0 0 0 ) x ( 8 x 1 + 7 x 1 0 + 6 x 1 0 0 "
     "+ 5 x 1 0 0 0 ) = 4x8 x 1 x 1 + 4x7 x 1 x 1 0 + 4x6 x 1 x 1 0 0 + 4x5 x 1 x 1 0 0 0 + 3x8 x 1 0 x 1 "

@@ -78,7 +78,7 @@ def test_paper_parameter_counts_hold_only_unmasked_blocks():
         mlp = MLPLMForCausalLM(MLPLMConfig())  # paper: T=307, d=128, V=117
     assert abs(linear.num_parameters() - 162.1e6) / 162.1e6 < 0.005
     assert abs(mlp.num_parameters() - 774.7e6) / 774.7e6 < 0.005
-    # the formula of PAPER.md, term by term
+    # the paper's effective parameter count (Malach, ICML 2024, arXiv:2309.06979), term by term
     v, t, d = 50258, 64, 256
     assert linear.num_parameters() == v * d + t * (t + 1) // 2 * d * d + t * d + d * v + v
     v, t, d = 117, 307, 128

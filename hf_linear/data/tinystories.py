@@ -61,8 +61,8 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from hf_linear.data.arithmetic import CITATION as PAPER_CITATION
 from hf_linear.data.io import build_record, push_dataset, save_dataset
+from hf_linear.paper import CITATION as PAPER_CITATION
 from hf_linear.resources import card_template
 
 DEFAULT_SOURCE = "roneneldan/TinyStories"

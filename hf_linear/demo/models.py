@@ -21,7 +21,8 @@ from transformers import AutoConfig
 
 from hf_linear.checkpoints import load_model, load_tokenizer
 from hf_linear.data.arithmetic import ArithmeticSpec
-from hf_linear.studies.inspection import HF_LINEAR_TYPES, block_norms
+from hf_linear.model_types import LINEAR_LM, is_hf_linear, type_names
+from hf_linear.studies.inspection import block_norms
 from hf_linear.studies.results import arithmetic_spec
 
 TRAINING_CONFIG = "training_config.yaml"
@@ -38,7 +39,7 @@ class DemoModel:
 
     @property
     def description(self) -> str:
-        kind = "LinearLM (exact attribution)" if self.model.config.model_type == "linear_lm" else "MLPLM"
+        kind = "LinearLM (exact attribution)" if self.model.config.model_type == LINEAR_LM else "MLPLM"
         config = self.model.config
         shape = f"T={config.context_length}, d={config.hidden_size}, V={config.vocab_size}"
         task = f"{self.spec.describe()}, CoT `{self.spec.cot}`" if self.spec else "text"
@@ -92,9 +93,9 @@ def load_demo_model(checkpoint: str, arithmetic: dict | None = None) -> DemoMode
         model_type = AutoConfig.from_pretrained(checkpoint).model_type
     except (OSError, ValueError):
         model_type = None  # load_model says why
-    if model_type is not None and model_type not in HF_LINEAR_TYPES:
+    if model_type is not None and not is_hf_linear(model_type):
         raise ValueError(f"checkpoint {checkpoint} is a {model_type!r} model, not an hf-linear one "
-                         f"({', '.join(HF_LINEAR_TYPES)})")  # fmt: skip
+                         f"({type_names()})")  # fmt: skip
     model = load_model(checkpoint).eval()
     tokenizer = load_tokenizer(checkpoint)
     spec = spec_from_arguments(arithmetic) if arithmetic is not None else spec_from_training_config(training_config_of(checkpoint))

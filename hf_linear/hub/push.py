@@ -31,7 +31,8 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from safetensors import safe_open
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-from hf_linear.configuration_hf_linear import LinearLMConfig, MLPLMConfig
+from hf_linear.model_types import LINEAR_LM, MODEL_TYPES, is_hf_linear, type_names
+from hf_linear.paper import ARXIV_ID, ARXIV_URL, CITATION
 from hf_linear.resources import card_template
 
 try:
@@ -55,12 +56,6 @@ DATASET_KEYS = ("dataset", "dataset_name", "dataset_id", "hub_dataset", "hub", "
 # numbers in an eval report that describe the evaluation rather than score the model
 REPORT_SETTINGS = ("num_samples", "num_tokens", "num_generations", "temperature", "max_new_tokens")
 
-# model_type → (configuration class, causal-LM class), the names save_pretrained puts in auto_map
-MODEL_TYPES = (LinearLMConfig.model_type, MLPLMConfig.model_type)
-PAPER_MODELS = {
-    "linear_lm": "the paper's TinyStories model, T=64, d=256, V=50258, has 162.1M",
-    "mlp_lm": "the paper's multiplication model, T=307, d=128, V=117, has 774.7M",
-}
 
 
 class HubPushError(RuntimeError):
@@ -99,9 +94,9 @@ def inspect_checkpoint(checkpoint_dir: str | Path) -> Checkpoint:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{config_path} is not valid JSON: {e}") from e
-    if config.get("model_type") not in MODEL_TYPES:
+    if not is_hf_linear(config.get("model_type")):
         raise ValueError(f"{config_path} has model_type {config.get('model_type')!r}; hf-linear pushes "
-                         f"{' or '.join(MODEL_TYPES)} checkpoints")
+                         f"{type_names(' or ')} checkpoints")
     top_level = sorted(p for p in path.iterdir() if p.is_file())
     weights = [p for p in top_level if p.suffix == ".safetensors"]
     if not weights:
@@ -295,7 +290,7 @@ def read_training_config(path: Path | None) -> tuple[str | None, Any]:
 
 def architecture_text(config: dict) -> tuple[str, str, str]:
     """(summary, description, extra table rows) of the model in the paper's terms."""
-    if config["model_type"] == "linear_lm":
+    if config["model_type"] == LINEAR_LM:
         return ("A **linear** auto-regressive next-token predictor (the paper's §4.1 model).",
                 "Token embedding V → d at each of the T positions, then one linear map T·d → T·d with "
                 "bias, masked so that output position i only sees input positions j ≤ i, then an output "
@@ -311,7 +306,7 @@ def architecture_text(config: dict) -> tuple[str, str, str]:
 
 
 def intended_use_text(config: dict) -> str:
-    if config["model_type"] == "linear_lm":
+    if config["model_type"] == LINEAR_LM:
         return ("The paper trains this model on TinyStories (simple children's stories) and samples "
                 "from a prompt such as \"Once upon a\" at temperature 0.5.")
     return ("The paper trains this model on 4-digit × 4-digit multiplication written as a Chain of "
@@ -370,9 +365,10 @@ def render_model_card(config: dict, *, repo_id: str, parameters: int, report: Ev
         architecture=architecture, architecture_class=(config.get("architectures") or ["?"])[0],
         model_type=config["model_type"], context_length=config["context_length"],
         hidden_size=config["hidden_size"], vocab_size=config["vocab_size"], extra_rows=extra_rows,
-        parameters=parameter_text, paper_reference=PAPER_MODELS[config["model_type"]], training=training,
+        parameters=parameter_text, paper_reference=MODEL_TYPES[config["model_type"]].paper_model, training=training,
         evaluation=evaluation, intended_use=intended_use_text(config),
         evaluation_limitations=evaluation_limitations, usage=usage_text(repo_id, has_tokenizer), repo_id=repo_id,
+        citation=CITATION, arxiv_id=ARXIV_ID, arxiv_url=ARXIV_URL,
     )
 
 

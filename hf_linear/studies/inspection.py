@@ -31,10 +31,10 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from hf_linear.atomic import write_json_atomically  # noqa: E402
 from hf_linear.checkpoints import load_model, load_tokenizer  # noqa: E402
 from hf_linear.data.arithmetic.formats import EOS, segments_of  # noqa: E402
+from hf_linear.model_types import is_hf_linear, type_names  # noqa: E402
 from hf_linear.output_dirs import check_output_file  # noqa: E402
 from hf_linear.studies.results import arithmetic_spec  # noqa: E402
 
-HF_LINEAR_TYPES = ("linear_lm", "mlp_lm")
 TOKEN_LABELS_UP_TO = 100  # windows up to this length get their tokens as tick labels
 
 
@@ -121,8 +121,8 @@ def inspect_checkpoint(checkpoint: str | Path, out: str | Path | None = None, ex
         raise ValueError(f"--top must be >= 1 (input positions listed per output position), got {top}")
     out = check_output_file(out, "--out") if out else checkpoint / "block_norms.png"
     model = load_model(str(checkpoint)).eval()
-    if model.config.model_type not in HF_LINEAR_TYPES:
-        raise ValueError(f"inspect needs an hf-linear model ({', '.join(HF_LINEAR_TYPES)}), {checkpoint} is {model.config.model_type}")
+    if not is_hf_linear(model.config.model_type):
+        raise ValueError(f"inspect needs an hf-linear model ({type_names()}), {checkpoint} is {model.config.model_type}")
     text = example if example is not None else example_from_config(checkpoint)
     tokens = example_tokens(model, load_tokenizer(str(checkpoint)), text) if text else []
     norms = block_norms(model)
@@ -156,7 +156,7 @@ def inspect_checkpoint(checkpoint: str | Path, out: str | Path | None = None, ex
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hf-linear inspect", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", help="an hf-linear checkpoint directory (linear_lm or mlp_lm)")
+    parser.add_argument("checkpoint", help=f"an hf-linear checkpoint directory ({type_names(' or ')})")
     parser.add_argument("--out", help="PNG to write (default: CHECKPOINT/block_norms.png); the JSON goes beside it")
     parser.add_argument("--example", help="example text or prompt (default: one from the checkpoint's arithmetic data)")
     parser.add_argument("--top", type=int, default=3, help="input positions listed per output position (default 3)")

@@ -26,9 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from hf_linear.atomic import staged_directory, write_text_atomically
+from hf_linear.model_types import LINEAR_LM, MLP_LM
 from hf_linear.output_dirs import check_output_dir
+# the paper's 4x4 result, under the names the claims below use
+from hf_linear.paper import MULTIPLICATION_EXACT_MATCH as PAPER_EXACT_MATCH
+from hf_linear.paper import MULTIPLICATION_SEQUENCE_TOKENS as PAPER_SEQUENCE_TOKENS
+from hf_linear.paper import MULTIPLICATION_TRAINING_TOKENS as PAPER_TRAINING_TOKENS
 from hf_linear.resources import packaged_config
-from hf_linear.studies.report import format_tokens, percent, write_report
+from hf_linear.studies.report import DEFAULT_TARGET, format_tokens, percent, write_report
 from hf_linear.studies.results import first_reaching, read_results
 from hf_linear.studies.study import Study, default_study_dir, run_study
 
@@ -37,12 +42,8 @@ END = "<!-- END hf-linear reproduce -->"
 RUN_FILES = ("eval_results.json", "trainer_state.json", "training_config.yaml", "segment_accuracy.json")
 STUDY_FILES = ("REPORT.md", "results.jsonl", "study.yaml")
 
-# The paper's 4x4 result (PAPER.md): MLP-775M, one pass over 100M sequences of 307 tokens
-PAPER_EXACT_MATCH = 0.969
-PAPER_SEQUENCE_TOKENS = 307
-PAPER_TRAINING_TOKENS = 100_000_000 * PAPER_SEQUENCE_TOKENS
-TARGET = 0.99
-FIT_LEVELS = (0.99, 0.9, 0.5)  # accuracy levels tried, in order, for the scaling fit
+TARGET = DEFAULT_TARGET
+FIT_LEVELS = (TARGET, 0.9, 0.5)  # accuracy levels tried, in order, for the scaling fit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,9 +171,9 @@ def paper_format_claims(paper: dict) -> list[str]:
 
 
 def claims_formats(records: dict[str, dict]) -> list[str]:
-    paper = next((r for r in records.values() if r.get("cot") == "paper" and r["model_type"] == "mlp_lm"), None)
+    paper = next((r for r in records.values() if r.get("cot") == "paper" and r["model_type"] == MLP_LM), None)
     lines = paper_format_claims(paper) if paper else []
-    by_cot = {r.get("cot"): r for r in records.values() if r["model_type"] == "mlp_lm"}
+    by_cot = {r.get("cot"): r for r in records.values() if r["model_type"] == MLP_LM}
     if "lsb" in by_cot and "direct" in by_cot:
         lsb, direct = by_cot["lsb"], by_cot["direct"]
         lines.append(
@@ -245,8 +246,8 @@ def claims_parity(records: dict[str, dict]) -> list[str]:
                            for task, points in sorted(by_n.items()))  # fmt: skip
         lines.append(f"* `{model_type}` on `{cot}`: {len(done)} of {len(runs)} runs reached {100 * TARGET:g}% "
                      f"(best held-out exact {percent(best)})" + (f". Tokens to {100 * TARGET:g}%: {detail}" if detail else "") + ".")  # fmt: skip
-    linear_running = groups.get(("linear_lm", "running"), [])
-    linear_threshold = groups.get(("linear_lm", "threshold"), [])
+    linear_running = groups.get((LINEAR_LM, "running"), [])
+    linear_threshold = groups.get((LINEAR_LM, "threshold"), [])
     if linear_running and linear_threshold:
         with_cot = [r for r in linear_running if r.get("every") and r.get("task") and r["every"] < int(r["task"].split()[2])]
         fails = all(not reached(r) for r in with_cot)

@@ -3,7 +3,7 @@
     model:       type (linear_lm | mlp_lm | gpt2: any model type AutoConfig knows) and the fields
                  of its config class; the window (context_length, GPT-2: n_positions), vocab_size
                  and the special-token ids default to the data's. `init_from: PATH_OR_HUB_ID`
-                 starts from a checkpoint's weights and tokenizer instead (see `finetuning.py`).
+                 starts from a checkpoint's weights and tokenizer instead (see `models.py`).
     dataset:     the data source (hf_linear.data.sources)
     training:    transformers.TrainingArguments fields (output_dir, learning_rate, bf16, ...)
     evaluation:  exact match by greedy generation, or for language-model data perplexity and
@@ -35,8 +35,8 @@ from huggingface_hub.dataclasses import type_validator
 from peft import LoraConfig
 from transformers import AutoConfig, TrainingArguments
 
-import hf_linear  # noqa: F401  (registers linear_lm / mlp_lm)
 from hf_linear.data.sources import data_source
+from hf_linear.model_types import type_names
 
 SECTIONS = ("model", "dataset", "training", "evaluation", "budget", "lora")
 # what a fine-tuning run may change of its checkpoint's model (both grow it, keeping its function)
@@ -303,7 +303,7 @@ def model_config_class(model_type):
     try:
         return type(AutoConfig.for_model(model_type))
     except (ValueError, KeyError, TypeError):
-        raise ValueError(f"model.type must be a model type AutoConfig knows (linear_lm, mlp_lm, gpt2, ...), "
+        raise ValueError(f"model.type must be a model type AutoConfig knows ({type_names()}, gpt2, ...), "
                          f"got {model_type!r}") from None  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from hf_linear.checkpoints import load_model, load_tokenizer
 from hf_linear.data.sources import DataSource
 from hf_linear.model_surgery import adapt_pretrained
+from hf_linear.model_types import is_hf_linear, type_names
 
 
 def run_tokenizer(model_section: dict, source: DataSource):
@@ -42,8 +43,8 @@ def build_model(model_section: dict, tokenizer, sequence_length: int, language_m
     fields = {k: v for k, v in model_section.items() if k not in ("type", "init_from")}
     if "init_from" in model_section:
         model = load_model(model_section["init_from"])
-        if model.config.model_type not in ("linear_lm", "mlp_lm"):
-            raise ValueError(f"model.init_from: fine-tuning needs an hf-linear checkpoint (linear_lm, mlp_lm), "
+        if not is_hf_linear(model.config.model_type):
+            raise ValueError(f"model.init_from: fine-tuning needs an hf-linear checkpoint ({type_names()}), "
                              f"got {model.config.model_type}")  # fmt: skip
         # keep the checkpoint's chunk schedule unless asked otherwise: inputs of its old length
         # are then computed exactly as before (bit for bit), not just up to rounding

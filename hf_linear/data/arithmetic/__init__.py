@@ -18,7 +18,7 @@ One module per idea:
 Import the public API from here: ``from hf_linear.data.arithmetic import build_arithmetic_dataset``.
 """
 
-from hf_linear.data.arithmetic.builder import CITATION, build_arguments_of, build_arithmetic_dataset, spec_of
+from hf_linear.data.arithmetic.builder import build_arguments_of, build_arithmetic_dataset, spec_of
 from hf_linear.data.arithmetic.card import push_arithmetic_dataset_to_hub, render_dataset_card, save_arithmetic_dataset
 from hf_linear.data.arithmetic.formats import answer_of, prompt_of, text_of
 from hf_linear.data.arithmetic.registry import FORMATS, REGISTRY, Format, example_tokens, get_format
@@ -27,7 +27,6 @@ from hf_linear.data.arithmetic.stream import ArithmeticStream
 from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer
 
 __all__ = [
-    "CITATION",
     "FORMATS",
     "REGISTRY",
     "ArithmeticSpec",

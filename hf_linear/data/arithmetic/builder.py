@@ -25,20 +25,10 @@ from hf_linear.data.arithmetic.splits import BLOCK, SPLITS, TEST, VALIDATION, he
 from hf_linear.data.arithmetic.strings import bit_strings, strings_of_ids
 from hf_linear.data.arithmetic.tokenizer import TOKEN_TO_ID
 from hf_linear.data.io import build_record
+from hf_linear.paper import CITATION
 
 FORMAT_VERSION = 1  # bump when a format or the split changes; part of the dataset fingerprint
 
-CITATION = """@inproceedings{malach2024autoregressive,
-  title     = {Auto-Regressive Next-Token Predictors are Universal Learners},
-  author    = {Malach, Eran},
-  booktitle = {Proceedings of the 41st International Conference on Machine Learning},
-  series    = {Proceedings of Machine Learning Research},
-  volume    = {235},
-  year      = {2024},
-  publisher = {PMLR},
-  eprint    = {2309.06979},
-  archivePrefix = {arXiv}
-}"""
 LICENSE = "apache-2.0"
 _DESCRIPTION_PREFIX = "hf-linear arithmetic dataset; build arguments: "
 

@@ -10,12 +10,13 @@ from pathlib import Path
 from datasets import DatasetDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from hf_linear.data.arithmetic.builder import CITATION, build_arguments_of, spec_of
+from hf_linear.data.arithmetic.builder import build_arguments_of, spec_of
 from hf_linear.data.arithmetic.registry import FORMATS, REGISTRY
 from hf_linear.data.arithmetic.spec import ArithmeticSpec, sequence_length
 from hf_linear.data.arithmetic.splits import SPLITS
 from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer
 from hf_linear.data.io import push_dataset, save_dataset
+from hf_linear.paper import CITATION
 from hf_linear.resources import card_template
 
 

@@ -26,12 +26,13 @@ from datasets import Dataset, DatasetDict, DatasetInfo, Features, List, Value
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from hf_linear.data.arithmetic.builder import CITATION, check_count
+from hf_linear.data.arithmetic.builder import check_count
 from hf_linear.data.arithmetic.splits import BLOCK, ENUMERATE_LIMIT, SPLITS, TEST, TRAIN, VALIDATION, splitmix64
 from hf_linear.data.arithmetic.stream import _distributed_rank
 from hf_linear.data.io import build_record, push_dataset, save_dataset
 from hf_linear.data.programs.compiler import BOS, EOS, EQUALS, PAD, UNK, Program
 from hf_linear.data.programs.library import PROGRAMS, compile_program
+from hf_linear.paper import CITATION
 
 FORMAT_VERSION = 1  # bump when a program's trace or the split changes; part of the fingerprint
 LICENSE = "apache-2.0"
