@@ -4,8 +4,12 @@ Importing the package registers both model types with AutoConfig, AutoModel and
 AutoModelForCausalLM, and marks the classes so that `save_pretrained` writes their code and an
 `auto_map` into the checkpoint (loadable with `trust_remote_code=True` without hf_linear).
 
-Not imported here: `hf_linear.lora` (LoRA of the masked map through PEFT; needs peft),
-`hf_linear.model_surgery` (grow a trained model's window and vocabulary) and
+It also teaches PEFT the masked map (`hf_linear.peft_support`): `get_peft_model` and
+`PeftModel.from_pretrained` with `target_modules=["mixing"]` work after a plain `import hf_linear`,
+without importing peft here (peft is loaded, and `hf_linear.lora` with it, only when the program
+imports peft itself). The model types are listed once, in `hf_linear.model_types`.
+
+Not imported here: `hf_linear.model_surgery` (grow a trained model's window and vocabulary) and
 `hf_linear.convert_authors` (the authors' LinearModel state dicts → checkpoints).
 
 Importing it before torch also sets OMP_WAIT_POLICY=PASSIVE unless already set (see
@@ -19,27 +23,28 @@ choose_wait_policy()
 
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM  # noqa: E402
 
-from .configuration_hf_linear import LinearLMConfig, MLPLMConfig
-from .modeling_hf_linear import (
+from .configuration_hf_linear import LinearLMConfig, MLPLMConfig  # noqa: E402
+from .model_types import MODEL_TYPES  # noqa: E402
+from .modeling_hf_linear import (  # noqa: E402
     LinearLMForCausalLM,
     LinearLMModel,
     MaskedPositionMixing,
     MLPLMForCausalLM,
     MLPLMModel,
 )
+from .peft_support import register_lora_support  # noqa: E402
 
 __version__ = "0.1.0"
 
-for _config, _base, _causal_lm in (
-    (LinearLMConfig, LinearLMModel, LinearLMForCausalLM),
-    (MLPLMConfig, MLPLMModel, MLPLMForCausalLM),
-):
-    AutoConfig.register(_config.model_type, _config, exist_ok=True)
-    AutoModel.register(_config, _base, exist_ok=True)
-    AutoModelForCausalLM.register(_config, _causal_lm, exist_ok=True)
-    _config.register_for_auto_class()
-    _base.register_for_auto_class("AutoModel")
-    _causal_lm.register_for_auto_class("AutoModelForCausalLM")
+for _row in MODEL_TYPES.values():
+    AutoConfig.register(_row.name, _row.config_class, exist_ok=True)
+    AutoModel.register(_row.config_class, _row.base_class, exist_ok=True)
+    AutoModelForCausalLM.register(_row.config_class, _row.causal_lm_class, exist_ok=True)
+    _row.config_class.register_for_auto_class()
+    _row.base_class.register_for_auto_class("AutoModel")
+    _row.causal_lm_class.register_for_auto_class("AutoModelForCausalLM")
+
+register_lora_support()
 
 __all__ = [
     "LinearLMConfig",

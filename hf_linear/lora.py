@@ -20,9 +20,10 @@ base cost). `last_position(window)`, the generation path, applies the same updat
 Usage
 -----
 Importing this module makes the standard PEFT calls work for the mixing layer of both models
-(also for models loaded with ``trust_remote_code``), without any per-config registration::
+(also for models loaded with ``trust_remote_code``), without any per-config registration.
+``import hf_linear`` imports it as soon as the program imports peft (`hf_linear.peft_support`)::
 
-    import hf_linear.lora  # noqa: F401  (teaches PEFT the masked map, see below)
+    import hf_linear
     from peft import LoraConfig, PeftModel, get_peft_model
 
     config = LoraConfig(r=8, lora_alpha=16, target_modules=["mixing"], task_type="CAUSAL_LM")
@@ -61,8 +62,8 @@ import torch
 
 try:
     from peft import LoraConfig, PeftModel
-except ImportError as error:  # peft is not a dependency of hf-linear itself
-    raise ImportError("hf_linear.lora needs peft: pip install 'peft>=0.21'") from error
+except ImportError as error:  # a dependency (pyproject.toml), but an environment may lack it
+    raise ImportError("hf_linear.lora needs peft: pip install 'peft>=0.21,<0.22'") from error
 from peft.tuners.lora.layer import LoraLayer
 from peft.tuners.lora.model import LoraModel
 from peft.tuners.tuners_utils import BaseTunerLayer, check_adapters_to_merge

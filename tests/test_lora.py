@@ -3,6 +3,9 @@
 The reference assembles, with plain loops, the dense (T·d)×(T·d) nn.Linear weight (out, in) of
 the base blocks plus the LoRA update ΔW[i, j] = scale·A_j B_i, multiplies the sum by the block
 lower-triangular mask, and runs every prefix's last ≤ T tokens separately, padded to T.
+
+Only `import hf_linear` here: PEFT's own calls must work on the masked map without the user
+importing hf_linear.lora (hf_linear.peft_support); its helpers are imported where tested.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import Trainer, TrainingArguments
 
-import hf_linear.lora
+import hf_linear
 from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM
 
 V, T, D, R = 13, 5, 4, 2
@@ -188,11 +191,13 @@ def test_save_load_round_trip_and_merge_and_unload(tmp_path):
 
     # a plain PeftModel.from_pretrained on a fresh copy of the base model rebuilds the adapter
     loaded = PeftModel.from_pretrained(tiny("mlp"), tmp_path / "adapter").eval()
-    assert isinstance(loaded.base_model.model.model.mixing, hf_linear.lora.MaskedMixingLoraLayer)
+    assert type(loaded.base_model.model.model.mixing).__name__ == "MaskedMixingLoraLayer"
     with torch.no_grad():
         torch.testing.assert_close(loaded(input_ids=ids).logits, expected, rtol=0, atol=0)
     # the documented per-config route gives the same
-    also = hf_linear.lora.load_adapter(tiny("mlp"), tmp_path / "adapter").eval()
+    from hf_linear.lora import load_adapter
+
+    also = load_adapter(tiny("mlp"), tmp_path / "adapter").eval()
     with torch.no_grad():
         torch.testing.assert_close(also(input_ids=ids).logits, expected, rtol=0, atol=0)
 
@@ -236,7 +241,9 @@ def test_delta_weight_is_the_packed_low_rank_product():
 
 
 def test_lora_config_helper_and_unsupported_options():
-    config = hf_linear.lora.lora_config(r=3)
+    from hf_linear.lora import lora_config
+
+    config = lora_config(r=3)
     assert config.target_modules == {"mixing"} and config.r == 3 and config.lora_alpha == 6
     peft_model = get_peft_model(tiny(), config)
     assert peft_model.get_nb_trainable_parameters()[0] == 2 * T * D * 3
@@ -246,7 +253,7 @@ def test_lora_config_helper_and_unsupported_options():
 
 
 def test_trainer_trains_only_the_adapter(tmp_path):
-    peft_model = get_peft_model(tiny("mlp"), hf_linear.lora.lora_config(r=R))
+    peft_model = get_peft_model(tiny("mlp"), LoraConfig(r=R, target_modules=["mixing"], task_type="CAUSAL_LM"))
     base_before = {name: p.detach().clone() for name, p in peft_model.named_parameters() if not p.requires_grad}
     b_before = lora_factors(peft_model)[1].detach().clone()
     ids = random_ids(8, T + 1, seed=11)  # one batch, seen at every step: the loss must go down
@@ -282,9 +289,30 @@ def test_lora_applies_to_a_remote_code_copy_of_the_model(tmp_path, monkeypatch):
     model = remote.LinearLMForCausalLM(remote_config.LinearLMConfig(vocab_size=V, context_length=T, hidden_size=D))
     assert not isinstance(model.model.mixing, type(tiny().model.mixing))  # another class than hf_linear's
     peft_model = get_peft_model(model.eval(), LoraConfig(r=R, target_modules=["mixing"], init_lora_weights=False))
-    assert isinstance(peft_model.base_model.model.model.mixing, hf_linear.lora.MaskedMixingLoraLayer)
+    assert type(peft_model.base_model.model.model.mixing).__name__ == "MaskedMixingLoraLayer"
     a, b, scale = lora_factors(peft_model)
     ids = random_ids(2, T + 2)
     with torch.no_grad():
         expected = reference_logits(model, ids, dense_weight(model, a, b, scale))
         torch.testing.assert_close(peft_model(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_peft_works_in_a_fresh_process_after_a_plain_import_hf_linear():
+    """`import hf_linear` loads no peft, yet PEFT's own get_peft_model accepts the masked map
+    (hf_linear.lora is imported when the program imports peft, whichever comes first)."""
+    import os
+    import subprocess
+    import sys
+
+    program = (
+        "import sys; import hf_linear; assert 'peft' not in sys.modules\n"
+        "from peft import LoraConfig, get_peft_model\n"
+        "model = hf_linear.LinearLMForCausalLM(hf_linear.LinearLMConfig(vocab_size=7, context_length=3, hidden_size=2))\n"
+        "peft_model = get_peft_model(model, LoraConfig(r=1, target_modules=['mixing']))\n"
+        "print(type(peft_model.base_model.model.model.mixing).__name__)\n"
+    )
+    for order in (program, "import peft\n" + program.replace("assert 'peft' not in sys.modules", "pass")):
+        done = subprocess.run([sys.executable, "-c", order], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip() == "MaskedMixingLoraLayer"
