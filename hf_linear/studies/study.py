@@ -23,6 +23,11 @@ Each run trains in STUDY_DIR/runs/NAME with the config saved as STUDY_DIR/config
 (runnable with `hf-linear train`); after it, one JSON line goes to STUDY_DIR/results.jsonl.
 Running the study again skips finished runs (eval_results.json present), resumes interrupted
 ones from their last complete checkpoint, and starts the others; at the end REPORT.md is written.
+
+    hf-linear study STUDY --engine ray [--address ADDR] [--cpus-per-run N] [--gpus-per-run N]
+
+trains the runs as Ray tasks, as many at once as the resources allow (hf_linear.studies.ray_engine);
+results, run directories, reports and resuming are the same.
 """
 
 from __future__ import annotations
@@ -122,15 +127,7 @@ class Study:
         unknown = sorted(set(spec) - set(STUDY_KEYS))
         if unknown:
             raise ValueError(f"study file {path}: unknown key(s) {', '.join(unknown)} (keys: {', '.join(STUDY_KEYS)})")
-        if ("base" in spec) == ("base_config" in spec):
-            raise ValueError(f"study file {path}: give exactly one of base (a config) and base_config (a path)")
-        if "base" in spec:
-            base = copy.deepcopy(spec["base"])
-            resolve_data_paths(base, path.parent)
-        else:
-            base = read_yaml_file(path.parent / spec["base_config"], f"study file {path}: base_config")
-            base_path = path.parent / spec["base_config"]
-            resolve_data_paths(base, base_path.parent)
+        base = load_base(spec, path, "study file")
         check_stop_when(spec.get("stop_when"))
         spec = {**spec, "base": base, "name": spec.get("name", path.stem), "quick_run": quick}
         spec.pop("base_config", None)
@@ -157,6 +154,25 @@ class Study:
         if not chosen:
             raise ValueError(f"--only {only}: no run of study {self.name} matches (runs: {', '.join(r.name for r in self.runs)})")
         return chosen
+
+
+def load_base(spec: dict, path: Path, what: str) -> dict:
+    """The training config a study (or a search) starts from: `base` (the config itself, or the
+    path of a config file) or `base_config` (a path), relative to the file `path`; its relative
+    data paths resolved."""
+    if ("base" in spec) == ("base_config" in spec):
+        raise ValueError(f"{what} {path}: give exactly one of base (a config or its path) and base_config (a path)")
+    given = spec.get("base", spec.get("base_config"))
+    if isinstance(given, str):
+        base_path = path.parent / given
+        base = read_yaml_file(base_path, f"{what} {path}: base config") or {}
+        resolve_data_paths(base, base_path.parent)
+    else:
+        base = copy.deepcopy(given)
+        resolve_data_paths(base, path.parent)
+    if not isinstance(base, dict):
+        raise ValueError(f"{what} {path}: the base config must be a mapping of sections, got {base!r}")
+    return base
 
 
 def check_stop_when(stop_when) -> None:
@@ -271,10 +287,13 @@ def default_study_dir(study: Study) -> Path:
     return Path("runs/studies") / (study.name + ("-quick" if study.spec["quick_run"] else ""))
 
 
-def run_study(study: Study, study_dir: Path, only: str | None = None, callbacks=(), write_report: bool = True) -> dict:
+def run_study(study: Study, study_dir: Path, only: str | None = None, callbacks=(), write_report: bool = True,
+              engine=None) -> dict:  # fmt: skip
     """Train every selected run not yet finished; returns {name: "done" | "skipped" | error}.
 
-    `callbacks`: factories of extra TrainerCallbacks, called with the run (e.g. progress, tests)."""
+    `callbacks`: factories of extra TrainerCallbacks, called with the run (e.g. progress, tests).
+    `engine`: how the runs are trained, `engine(study, study_dir, [(run, config)], callbacks) ->
+    outcome`; default `run_sequentially`, or `hf_linear.studies.ray_engine.RayEngine(...)`."""
     study_dir = Path(study_dir)
     runs = study.select(only)
     # check every config before the first run trains: a typo must not surface hours later
@@ -288,14 +307,7 @@ def run_study(study: Study, study_dir: Path, only: str | None = None, callbacks=
     (study_dir / "configs").mkdir(parents=True, exist_ok=True)
     write_text_atomically(study_dir / "study.yaml", yaml.safe_dump(study.spec, sort_keys=False))
 
-    outcome = {}
-    for run in runs:
-        try:
-            outcome[run.name] = train_run(study, study_dir, run, checked[run.name], callbacks)
-        except ValueError as error:  # a run that cannot train: the others still run
-            print(f"hf-linear study: run {run.name} failed: {error}", file=sys.stderr)
-            traceback.print_exc()
-            outcome[run.name] = f"failed: {error}"
+    outcome = (engine or run_sequentially)(study, study_dir, [(run, checked[run.name]) for run in runs], callbacks)
     if write_report:
         from hf_linear.studies.report import write_report as report
 
@@ -303,31 +315,72 @@ def run_study(study: Study, study_dir: Path, only: str | None = None, callbacks=
     return outcome
 
 
+def run_sequentially(study: Study, study_dir: Path, jobs: list[tuple[Run, object]], callbacks) -> dict:
+    """The default engine: the runs one after the other in this process."""
+    outcome = {}
+    for run, config in jobs:
+        try:
+            outcome[run.name] = train_run(study, study_dir, run, config, callbacks)
+        except ValueError as error:  # a run that cannot train: the others still run
+            failed(run, error)
+            outcome[run.name] = f"failed: {error}"
+    return outcome
+
+
+def failed(run: Run, error) -> None:
+    print(f"hf-linear study: run {run.name} failed: {error}", file=sys.stderr)
+    traceback.print_exc()
+
+
 def train_run(study: Study, study_dir: Path, run: Run, config, callbacks) -> str:
-    run_dir = study_dir / "runs" / run.name
-    config_path = study_dir / "configs" / f"{run.name}.yaml"
-    config_text = yaml.safe_dump(config.as_dict(), sort_keys=False)
+    """Train one run unless finished, then record it in results.jsonl; "done" or "skipped"."""
+    status = train_unless_finished(study, study_dir, run, config, callbacks)
+    record_result(study_dir, run, status)
+    return status
+
+
+def is_finished(study_dir: Path, run: Run, config) -> bool:
+    """Whether the run has finished (eval_results.json); ValueError if its config changed since
+    it started (a rerun must not mix two configs in one run directory)."""
+    run_dir, config_path = study_dir / "runs" / run.name, study_dir / "configs" / f"{run.name}.yaml"
     finished = (run_dir / "eval_results.json").is_file()
-    if config_path.is_file() and config_path.read_text() != config_text and run_dir.is_dir():
+    if config_path.is_file() and config_path.read_text() != config_text(config) and run_dir.is_dir():
         raise ValueError(f"its config changed since it {'ran' if finished else 'started'} ({config_path}); "
                          f"remove {run_dir} to run it again with the new one")  # fmt: skip
-    if finished:
+    return finished
+
+
+def config_text(config) -> str:
+    return yaml.safe_dump(config.as_dict(), sort_keys=False)
+
+
+def train_unless_finished(study: Study, study_dir: Path, run: Run, config, callbacks) -> str:
+    """Train one run, resumed from its last complete checkpoint if it has one; "skipped" if it
+    has finished. What an engine's worker runs."""
+    run_dir, config_path = study_dir / "runs" / run.name, study_dir / "configs" / f"{run.name}.yaml"
+    if is_finished(study_dir, run, config):
         status = "skipped"
     else:
         resume = last_complete_checkpoint(run_dir) is not None
         print(f"\n=== study {study.name}: run {run.name} ({'resumed' if resume else 'started'}) ===", flush=True)
-        write_text_atomically(config_path, config_text)
+        write_text_atomically(config_path, config_text(config))
         extra = [StudyClock()] + [make(run) for make in callbacks]
         if study.spec.get("stop_when"):
             extra += [StopWhenReached(metric, target) for metric, target in study.spec["stop_when"].items()]
         # overwrite: a directory left by a run killed before its first checkpoint
         train(config, resume=resume, overwrite=not resume, callbacks=extra)
         status = "done"
+    return status
+
+
+def record_result(study_dir: Path, run: Run, status: str) -> None:
+    """One line of results.jsonl for a run that has just finished, or has finished before but has
+    no line yet (e.g. interrupted between the two)."""
     if status == "done" or run.name not in read_results(study_dir):
+        run_dir, config_path = study_dir / "runs" / run.name, study_dir / "configs" / f"{run.name}.yaml"
         record = run_record(run_dir, run.name, run.varied, config_path, study_dir)
         with open(study_dir / "results.jsonl", "a") as results:
             results.write(json.dumps(record) + "\n")
-    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,15 +391,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="study directory (default: runs/studies/NAME, NAME-quick with --quick)")
     parser.add_argument("--list", action="store_true", help="print the runs of the study and exit")
     parser.add_argument("--no-report", action="store_true", help="do not write REPORT.md at the end")
+    ray = parser.add_argument_group("engine", "where the runs train (default: one after the other, here)")
+    ray.add_argument("--engine", choices=("sequential", "ray"), default="sequential",
+                     help="ray: each run a Ray task (pip install -e '.[engines]'), as many at once as resources allow")  # fmt: skip
+    ray.add_argument("--address", help="Ray cluster to join (e.g. auto, or ray://HOST:10001); default: a local instance")
+    ray.add_argument("--cpus-per-run", type=float, default=1, help="CPUs a run declares to Ray, and the torch threads it uses (default 1)")
+    ray.add_argument("--gpus-per-run", type=float, default=0, help="GPUs a run declares to Ray (default 0)")
     args = parser.parse_args(argv)
+    if args.engine != "ray" and (args.address or args.cpus_per_run != 1 or args.gpus_per_run):
+        parser.error("--address, --cpus-per-run and --gpus-per-run go with --engine ray")
     try:
         study = Study.load(args.config, quick=args.quick)
         if args.list:
             for run in study.select(args.only):
                 print(run.name, json.dumps(run.varied))
             return 0
+        engine = None
+        if args.engine == "ray":
+            from hf_linear.studies.ray_engine import RayEngine
+
+            engine = RayEngine(address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
         outcome = run_study(study, Path(args.out) if args.out else default_study_dir(study), args.only,
-                            write_report=not args.no_report)  # fmt: skip
+                            write_report=not args.no_report, engine=engine)  # fmt: skip
     except ValueError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     failed = {name: status for name, status in outcome.items() if status.startswith("failed")}

@@ -1,0 +1,100 @@
+"""Studies on Ray: the same results.jsonl as the sequential engine, and a run whose worker is
+killed after its first checkpoint is restarted by Ray and resumes from that checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from transformers import TrainerCallback
+
+from hf_linear.studies.study import Study, run_study
+
+ray = pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install -e '.[engines]'")
+from hf_linear.studies.ray_engine import RayEngine  # noqa: E402
+
+SPEC = {
+    "name": "tiny-ray",
+    "base": {
+        "model": {"type": "mlp_lm", "hidden_size": 8},
+        "dataset": {"arithmetic": {"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 500,
+                                   "validation_size": 16, "test_size": 16, "seed": 0}},  # fmt: skip
+        "training": {
+            "per_device_train_batch_size": 16, "learning_rate": 1e-2, "lr_scheduler_type": "constant",
+            "max_steps": 6, "logging_steps": 1, "eval_strategy": "steps", "eval_steps": 3,
+            "save_strategy": "steps", "save_steps": 3, "report_to": [], "disable_tqdm": True, "seed": 0,
+        },  # fmt: skip
+        "evaluation": {"num_samples": 16, "during_training_samples": 16, "batch_size": 16, "num_examples": 0},
+    },
+    "axes": {"model.type": ["linear_lm", "mlp_lm"]},
+}
+KILLED_RUN = "type-mlp_lm"
+
+
+class KillWorkerOnce(TrainerCallback):
+    """Kills its own process (SIGKILL: no cleanup, as the OOM killer or a lost node) right after
+    the first checkpoint is written, once: `marker` records that it happened."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def on_save(self, args, state, control, **kwargs):
+        if not self.marker.exists():
+            self.marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    # the workers unpickle this module's callbacks; they cannot import tests/ by name
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def comparable(study_dir: Path) -> dict:
+    """results.jsonl without timings: per run the steps, tokens, final metrics and the eval curve."""
+    records = [json.loads(line) for line in (study_dir / "results.jsonl").read_text().splitlines()]
+    return {
+        r["name"]: {
+            "steps": r["steps"], "tokens": r["tokens"], "exact_match": r["final"]["exact_match"],
+            "per_digit_accuracy": r["final"]["per_digit_accuracy"],
+            "curve": [(p["step"], p["tokens"], p["exact_match"]) for p in r["curve"]],
+        }  # fmt: skip
+        for r in records
+    }
+
+
+def test_ray_gives_the_sequential_results_and_survives_a_killed_worker(tmp_path, local_ray):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    sequential = run_study(Study.load(path), tmp_path / "sequential", write_report=False)
+    assert sequential == {"type-linear_lm": "done", KILLED_RUN: "done"}
+
+    marker = tmp_path / "killed"
+    kill_once = lambda run: KillWorkerOnce(marker) if run.name == KILLED_RUN else TrainerCallback()  # noqa: E731
+    on_ray = run_study(Study.load(path), tmp_path / "ray", callbacks=[kill_once], write_report=False, engine=RayEngine(cpus_per_run=1))
+    assert on_ray == {"type-linear_lm": "done", KILLED_RUN: "done"}
+    assert marker.read_text() != str(os.getpid())  # a worker died, not this process
+    assert comparable(tmp_path / "ray") == comparable(tmp_path / "sequential")
+    # the restarted worker resumed from checkpoint-3: steps 1..6 once in the run's history
+    state = json.loads((tmp_path / "ray" / "runs" / KILLED_RUN / "trainer_state.json").read_text())
+    assert [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2, 3, 4, 5, 6]
+
+    # resumable as the sequential engine: finished runs are skipped, no new lines
+    again = run_study(Study.load(path), tmp_path / "ray", write_report=False, engine=RayEngine())
+    assert again == {"type-linear_lm": "skipped", KILLED_RUN: "skipped"}
+    assert len((tmp_path / "ray" / "results.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_run_bigger_than_the_cluster_is_an_error(tmp_path, local_ray):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+    with pytest.raises(ValueError, match="wants 64 CPU"):
+        run_study(Study.load(path), tmp_path / "out", write_report=False, engine=RayEngine(cpus_per_run=64))
