@@ -1,0 +1,74 @@
+"""`hf-linear tune`: a recipe search through Trainer.hyperparameter_search (Optuna), published
+with its trials, the best trial's runnable config, plots and REPORT.md."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from hf_linear.studies.tune import Search, main
+from hf_linear.training.config import load_config
+
+pytest.importorskip("optuna", reason="hf-linear tune needs optuna: pip install -e '.[engines]'")
+
+BATCH, EXAMPLE_TOKENS = 16, 28  # 2x2 multiplication, `lsb` CoT: 27 tokens + [EOS]
+SEARCH = {
+    "name": "tiny-search",
+    "base": {
+        "model": {"type": "mlp_lm", "hidden_size": 8},
+        "dataset": {"arithmetic": {"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 500,
+                                   "validation_size": 16, "test_size": 16, "seed": 0}},  # fmt: skip
+        "training": {"output_dir": "unused", "per_device_train_batch_size": BATCH, "lr_scheduler_type": "constant",
+                     "logging_steps": 1, "report_to": [], "disable_tqdm": True, "seed": 0},  # fmt: skip
+        "evaluation": {"num_samples": 16, "during_training_samples": 16, "batch_size": 16, "num_examples": 0},
+    },
+    "space": {
+        "training.learning_rate": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
+        "model.hidden_size": {"type": "categorical", "choices": [4, 8]},
+    },
+    "objective": "exact_match",
+    "budget_tokens": 6 * BATCH * EXAMPLE_TOKENS,  # 6 steps
+    "trials": 3,
+    "evaluations": 2,
+    "pruner": {"type": "median", "n_startup_trials": 1},
+}
+
+
+def test_a_tiny_search_writes_its_trials_best_config_and_report(tmp_path):
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(SEARCH, sort_keys=False))
+    out = tmp_path / "out"
+    assert main([str(path), "--out", str(out)]) == 0
+
+    trials = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    assert [t["trial"] for t in trials] == [0, 1, 2] and {t["state"] for t in trials} <= {"complete", "pruned"}
+    for trial in trials:
+        assert trial["max_steps"] == 6 and trial["tokens"] == SEARCH["budget_tokens"]  # the budget, in steps
+        assert 1e-3 <= trial["params"]["training.learning_rate"] <= 3e-2 and trial["params"]["model.hidden_size"] in (4, 8)
+        assert [step for step, _ in trial["curve"]][:2] == [3, 6][: len(trial["curve"])]  # evaluations: what the pruner saw
+    complete = [t for t in trials if t["state"] == "complete"]
+    best = max(complete, key=lambda t: t["objective"])
+
+    # the best trial's config is a runnable training config
+    config = load_config(out / "best_config.yaml")
+    assert config.training["learning_rate"] == best["params"]["training.learning_rate"]
+    assert config.model["hidden_size"] == best["params"]["model.hidden_size"]
+    assert config.training["max_steps"] == 6 and config.training["output_dir"] == str(out / "best")
+
+    report = (out / "REPORT.md").read_text()
+    assert f"**Best: trial {best['trial']}**" in report and "best_config.yaml" in report
+    for name in ("objective_per_trial.png", "slice_training_learning_rate.png", "slice_model_hidden_size.png"):
+        assert (out / "plots" / name).read_bytes()[:4] == b"\x89PNG" and f"plots/{name}" in report
+
+
+def test_search_file_mistakes_are_named(tmp_path):
+    path = tmp_path / "search.yaml"
+    for change, message in (({"space": {"dataset.arithmetic.cot": {"type": "categorical", "choices": ["lsb"]}}}, "only training"),
+                            ({"objective": "accuracy"}, "objective must be one of"),
+                            ({"budget_tokens": 0}, "budget_tokens must be a positive integer"),
+                            ({"space": {"training.learning_rate": {"type": "float", "low": 1e-3}}}, "needs high")):  # fmt: skip
+        path.write_text(yaml.safe_dump({**SEARCH, **change}))
+        with pytest.raises(ValueError, match=message):
+            Search.load(path)
