@@ -223,3 +223,42 @@ def test_wiring_of_the_certificate_is_its_reads_and_a_random_model_is_far_from_i
     random_model = LinearLMForCausalLM(LinearLMConfig(vocab_size=len(program.vocabulary), context_length=program.length,
                                                       hidden_size=8))  # fmt: skip
     assert wiring_agreement(random_model, program)["mean_share_on_compiled_reads"] < 0.3
+
+
+USER_PROGRAM = '''
+from hf_linear.data.programs import ProgramBuilder
+from hf_linear.data.programs.compiler import ZERO
+
+
+def maximum(limit):
+    """max(a, b): the comparison chain, then per bit a lookup of the tuple (a > b, a_i, b_i)."""
+    bits = (limit - 1).bit_length()
+    program = ProgramBuilder(f"max-{limit}")
+    a = program.number("a", limit, width=bits)
+    program.token(",")
+    b = program.number("b", limit, width=bits)
+    program.begin_cot()
+    greater = ZERO
+    for i in range(bits):
+        greater = program.gate([(a[i], 2), (b[i], -2), (greater, 1)], 1, "greater")
+    outputs = [program.apply(lambda g, x, y: x if g == "1" else y, greater, a[i], b[i]) for i in range(bits)]
+    program.begin_answer()
+    for position in outputs:
+        program.copy(position)
+    return program.build()
+'''
+
+
+def test_a_users_own_program_compiles_certifies_and_trains_from_a_config(tmp_path, monkeypatch):
+    (tmp_path / "my_programs.py").write_text(USER_PROGRAM)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    program = compile_program("my_programs:maximum", 64)
+    for a, b in [(5, 9), (63, 0), (17, 17), (40, 33)]:
+        assert int("".join(program.tokens(a, b)[program.answer_start :][::-1]), 2) == max(a, b)
+    dataset = build_program_dataset("my_programs:maximum", 64, train_size=0, validation_size=5, test_size=20)
+    assert certify(program, dataset["test"], build_program_tokenizer(program))["exact_match"] == 1.0
+    assert "the program `my_programs:maximum`" in render_dataset_card(dataset)
+    for bad, message in [("my_programs:nothing", "cannot import"), ("nope", "nor 'module:function'"),
+                         ("json:dumps", "not a compiled Program")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            compile_program(bad, 64)

@@ -16,6 +16,7 @@ composite tokens and 100-entry lookups per step); the price is log2(10) ≈ 3.3 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -342,9 +343,26 @@ PROGRAMS: dict[str, ProgramFamily] = {
 
 
 def compile_program(name: str, size: int) -> Program:
-    """The compiled program `name` (a key of PROGRAMS) for inputs of `size`; ValueError naming what is wrong."""
-    if name not in PROGRAMS:
-        raise ValueError(f"program={name!r} is not one of {', '.join(PROGRAMS)}")
+    """The compiled program `name` for inputs of `size`; ValueError naming what is wrong.
+
+    `name` is a key of PROGRAMS, or "module:function" for a program of your own: a function of
+    `size` that returns `ProgramBuilder(...).build()` (imported like any Python code you run)."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 2:
-        raise ValueError(f"size={size!r} must be an integer >= 2 ({PROGRAMS[name].size_meaning})")
-    return PROGRAMS[name].compile(size)
+        raise ValueError(f"size={size!r} must be an integer >= 2")
+    if name in PROGRAMS:
+        return PROGRAMS[name].compile(size)
+    if not isinstance(name, str) or name.count(":") != 1:
+        raise ValueError(f"program={name!r} is not one of {', '.join(PROGRAMS)}, nor 'module:function'")
+    module_name, function_name = name.split(":")
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"program={name!r}: cannot import it ({error})") from None
+    program = function(size)
+    if not isinstance(program, Program):
+        raise ValueError(f"program={name!r} returned {type(program).__name__}, not a compiled Program")
+    return program
+
+
+def describe_program(name: str) -> str:
+    return PROGRAMS[name].description if name in PROGRAMS else f"the program `{name}`"
