@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 
 import pytest
 from transformers import AutoTokenizer
@@ -308,6 +309,36 @@ def test_answer_of_generated_texts():
     assert answer_of("[BOS] 1 2 x 3 4") == ""
     assert answer_of(["[BOS]", "1", "x", "2", "=", "0", "2"]) == "0 2"
     assert answer_of("[BOS] 1 x 2 =") == ""
+
+
+GENERATED_OUTPUTS = [
+    "[BOS] 1 x 2 = 0 2 [EOS]",
+    "[PAD] [PAD] [BOS] 1 2 x 3 = 4 = 0 3 6 [EOS] [PAD] [PAD]",
+    "[BOS] 1 x 2 = 0 2 [EOS] = 9 9",
+    "[BOS] 1 x 2 = 0 2 [PAD] [PAD]",
+    "1 x 2 = 0 2",
+    "[BOS] 1 x 2 =",
+    # no "=": no answer, even where the text is the reference itself
+    "0 2",
+    "0 2 [EOS]",
+    "[BOS] 1 2 x 3 4",
+    "[BOS] 1 x 2 [EOS] = 0 2",
+    "",
+]
+
+
+def test_hf_linear_eval_and_the_evaluate_metric_read_the_same_answer():
+    """`hf-linear eval` marks examples with answer_of; the `evaluate` metric (loaded by path, so
+    it carries its own copy of the rule) scores them: both must read every output alike."""
+    from hf_linear.evaluation.exact_match import load_metric
+
+    metric = load_metric()
+    final_answer_tokens = sys.modules[type(metric).__module__].final_answer_tokens  # the metric file's own
+    for output in GENERATED_OUTPUTS:
+        assert final_answer_tokens(output) == answer_of(output).split(), output
+    # a bare answer without "=" is wrong for both, though it equals the reference
+    assert metric.compute(predictions=["0 2", "[BOS] 1 x 2 = 0 2 [EOS]"], references=["0 2", "0 2"])["exact_match"] == 0.5
+    assert answer_of("0 2") != "0 2"
 
 
 @pytest.mark.parametrize(

@@ -214,12 +214,12 @@ def test_metric_against_hand_made_predictions():
         "[BOS] 1 2 x 3 4 = 4 0 8 + ... = 0 4 0 8 [EOS] [PAD]",  # right
         "[BOS] 1 2 x 3 4 = 0 4 0 9 [EOS]",  # one digit wrong
         "[BOS] 1 2 x 3 4 = 0 4",  # too short
-        "0 4 0 8 [EOS] = 1 1 1 1",  # bare answer; what follows [EOS] is ignored
+        "0 4 0 8 [EOS] = 1 1 1 1",  # no "=" before [EOS] (what follows is ignored): no answer, wrong
     ]
     references = ["0 4 0 8"] * 4
     got = metric.compute(predictions=predictions, references=references)
-    assert got["exact_match"] == 0.5
-    assert got["per_digit_accuracy"] == (4 + 3 + 2 + 4) / 16
+    assert got["exact_match"] == 0.25
+    assert got["per_digit_accuracy"] == (4 + 3 + 2 + 0) / 16
     assert got["num_samples"] == 4
 
 

@@ -310,7 +310,9 @@ def answer_of(text_or_tokens: str | Sequence[str]) -> str:
     """The final answer of an example or of a generated text: the tokens after the last "=".
 
     Whatever follows the first [EOS] is ignored, and the answer stops at [EOS] or [PAD] (with
-    left padding, [PAD]s come before [BOS] and do not matter). Returns "" when there is no "=".
+    left padding, [PAD]s come before [BOS] and do not matter). Returns "" when there is no "=":
+    such an output has no answer and is scored wrong. The `evaluate` metric
+    (evaluation/metrics/cot_exact_match) keeps a copy of this rule; a test pins them together.
     """
     tokens = text_or_tokens.split() if isinstance(text_or_tokens, str) else list(text_or_tokens)
     if EOS in tokens:

@@ -8,7 +8,9 @@ An `evaluate` metric module that works offline: load it by path,
     metric.compute(predictions=["[BOS] 1 2 x 3 4 = ... = 0 4 0 8 [EOS]"], references=["0 4 0 8"])
     # {'exact_match': 1.0, 'per_digit_accuracy': 1.0, 'num_samples': 1}
 
-The file is self-contained (evaluate copies it into its module cache).
+The file is self-contained (evaluate copies it into its module cache), so it keeps its own copy
+of the answer rule of `hf_linear.data.arithmetic.formats.answer_of` (`hf-linear eval`);
+tests/test_arithmetic_formats.py pins the two to each other.
 """
 
 import datasets
@@ -17,7 +19,7 @@ import evaluate
 _DESCRIPTION = """
 Final-answer accuracy of arithmetic Chain-of-Thought generations, as in Malach (ICML 2024):
 `exact_match` is the fraction of predictions whose final answer (the space-separated tokens after
-the last "=", up to [EOS] or [PAD]; the whole prediction if it has no "=") equals the reference
+the last "=", up to [EOS] or [PAD]; a prediction without "=" has no answer and is wrong) equals the reference
 answer token for token; `per_digit_accuracy` is the fraction of reference answer tokens that the
 prediction's answer has at the same position (answers are zero-padded to a fixed width, so
 positions align; a missing token counts as wrong).
@@ -25,7 +27,8 @@ positions align; a missing token counts as wrong).
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions (list of str): generated texts (with or without the prompt) or bare answers.
+    predictions (list of str): generated texts, with or without the prompt, up to and including
+        the "=" before the answer (a text without "=" has no answer).
     references (list of str): reference answers, e.g. "0 7 0 0 6 6 5 2".
 Returns:
     exact_match (float), per_digit_accuracy (float), num_samples (int).
@@ -38,11 +41,13 @@ _CITATION = """@inproceedings{malach2024autoregressive,
 
 
 def final_answer_tokens(text: str) -> list:
+    """The tokens after the last "=" (before the first [EOS]), up to [PAD]; [] without "="."""
     tokens = text.split()
     if "[EOS]" in tokens:
         tokens = tokens[: tokens.index("[EOS]")]
-    if "=" in tokens:
-        tokens = tokens[len(tokens) - tokens[::-1].index("=") :]
+    if "=" not in tokens:
+        return []  # no answer: wrong, whatever the text says
+    tokens = tokens[len(tokens) - tokens[::-1].index("=") :]
     if "[PAD]" in tokens:
         tokens = tokens[: tokens.index("[PAD]")]
     return tokens
