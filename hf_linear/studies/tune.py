@@ -317,9 +317,16 @@ def search_with_ray(search: Search, trainer: HFLinearTrainer, budget: Budget, ou
     records = []
     for number, trial in enumerate(analysis.trials):
         history = analysis.trial_dataframes.get(trial.trial_id)
-        curve = [] if history is None or "objective" not in history else list(zip(history["training_iteration"], history["objective"]))
-        state = "complete" if trial.status == "TERMINATED" else trial.status.lower()
         params = {names[k]: v for k, v in trial.config.items() if k in names}
+        steps = budget.steps({**defaults, **{arguments_name(k): v for k, v in params.items()}})
+        # Tune counts reports (one per evaluation): back to the trial's steps
+        curve = [] if history is None or "objective" not in history else [
+            (min(int(i) * steps["eval_steps"], steps["max_steps"]), value)
+            for i, value in zip(history["training_iteration"], history["objective"])
+        ]  # fmt: skip
+        state = trial.status.lower()
+        if trial.status == "TERMINATED":  # ASHA stops a trial as "terminated" too: before its last evaluation
+            state = "complete" if len(curve) >= math.ceil(steps["max_steps"] / steps["eval_steps"]) else "pruned"
         records.append(trial_record(number, state, params, (trial.last_result or {}).get("objective"), curve, budget, defaults))
     return records, None
 
