@@ -23,6 +23,15 @@ from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
 from hf_linear.atomic import staged_directory
 from hf_linear.output_dirs import check_output_dir
 
+# the Hub's size categories of a dataset card (`size_categories` metadata), by upper bound
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                   (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))  # fmt: skip
+
+
+def size_category(count: int) -> str:
+    """The Hub's size category of a dataset of `count` examples."""
+    return next((label for bound, label in SIZE_CATEGORIES if count < bound), "1B<n<10B")
+
 
 def save_dataset(dataset_dict: DatasetDict, tokenizer, card: str, out: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write dataset, tokenizer and card (README.md) to `out`; see the module docstring. `out`

@@ -61,7 +61,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from hf_linear.data.io import build_record, push_dataset, save_dataset
+from hf_linear.data.io import build_record, push_dataset, save_dataset, size_category
 from hf_linear.paper import CITATION as PAPER_CITATION
 from hf_linear.resources import card_template
 
@@ -345,12 +345,6 @@ def build_record_of(dataset: Dataset | DatasetDict) -> dict:
 # Dataset card, saving, Hub
 
 
-def _size_category(count: int) -> str:
-    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-              (10_000_000, "1M<n<10M")]  # fmt: skip
-    return next((label for bound, label in bounds if count < bound), "10M<n<100M")
-
-
 def build_command(arguments: dict) -> str:
     """The dataset_scripts/build_tinystories.py command that builds a dataset with `arguments`."""
     parts = ["python dataset_scripts/build_tinystories.py", f"--source {arguments['source']}"]
@@ -381,7 +375,7 @@ def render_dataset_card(dataset_dict: DatasetDict, tokenizer, hub_metadata: dict
     example = dataset_dict["train"][0]["input_ids"] if windows["train"] else []
     values = {
         "pretty_name": f"TinyStories in windows for T={T} ({record['tokenizer_name']})",
-        "size_category": _size_category(sum(windows.values())),
+        "size_category": size_category(sum(windows.values())),
         "source": record["arguments"]["source"],
         "tokenizer": record["tokenizer_name"],
         "vocab_size": f"{record['vocab_size']:,}",

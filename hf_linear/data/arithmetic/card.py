@@ -15,15 +15,9 @@ from hf_linear.data.arithmetic.registry import FORMATS, REGISTRY
 from hf_linear.data.arithmetic.spec import ArithmeticSpec, sequence_length
 from hf_linear.data.arithmetic.splits import SPLITS
 from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer
-from hf_linear.data.io import push_dataset, save_dataset
+from hf_linear.data.io import push_dataset, save_dataset, size_category
 from hf_linear.paper import CITATION
 from hf_linear.resources import card_template
-
-
-def _size_category(count: int) -> str:
-    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M")]  # fmt: skip
-    return next((label for bound, label in bounds if count < bound), "100M<n<1B")
 
 
 def _markdown_table(header: list[str], rows: list[list]) -> str:
@@ -86,7 +80,7 @@ def render_dataset_card(dataset_dict: DatasetDict, hub_metadata: dict | None = N
     what = spec.describe() + (f", one step every {spec.every} bits" if spec.format.stepped else "")
     values = {
         "pretty_name": f"CoT arithmetic: {what}, format {spec.cot}",
-        "size_category": _size_category(sum(sizes.values())),
+        "size_category": size_category(sum(sizes.values())),
         "task": spec.task,
         "cot": spec.cot,
         "description": what,
