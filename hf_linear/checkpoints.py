@@ -73,9 +73,17 @@ def load_model(name_or_path: str, **kwargs):
 
 
 def load_tokenizer(name_or_path: str):
+    """A checkpoint's tokenizer (ValueError naming the checkpoint)."""
     name_or_path = str(name_or_path)
     _check_if_local(name_or_path)  # a directory of other files is "not a checkpoint", not a tokenizer problem
+    return load_named_tokenizer(name_or_path, f"checkpoint {name_or_path}")
+
+
+def load_named_tokenizer(name_or_path: str, where: str):
+    """AutoTokenizer.from_pretrained, the one tokenizer loader of the project: a missing or
+    unreadable tokenizer is a ValueError that starts with `where` (the setting or checkpoint
+    that named it), so every command reports it in one line."""
     try:
-        return AutoTokenizer.from_pretrained(name_or_path)
+        return AutoTokenizer.from_pretrained(str(name_or_path))
     except (OSError, ValueError) as error:
-        raise ValueError(f"checkpoint {name_or_path}: no tokenizer could be loaded: {error}") from error
+        raise ValueError(f"{where}: no tokenizer could be loaded: {error}") from error

@@ -53,9 +53,8 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file
-from transformers import AutoTokenizer
 
-from hf_linear.checkpoints import load_model
+from hf_linear.checkpoints import load_model, load_named_tokenizer
 from hf_linear.data.arithmetic.tokenizer import build_arithmetic_tokenizer
 from hf_linear.model_types import LINEAR_LM, MLP_LM, MODEL_TYPES
 
@@ -217,11 +216,10 @@ def authors_logits(state_dict: dict[str, torch.Tensor], ids: torch.Tensor, linea
 
 
 def load_tokenizer(name_or_path: str):
+    """--tokenizer: "arithmetic" (hf-linear's arithmetic tokenizer), else a directory or Hub id."""
     if name_or_path == "arithmetic":
-
         return build_arithmetic_tokenizer()
-
-    return AutoTokenizer.from_pretrained(name_or_path)
+    return load_named_tokenizer(name_or_path, f"--tokenizer {name_or_path!r}")
 
 
 def fit_tokenizer(tokenizer, vocab_size: int):

@@ -27,6 +27,7 @@ from datasets import DatasetDict, concatenate_datasets, load_dataset, load_from_
 from huggingface_hub import snapshot_download
 from transformers import AutoTokenizer
 
+from hf_linear.checkpoints import load_named_tokenizer
 from hf_linear.data.arithmetic import ArithmeticSpec, ArithmeticStream, build_arithmetic_dataset, build_arithmetic_tokenizer
 from hf_linear.data.programs import compile_program
 from hf_linear.data.programs.dataset import ProgramStream, build_program_dataset, build_program_tokenizer
@@ -308,6 +309,11 @@ class HubSource(DataSource):
         return self.arguments
 
 
+# the sources whose `dataset:` arguments describe one arithmetic task (task, digits, cot, every)
+ARITHMETIC_SOURCES = (ArithmeticSource.key, ArithmeticStreamSource.key)
+# sources whose examples are generated from their arguments (train, validation and test sizes)
+GENERATED_SOURCES = (*ARITHMETIC_SOURCES, ProgramSource.key, ProgramStreamSource.key)
+
 SOURCES: dict[str, type[DataSource]] = {
     source.key: source
     for source in (ArithmeticSource, ArithmeticStreamSource, ArithmeticMixtureSource, ProgramSource,
@@ -341,10 +347,7 @@ def longest_sequence(dataset) -> int:
 
 
 def _load_tokenizer(name: str):
-    try:
-        return AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"dataset.tokenizer: {name!r} could not be loaded as a tokenizer: {error}") from error
+    return load_named_tokenizer(name, f"dataset.tokenizer {name!r}")
 
 
 def _named(key: str, build, **arguments):

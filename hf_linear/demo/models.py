@@ -21,6 +21,7 @@ from transformers import AutoConfig
 
 from hf_linear.checkpoints import load_model, load_tokenizer
 from hf_linear.data.arithmetic import ArithmeticSpec
+from hf_linear.data.sources import ArithmeticMixtureSource, ArithmeticSource
 from hf_linear.model_types import LINEAR_LM, is_hf_linear, type_names
 from hf_linear.studies.inspection import block_norms
 from hf_linear.studies.results import arithmetic_spec
@@ -75,8 +76,9 @@ def spec_from_training_config(config: dict | None) -> ArithmeticSpec | None:
     """The arithmetic task of a training config; a mixture's first dataset (its held-out splits are
     the first one's)."""
     dataset = (config or {}).get("dataset") or {}
-    if isinstance(dataset.get("arithmetic_mixture"), list) and dataset["arithmetic_mixture"]:
-        dataset = {"arithmetic": dataset["arithmetic_mixture"][0]}
+    mixture = dataset.get(ArithmeticMixtureSource.key)
+    if isinstance(mixture, list) and mixture:
+        dataset = {ArithmeticSource.key: mixture[0]}
     return arithmetic_spec(dataset)
 
 

@@ -19,11 +19,8 @@ from pathlib import Path
 import yaml
 
 from hf_linear.data.arithmetic import ArithmeticSpec
-from hf_linear.data.sources import data_source
+from hf_linear.data.sources import ARITHMETIC_SOURCES, data_source
 
-ARITHMETIC_SOURCES = ("arithmetic", "arithmetic_stream")
-# sources whose examples are generated from their arguments (train, validation and test sizes)
-GENERATED_SOURCES = (*ARITHMETIC_SOURCES, "program", "program_stream")
 # eval_* metrics of log_history that make the curve (per-digit accuracy and perplexity where logged)
 CURVE_METRICS = ("exact_match", "per_digit_accuracy", "perplexity", "loss")
 

@@ -49,7 +49,9 @@ import yaml
 from transformers import TrainerCallback
 
 from hf_linear.atomic import write_text_atomically
-from hf_linear.studies.results import GENERATED_SOURCES, read_results, run_record
+from hf_linear.data.sources import GENERATED_SOURCES
+from hf_linear.dotted_keys import set_dotted  # also imported from here by studies.tune
+from hf_linear.studies.results import read_results, run_record
 from hf_linear.training.config import SECTIONS, check_config, read_yaml_file, resolve_data_paths
 from hf_linear.training.run_dir import last_complete_checkpoint
 from hf_linear.training.train import train
@@ -63,29 +65,6 @@ QUICK_EVAL_LIMITS = {"num_samples": 64, "during_training_samples": 32, "num_gene
 
 # ---------------------------------------------------------------------------------------------
 # Dotted keys
-
-
-def set_dotted(config: dict, key: str, value) -> None:
-    """config["a"]["b"]["c"] = value for key "a.b.c" (a copy of value; None removes the key)."""
-    *sections, last = key.split(".")
-    node = config
-    for section in sections:
-        node = node.setdefault(section, {})
-        if not isinstance(node, dict):
-            raise ValueError(f"{key}: {section} is not a mapping")
-    if value is None:
-        node.pop(last, None)
-    else:
-        node[last] = copy.deepcopy(value)
-
-
-def get_dotted(config: dict, key: str, default=None):
-    node = config
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
 
 
 def is_config_key(key: str) -> bool:

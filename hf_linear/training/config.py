@@ -36,6 +36,7 @@ from peft import LoraConfig
 from transformers import AutoConfig, TrainingArguments
 
 from hf_linear.data.sources import data_source
+from hf_linear.dotted_keys import parent_of
 from hf_linear.model_types import type_names
 
 SECTIONS = ("model", "dataset", "training", "evaluation", "budget", "lora")
@@ -200,12 +201,10 @@ def apply_overrides(config: dict, overrides: list[str]) -> None:
     for flag, raw in zip(overrides[::2], overrides[1::2]):
         if not flag.startswith("--") or "." not in flag:
             raise ValueError(f"override {flag!r} must look like --section.key (e.g. --training.learning_rate)")
-        *sections, key = flag[2:].split(".")
-        node = config
-        for section in sections:
-            node = node.setdefault(section, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {flag}: {section} is not a section")
+        try:
+            node, key = parent_of(config, flag[2:])
+        except ValueError as error:
+            raise ValueError(f"override {flag}: {error}") from None
         try:
             node[key] = read_yaml(raw)
         except yaml.YAMLError as error:
