@@ -48,25 +48,22 @@ oid) and ``lfs/<sha256>`` markers of the LFS objects the repo may commit. Commit
 deleted, so every old revision stays downloadable by its sha. Updates hold an flock on ``.lock``,
 so several server processes may share one root.
 
-Modules: store.py (disk, validation, locking), auth.py (users, tokens, signed upload URLs),
-listing.py (tree/paths-info JSON, last commits, card metadata), handler.py (HTTP and the routes),
-cli.py (server, command line).
+Modules, one role each (imports run down this list, never back up): cli.py (command line,
+in-process helpers) → server.py (`HubHTTPServer`: store, accounts, limits, connections) →
+handler.py (HTTP plumbing: bodies, responses, the user) → routes.py (one function per route) →
+listing.py (tree/paths-info JSON, last commits, card metadata), auth.py (users, tokens, signed
+upload URLs) → store.py (disk, locking) → validation.py (names, paths, oids, JSON bodies; `HubError`).
 
 Start it with ``python -m hf_linear.hub.server --root DIR [--port 0] [--token NAME=TOKEN]`` /
 ``hf-linear hub-server``, or in-process with ``with run_hub_server(root, token=...) as url: ...``.
 """
 
 from .auth import Accounts, User
-from .cli import (
-    DEFAULT_MAX_JSON_BYTES,
-    DEFAULT_MAX_UPLOAD_BYTES,
-    HubHTTPServer,
-    main,
-    run_hub_server,
-    serve_in_background,
-)
+from .cli import main, run_hub_server, serve_in_background
 from .handler import HubRequestHandler
-from .store import USER_NAME, HubError, HubStore, Repo
+from .server import DEFAULT_MAX_JSON_BYTES, DEFAULT_MAX_UPLOAD_BYTES, HubHTTPServer
+from .store import USER_NAME, HubStore, Repo
+from .validation import HubError
 
 __all__ = [
     "USER_NAME", "Accounts", "User", "HubHTTPServer", "HubRequestHandler", "HubStore", "HubError", "Repo",

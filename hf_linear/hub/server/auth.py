@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from .store import NAME_RE, USER_NAME
+from .store import USER_NAME
+from .validation import NAME_RE
 
 UPLOAD_URL_LIFETIME = 3600  # seconds a signed LFS upload URL stays valid
 

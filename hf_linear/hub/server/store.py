@@ -1,5 +1,6 @@
-"""Repos on disk: content-addressed blobs, one JSON manifest per commit, refs; validation of every
-name that reaches the disk, and locking so that several server processes can share one root.
+"""Repos on disk: content-addressed blobs, one JSON manifest per commit, refs, and locking so that
+several server processes can share one root. Every name that reaches the disk is checked first
+(validation.py).
 
 Layout under the root::
 
@@ -9,7 +10,7 @@ Layout under the root::
                                            lfs/<sha256> (empty: LFS objects this repo may commit)
     trash/                                 deleted repos on their way out
 
-Only names checked here (`Repo` ids, sha256 oids, commit ids) become file names: revisions and
+Only names checked by validation.py (`Repo` ids, sha256 oids, commit ids) become file names: revisions and
 paths inside a repo are keys of JSON manifests and never touch the file system.
 
 Blobs are shared, but a repo reaches a blob only through its own manifests. An `lfsFile` commit
@@ -22,8 +23,6 @@ outside the repo.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import fcntl
 import fnmatch
@@ -42,6 +41,21 @@ from pathlib import Path
 from typing import Any
 
 from hf_linear.atomic import write_text_atomically
+
+from .validation import (
+    COMMIT_PREFIX_RE,
+    FULL_SHA_RE,
+    SHA256_RE,
+    HubError,
+    bad_request,
+    decode_base64,
+    repo_not_found,
+    revision_not_found,
+    validate_path_in_repo,
+    validate_repo_id,
+    validate_revision,
+    validate_sha256,
+)
 
 USER_NAME = "hf-linear-tester"  # the default (single) user of a server started without tokens
 
@@ -70,104 +84,6 @@ DEFAULT_GITATTRIBUTES = "".join(
         "*.zst", "*tfevents*",
     )
 )
-
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")  # a namespace or a repo name
-REF_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")  # a branch or tag name
-FULL_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
-COMMIT_PREFIX_RE = re.compile(r"^[0-9a-f]{7,40}$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
-# Repo paths the Hub refuses: backslashes (`C:\\x`, `a\\b`: Windows separators) and path segments
-# that begin or end with whitespace (which clients and file systems handle inconsistently).
-BAD_PATH_SEGMENT_RE = re.compile(r"\\|^\s|\s$")
-MAX_PATH_LENGTH = 1000
-
-
-# ----------------------------------------------------------------------------- errors
-
-
-class HubError(Exception):
-    """An error answered to the client the way the Hub does: status, X-Error-Code, JSON body."""
-
-    def __init__(self, status: int, message: str, error_code: str | None = None, headers: dict | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error_code = error_code
-        self.headers = headers or {}
-
-
-def bad_request(message: str) -> HubError:
-    return HubError(400, message)
-
-
-def repo_not_found(repo_type: str, repo_id: str) -> HubError:
-    return HubError(404, f"{repo_type.capitalize()} repository '{repo_id}' not found", "RepoNotFound")
-
-
-def revision_not_found(revision: str) -> HubError:
-    return HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
-
-
-def entry_not_found(path: str, commit_id: str | None = None) -> HubError:
-    headers = {"X-Repo-Commit": commit_id} if commit_id else {}
-    return HubError(404, f"Entry not found: {path}", "EntryNotFound", headers)
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def validate_repo_id(repo_id: str) -> str:
-    parts = repo_id.split("/") if isinstance(repo_id, str) else []
-    if len(parts) != 2 or not all(NAME_RE.match(p) for p in parts) or any("--" in p or ".." in p for p in parts):
-        raise bad_request(f"Invalid repo id {repo_id!r}: expected 'namespace/name' "
-                          "(letters, digits, '-', '_', '.'; no '--' or '..')")
-    return repo_id
-
-
-def validate_path_in_repo(path: Any) -> str:
-    """A relative POSIX path without empty, `.` or `..` segments, `.git`, control characters,
-    backslashes, or segments with leading/trailing whitespace. Any other Unicode is fine."""
-    if not isinstance(path, str):
-        raise bad_request(f"Invalid path in repo: expected a string, got {type(path).__name__}")
-    parts = path.split("/")
-    if (not path or len(path) > MAX_PATH_LENGTH or CONTROL_CHARS_RE.search(path)
-            or any(part in ("", ".", "..") or BAD_PATH_SEGMENT_RE.search(part) for part in parts)
-            or ".git" in parts):
-        raise bad_request(f"Invalid path in repo: {path!r}")
-    return path
-
-
-def validate_revision(revision: str) -> str:
-    """Branch/tag names, `refs/...` and commit ids; refuses `..`, `//`, control characters."""
-    if not REF_NAME_RE.match(revision) or ".." in revision or "//" in revision or revision.endswith("/"):
-        raise bad_request(f"Invalid revision {revision!r}")
-    return revision
-
-
-def validate_ref_name(name: Any, kind: str) -> str:
-    """A new branch or tag name (not a commit id, not under `refs/`)."""
-    if (not isinstance(name, str) or not REF_NAME_RE.match(name) or FULL_SHA_RE.match(name) or ".." in name
-            or "//" in name or name.endswith("/") or name.startswith("refs/")):
-        raise bad_request(f"Invalid {kind} name {name!r}")
-    return name
-
-
-def validate_sha256(oid: Any, what: str = "LFS oid") -> str:
-    if not isinstance(oid, str) or not SHA256_RE.match(oid):
-        raise bad_request(f"Invalid {what} {oid!r}: expected 64 lowercase hex characters (a sha256)")
-    return oid
-
-
-def decode_base64(text: Any, what: str) -> bytes:
-    """Strict base64 (invalid characters or padding are refused, not silently dropped)."""
-    if not isinstance(text, str):
-        raise bad_request(f"{what}: expected a base64 string, got {type(text).__name__}")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise bad_request(f"{what} is not valid base64: {e}") from e
-
 
 # ----------------------------------------------------------------------------- hashing and LFS policy
 
