@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from hf_linear.data.programs import MACHINES, PROGRAMS, ProgramBuilder, TuringMachine, compile_program
 from hf_linear.data.programs.certificate import certificate_model, certify
@@ -216,10 +217,12 @@ def test_wiring_of_the_certificate_is_its_reads_and_a_random_model_is_far_from_i
     program = compile_program("multiplication", 16)
     certificate = certificate_model(program)
     assert wiring_agreement(certificate, program)["mean_share_on_compiled_reads"] == pytest.approx(1.0)
-    influence = influence_map(certificate, program)
-    for position, step in program.steps.items():  # the influence sits exactly on the reads of gates
-        if step.kind == "carry" and len(step.reads) == 3:
-            assert set(influence[position].nonzero().flatten().tolist()) == set(step.reads)
+    every_input = torch.from_numpy(program.run([np.repeat(np.arange(16), 16), np.tile(np.arange(16), 16)])).long()
+    influence = influence_map(certificate, program, every_input)
+    varies = {j for j in range(program.length) if len(every_input[:, j].unique()) > 1}
+    for position, step in program.steps.items():  # exactly on the reads whose tokens vary in the data
+        if len(step.outputs) > 1:
+            assert set(influence[position].nonzero().flatten().tolist()) == set(step.reads) & varies
     random_model = LinearLMForCausalLM(LinearLMConfig(vocab_size=len(program.vocabulary), context_length=program.length,
                                                       hidden_size=8))  # fmt: skip
     assert wiring_agreement(random_model, program)["mean_share_on_compiled_reads"] < 0.3

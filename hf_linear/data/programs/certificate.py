@@ -58,40 +58,45 @@ def certify(program: Program, dataset, tokenizer, batch_size: int = 256) -> dict
 
 
 @torch.no_grad()
-def influence_map(model, program: Program) -> torch.Tensor:
-    """(L, L) influence of each input position j on the token written at position p, for a
-    LinearLM (trained or certificate): the part of p's logits that token x_j contributes,
-    E[x] @ W[p-1, j] @ W_outᵀ, over the tokens position j can hold and the tokens p can write,
-    centred over both (what no choice of x_j changes is a bias; what all outputs share cancels
-    in the softmax), as a Frobenius norm. Zero for prompt positions (nothing is written there).
-    Unlike block norms it does not depend on the basis of the hidden space."""
+def influence_map(model, program: Program, input_ids: torch.Tensor) -> torch.Tensor:
+    """(L, L) influence of input position j on the token written at position p, for a LinearLM
+    (trained or certificate), on real examples `input_ids` (N, >= L): the part of p's logits
+    that x_j contributes, E[x_j] @ W[p-1, j] @ W_outᵀ over the tokens p can write, centred over
+    those tokens (what all of them share cancels in the softmax), its spread over the examples
+    (a position whose token never varies adds only a bias), as a norm. Basis-free, and zero
+    for the prompt (nothing is written there) and for constant tokens."""
     ids = program.token_ids()
-    embed, out = model.model.embed_tokens.weight.float(), model.lm_head.weight.float()
-    mixing = model.model.mixing
-    L, V = program.length, len(ids)
-    can_hold = torch.zeros(L, V)  # (position, token): the tokens each position can hold
-    for j, values in enumerate(program.values):
-        can_hold[j, [ids[t] for t in values]] = 1.0
-    varies = (can_hold.sum(1) > 1).float()[:, None, None]  # a fixed token's contribution is a bias
+    mixing, L = model.model.mixing, program.length
+    d = mixing.hidden_size
+    embedded = model.model.embed_tokens(input_ids[:, :L]).float()  # (N, L, d)
+    out = model.lm_head.weight.float()
     influence = torch.zeros(L, L)
     for position, step in program.steps.items():
         outputs = [ids[t] for t in step.outputs]
         if len(outputs) < 2:
             continue  # a constant token: no input can change it
-        row = mixing.row_weight(position - 1).float().view(position, mixing.hidden_size, mixing.hidden_size)
-        part = torch.einsum("vd,jde,oe->jvo", embed, row, out[outputs])  # (j, x_j, output)
-        mask = can_hold[:position, :, None]
-        part = part - part.mean(2, keepdim=True)  # shared by all outputs: cancels in the softmax
-        part = (part - (part * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True)) * mask * varies[:position]
-        influence[position, :position] = part.flatten(1).norm(dim=1)
+        row = mixing.row_weight(position - 1).float().view(position, d, d)
+        part = torch.einsum("njd,jde->nje", embedded[:, :position], row) @ out[outputs].T  # (N, j, outputs)
+        part = part - part.mean(2, keepdim=True)
+        influence[position, :position] = part.var(0, unbiased=False).sum(-1).sqrt()
     return influence
 
 
-def wiring_agreement(model, program: Program) -> dict:
-    """How much of each non-constant step's input influence falls on the positions its compiled
-    step reads (1.0 for the certificate): the mean over steps, and the share of steps whose
-    largest influence is one of the compiled reads."""
-    influence = influence_map(model, program)
+def heldout_ids(program: Program, count: int = 256) -> torch.Tensor:
+    """Token ids of `count` validation examples of the program."""
+    from hf_linear.data.arithmetic.splits import VALIDATION
+    from hf_linear.data.programs.dataset import heldout_inputs
+
+    count = min(count, program.input_space_size // 16 or 1)
+    return torch.from_numpy(program.run(heldout_inputs(program, VALIDATION, count))).long()
+
+
+def wiring_agreement(model, program: Program, input_ids: torch.Tensor | None = None) -> dict:
+    """How much of each non-constant step's input influence (on held-out examples, by default
+    256 of the validation split) falls on the positions its compiled step reads (1.0 for the
+    certificate): the mean over steps, and the share of steps whose strongest input is one of
+    the compiled reads."""
+    influence = influence_map(model, program, heldout_ids(program) if input_ids is None else input_ids)
     shares, top_hits = [], []
     for position, step in program.steps.items():
         total = float(influence[position].sum())
