@@ -66,3 +66,35 @@ def claims_linear_universality(records: dict[str, dict], study_dir: Path | None 
         "(1.0 for the certificate, ~3% for a random model)."
     )
     return lines
+
+
+def plot_wiring(model, program, path: Path, input_ids=None) -> dict:
+    """Influence maps of `model` and of the program's certificate side by side (log colour
+    scale, rows: the written position, columns: the read one); returns the agreement."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from hf_linear.data.programs.certificate import certificate_model, heldout_ids, influence_map, wiring_agreement
+
+    input_ids = heldout_ids(program) if input_ids is None else input_ids
+    maps = {"certificate (compiled steps)": influence_map(certificate_model(program), program, input_ids),
+            "trained": influence_map(model, program, input_ids)}  # fmt: skip
+    agreement = wiring_agreement(model, program, input_ids)
+    figure, axes = plt.subplots(1, 2, figsize=(11, 5.2))
+    for axis, (title, influence) in zip(axes, maps.items()):
+        shown = influence / influence.max()
+        axis.imshow(torch.log10(shown + 1e-4).numpy(), cmap="magma", vmin=-4, vmax=0, interpolation="nearest")
+        axis.set_title(f"{title}: {program.name}", fontsize=10)
+        axis.set_xlabel("read position j")
+        axis.set_ylabel("written position p")
+    figure.suptitle(f"influence of position j on token p (log10, relative to each map's largest); trained: "
+                    f"{agreement['mean_share_on_compiled_reads']:.0%} on the compiled reads, strongest input a compiled "
+                    f"read in {agreement['steps_whose_top_input_is_a_compiled_read']:.0%} of steps", fontsize=9)  # fmt: skip
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return agreement
