@@ -22,8 +22,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-PAPER_PROMPT = "Once upon a"
-PAPER_TEMPERATURE = 0.5
+from hf_linear.paper import STORY_PROMPT, STORY_TEMPERATURE
+
+PAPER_PROMPT, PAPER_TEMPERATURE = STORY_PROMPT, STORY_TEMPERATURE  # the paper's §4.1 sampling (hf_linear.paper)
 MAX_LOGITS_PER_FORWARD = 2**26  # 256 MB of float32 logits: caps windows per forward at large V
 
 
