@@ -2,6 +2,7 @@
 
     hf-linear eval CHECKPOINT --dataset data/mul4x4-lsb [--split test --num-samples 1000]
     hf-linear eval CHECKPOINT --arithmetic '{"task": "multiplication", "digits": [4, 4], "cot": "lsb"}' [--segments]
+    hf-linear eval CHECKPOINT --program '{"program": "multiplication", "size": 10000}' [--segments]
     hf-linear eval CHECKPOINT --dataset data/tinystories-64 --split validation   # language-model data
 
 Data with `prompt` / `answer` columns is scored by exact match; language-model data (windows of
@@ -30,16 +31,23 @@ from hf_linear.evaluation.segments import format_segments, segment_accuracy, ste
 from hf_linear.output_dirs import check_output_file
 
 
+def generated_source(option: str, text: str, builder: str):
+    """The data source of `--arithmetic` / `--program` JSON: its held-out splits only."""
+    try:
+        arguments = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--{option} is not valid JSON: {error}") from None
+    if not isinstance(arguments, dict):
+        raise ValueError(f"--{option} must be a JSON object of {builder} arguments, got {text}")
+    arguments.setdefault("train_size", 0)
+    return data_source({option: arguments})
+
+
 def evaluate_checkpoint(args) -> dict:
     if args.arithmetic:
-        try:
-            arguments = json.loads(args.arithmetic)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"--arithmetic is not valid JSON: {error}") from None
-        if not isinstance(arguments, dict):
-            raise ValueError(f"--arithmetic must be a JSON object of build_arithmetic_dataset arguments, got {args.arithmetic}")
-        arguments.setdefault("train_size", 0)
-        source = data_source({"arithmetic": arguments})
+        source = generated_source("arithmetic", args.arithmetic, "build_arithmetic_dataset")
+    elif args.program:
+        source = generated_source("program", args.program, "build_program_dataset")
     else:
         # an existing directory is a saved DatasetDict; anything else names a Hub dataset repo
         looks_local = Path(args.dataset).exists() or args.dataset.startswith((".", "/"))
@@ -75,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", help="a DatasetDict saved with save_to_disk (a directory), or a Hub dataset repo id")
     source.add_argument("--arithmetic", help="JSON of build_arithmetic_dataset arguments (built on the fly)")
+    source.add_argument("--program", help='JSON of build_program_dataset arguments, e.g. \'{"program": "multiplication", "size": 10000}\'')
     parser.add_argument("--split", default="test")
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=256)
