@@ -36,6 +36,7 @@ from hf_linear.resources import packaged_config
 from hf_linear.studies.report import DEFAULT_TARGET, format_tokens, percent, write_report
 from hf_linear.studies.results import first_reaching, read_results
 from hf_linear.studies.study import Study, default_study_dir, run_study
+from hf_linear.studies.universality import claims_linear_universality
 
 BEGIN = "<!-- BEGIN hf-linear reproduce: generated, do not edit by hand -->"
 END = "<!-- END hf-linear reproduce -->"
@@ -299,7 +300,9 @@ CLAIMS = {
     "parity_length_complexity": claims_parity,
     "tinystories": claims_tinystories,
     "one_hour": claims_one_hour,
+    "linear_universality": claims_linear_universality,
 }
+NEEDS_STUDY_DIR = {"linear_universality"}  # claims that read the run directories too
 
 
 def study_summary(name: str, study_dir: Path, reports_link: str) -> list[str]:
@@ -314,7 +317,8 @@ def study_summary(name: str, study_dir: Path, reports_link: str) -> list[str]:
          f"Report with plots, per-run table, segment accuracy and configs: [{reports_link}/REPORT.md]({reports_link}/REPORT.md)."),
         "",
     ]
-    claims = CLAIMS.get(name, lambda records: [])(records)
+    claims_of = CLAIMS.get(name, lambda records: [])
+    claims = claims_of(records, study_dir) if name in NEEDS_STUDY_DIR else claims_of(records)
     return lines + (claims + [""] if claims else [])
 
 

@@ -9,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from hf_linear.atomic import write_json_atomically
+from hf_linear.model_types import LINEAR_LM
 from hf_linear.studies.report import format_tokens, percent
 from hf_linear.studies.results import first_reaching
 
@@ -49,7 +50,7 @@ def claims_linear_universality(records: dict[str, dict], study_dir: Path | None 
                 exact = r["final"].get("exact_match", 0.0)
                 text = f"size {r['size']}: {r['cot_tokens']}-token CoT, {percent(exact)}"
                 text += f" ({format_tokens(point['tokens'])} tokens to {100 * TARGET:g}%)" if point else " (target not reached)"
-                if model_type == "linear_lm":
+                if model_type == LINEAR_LM:
                     linear_total += 1
                     linear_all += exact >= TARGET
                     wiring = run_wiring(study_dir / r["run_dir"], r["program"], r["size"]) if study_dir else None

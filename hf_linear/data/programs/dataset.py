@@ -31,7 +31,7 @@ from hf_linear.data.arithmetic.splits import BLOCK, ENUMERATE_LIMIT, SPLITS, TES
 from hf_linear.data.arithmetic.stream import _distributed_rank
 from hf_linear.data.io import build_record, push_dataset, save_dataset
 from hf_linear.data.programs.compiler import BOS, EOS, EQUALS, PAD, UNK, Program
-from hf_linear.data.programs.library import PROGRAMS, compile_program
+from hf_linear.data.programs.library import compile_program, describe_program
 from hf_linear.paper import CITATION
 
 FORMAT_VERSION = 1  # bump when a program's trace or the split changes; part of the fingerprint
@@ -236,7 +236,6 @@ def render_dataset_card(dataset_dict: DatasetDict, certificate: dict | None = No
     complexity), the steps it is made of, an example, and the certificate's result."""
     arguments = build_record(dataset_dict, _DESCRIPTION_PREFIX, "build_program_dataset")
     program = program_of(dataset_dict)
-    family = PROGRAMS[arguments["program"]]
     steps = ", ".join(f"{kind} {count}" for kind, count in program.describe_steps().items())
     rows = "\n".join(f"| {name} | {len(split):,} |" for name, split in dataset_dict.items())
     certified = ("not run" if certificate is None else
@@ -250,7 +249,7 @@ def render_dataset_card(dataset_dict: DatasetDict, certificate: dict | None = No
 ---
 # {program.name}: a compiled Chain of Thought
 
-{family.description}; inputs: {", ".join(f"`{n.name}` in [0, {n.limit})" for n in program.inputs)}.
+{describe_program(arguments["program"])}; inputs: {", ".join(f"`{n.name}` in [0, {n.limit})" for n in program.inputs)}.
 Every CoT token is the argmax of a sum of one term per (earlier position, token): a step a
 *linear* next-token predictor can write (Malach, "Auto-Regressive Next-Token Predictors are
 Universal Learners", ICML 2024). Built by hf-linear's program compiler
