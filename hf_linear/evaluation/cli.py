@@ -25,9 +25,7 @@ from pathlib import Path
 from hf_linear.atomic import write_json_atomically
 from hf_linear.checkpoints import load_model, load_tokenizer
 from hf_linear.data.sources import data_source
-from hf_linear.evaluation.exact_match import exact_match_report, format_report, has_prompts
-from hf_linear.evaluation.lm_report import format_lm_report, lm_report
-from hf_linear.evaluation.segments import format_segments, segment_accuracy, step_names_of
+from hf_linear.evaluation.held_out import evaluate_held_out, format_held_out, held_out_split
 from hf_linear.output_dirs import check_output_file
 
 
@@ -52,27 +50,12 @@ def evaluate_checkpoint(args) -> dict:
         # an existing directory is a saved DatasetDict; anything else names a Hub dataset repo
         looks_local = Path(args.dataset).exists() or args.dataset.startswith((".", "/"))
         source = data_source({"path" if looks_local else "hub": args.dataset})
-    datasets = source.load()
-    if args.split not in datasets:
-        raise ValueError(f"--split {args.split!r} not in the dataset (splits: {', '.join(datasets)})")
-    split = datasets[args.split]
+    split = held_out_split(source.load(), args.split, "--split")
     split = split.select(range(min(args.num_samples, len(split))))
-    if len(split) == 0:
-        raise ValueError(f"--split {args.split!r} is empty: nothing to evaluate")
 
     model, tokenizer = load_model(args.checkpoint), load_tokenizer(args.checkpoint)
-
-    if has_prompts(split):
-        report = exact_match_report(model, tokenizer, split, args.batch_size, args.show)
-        print(format_report(report))
-        if args.segments:
-            report["segments"] = segment_accuracy(model, tokenizer, split["text"], step_names_of(split), args.batch_size)
-            print(format_segments(report["segments"]))
-    else:
-        if args.segments:
-            raise ValueError("--segments needs arithmetic data (prompt / answer columns); this is language-model data")
-        report = lm_report(model, tokenizer, split, batch_size=args.batch_size, num_examples=args.show)
-        print(format_lm_report(report))
+    report = evaluate_held_out(model, tokenizer, split, args.batch_size, args.show, segments=args.segments)
+    print(format_held_out(report))
     report.update(dataset=source.describe(), split=args.split, checkpoint=str(args.checkpoint))
     return report
 

@@ -264,6 +264,7 @@ def plot_inspection(study_dir: Path, records: list[dict], out: Path) -> tuple[st
 
 SEGMENT_SAMPLES = 500  # held-out examples scored per run for the segment table
 SEGMENTS_FILE = "segment_accuracy.json"  # cached in each run directory
+SEGMENT_BATCH_SIZE = 250  # examples per teacher-forced forward pass
 
 
 def run_segments(study_dir: Path, record: dict) -> list[dict] | None:
@@ -278,11 +279,13 @@ def run_segments(study_dir: Path, record: dict) -> list[dict] | None:
     if not source.example_lengths() or not (run_dir / "model.safetensors").is_file():
         return None  # language-model data: no CoT segments
     from hf_linear.checkpoints import load_model, load_tokenizer
-    from hf_linear.evaluation.segments import segment_accuracy, step_names_of
+    from hf_linear.evaluation.held_out import evaluate_held_out, held_out_split
 
-    split = source.held_out()[record.get("split") or "test"]
+    split = held_out_split(source.held_out(), record.get("split") or "test", "evaluation.split")
     split = split.select(range(min(SEGMENT_SAMPLES, len(split))))
-    report = segment_accuracy(load_model(run_dir), load_tokenizer(run_dir), split["text"], step_names_of(split))
+    # the run's exact match is in its record: only the segments are computed here
+    report = evaluate_held_out(load_model(run_dir), load_tokenizer(run_dir), split, SEGMENT_BATCH_SIZE, segments=True,
+                               exact_match=False)["segments"]  # fmt: skip
     write_json_atomically(cache, report)
     return report
 

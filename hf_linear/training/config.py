@@ -75,6 +75,11 @@ class EvaluationConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"evaluation.{name} must be >= 0, got {getattr(self, name)}")
 
+    def sampling(self, seed: int) -> dict:
+        """The samples of a language-model report (lm_report's arguments)."""
+        return {"prompt": self.sample_prompt, "temperature": self.temperature, "num_generations": self.num_generations,
+                "max_new_tokens": self.max_new_tokens, "seed": seed}  # fmt: skip
+
 
 @dataclass
 class BudgetConfig:

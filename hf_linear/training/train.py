@@ -34,8 +34,8 @@ import hf_linear.lora  # teaches PEFT the masked map (a LoRA layer for MaskedPos
 from hf_linear.atomic import write_json_atomically
 from hf_linear.data.collator import CausalLMCollator
 from hf_linear.data.sources import data_source, longest_sequence
-from hf_linear.evaluation.exact_match import exact_match_report, format_report, has_prompts
-from hf_linear.evaluation.lm_report import format_lm_report, lm_report
+from hf_linear.evaluation.exact_match import has_prompts
+from hf_linear.evaluation.held_out import evaluate_held_out, format_held_out, held_out_split
 from hf_linear.hub.push import push_checkpoint
 from hf_linear.resources import packaged_config
 from hf_linear.runtime import cpu_has_native_bf16, machine_description, tune_cpu_allocator
@@ -94,14 +94,11 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, call
     set_seed(args.seed)
     source = data_source(config.dataset)
     datasets = source.load()
-    for split in ("train", evaluation.split):
-        if split not in datasets:
-            raise ValueError(f"the dataset has no {split!r} split (splits: {', '.join(datasets)})")
-    held_out = datasets[evaluation.split]
+    if "train" not in datasets:
+        raise ValueError(f"the dataset has no 'train' split (splits: {', '.join(datasets)})")
     if isinstance(datasets["train"], Dataset) and len(datasets["train"]) == 0:  # (a stream is endless)
         raise ValueError("the 'train' split is empty (e.g. dataset train_size: 0): nothing to train on")
-    if len(held_out) == 0:
-        raise ValueError(f"evaluation.split {evaluation.split!r} is empty: nothing to evaluate")
+    held_out = held_out_split(datasets, evaluation.split, "evaluation.split")
     tokenizer = run_tokenizer(config.model, source)
     train_data = datasets["train"]
     sequence_length = max(longest_sequence(train_data), longest_sequence(held_out))
@@ -170,19 +167,11 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, call
         trainer.save_state()  # trainer_state.json: the logged losses and metrics of the whole run
         held_out = held_out.select(range(min(evaluation.num_samples, len(held_out))))
         # held-out metrics at the top level (the model card lists those), the run's facts apart
-        if has_prompts(held_out):
-            report.update(exact_match_report(final_model, tokenizer, held_out, evaluation.batch_size, evaluation.num_examples))
-            formatter = format_report
-        else:
-            report.update(lm_report(
-                final_model, tokenizer, held_out, batch_size=evaluation.batch_size, prompt=evaluation.sample_prompt,
-                temperature=evaluation.temperature, num_generations=evaluation.num_generations,
-                max_new_tokens=evaluation.max_new_tokens, num_examples=evaluation.num_examples, seed=args.seed,
-            ))  # fmt: skip
-            formatter = format_lm_report
+        report.update(evaluate_held_out(final_model, tokenizer, held_out, evaluation.batch_size, evaluation.num_examples,
+                                        sampling=evaluation.sampling(seed=args.seed)))  # fmt: skip
         report.update(split=evaluation.split, dataset=source.describe())
         write_json_atomically(output_dir / "eval_results.json", report)
-        print("\n" + formatter(report))
+        print("\n" + format_held_out(report))
         print(f"\nmodel saved to {output_dir} (AutoModelForCausalLM.from_pretrained({str(output_dir)!r}))")
         if push_to_hub:
 
