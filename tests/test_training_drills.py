@@ -18,7 +18,7 @@ from test_training import losses, tiny_config, write
 from hf_linear.checkpoints import load_model
 from hf_linear.output_dirs import OUTPUT_MARKER
 from hf_linear.data.arithmetic import sequence_length
-from hf_linear.training import run_dir, train as train_module
+from hf_linear.training import run_dir, train as train_module, trainer as trainer_module
 from hf_linear.training.config import check_config, load_config
 from hf_linear.training.train import split_command_line, train
 
@@ -79,7 +79,7 @@ def test_the_final_model_is_saved_before_the_final_evaluation(tmp_path, monkeypa
     def broken_evaluation(*args, **kwargs):
         raise RuntimeError("evaluation crashed")
 
-    monkeypatch.setattr(train_module, "exact_match_report", broken_evaluation)
+    monkeypatch.setattr(train_module, "evaluate_held_out", broken_evaluation)
     out = tmp_path / "run"
     with pytest.raises(RuntimeError, match="evaluation crashed"):
         train(check_config(tiny_config(out, max_steps=3)))
@@ -234,7 +234,7 @@ def test_the_learning_rate_follows_the_time_budget(tmp_path, monkeypatch):
     config["budget"] = {"max_minutes": 60}
     rates = []
 
-    class Recorder(train_module.HFLinearTrainer):
+    class Recorder(trainer_module.HFLinearTrainer):
         def training_step(self, *args, **kwargs):
             rates.append(self.lr_scheduler.get_last_lr()[0])
             spent["fraction"] = min(1.0, spent["fraction"] + 0.25)  # each step "takes" a quarter of the budget
@@ -242,7 +242,7 @@ def test_the_learning_rate_follows_the_time_budget(tmp_path, monkeypatch):
                 self.control.should_training_stop = True
             return super().training_step(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "HFLinearTrainer", Recorder)
+    monkeypatch.setattr(trainer_module, "HFLinearTrainer", Recorder)
     train(check_config(config))
     # linear decay over the elapsed fraction of the budget: 1, 3/4, 1/2, 1/4 of the peak — a
     # step-based schedule over 1000 steps would still be at ~100%

@@ -40,18 +40,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 import yaml
 
 from hf_linear.atomic import write_text_atomically
-from hf_linear.data.collator import CausalLMCollator
-from hf_linear.data.sources import data_source, longest_sequence
 from hf_linear.evaluation.exact_match import has_prompts
-from hf_linear.runtime import cpu_has_native_bf16, tune_cpu_allocator
+from hf_linear.runtime import tune_cpu_allocator
 from hf_linear.studies.study import load_base, set_dotted
-from hf_linear.training.config import RunConfig, check_config, read_yaml_file, training_arguments
-from hf_linear.training.models import build_model, run_tokenizer
-from hf_linear.training.trainer import HFLinearTrainer
+from hf_linear.training.arguments import training_arguments_for
+from hf_linear.training.config import RunConfig, check_config, read_yaml_file
+from hf_linear.training.models import model_for
+from hf_linear.training.run_data import data_for
+from hf_linear.training.trainer import HFLinearTrainer, trainer_for
 
 SEARCH_KEYS = ("name", "description", "base", "base_config", "set", "space", "objective", "budget_tokens", "trials",
                "evaluations", "pruner", "seed")  # fmt: skip
@@ -175,32 +174,24 @@ class Budget:
 
 
 def search_trainer(search: Search, config: RunConfig, out: Path) -> tuple[HFLinearTrainer, Budget]:
-    """A Trainer whose model_init builds each trial's model, on data built once; the same building
-    blocks and settings as `hf_linear.training.train.train`."""
+    """A Trainer whose model_init builds each trial's model, on data built once; the same
+    arguments, data, model and Trainer as `hf_linear.training.train.train`."""
     if config.budget.max_minutes or config.lora is not None:
         raise ValueError("a search trains every trial on budget_tokens: remove budget.max_minutes and lora from the config")
     tune_cpu_allocator()
-    training = dict(config.training)
-    for key in ("push_to_hub", "resume_from_checkpoint"):
-        training.pop(key, None)
-    training.setdefault("use_cpu", not torch.cuda.is_available())
-    if training.get("bf16") and training["use_cpu"] and not cpu_has_native_bf16():
-        training["bf16"] = False  # emulated bf16 is ~60x slower (see train.py)
-    training.update(
-        output_dir=str(out / "trials"), remove_unused_columns=False, include_num_input_tokens_seen=True,
+    args, _ = training_arguments_for(
+        config, output_dir=str(out / "trials"), include_num_input_tokens_seen=True,
+        # trials log nowhere unless the config says so (a run's TensorBoard default is not theirs)
+        report_to=config.training.get("report_to", "none"),
         # a trial is its objective: no checkpoints (the best config is rerun with `hf-linear train`)
         save_strategy="no", eval_strategy="steps", do_eval=True,
     )  # fmt: skip
-    evaluation = config.evaluation
-    source = data_source(config.dataset)
-    datasets = source.load()
-    train_data = datasets["train"]
-    during = datasets[evaluation.during_training_split]
-    eval_data = during.select(range(min(evaluation.during_training_samples, len(during))))
-    if search.objective == "exact_match" and not has_prompts(eval_data):
+    data = data_for(config)
+    if not data.during_training:
+        raise ValueError(f"a search evaluates its trials on {config.evaluation.during_training_split!r}: it must be a "
+                         "non-empty split and evaluation.during_training_samples > 0")  # fmt: skip
+    if search.objective == "exact_match" and not has_prompts(data.during_training):
         raise ValueError("objective exact_match needs prompts and answers in the data; use eval_loss")
-    tokenizer = run_tokenizer(config.model, source)
-    sequence_length = max(longest_sequence(train_data), longest_sequence(datasets[evaluation.split]))
     model_keys = [key for key in search.space if key.startswith("model.")]
 
     def model_init(trial=None):
@@ -209,20 +200,12 @@ def search_trainer(search: Search, config: RunConfig, out: Path) -> tuple[HFLine
             values = trial if isinstance(trial, dict) else suggest(trial, search.space)
             for key in model_keys:
                 model_section[key.split(".", 1)[1]] = values[key]
-        model, _ = build_model(model_section, tokenizer, sequence_length, language_model_windows=not has_prompts(eval_data),
-                               allow_sliding=bool(config.dataset.get("allow_sliding")))  # fmt: skip
-        return model
+        return model_for(config, data, model_section)
 
-    args = training_arguments(training)
-    budget = Budget(search.budget_tokens, sequence_length, search.evaluations, args.world_size)
+    budget = Budget(search.budget_tokens, data.sequence_length, search.evaluations, args.world_size)
     for key, value in budget.steps(batch_of(args)).items():  # the Trainer's search sets them so too
         setattr(args, key, value)
-    trainer = HFLinearTrainer(
-        model_init=model_init, args=args, train_dataset=train_data, eval_dataset=eval_data,
-        data_collator=CausalLMCollator(tokenizer.pad_token_id, evaluation.mask_prompt), processing_class=tokenizer,
-        generation_eval_dataset=eval_data if search.objective == "exact_match" else None,
-        generation_batch_size=evaluation.batch_size,
-    )  # fmt: skip
+    trainer = trainer_for(config, args, data, model_init=model_init, exact_match=search.objective == "exact_match")
     return trainer, budget
 
 

@@ -27,7 +27,7 @@ import enum
 import re
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -35,7 +35,7 @@ from huggingface_hub.dataclasses import type_validator
 from peft import LoraConfig
 from transformers import AutoConfig, TrainingArguments
 
-from hf_linear.data.sources import data_source
+from hf_linear.data.sources import DataSource, data_source
 from hf_linear.dotted_keys import parent_of
 from hf_linear.model_types import type_names
 
@@ -105,6 +105,14 @@ class RunConfig:
     evaluation: EvaluationConfig
     budget: BudgetConfig
     lora: dict | None = None
+    # the source the check built from `dataset`: the run loads its data from it instead of building
+    # another (a program source compiles its program when built)
+    source: DataSource | None = field(default=None, repr=False, compare=False)
+
+    def data_source(self) -> DataSource:
+        if self.source is None:
+            self.source = data_source(self.dataset)
+        return self.source
 
     def as_dict(self) -> dict:
         return {
@@ -338,7 +346,7 @@ def check_config(config: dict) -> RunConfig:
     else:
         config_class = model_config_class(model.pop("type", None))
         model = {"type": config_class.model_type, **check_fields("model", model, config_class)}
-    data_source(config["dataset"])  # checks the section
+    source = data_source(config["dataset"])  # checks the section
 
     training = check_fields("training", config["training"], TrainingArguments)
     if not isinstance(training.get("output_dir"), str) or not training["output_dir"]:
@@ -354,12 +362,4 @@ def check_config(config: dict) -> RunConfig:
     if config.get("lora") is not None:
 
         lora = check_fields("lora", config["lora"], LoraConfig)
-    return RunConfig(model, dict(config["dataset"]), training, evaluation, budget, lora)
-
-
-def training_arguments(training: dict) -> TrainingArguments:
-    """TrainingArguments of a checked `training:` section; its own checks name the section."""
-    try:
-        return TrainingArguments(**training)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"training: {error}") from None
+    return RunConfig(model, dict(config["dataset"]), training, evaluation, budget, lora, source)

@@ -3,12 +3,31 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from peft import get_peft_model
 from transformers import AutoConfig, AutoModelForCausalLM
 
+import hf_linear.lora  # teaches PEFT the masked map (a LoRA layer for MaskedPositionMixing)
 from hf_linear.checkpoints import load_model, load_tokenizer
 from hf_linear.data.sources import DataSource
 from hf_linear.model_surgery import adapt_pretrained
 from hf_linear.model_types import is_hf_linear, type_names
+
+if TYPE_CHECKING:
+    from hf_linear.training.config import RunConfig
+    from hf_linear.training.run_data import RunData
+
+
+def model_for(config: RunConfig, data: RunData, model_section: dict | None = None):
+    """The run's model, sized by its data: the `model:` section's (or `model_section`, a search
+    trial's variant of it); with a `lora:` section, a LoRA adapter of the masked map on it, the
+    rest frozen."""
+    model, _ = build_model(model_section or config.model, data.tokenizer, data.sequence_length,
+                           language_model_windows=data.language_model, allow_sliding=bool(config.dataset.get("allow_sliding")))  # fmt: skip
+    if config.lora is not None:
+        model = get_peft_model(model, hf_linear.lora.lora_config(**config.lora))
+    return model
 
 
 def run_tokenizer(model_section: dict, source: DataSource):

@@ -17,6 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from datasets import Dataset
+
 from hf_linear.atomic import pid_alive
 from hf_linear.checkpoints import check_safetensors_weights
 from hf_linear.output_dirs import OutputDirError, check_output_dir as check_replaceable, directory_mode, write_marker
@@ -171,3 +173,33 @@ def save_final(model, tokenizer, output_dir: Path, extra_files: dict[str, str]) 
                          f"the run's checkpoints are still there (--resume)") from error  # fmt: skip
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def checkpoint_to_resume(output_dir: Path, resume: bool, resume_from) -> Path | None:
+    """The checkpoint a run continues (`training.resume_from_checkpoint: PATH`, or with --resume
+    the last complete one in output_dir), checked before anything is built or written."""
+    if isinstance(resume_from, str):
+        checkpoint = Path(resume_from)
+        check_resumable(checkpoint, "training.resume_from_checkpoint")
+        return checkpoint
+    if not resume:
+        return None
+    checkpoint = last_complete_checkpoint(output_dir)
+    check_resumable(checkpoint)
+    return checkpoint
+
+
+def check_disk_for(model, args, train_data, output_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Free space for the final model and the checkpoints the run will keep (each: the weights
+    and AdamW's two moments); a resumed run's checkpoints on disk count as written, an
+    overwritten run's space as free."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    steps_per_epoch = None
+    if isinstance(train_data, Dataset):  # a stream has no epochs (max_steps is required)
+        batches = math.ceil(len(train_data) / (args.per_device_train_batch_size * args.world_size))
+        steps_per_epoch = max(1, math.ceil(batches / args.gradient_accumulation_steps))
+    kept = checkpoints_on_disk(args, checkpoints_written(args, steps_per_epoch))
+    if resume:
+        kept = max(0, kept - len(checkpoints(output_dir)))
+    reclaimed = directory_size(output_dir) if overwrite and not resume else 0
+    check_free_space(output_dir, weights * (1 + 3 * kept), reclaimed)

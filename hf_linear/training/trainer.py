@@ -13,7 +13,8 @@ from torch.optim.lr_scheduler import LambdaLR
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from hf_linear.evaluation.exact_match import exact_match_report
+from hf_linear.data.collator import CausalLMCollator
+from hf_linear.evaluation.exact_match import exact_match_report, has_prompts
 
 # learning-rate shapes that can follow a budget: progress p in [0, 1] → factor
 BUDGET_SCHEDULES = {
@@ -139,3 +140,28 @@ class HFLinearTrainer(Trainer):
         self.log(generated)
         metrics.update(generated)
         return metrics
+
+
+def trainer_for(config, args, data, model=None, model_init=None, exact_match: bool = True, callbacks=()) -> HFLinearTrainer:
+    """The Trainer of a checked config (`RunConfig`) on its data (`RunData`): a model, or a search's
+    `model_init`. During training the `during_training` examples are evaluated by their loss, and
+    by exact match (prompts and answers, unless `exact_match` is false) or perplexity (language-model
+    data); a budget's clock runs as a callback."""
+    during = data.during_training
+    generation = during if during is not None and exact_match and has_prompts(during) else None
+    trainer = HFLinearTrainer(
+        model=model,
+        model_init=model_init,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=during,
+        data_collator=CausalLMCollator(data.tokenizer.pad_token_id, config.evaluation.mask_prompt),
+        processing_class=data.tokenizer,
+        generation_eval_dataset=generation,
+        generation_batch_size=config.evaluation.batch_size,
+        report_perplexity=bool(during) and not has_prompts(during),
+        callbacks=list(callbacks) or None,
+    )
+    if config.budget.max_minutes:
+        trainer.add_callback(TimeBudget(config.budget.max_minutes))
+    return trainer
