@@ -52,3 +52,14 @@ def test_return_dict_false_gives_tuples_as_in_transformers():
     assert torch.equal(loss, as_dict.loss) and torch.equal(logits, as_dict.logits)
     (hidden,) = model.model(ids, return_dict=False)
     assert torch.equal(hidden, model.model(ids).last_hidden_state)
+
+
+def test_every_package_is_listed_for_regular_installs():
+    """pyproject lists its packages by name (configs/ and model_cards/ are mapped in): a new
+    subpackage missing there would be absent from a regular `pip install .`."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(root).parts) for init in (root / "hf_linear").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
