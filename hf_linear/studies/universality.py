@@ -99,3 +99,43 @@ def plot_wiring(model, program, path: Path, input_ids=None) -> dict:
     figure.savefig(path, dpi=90)
     plt.close(figure)
     return agreement
+
+
+def cot_lengths(bits: range = range(4, 33, 4)) -> dict[str, list[tuple[int, int]]]:
+    """(input bits, CoT tokens) of every shipped program: its length complexity, compiled."""
+    from hf_linear.data.programs import PROGRAMS, compile_program
+
+    lengths = {}
+    for name, family in PROGRAMS.items():
+        sizes = [(n, n if family.size_meaning == "bits" else 2**n) for n in bits]
+        lengths[name] = [(n, compile_program(name, size).cot_length) for n, size in sizes]
+    return lengths
+
+
+def plot_cot_lengths(path: Path, bits: range = range(4, 33, 4)) -> dict[str, float]:
+    """CoT length against input size (log-log) for every shipped program; returns each one's
+    fitted exponent (1: linear, 2: quadratic)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    figure, axis = plt.subplots(figsize=(6.5, 4.5))
+    exponents = {}
+    for (name, points), marker in zip(cot_lengths(bits).items(), "osD^vP"):
+        n, length = map(np.array, zip(*points))
+        exponents[name] = float(np.polyfit(np.log(n), np.log(length), 1)[0])
+        axis.plot(n, length, marker=marker, label=f"{name} (∝ n^{exponents[name]:.2f})")
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log")
+    axis.set_xlabel("input size n (bits per operand, or bits)")
+    axis.set_ylabel("CoT tokens (length complexity)")
+    axis.set_title("Compiled programs: CoT length against input size", fontsize=10)
+    axis.legend(fontsize=8)
+    axis.grid(alpha=0.3, which="both")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return exponents
