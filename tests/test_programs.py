@@ -170,7 +170,7 @@ def test_data_is_deterministic_split_by_hash_and_prompts_are_checked():
     assert "| chain of thought (length complexity) | 21 |" in card and "100.00% exact match" in card
 
 
-def test_a_tiny_linear_run_learns_comparison_end_to_end(tmp_path):
+def test_a_tiny_linear_run_learns_comparison_end_to_end_and_is_shared(tmp_path, hub_server):
     config = {
         "model": {"type": "linear_lm", "hidden_size": 8},
         "dataset": {"program_stream": {"program": "comparison", "size": 64, "seed": 0, "validation_size": 50,
@@ -184,6 +184,20 @@ def test_a_tiny_linear_run_learns_comparison_end_to_end(tmp_path):
     report = train(check_config(config))
     assert report["exact_match"] >= 0.95, report
     assert json.loads((tmp_path / "run" / "eval_results.json").read_text())["exact_match"] == report["exact_match"]
+    # shared on the Hub: the card says what it was trained on and how to prompt it; it loads and answers
+    from huggingface_hub import ModelCard
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from hf_linear.hub.push import push_checkpoint
+
+    repo_id = hub_server.repo_id("comparison")
+    push_checkpoint(tmp_path / "run", repo_id)
+    card = ModelCard.load(repo_id).text
+    assert "program `comparison-64`" in card and "program_prompt('comparison', 64, ...)" in card
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(repo_id), AutoTokenizer.from_pretrained(repo_id)
+    prompt = tokenizer(program_prompt("comparison", 64, 40, 33), return_tensors="pt")
+    text = tokenizer.decode(model.generate(**prompt, max_new_tokens=20, do_sample=False)[0])
+    assert text.split("=")[-1].split()[0] == "1"  # 40 > 33
 
 
 def test_builder_cli_saves_certifies_and_pushes_to_the_local_hub(tmp_path, capsys, hub_server):

@@ -121,7 +121,25 @@ def architecture_text(config: dict) -> tuple[str, str, str]:
             f"| per-position MLP layers | {layers} × width {width} |\n")
 
 
-def intended_use_text(config: dict) -> str:
+def intended_use_text(config: dict, training_dataset: Any = None) -> str:
+    """What the checkpoint was trained on (from its training config's `dataset:` section, when
+    that names generated CoT data), else what the paper trained this model type on."""
+    facts = {}
+    if isinstance(training_dataset, dict):
+        from hf_linear.data.sources import data_source
+
+        try:
+            facts = data_source(training_dataset).example_lengths()
+        except (ValueError, OSError):  # data this machine cannot describe (e.g. a local path elsewhere)
+            facts = {}
+    if facts.get("program"):
+        return (f"Trained on the compiled Chain of Thought of the program `{facts['task']}` "
+                f"({facts['sequence_tokens']} tokens per example, {facts['cot_tokens']} of them CoT; every CoT "
+                f"token a linear-threshold step of earlier tokens). Prompt it with `hf_linear.data.programs.dataset."
+                f"program_prompt({facts['program']!r}, {facts['size']}, ...)`; the answer follows the last `=`.")  # fmt: skip
+    if facts.get("task"):
+        return (f"Trained on {facts['task']} written as a Chain of Thought ({facts['sequence_tokens']} tokens per "
+                "example): the prompt is everything up to the first `=`, the answer follows the last `=`.")  # fmt: skip
     if config["model_type"] == LINEAR_LM:
         return ("The paper trains this model on TinyStories (simple children's stories) and samples "
                 "from a prompt such as \"Once upon a\" at temperature 0.5.")
@@ -155,7 +173,8 @@ def evaluation_text(report: EvalReport | None) -> tuple[str, str]:
 
 def render_model_card(config: dict, *, repo_id: str, parameters: int, report: EvalReport | None,
                       training_config_name: str | None, training_config_text: str | None,
-                      training_datasets: list[str], has_tokenizer: bool, license: str = "apache-2.0") -> str:
+                      training_datasets: list[str], has_tokenizer: bool, license: str = "apache-2.0",
+                      training_dataset: Any = None) -> str:
     """README.md for the Hub: YAML metadata (with model-index eval results) + the card body."""
     named = ([report.dataset] if report else []) + training_datasets
     datasets = list(dict.fromkeys(name for name in named if is_hub_dataset_id(name)))
@@ -182,7 +201,7 @@ def render_model_card(config: dict, *, repo_id: str, parameters: int, report: Ev
         model_type=config["model_type"], context_length=config["context_length"],
         hidden_size=config["hidden_size"], vocab_size=config["vocab_size"], extra_rows=extra_rows,
         parameters=parameter_text, paper_reference=MODEL_TYPES[config["model_type"]].paper_model, training=training,
-        evaluation=evaluation, intended_use=intended_use_text(config),
+        evaluation=evaluation, intended_use=intended_use_text(config, training_dataset),
         evaluation_limitations=evaluation_limitations, usage=usage_text(repo_id, has_tokenizer), repo_id=repo_id,
         citation=CITATION, arxiv_id=ARXIV_ID, arxiv_url=ARXIV_URL,
     )

@@ -76,7 +76,8 @@ def push_checkpoint(checkpoint_dir: str | Path, repo_id: str, *, revision: str |
             config, repo_id=repo_id, parameters=parameters, report=report,
             training_config_name=checkpoint.training_config.name if checkpoint.training_config else None,
             training_config_text=training_text, training_datasets=dataset_ids(training_config),
-            has_tokenizer=checkpoint.has_tokenizer)
+            has_tokenizer=checkpoint.has_tokenizer,
+            training_dataset=training_config.get("dataset") if isinstance(training_config, dict) else None)
         operations = upload_operations(checkpoint, config, missing_code, card,
                                        report.raw if eval_results is not None else None)
         uploaded = {op.path_in_repo for op in operations}
