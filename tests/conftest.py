@@ -1,5 +1,9 @@
 """Shared pytest fixtures: the local Hub-API server and the shared data directory.
 
+Shared plain helpers live beside this file, so that test modules never import each other:
+tests/helpers.py (tiny models, a tiny training config and its files, a tiny study) and
+tests/schoolbook.py (the independent digit-loop references of the CoT formats).
+
 How the Hub clients are pointed at the local server
 ----------------------------------------------------
 `huggingface_hub`, `datasets` and `transformers` copy HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, ... into

@@ -33,12 +33,7 @@ from hf_linear.data.arithmetic.strings import strings_of_ids
 from hf_linear.output_dirs import OutputDirError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_arithmetic_formats import (  # noqa: E402  (the independent schoolbook references)
-    check_addition,
-    check_multiplication,
-    check_parity,
-    check_parity_threshold,
-)
+from schoolbook import check_addition, check_multiplication, check_parity, check_parity_threshold  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOKENIZER = build_arithmetic_tokenizer()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_training import tiny_config
+from helpers import tiny_config
 
 from hf_linear.checkpoints import load_model
 from hf_linear.data.arithmetic import build_arithmetic_dataset, build_arithmetic_tokenizer, sequence_length

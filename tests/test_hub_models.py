@@ -6,28 +6,24 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from helpers import tiny_model
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 from huggingface_hub.errors import RepositoryNotFoundError
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import hf_linear
-from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM, cli
+from hf_linear import LinearLMConfig, LinearLMForCausalLM, cli
 from hf_linear.hub.push import HubPushError, push_checkpoint, read_eval_report, render_model_card
 
 V, T, D = 23, 6, 4
-
-
-def tiny(kind: str, seed: int = 0, **overrides):
-    torch.manual_seed(seed)
-    if kind == "linear":
-        return LinearLMForCausalLM(LinearLMConfig(vocab_size=V, context_length=T, hidden_size=D, **overrides)).eval()
-    return MLPLMForCausalLM(MLPLMConfig(vocab_size=V, context_length=T, hidden_size=D, **overrides)).eval()
+tiny = partial(tiny_model, vocab_size=V, context_length=T, hidden_size=D)
 
 
 IDS = torch.randint(0, V, (2, T + 3), generator=torch.Generator().manual_seed(7))

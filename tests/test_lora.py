@@ -10,25 +10,20 @@ importing hf_linear.lora (hf_linear.peft_support); its helpers are imported wher
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny_model
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import Trainer, TrainingArguments
 
 import hf_linear
-from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM
 
 V, T, D, R = 13, 5, 4, 2
-
-
-def tiny(kind: str = "linear", seed: int = 0):
-    torch.manual_seed(seed)
-    if kind == "linear":
-        return LinearLMForCausalLM(LinearLMConfig(vocab_size=V, context_length=T, hidden_size=D, pad_token_id=0)).eval()
-    return MLPLMForCausalLM(MLPLMConfig(vocab_size=V, context_length=T, hidden_size=D, pad_token_id=0)).eval()
+tiny = partial(tiny_model, vocab_size=V, context_length=T, hidden_size=D, pad_token_id=0)
 
 
 def adapted(kind: str = "linear", init_lora_weights=False, **lora_kwargs):

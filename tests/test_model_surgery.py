@@ -8,21 +8,19 @@ defines outputs for inputs longer than T, and the grown model must reproduce the
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import pytest
 import torch
+from helpers import tiny_model
 
 import hf_linear  # noqa: F401
 from hf_linear import LinearLMConfig, LinearLMModel
 from hf_linear.model_surgery import adapt_pretrained
-from test_modeling import tiny as tiny_model
 from transformers import AutoModelForCausalLM
 
 V, T, D = 17, 5, 4
-
-
-def tiny(kind: str = "linear", **overrides):
-    return tiny_model(kind, **{"vocab_size": V, "context_length": T, "hidden_size": D, **overrides})
+tiny = partial(tiny_model, vocab_size=V, context_length=T, hidden_size=D)
 
 
 def random_ids(batch, length, seed=0, vocab=V):

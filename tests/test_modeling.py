@@ -12,24 +12,19 @@ import os
 import subprocess
 import sys
 import textwrap
+from functools import partial
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny_model
 
 import hf_linear  # noqa: F401  (registers the Auto classes)
 from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 V, T, D = 23, 6, 4
-
-
-def tiny(kind: str = "linear", **overrides):
-    torch.manual_seed(0)
-    fields = {"vocab_size": V, "context_length": T, "hidden_size": D, **overrides}
-    if kind == "linear":
-        return LinearLMForCausalLM(LinearLMConfig(**fields)).eval()
-    return MLPLMForCausalLM(MLPLMConfig(**fields)).eval()
+tiny = partial(tiny_model, vocab_size=V, context_length=T, hidden_size=D)
 
 
 def dense_masked_weight(model) -> torch.Tensor:
@@ -330,21 +325,22 @@ def test_greedy_generation_matches_reference_beyond_the_window(kind):
 
 @pytest.mark.parametrize("kind", ["linear", "mlp"])
 def test_single_sequence_generation_reads_transposed_copies_that_follow_the_weights(kind, monkeypatch):
-    """At batch 1, generate reads transposed copies of the output layer and of the map's last row
-    (a faster layout for a matrix-vector product): its tokens equal the dense reference's, the
-    copies exist only during the call, and a later call follows weights changed in between."""
-    from hf_linear import modeling_hf_linear
+    """At batch 1, generate takes the decoding path (`decoding_step`), which reads transposed
+    copies of the output layer and of the map's last row (a faster layout for a matrix-vector
+    product): its tokens equal the dense reference's, the copies exist only during the call, and
+    a later call follows weights changed in between."""
+    from hf_linear.modeling_hf_linear import DecodingLayouts
 
     model = tiny(kind)
     made = []
-    real = modeling_hf_linear.decoding_layout
-    monkeypatch.setattr(modeling_hf_linear, "decoding_layout", lambda *a: made.append(a[1]) or real(*a))
+    real = DecodingLayouts.transposed
+    monkeypatch.setattr(DecodingLayouts, "transposed", lambda self, *a: made.append(a[1]) or real(self, *a))
     prompt = torch.tensor([3, 1, 4, 1, 5])
     for _ in range(2):
         out = model.generate(prompt[None], max_new_tokens=2 * T, do_sample=False, pad_token_id=0)
         assert out[0].tolist() == greedy_reference(model, prompt, 2 * T)
         assert {"weight", "last_row"} <= set(made)  # the fast path was taken
-        assert "_decoding_layouts" not in model.lm_head.__dict__
+        assert model.decoding_layouts is None and model.model.mixing.decoding_layouts is None  # dropped
         with torch.no_grad():  # weights changed in place, as an optimizer step would
             for parameter in model.parameters():
                 parameter.mul_(-1.5)

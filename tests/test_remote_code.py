@@ -16,6 +16,7 @@ import textwrap
 
 import pytest
 import torch
+from helpers import tiny_model
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast, pipeline
 
@@ -41,11 +42,10 @@ def word_level_tokenizer(space_prefix_decoder: bool = False) -> PreTrainedTokeni
                                    unk_token="[UNK]", padding_side="left", clean_up_tokenization_spaces=False)
 
 
-def tiny_model() -> MLPLMForCausalLM:
-    torch.manual_seed(0)
-    config = MLPLMConfig(vocab_size=len(WORDS), context_length=6, hidden_size=4, num_mlp_layers=2,
-                         bos_token_id=1, eos_token_id=WORDS.index("[EOS]"), pad_token_id=WORDS.index("[PAD]"))
-    model = MLPLMForCausalLM(config).eval()
+def word_model() -> MLPLMForCausalLM:
+    """A tiny MLPLM over WORDS that never generates a special token."""
+    model = tiny_model("mlp", vocab_size=len(WORDS), context_length=6, hidden_size=4, num_mlp_layers=2,
+                       bos_token_id=1, eos_token_id=WORDS.index("[EOS]"), pad_token_id=WORDS.index("[PAD]"))  # fmt: skip
     with torch.no_grad():
         model.lm_head.bias[SPECIAL_IDS] = -1e4  # generate words only, so that decoded text is never empty
     return model
@@ -55,7 +55,7 @@ def tiny_model() -> MLPLMForCausalLM:
 def checkpoint(tmp_path_factory):
     """(directory, reference outputs) of a saved model + tokenizer."""
     root = tmp_path_factory.mktemp("remote-code")
-    model, tokenizer = tiny_model(), word_level_tokenizer()
+    model, tokenizer = word_model(), word_level_tokenizer()
     model.save_pretrained(root / "ckpt")
     tokenizer.save_pretrained(root / "ckpt")
     ids = torch.tensor([tokenizer("[BOS] 1 2 x 3 4 = ( 4 x 1 +")["input_ids"]])  # 12 tokens: slides beyond T=6
@@ -188,12 +188,12 @@ def expected_pipeline_text(model, tokenizer, prompt: str, max_new_tokens: int) -
         out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
     new_words = [t for t in tokenizer.convert_ids_to_tokens(out[0, ids["input_ids"].shape[1] :].tolist())
                  if t not in tokenizer.all_special_tokens]  # fmt: skip
-    assert new_words  # the special tokens are never generated (tiny_model)
+    assert new_words  # the special tokens are never generated (word_model)
     return prompt + " " + " ".join(new_words)
 
 
 def test_pipeline_keeps_the_space_with_a_space_prefix_decoder():
-    model, tokenizer = tiny_model(), word_level_tokenizer(space_prefix_decoder=True)
+    model, tokenizer = word_model(), word_level_tokenizer(space_prefix_decoder=True)
     prompt = "[BOS] 1 2 x 3 4 ="
     generator = pipeline("text-generation", model=model, tokenizer=tokenizer)
     out = generator(prompt, max_new_tokens=5, do_sample=False)
@@ -205,7 +205,7 @@ def test_pipeline_keeps_the_space_with_a_space_prefix_decoder():
 
 
 def test_pipeline_glues_the_continuation_without_a_decoder():
-    model, tokenizer = tiny_model(), word_level_tokenizer()
+    model, tokenizer = word_model(), word_level_tokenizer()
     prompt = "[BOS] 1 2 x 3 4 ="
     out = pipeline("text-generation", model=model, tokenizer=tokenizer)(prompt, max_new_tokens=5, do_sample=False)
     expected = expected_pipeline_text(model, tokenizer, prompt, 5)

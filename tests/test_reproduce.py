@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import yaml
-from test_studies import tiny_study
+from helpers import tiny_study
 
 from hf_linear.studies import reproduce as reproduce_module
 from hf_linear.studies.reproduce import (

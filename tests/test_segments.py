@@ -6,20 +6,18 @@ import json
 
 import pytest
 import torch
+from helpers import tiny_model
 
-from hf_linear import LinearLMConfig, LinearLMForCausalLM
 from hf_linear.data.arithmetic import ArithmeticSpec, build_arithmetic_dataset, build_arithmetic_tokenizer
 from hf_linear.data.arithmetic.formats import segments_of
 from hf_linear.evaluation.cli import main as eval_main
 from hf_linear.evaluation.segments import segment_accuracy, teacher_forced_predictions
 
 
-def tiny_model(window: int, seed: int = 0) -> LinearLMForCausalLM:
-    tokenizer = build_arithmetic_tokenizer()
-    torch.manual_seed(seed)
-    config = LinearLMConfig(context_length=window, hidden_size=6, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-    return LinearLMForCausalLM(config).eval()
+TOKENIZER = build_arithmetic_tokenizer()
+# the fields of a tiny LinearLM over the arithmetic vocabulary (tiny_model(context_length=..., **ARITHMETIC))
+ARITHMETIC = {"hidden_size": 6, "vocab_size": len(TOKENIZER), "bos_token_id": TOKENIZER.bos_token_id,
+              "eos_token_id": TOKENIZER.eos_token_id, "pad_token_id": TOKENIZER.pad_token_id}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +26,7 @@ def split():
 
 
 def test_teacher_forced_predictions_are_the_predictions_from_each_prefix(split):
-    model = tiny_model(len(split[0]["input_ids"]))
+    model = tiny_model(context_length=len(split[0]["input_ids"]), **ARITHMETIC)
     ids = torch.tensor(split["input_ids"][:6], dtype=torch.long)
     predictions = teacher_forced_predictions(model, ids, batch_size=4)
     with torch.no_grad():
@@ -41,7 +39,7 @@ def test_teacher_forced_predictions_are_the_predictions_from_each_prefix(split):
 
 def test_segment_accuracy_matches_a_loop(split):
     tokenizer = build_arithmetic_tokenizer()
-    model = tiny_model(len(split[0]["input_ids"]), seed=3)
+    model = tiny_model(seed=3, context_length=len(split[0]["input_ids"]), **ARITHMETIC)
     # bias the output towards "0" so that the accuracies differ from segment to segment
     with torch.no_grad():
         model.lm_head.bias[tokenizer.convert_tokens_to_ids("0")] += 5.0
@@ -90,13 +88,13 @@ def test_the_paper_format_has_named_segments():
 def test_segments_refuse_examples_of_different_lengths():
     tokenizer = build_arithmetic_tokenizer()
     with pytest.raises(ValueError, match="differ in length"):
-        segment_accuracy(tiny_model(40), tokenizer, ["[BOS] 1 x 2 = 2 [EOS]", "[BOS] 1 x 2 = 0 2 [EOS]"])
+        segment_accuracy(tiny_model(context_length=40, **ARITHMETIC), tokenizer, ["[BOS] 1 x 2 = 2 [EOS]", "[BOS] 1 x 2 = 0 2 [EOS]"])
 
 
 def test_eval_cli_segments(tmp_path, capsys):
     tokenizer = build_arithmetic_tokenizer()
     window = ArithmeticSpec.create("multiplication", 2, "paper").length + 1
-    tiny_model(window).save_pretrained(tmp_path / "ckpt")
+    tiny_model(context_length=window, **ARITHMETIC).save_pretrained(tmp_path / "ckpt")
     tokenizer.save_pretrained(tmp_path / "ckpt")
     arithmetic = json.dumps({"task": "multiplication", "digits": [2, 2], "cot": "paper", "test_size": 20, "validation_size": 0})
     assert eval_main([str(tmp_path / "ckpt"), "--arithmetic", arithmetic, "--segments", "--num-samples", "20", "--show", "0"]) == 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import tiny_study
 from transformers import TrainerCallback
 
 from hf_linear.studies import study as study_module
@@ -16,29 +17,6 @@ from hf_linear.training.config import read_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def tiny_study(**extra) -> dict:
-    """Two grid runs (LinearLM, MLPLM) and one explicit run (no CoT) on 2x2 multiplication, d=8."""
-    return {
-        "name": "tiny",
-        "description": "A tiny study for the tests.",
-        "base": {
-            "model": {"type": "mlp_lm", "hidden_size": 8},
-            "dataset": {"arithmetic": {"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 1000,
-                                       "validation_size": 16, "test_size": 16, "seed": 0}},  # fmt: skip
-            "training": {
-                "per_device_train_batch_size": 16, "learning_rate": 1e-2, "lr_scheduler_type": "constant",
-                "max_steps": 6, "logging_steps": 1, "eval_strategy": "steps", "eval_steps": 3,
-                "save_strategy": "steps", "save_steps": 3, "report_to": [], "disable_tqdm": True, "seed": 0,
-            },  # fmt: skip
-            "evaluation": {"num_samples": 16, "during_training_samples": 16, "batch_size": 16, "num_examples": 0},
-        },
-        "axes": {"model.type": ["linear_lm", "mlp_lm"]},
-        "runs": [{"name": "nocot", "set": {"dataset.arithmetic.cot": "direct"}}],
-        "report": {"target": 0.5, "x": "model.type"},
-        **extra,
-    }
 
 
 def write_study(tmp_path, spec) -> Path:

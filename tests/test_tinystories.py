@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from datasets import Dataset, load_from_disk
+from helpers import tiny_model
 from transformers import AutoTokenizer
 
 from hf_linear import LinearLMConfig, LinearLMForCausalLM
@@ -259,14 +260,8 @@ def test_distinct_n_and_repetition_by_hand():
     assert stats["distinct_1"] == 0.5 and stats["mean_words"] == 3.0
 
 
-def tiny_linear_lm(vocab=11, T=6, d=4):
-    torch.manual_seed(0)
-    return LinearLMForCausalLM(LinearLMConfig(vocab_size=vocab, context_length=T, hidden_size=d,
-                                              eos_token_id=vocab - 2, pad_token_id=vocab - 1)).eval()  # fmt: skip
-
-
 def test_perplexity_is_exp_of_the_mean_token_cross_entropy():
-    model = tiny_linear_lm()
+    model = tiny_model(vocab_size=11, context_length=6, hidden_size=4, eos_token_id=9, pad_token_id=10)
     rows = torch.randint(0, 11, (7, 6), generator=torch.Generator().manual_seed(1)).tolist()
     total, count = 0.0, 0
     with torch.no_grad():

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import losses, tiny_config, write_config
 
 from hf_linear.evaluation.exact_match import load_metric
 from hf_linear.training.config import check_config, load_config
@@ -20,43 +21,8 @@ from hf_linear.training.train import train
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def tiny_config(output_dir, **training) -> dict:
-    return {
-        "model": {"type": "mlp_lm", "hidden_size": 8},
-        "dataset": {
-            "arithmetic": {"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 2000,
-                           "validation_size": 40, "test_size": 40, "seed": 0}  # fmt: skip
-        },
-        "training": {
-            "output_dir": str(output_dir),
-            "per_device_train_batch_size": 32,
-            "learning_rate": 1e-2,
-            "lr_scheduler_type": "constant",
-            "max_steps": 30,
-            "logging_steps": 1,
-            "save_strategy": "no",
-            "report_to": [],
-            "disable_tqdm": True,
-            "seed": 0,
-            **training,
-        },
-        "evaluation": {"num_samples": 40, "during_training_samples": 0, "batch_size": 40, "num_examples": 2},
-    }
-
-
-def losses(output_dir) -> dict[int, float]:
-    state = json.loads((Path(output_dir) / "trainer_state.json").read_text())
-    return {e["step"]: e["loss"] for e in state["log_history"] if "loss" in e}
-
-
 # ---------------------------------------------------------------------------------------------
 # config parsing
-
-
-def write(tmp_path, config) -> Path:
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 @pytest.mark.parametrize(
@@ -79,7 +45,7 @@ def test_config_errors_name_the_key(tmp_path, section, key, value, message):
     config = tiny_config(tmp_path / "out")
     config[section][key] = value
     with pytest.raises(ValueError, match=message):
-        load_config(write(tmp_path, config))
+        load_config(write_config(tmp_path, config))
 
 
 def test_config_structure_errors(tmp_path):
@@ -101,7 +67,7 @@ def test_config_structure_errors(tmp_path):
 
 
 def test_overrides_are_typed_and_checked(tmp_path):
-    path = write(tmp_path, tiny_config(tmp_path / "out"))
+    path = write_config(tmp_path, tiny_config(tmp_path / "out"))
     config = load_config(path, ["--training.learning_rate", "1e-3", "--model.hidden_size", "16"])
     assert config.training["learning_rate"] == 1e-3 and config.model["hidden_size"] == 16
     with pytest.raises(ValueError, match="must look like --section.key"):
@@ -114,7 +80,7 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path):
     config = tiny_config(tmp_path / "out")
     config["training"]["warmup_stepz"] = 3
     result = subprocess.run(
-        [sys.executable, "-m", "hf_linear.cli", "train", str(write(tmp_path, config))], capture_output=True, text=True
+        [sys.executable, "-m", "hf_linear.cli", "train", str(write_config(tmp_path, config))], capture_output=True, text=True
     )
     assert result.returncode == 2
     assert "warmup_stepz" in result.stderr and "Traceback" not in result.stderr
@@ -122,8 +88,8 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path):
 
 def test_shipped_configs_parse():
     """Every training config (the study configs under configs/studies/ are checked by
-    tests/test_studies.py: they are grids of training configs)."""
-    paths = [p for p in sorted((REPO_ROOT / "configs").rglob("*.yaml")) if "studies" not in p.parts]
+    tests/test_studies.py: they are grids of training configs; configs/tune/ holds search files)."""
+    paths = [p for p in sorted((REPO_ROOT / "configs").rglob("*.yaml")) if not {"studies", "tune"} & set(p.parts)]
     assert len(paths) >= 10
     for path in paths:
         load_config(path)
@@ -191,7 +157,7 @@ def test_exact_match_is_evaluated_during_training(tmp_path):
 @pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate CLI not installed")
 def test_accelerate_two_processes(tmp_path):
     config = tiny_config(tmp_path / "ddp", max_steps=6, save_strategy="steps", save_steps=6)
-    path = write(tmp_path, config)
+    path = write_config(tmp_path, config)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     command = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "hf_linear.training.train", str(path)]  # fmt: skip

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_training import losses, tiny_config, write
+from helpers import losses, tiny_config, write_config
 
 from hf_linear.checkpoints import load_model
 from hf_linear.output_dirs import OUTPUT_MARKER
@@ -173,7 +173,7 @@ def test_relative_data_paths_are_relative_to_the_config_file(tmp_path):
     configs.mkdir()
     config = tiny_config(tmp_path / "out")
     config["dataset"] = {"path": "../data/windows"}
-    path = write(configs, config)
+    path = write_config(configs, config)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     cwd = os.getcwd()
@@ -192,7 +192,7 @@ def test_train_cli_errors_are_one_line(tmp_path):
     config = tiny_config(tmp_path / "out", max_steps=2)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("keep")
-    path = write(tmp_path, config)
+    path = write_config(tmp_path, config)
     assert_one_line_error(run_cli("train", str(path)), "already holds files")
     assert_one_line_error(run_cli("train", str(path), "--resume"), "no complete checkpoint")
     assert_one_line_error(run_cli("train", str(path), "--dataset.arithmetic.digits", "[12, 3]",
@@ -362,7 +362,7 @@ def test_a_failing_checkpoint_save_is_a_one_line_error(tmp_path, capsys, monkeyp
 
     monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", disk_full)
     out = tmp_path / "run"
-    path = write(tmp_path, tiny_config(out, max_steps=6, save_strategy="steps", save_steps=3))
+    path = write_config(tmp_path, tiny_config(out, max_steps=6, save_strategy="steps", save_steps=3))
     assert_in(run_main(capsys, "train", str(path)), "checkpoint-3", "failed (", "PytorchStreamWriter", "--resume")
     assert not (out / "checkpoint-3").exists()  # the incomplete checkpoint does not take the space
 
@@ -392,13 +392,13 @@ def test_unreadable_checkpoints_are_one_line_errors_and_pickles_are_never_loaded
         assert_in(run_main(capsys, "inspect", checkpoint), checkpoint, expected[kind])
         fine_tune = tiny_config(tmp_path / f"tuned-{kind}", max_steps=1)
         fine_tune["model"] = {"init_from": checkpoint}
-        assert_in(run_main(capsys, "train", str(write(tmp_path, fine_tune))), checkpoint, expected[kind])
+        assert_in(run_main(capsys, "train", str(write_config(tmp_path, fine_tune))), checkpoint, expected[kind])
         assert not (tmp_path / f"tuned-{kind}").exists()
-        resumed = write(tmp_path, tiny_config(directory, max_steps=6, save_strategy="steps", save_steps=3))
+        resumed = write_config(tmp_path, tiny_config(directory, max_steps=6, save_strategy="steps", save_steps=3))
         assert_in(run_main(capsys, "train", str(resumed), "--resume"), checkpoint, expected[kind])
     not_a_checkpoint = tiny_config(tmp_path / "tuned", max_steps=1)
     not_a_checkpoint["model"] = {"init_from": str(tmp_path / "notes")}
-    assert_in(run_main(capsys, "train", str(write(tmp_path, not_a_checkpoint))), "notes is not a checkpoint: no config.json")
+    assert_in(run_main(capsys, "train", str(write_config(tmp_path, not_a_checkpoint))), "notes is not a checkpoint: no config.json")
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "tuned").exists()
 
 
@@ -424,7 +424,7 @@ def test_cli_mistakes_are_one_line_errors(tmp_path, capsys, refusing_dir):
                          "--out", str(tmp_path / "ts")), "TinyStories-train.txt", "not UTF-8")  # fmt: skip
     (tmp_path / "target").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "target")
-    config = write(tmp_path, tiny_config(tmp_path / "link", max_steps=1))
+    config = write_config(tmp_path, tiny_config(tmp_path / "link", max_steps=1))
     assert_in(run_main(capsys, "train", str(config), "--overwrite"), "is a symlink")
 
     base = tiny_config(tmp_path / "unused", max_steps=1)
@@ -444,7 +444,7 @@ def test_cli_mistakes_are_one_line_errors(tmp_path, capsys, refusing_dir):
 
 def test_silent_mistakes_are_errors(tmp_path, capsys):
     # a section given twice: the second replaced the first
-    config = write(tmp_path, tiny_config(tmp_path / "out", max_steps=1))
+    config = write_config(tmp_path, tiny_config(tmp_path / "out", max_steps=1))
     config.write_text(config.read_text() + "model:\n  type: linear_lm\n")
     assert_in(run_main(capsys, "train", str(config)), "duplicate key 'model' at line", "config.yaml")
     study = tmp_path / "study.yaml"
@@ -453,7 +453,7 @@ def test_silent_mistakes_are_errors(tmp_path, capsys):
     # nothing to train on: found before the output directory is made
     empty = tiny_config(tmp_path / "empty", max_steps=1)
     empty["dataset"]["arithmetic"]["train_size"] = 0
-    assert_in(run_main(capsys, "train", str(write(tmp_path, empty))), "'train' split is empty")
+    assert_in(run_main(capsys, "train", str(write_config(tmp_path, empty))), "'train' split is empty")
     assert not (tmp_path / "empty").exists()
     # windows longer than every story: an error, not a dataset load_from_disk cannot read
     stories = tmp_path / "stories"
