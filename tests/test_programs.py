@@ -166,6 +166,8 @@ def test_data_is_deterministic_split_by_hash_and_prompts_are_checked():
             program_prompt("addition", 1000, *bad)
     with pytest.raises(ValueError, match="program='nope'"):
         compile_program("nope", 10)
+    with pytest.raises(ValueError, match="2\\*\\*63"):  # inputs are int64
+        compile_program("parity", 64)
     card = render_dataset_card(first, {"exact_match": 1.0, "num_samples": 20})
     assert "| chain of thought (length complexity) | 21 |" in card and "100.00% exact match" in card
 

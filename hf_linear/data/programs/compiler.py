@@ -207,6 +207,8 @@ class ProgramBuilder:
     def number(self, name: str, limit: int, base: int = 2, width: int | None = None, msb_first: bool = False) -> list[int]:
         """An integer input in [0, limit); returns the positions of its digits, least significant first."""
         self._in_prompt("number")
+        if not 2 <= limit <= 2**63:  # inputs are drawn and hashed as int64
+            raise ValueError(f"{name}: limit={limit} must be between 2 and 2**63")
         width = width or max(1, int(np.ceil(np.log(limit) / np.log(base) - 1e-9)))
         if base ** width < limit:
             raise ValueError(f"{name}: {width} digits in base {base} cannot hold {limit - 1}")
