@@ -14,25 +14,12 @@ import yaml
 from transformers import TrainerCallback
 
 from hf_linear.studies.study import Study, run_study
+from helpers import tiny_study
 
 ray = pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install -e '.[engines]'")
 from hf_linear.studies.ray_engine import RayEngine  # noqa: E402
 
-SPEC = {
-    "name": "tiny-ray",
-    "base": {
-        "model": {"type": "mlp_lm", "hidden_size": 8},
-        "dataset": {"arithmetic": {"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 500,
-                                   "validation_size": 16, "test_size": 16, "seed": 0}},  # fmt: skip
-        "training": {
-            "per_device_train_batch_size": 16, "learning_rate": 1e-2, "lr_scheduler_type": "constant",
-            "max_steps": 6, "logging_steps": 1, "eval_strategy": "steps", "eval_steps": 3,
-            "save_strategy": "steps", "save_steps": 3, "report_to": [], "disable_tqdm": True, "seed": 0,
-        },  # fmt: skip
-        "evaluation": {"num_samples": 16, "during_training_samples": 16, "batch_size": 16, "num_examples": 0},
-    },
-    "axes": {"model.type": ["linear_lm", "mlp_lm"]},
-}
+SPEC = tiny_study(name="tiny-ray", runs=[])  # the two grid runs: LinearLM and MLPLM
 KILLED_RUN = "type-mlp_lm"
 
 

@@ -52,14 +52,21 @@ def parity(bits: int) -> Program:
     return program.build()
 
 
-def addition(limit: int) -> Program:
-    """a + b for a, b in [0, limit): per column, the carry out, then the sum bit."""
+def two_operands(name: str, limit: int, operator: str) -> tuple[ProgramBuilder, list[int], list[int], int]:
+    """The prompt "[BOS] a operator b =" of two n-bit numbers below `limit` (LSB first): the
+    builder, the positions of a's and b's bits, and n."""
     n = bits_needed(limit)
-    program = ProgramBuilder(f"addition-{limit}")
+    program = ProgramBuilder(f"{name}-{limit}")
     a = program.number("a", limit, width=n)
-    program.token("+")
+    program.token(operator)
     b = program.number("b", limit, width=n)
     program.begin_cot()
+    return program, a, b, n
+
+
+def addition(limit: int) -> Program:
+    """a + b for a, b in [0, limit): per column, the carry out, then the sum bit."""
+    program, a, b, n = two_operands("addition", limit, "+")
     carry, sums = ZERO, []
     for i in range(n):
         total, carry = program.full_adder(a[i], b[i], carry)
@@ -72,12 +79,7 @@ def addition(limit: int) -> Program:
 
 def comparison(limit: int) -> Program:
     """[a > b] for a, b in [0, limit), scanning from the least significant bit."""
-    n = bits_needed(limit)
-    program = ProgramBuilder(f"comparison-{limit}")
-    a = program.number("a", limit, width=n)
-    program.token(">")
-    b = program.number("b", limit, width=n)
-    program.begin_cot()
+    program, a, b, n = two_operands("comparison", limit, ">")
     greater = ZERO
     for i in range(n):
         greater = program.gate([(a[i], 2), (b[i], -2), (greater, 1)], 1, "greater")
@@ -90,12 +92,7 @@ def multiplication(limit: int) -> Program:
     """a·b for a, b in [0, limit), binary shift-and-add. Row k adds a·b_k << k to the running
     sum s: per column i, p = AND(a_i, b_k), then the full adder of (s_{k+i}, p, carry). The carry
     out of a row is bit k+n of the new sum. Rows are joined by "+", the 2n product bits follow."""
-    n = bits_needed(limit)
-    program = ProgramBuilder(f"multiplication-{limit}")
-    a = program.number("a", limit, width=n)
-    program.token("x")
-    b = program.number("b", limit, width=n)
-    program.begin_cot()
+    program, a, b, n = two_operands("multiplication", limit, "x")
     running = [ZERO] * (2 * n)  # the bits of the running sum: constants until written
     for k in range(n):
         if k:
