@@ -84,6 +84,17 @@ def value_label(value) -> str:
 # The study file → named runs
 
 
+def read_spec_file(path: Path, what: str, keys) -> dict:
+    """A study or search file: a YAML mapping with only the known `keys` (ValueError naming the file)."""
+    spec = read_yaml_file(path, what) or {}
+    if not isinstance(spec, dict):
+        raise ValueError(f"{what} {path} must be a mapping with keys {', '.join(keys)}")
+    unknown = sorted(set(spec) - set(keys))
+    if unknown:
+        raise ValueError(f"{what} {path}: unknown key(s) {', '.join(unknown)} (keys: {', '.join(keys)})")
+    return spec
+
+
 @dataclass
 class Run:
     name: str
@@ -100,12 +111,7 @@ class Study:
     @classmethod
     def load(cls, path: str | Path, quick: bool = False) -> Study:
         path = Path(path)
-        spec = read_yaml_file(path, "study file") or {}
-        if not isinstance(spec, dict):
-            raise ValueError(f"study file {path} must be a mapping with keys {', '.join(STUDY_KEYS)}")
-        unknown = sorted(set(spec) - set(STUDY_KEYS))
-        if unknown:
-            raise ValueError(f"study file {path}: unknown key(s) {', '.join(unknown)} (keys: {', '.join(STUDY_KEYS)})")
+        spec = read_spec_file(path, "study file", STUDY_KEYS)
         base = load_base(spec, path, "study file")
         check_stop_when(spec.get("stop_when"))
         spec = {**spec, "base": base, "name": spec.get("name", path.stem), "quick_run": quick}

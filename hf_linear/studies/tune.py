@@ -45,9 +45,9 @@ import yaml
 from hf_linear.atomic import write_text_atomically
 from hf_linear.evaluation.exact_match import has_prompts
 from hf_linear.runtime import tune_cpu_allocator
-from hf_linear.studies.study import load_base, set_dotted
+from hf_linear.studies.study import load_base, read_spec_file, set_dotted
 from hf_linear.training.arguments import training_arguments_for
-from hf_linear.training.config import RunConfig, check_config, read_yaml_file
+from hf_linear.training.config import RunConfig, check_config
 from hf_linear.training.models import model_for
 from hf_linear.training.run_data import data_for
 from hf_linear.training.trainer import HFLinearTrainer, trainer_for
@@ -77,12 +77,7 @@ class Search:
     @classmethod
     def load(cls, path: str | Path) -> Search:
         path = Path(path)
-        spec = read_yaml_file(path, "search file") or {}
-        if not isinstance(spec, dict):
-            raise ValueError(f"search file {path} must be a mapping with keys {', '.join(SEARCH_KEYS)}")
-        unknown = sorted(set(spec) - set(SEARCH_KEYS))
-        if unknown:
-            raise ValueError(f"search file {path}: unknown key(s) {', '.join(unknown)} (keys: {', '.join(SEARCH_KEYS)})")
+        spec = read_spec_file(path, "search file", SEARCH_KEYS)
         config = load_base(spec, path, "search file")
         for key, value in (spec.get("set") or {}).items():
             set_dotted(config, key, value)
