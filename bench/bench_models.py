@@ -325,7 +325,7 @@ def last_position_decode(model, prompt: torch.Tensor, new_tokens: int, T: int) -
     """Greedy decoding with the model's last-position path and nothing else, reading the weights
     as stored. `generate()` differs by transformers' per-step bookkeeping (logits processors,
     stopping criteria) and by reading the output layer and the map's last row in their faster
-    decoding layout (`hf_linear.modeling_hf_linear.decoding_layout`, made once per call)."""
+    decoding layout (`hf_linear.modeling_hf_linear.DecodingLayouts`, made once per call)."""
     ids = prompt
     for _ in range(new_tokens):
         logits = model(ids[:, -T:], logits_to_keep=1).logits

@@ -15,7 +15,7 @@ Unlike the authors' code, which stores a dense (T·d)×(T·d) weight and multipl
 on every step, only the T(T+1)/2 unmasked blocks are parameters, training spends no FLOPs on the
 masked half (apart from the diagonal of a block-row schedule, see `MaskedPositionMixing`), and
 generation computes only the window's last position for each new token (for one sequence, with
-the weights read in a faster layout: `decoding_layout`).
+the weights read in a faster layout: `DecodingLayouts`, the separate path of `decoding_step`).
 
 This file (with configuration_hf_linear.py) is copied into every checkpoint saved with its code,
 so it imports nothing from hf_linear.
@@ -25,11 +25,13 @@ Shapes: B batch, L sequence length, T context_length, d hidden_size, V vocab_siz
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput
@@ -42,29 +44,37 @@ def num_masked_map_blocks(context_length: int) -> int:
     return context_length * (context_length + 1) // 2
 
 
-def decoding_layout(module: nn.Module, key: str, weight: torch.Tensor) -> torch.Tensor | None:
-    """weight.t() made contiguous, while `module` is inside a `generate` call (else None).
+class DecodingLayouts:
+    """Transposed copies of the weights one sequence's decoding step reads, for one `generate` call.
 
     One sequence's decoding step is a matrix-vector product that only streams weights. On the
     2-core AMD EPYC measured (bench/README.md), MKL streams a weight whose stored rows run along
     the long dimension ~3x faster than the other layout: the output layer as stored, (V, d),
     reads at ~8 GB/s, its (d, V) copy at ~23; a row of the masked map, (n·d, d), at ~11, its
-    (d, n·d) copy at ~31 (`python bench/bench_decode_layouts.py`). The copies (extra memory:
-    one output layer and one row of the map) live for one `generate` call only, in which the
-    weights cannot change; they are made on first use and never saved.
+    (d, n·d) copy at ~31 (`python bench/bench_decode_layouts.py`).
+
+    Owned by `LinearLMForCausalLM.using_decoding_layouts()`, which the `generate` override enters:
+    it creates one of these, hands it to the model and to every masked map in it (their
+    `decoding_layouts` attribute, None otherwise) and drops it when the call ends. The copies
+    (extra memory: one output layer and one row of the map) are made on first use and never
+    saved; inside one `generate` call the weights cannot change, so they cannot go stale.
     """
-    layouts = module.__dict__.get("_decoding_layouts")
-    if layouts is None:
-        return None
-    if key not in layouts:
-        layouts[key] = weight.detach().t().contiguous()
-    return layouts[key]
 
+    def __init__(self):
+        self._copies: dict[tuple[int, str], torch.Tensor] = {}
 
-def is_single_sequence_decoding(x: torch.Tensor) -> bool:
-    """One row, no autograd, no autocast: where `decoding_layout` pays off (batched rows are a
-    matrix-matrix product, and training needs the stored parameters themselves)."""
-    return x.shape[0] == 1 and not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type)
+    def transposed(self, owner: nn.Module, name: str, weight: torch.Tensor) -> torch.Tensor:
+        """weight.t() made contiguous, once per call and (owner, name)."""
+        key = (id(owner), name)  # the owner outlives this object: its id cannot be reused meanwhile
+        if key not in self._copies:
+            self._copies[key] = weight.detach().t().contiguous()
+        return self._copies[key]
+
+    @staticmethod
+    def pay_off(x: torch.Tensor) -> bool:
+        """One row, no autograd, no autocast: where the copies pay off (batched rows are a
+        matrix-matrix product, and training needs the stored parameters themselves)."""
+        return x.shape[0] == 1 and not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type)
 
 
 class _GatherChunkRows(torch.autograd.Function):
@@ -86,6 +96,66 @@ class _GatherChunkRows(torch.autograd.Function):
         return grad.index_select(0, inverse), None, None, None
 
 
+class _ChunkedMaskedMatmul(torch.autograd.Function):
+    """The chunk schedule's matmuls: y[:, s:e] = x[:, :e] @ W_c + b[s:e] for every chunk [s, e).
+
+    Written out by hand, because plain autograd moved ~as many bytes around the matmuls as they
+    read: it copied every input prefix (reshape of a slice), concatenated the chunk outputs, and
+    in the backward zero-filled a full-width input gradient per chunk, summed them, and
+    concatenated the weight gradients. Here x (B, L·d) is the flattened window, so a chunk's
+    input prefix x[:, :e·d] is a strided view the matmul reads in place; every chunk writes its
+    columns of one output; the backward accumulates all chunks' input gradients into one buffer
+    (an in-place addmm into its prefix) and writes the weight gradients into one buffer laid out like the
+    gathered chunk weights.
+    """
+
+    @staticmethod
+    def forward(ctx, x, chunk_weights, bias, chunks):
+        # x: (B, L·d); chunk_weights: flat, chunk [s, e) as (e·d, (e-s)·d), back to back; bias: (n, d)
+        n, d = bias.shape
+        ctx.chunks, ctx.bias_dtype = chunks, bias.dtype
+        ctx.save_for_backward(x, chunk_weights)
+        y = x.new_empty(x.shape[0], n * d)
+        for (s, e), w in zip(chunks, _chunk_matrices(chunk_weights, chunks, d)):
+            torch.mm(x[:, : e * d], w, out=y[:, s * d : e * d])
+        # The bias as stored (fp32 under autocast) is added to the bf16 products, then rounded
+        # once: the value the next layer used to get from an fp32 sum (an addmm with the bias
+        # cast to bf16 would round the bias too).
+        return y.add_(bias.reshape(n * d))  # (B, n·d)
+
+    @staticmethod
+    @once_differentiable  # out= matmuls: no double backward
+    def backward(ctx, grad_y):
+        x, chunk_weights = ctx.saved_tensors
+        chunks, (B, n_d) = ctx.chunks, grad_y.shape
+        d = n_d // chunks[-1][1]
+        grad_y = grad_y.contiguous()
+        weights = _chunk_matrices(chunk_weights, chunks, d)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.empty_like(x)
+            # the last chunk reads the whole prefix [0, n): it writes, the others add
+            (s, e), w = chunks[-1], weights[-1]
+            torch.mm(grad_y[:, s * d : e * d], w.t(), out=grad_x[:, : e * d])
+            grad_x[:, e * d :].zero_()  # inputs past the window (L > T): the sliding rows' business
+            for (s, e), w in zip(chunks[:-1], weights[:-1]):
+                prefix = grad_x[:, : e * d]  # += as addmm(out=) (FlopCounterMode does not see addmm_)
+                torch.addmm(prefix, grad_y[:, s * d : e * d], w.t(), out=prefix)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.empty_like(chunk_weights)
+            for (s, e), g in zip(chunks, _chunk_matrices(grad_w, chunks, d)):
+                torch.mm(x[:, : e * d].t(), grad_y[:, s * d : e * d], out=g)
+        if ctx.needs_input_grad[2]:
+            grad_b = grad_y.sum(0, dtype=ctx.bias_dtype).view(-1, d)  # summed in the parameter's dtype
+        return grad_x, grad_w, grad_b, None
+
+
+def _chunk_matrices(flat: torch.Tensor, chunks: list[tuple[int, int]], d: int) -> list[torch.Tensor]:
+    """Views (e·d, (e-s)·d) of chunk matrices stored back to back in `flat`, one per chunk [s, e)."""
+    sizes = [e * d * (e - s) * d for s, e in chunks]
+    return [m.view(e * d, (e - s) * d) for m, (s, e) in zip(flat.reshape(-1).split(sizes), chunks)]
+
+
 class MaskedPositionMixing(nn.Module):
     """The paper's masked linear map T·d → T·d (with bias), storing only the unmasked blocks.
 
@@ -98,9 +168,12 @@ class MaskedPositionMixing(nn.Module):
 
     Training schedule: the T output positions are cut into chunks of c positions; chunk [s, e)
     is one matmul of the input prefix (B, e·d) with the chunk's (e·d, (e-s)·d) weight; all chunk
-    weights come from the stored blocks in one gather (zero for j > i). Only the upper triangle of each
-    chunk's diagonal block is multiplied needlessly: about c/T of the work, against 1/2 for a dense
-    weight × mask.
+    weights come from the stored blocks in one gather (zero for j > i), all chunks write one
+    output (`_ChunkedMaskedMatmul`). Only the upper triangle of each chunk's diagonal block is
+    multiplied needlessly: about c/T of the work, against 1/2 for a dense weight × mask.
+
+    Generation reads one row of blocks per new token (`last_position`); inside `generate`, for
+    one sequence, through a transposed copy (`decoding_last_position`, see DecodingLayouts).
     """
 
     def __init__(self, context_length: int, hidden_size: int, chunk_size: int | None = None):
@@ -113,6 +186,8 @@ class MaskedPositionMixing(nn.Module):
         self.bias = nn.Parameter(torch.empty(context_length, hidden_size))
         # Gather indices of the chunk weights, derived on first use (never stored in checkpoints).
         self._chunk_layout_cache: dict = {}
+        # Set only while `generate` runs (see DecodingLayouts): the batch-1 decoding path is taken.
+        self.decoding_layouts: DecodingLayouts | None = None
 
     def extra_repr(self) -> str:
         return f"context_length={self.context_length}, hidden_size={self.hidden_size}, chunk_size={self.chunk_size}"
@@ -162,23 +237,21 @@ class MaskedPositionMixing(nn.Module):
         """All positions. x: (B, L, d) → (B, L, d); positions ≥ T see the last T inputs."""
         B, L, d = x.shape
         T = self.context_length
+        n = min(L, T)
         weight = self._compute_weight(x)
-        x = x.to(weight.dtype)
-        # One gather for all chunks, from the blocks of rows 0..min(L, T)-1.
-        length = min(L, T)
-        layout, chunks = self._chunk_layout(length, x.device)
-        stored_rows = weight[: num_masked_map_blocks(length)].reshape(-1, d)  # (k, d_in) rows
-        gathered = _GatherChunkRows.apply(stored_rows, *layout).split([e * d * (e - s) for s, e in chunks])
-        outputs = []
-        for (s, e), chunk in zip(chunks, gathered):
-            y = x[:, :e].reshape(B, e * d) @ chunk.view(e * d, (e - s) * d)  # (B, (e-s)·d)
-            outputs.append(y.view(B, e - s, d))
-        y = torch.cat(outputs, dim=1) + self.bias[: min(L, T)]  # (B, min(L, T), d)
+        x = x.to(weight.dtype).reshape(B, L * d)  # flattened: positions 0..e-1 are the columns [0, e·d)
+        # One gather for all chunks, from the blocks of rows 0..n-1 (slicing all of them would
+        # still cost a zero-filled gradient and a copy in the backward).
+        layout, chunks = self._chunk_layout(n, x.device)
+        stored = weight if n == T else weight[: num_masked_map_blocks(n)]
+        chunk_weights = _GatherChunkRows.apply(stored.reshape(-1, d), *layout)  # (k, d_in) rows → chunks
+        y = _ChunkedMaskedMatmul.apply(x, chunk_weights, self.bias[:n], chunks).view(B, n, d)
 
         if L > T:  # sliding window: output position p ≥ T sees inputs p-T+1..p through row T-1
-            windows = x.unfold(1, T, 1)[:, 1:]  # (B, L-T, d, T), window w covers inputs w+1..w+T
-            windows = windows.transpose(2, 3).reshape(B, L - T, T * d)
-            y = torch.cat([y, windows @ self.row_weight(T - 1, weight) + self.bias[T - 1]], dim=1)
+            windows = x.view(B, L, d).unfold(1, T, 1)[:, 1:]  # (B, L-T, d, T), window w covers inputs w+1..w+T
+            windows = windows.transpose(2, 3).reshape(B * (L - T), T * d)
+            sliding = (windows @ self.row_weight(T - 1, weight) + self.bias[T - 1]).to(y.dtype)
+            y = torch.cat([y, sliding.view(B, L - T, d)], dim=1)
         return y
 
     def last_position(self, window: torch.Tensor) -> torch.Tensor:
@@ -190,14 +263,21 @@ class MaskedPositionMixing(nn.Module):
         B, n, d = window.shape
         if n > self.context_length:
             raise ValueError(f"window of {n} positions exceeds context_length={self.context_length}")
+        if self.decoding_layouts is not None and n == self.context_length and DecodingLayouts.pay_off(window):
+            return self.decoding_last_position(window)
         weight = self._compute_weight(window)
         x = window.to(weight.dtype).reshape(B, n * d)
-        if n == self.context_length and is_single_sequence_decoding(x):
-            # the steady state of long generation: always the window's last row, read transposed
-            row = decoding_layout(self, "last_row", self.row_weight(n - 1, weight))
-            if row is not None:
-                return F.linear(x, row, self.bias[n - 1])
         return x @ self.row_weight(n - 1, weight) + self.bias[n - 1]
+
+    def decoding_last_position(self, window: torch.Tensor) -> torch.Tensor:
+        """`last_position` of one full window inside `generate`: window (1, T, d) → (1, d).
+
+        The steady state of long generation is always the window's last row, read through its
+        transposed copy (`DecodingLayouts`).
+        """
+        _, n, d = window.shape
+        row_t = self.decoding_layouts.transposed(self, "last_row", self.row_weight(n - 1))  # (d, n·d)
+        return F.linear(window.to(row_t.dtype).reshape(1, n * d), row_t, self.bias[n - 1])
 
     @torch.no_grad()
     def grown(self, context_length: int, chunk_size: int | None = None) -> "MaskedPositionMixing":
@@ -354,8 +434,7 @@ class LinearLMModel(HFLinearPreTrainedModel):
         if kwargs.get("inputs_embeds") is not None:
             raise ValueError(f"{type(self).__name__} takes input_ids, not inputs_embeds")
         self._check_input_ids(input_ids)
-        pad_id = self.config.pad_token_id if self.config.pad_token_id is not None else 0
-        ids, lengths, order = left_align(input_ids, attention_mask, pad_id)
+        ids, lengths, order = self._left_align(input_ids, attention_mask)
 
         if last_position_only:
             hidden = self._last_position_features(ids, lengths)[:, None]  # (B, 1, ·)
@@ -370,6 +449,11 @@ class LinearLMModel(HFLinearPreTrainedModel):
         hidden_states = (embeddings, hidden) if output_hidden_states and embeddings is not None else None
         output = BaseModelOutput(last_hidden_state=hidden, hidden_states=hidden_states)
         return output if self._returns_dict(return_dict) else output.to_tuple()
+
+    def _left_align(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None):
+        """`left_align` with the config's padding token."""
+        pad_id = self.config.pad_token_id if self.config.pad_token_id is not None else 0
+        return left_align(input_ids, attention_mask, pad_id)
 
     def _last_position_features(self, ids: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         """(B, ·) features of each row's last real token, from a window of at most T tokens."""
@@ -436,6 +520,8 @@ class LinearLMForCausalLM(HFLinearPreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.model = self.base_model_class(config)
         self.lm_head = nn.Linear(self.model.output_size, config.vocab_size, bias=True)
+        # Set only while `generate` runs (`using_decoding_layouts`): the batch-1 decoding path is taken.
+        self.decoding_layouts: DecodingLayouts | None = None
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -476,7 +562,11 @@ class LinearLMForCausalLM(HFLinearPreTrainedModel, GenerationMixin):
         labels (B, L): next-token targets aligned with input_ids (shifted inside), -100 = ignore.
         logits_to_keep: 0 = all positions; k > 0 = the last k. With k = 1 (what `generate`
         passes) only the window's last position is computed.
+        With labels, the logits are returned in fp32 (the loss computes in fp32 anyway).
         """
+        if self._takes_decoding_step(input_ids, labels, logits_to_keep, kwargs):
+            output = CausalLMOutput(logits=self.decoding_step(input_ids, attention_mask))
+            return output if self._returns_dict(return_dict) else output.to_tuple()
         if labels is not None and labels.shape != input_ids.shape:
             raise ValueError(f"labels shape {tuple(labels.shape)} != input_ids shape {tuple(input_ids.shape)}")
         last_only = logits_to_keep == 1 and labels is None
@@ -490,34 +580,71 @@ class LinearLMForCausalLM(HFLinearPreTrainedModel, GenerationMixin):
         hidden = outputs.last_hidden_state
         if not last_only and isinstance(logits_to_keep, int) and logits_to_keep > 0:
             hidden = hidden[:, -logits_to_keep:]
-        head_t = None
-        if last_only and type(self.lm_head) is nn.Linear and is_single_sequence_decoding(hidden):
-            head_t = decoding_layout(self.lm_head, "weight", self.lm_head.weight)  # (d, V)
-        if head_t is not None:
-            logits = torch.addmm(self.lm_head.bias, hidden[:, 0], head_t)[:, None]  # (1, 1, V)
-        else:
-            logits = self.lm_head(hidden)  # (B, ·, V)
+        logits = self.lm_head(hidden)  # (B, ·, V)
 
         loss = None
         if labels is not None:
             valid = labels[labels != -100]
             if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= self.config.vocab_size):
                 raise ValueError(f"labels contain ids outside [0, {self.config.vocab_size}) other than -100")
+            # The loss upcasts the logits to fp32 (a no-op for fp32 ones); upcast them here once and
+            # return the fp32 copy, which the loss reuses, rather than a bf16 one that accelerate's
+            # mixed precision (Trainer with bf16) would upcast a second time.
+            logits = logits.float()
             loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
         output = CausalLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
         return output if self._returns_dict(return_dict) else output.to_tuple()
 
-    def generate(self, *args, **kwargs):
-        """`GenerationMixin.generate`; while it runs, single-sequence steps read the output layer
-        and the masked map's last row in their fast decoding layout (see `decoding_layout`)."""
-        modules = [m for m in self.modules() if isinstance(m, MaskedPositionMixing)] + [self.lm_head]
-        for module in modules:
-            module.__dict__["_decoding_layouts"] = {}
+    # Batch-1 decoding: a separate path, taken only inside `generate` (see DecodingLayouts).
+
+    def _takes_decoding_step(self, input_ids, labels, logits_to_keep, kwargs) -> bool:
+        """Whether this forward is one sequence's decoding step that `decoding_step` computes:
+        inside `generate`, next-token logits only, one row, no autograd or autocast. (Hidden
+        states are None on the last-position path, so output_hidden_states does not matter.)"""
+        return (
+            self.decoding_layouts is not None
+            and labels is None
+            and logits_to_keep == 1
+            and kwargs.get("inputs_embeds") is None
+            and type(self.lm_head) is nn.Linear
+            and input_ids.dim() == 2
+            and DecodingLayouts.pay_off(input_ids)
+        )
+
+    def decoding_step(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Next-token logits (1, 1, V) of one sequence input_ids (1, L), inside `generate`.
+
+        Computes what `forward(input_ids, attention_mask, logits_to_keep=1)` computes (the
+        window's last position only), reading the output layer and, through
+        `MaskedPositionMixing.last_position`, the masked map's last row in their decoding layout
+        (`DecodingLayouts`).
+        """
+        self.model._check_input_ids(input_ids)
+        ids, lengths, _ = self.model._left_align(input_ids, attention_mask)
+        hidden = self.model._last_position_features(ids, lengths)  # (1, ·)
+        head_t = self.decoding_layouts.transposed(self.lm_head, "weight", self.lm_head.weight)  # (·, V)
+        return torch.addmm(self.lm_head.bias, hidden, head_t)[:, None]  # (1, 1, V)
+
+    @contextlib.contextmanager
+    def using_decoding_layouts(self):
+        """Within the block, this model and its masked maps share one new `DecodingLayouts`;
+        at its end they drop it, with the copies (the `generate` override's block)."""
+        holders = [self] + [m for m in self.modules() if isinstance(m, MaskedPositionMixing)]
+        before = [holder.decoding_layouts for holder in holders]
+        layouts = DecodingLayouts()
+        for holder in holders:
+            holder.decoding_layouts = layouts
         try:
-            return super().generate(*args, **kwargs)
+            yield layouts
         finally:
-            for module in modules:
-                module.__dict__.pop("_decoding_layouts", None)
+            for holder, previous in zip(holders, before):
+                holder.decoding_layouts = previous
+
+    def generate(self, *args, **kwargs):
+        """`GenerationMixin.generate`; single-sequence steps take `decoding_step`, which reads the
+        output layer and the masked map's last row in their decoding layout (`DecodingLayouts`)."""
+        with self.using_decoding_layouts():
+            return super().generate(*args, **kwargs)
 
     # Generation. The model's whole state is its last T tokens, which `generate` already keeps in
     # input_ids, so there is no key/value cache: each step embeds the window and computes the
