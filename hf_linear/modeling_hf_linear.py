@@ -127,7 +127,7 @@ class _ChunkedMaskedMatmul(torch.autograd.Function):
     @once_differentiable  # out= matmuls: no double backward
     def backward(ctx, grad_y):
         x, chunk_weights = ctx.saved_tensors
-        chunks, (B, n_d) = ctx.chunks, grad_y.shape
+        chunks, n_d = ctx.chunks, grad_y.shape[1]
         d = n_d // chunks[-1][1]
         grad_y = grad_y.contiguous()
         weights = _chunk_matrices(chunk_weights, chunks, d)

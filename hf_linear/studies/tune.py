@@ -335,7 +335,7 @@ def best_config(search: Search, best: dict, out: Path) -> dict:
 
 
 def plot_search(records: list[dict], search: Search, plots: Path, study=None) -> list[tuple[str, str]]:
-    from hf_linear.studies.report import new_figure, plt, save_figure
+    from hf_linear.studies.report import new_figure, save_figure
 
     plots.mkdir(parents=True, exist_ok=True)
     maximize = OBJECTIVES[search.objective][1] == "maximize"

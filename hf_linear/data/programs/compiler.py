@@ -39,6 +39,8 @@ import numpy as np
 from hf_linear.data.arithmetic.formats import BOS, EOS, EQUALS, PAD, STEP_JOINER, UNK
 
 SPECIALS = (UNK, BOS, EOS, PAD)
+__all__ = ["BITS", "BOS", "EOS", "EQUALS", "ONE", "PAD", "STEP_JOINER", "UNK", "ZERO", "Constant", "NumberInput",
+           "Program", "ProgramBuilder", "Step", "dense_table"]  # fmt: skip
 BITS = ("0", "1")
 MIN_MARGIN = 0.5  # every step's best token beats the runner-up by at least this much
 

@@ -30,7 +30,7 @@ from hf_linear.data.arithmetic.builder import check_count
 from hf_linear.data.arithmetic.splits import BLOCK, ENUMERATE_LIMIT, SPLITS, TEST, TRAIN, VALIDATION, splitmix64
 from hf_linear.data.arithmetic.stream import _distributed_rank
 from hf_linear.data.io import build_record, push_dataset, save_dataset
-from hf_linear.data.programs.compiler import BOS, EOS, EQUALS, PAD, UNK, Program
+from hf_linear.data.programs.compiler import BOS, EOS, PAD, UNK, Program
 from hf_linear.data.programs.library import compile_program, describe_program
 from hf_linear.paper import CITATION
 
@@ -296,4 +296,4 @@ def push_program_dataset_to_hub(dataset_dict: DatasetDict, repo_id: str, token: 
                         lambda metadata: render_dataset_card(dataset_dict, certificate, metadata), repo_id, token, private)  # fmt: skip
 
 
-__all__ = ["EQUALS", "ProgramStream", "build_program_dataset", "build_program_tokenizer", "program_of", "program_prompt"]
+__all__ = ["ProgramStream", "build_program_dataset", "build_program_tokenizer", "program_of", "program_prompt"]

@@ -29,7 +29,6 @@ import fnmatch
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
