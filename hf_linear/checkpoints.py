@@ -21,6 +21,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
+class CorruptWeightsError(ValueError):
+    """A safetensors file that cannot be read (truncated, garbled header)."""
+
+    def __init__(self, path: Path, error: Exception):
+        self.path = path
+        super().__init__(f"{path} is not a readable safetensors file (truncated or corrupt: {error})")
+
+
 def check_safetensors_weights(directory: Path) -> list[Path]:
     """The *.safetensors files of a checkpoint directory (model or adapter weights), each opened
     with `safe_open` (its header and size checked); ValueError naming the file otherwise."""
@@ -36,7 +44,7 @@ def check_safetensors_weights(directory: Path) -> list[Path]:
             with safe_open(str(path), framework="pt"):
                 pass
         except (SafetensorError, OSError) as error:
-            raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt: {error})") from None
+            raise CorruptWeightsError(path, error) from None
     return weights
 
 

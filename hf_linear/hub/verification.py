@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-from hf_linear.checkpoints import check_safetensors_weights
+from hf_linear.checkpoints import CorruptWeightsError, check_safetensors_weights
 from hf_linear.model_types import is_hf_linear, type_names
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,10 @@ def inspect_checkpoint(checkpoint_dir: str | Path) -> Checkpoint:
         raise ValueError(f"{config_path} has model_type {config.get('model_type')!r}; hf-linear pushes "
                          f"{type_names(' or ')} checkpoints")
     top_level = sorted(p for p in path.iterdir() if p.is_file())
-    weights = check_safetensors_weights(path)  # the loaders' rule: safetensors only, each one readable
+    try:
+        weights = check_safetensors_weights(path)  # the loaders' rule: safetensors only, each one readable
+    except CorruptWeightsError as error:  # weights that would push broken: the push error, as verify's
+        raise HubPushError(f"{error.path} is corrupt or truncated: {error}") from None
     if (path / SAFETENSORS_INDEX).is_file():
         weights.append(path / SAFETENSORS_INDEX)
     code = [p for p in top_level if p.suffix == ".py"]
