@@ -15,7 +15,7 @@ from hf_linear.data.arithmetic.tokenizer import TOKEN_TO_ID
 _STREAM_CHUNK = 4096  # examples built at once (small: the first one comes fast)
 
 
-def _distributed_rank() -> int:
+def distributed_rank() -> int:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank()
     return int(os.environ.get("RANK", "0"))
@@ -50,7 +50,7 @@ class ArithmeticStream(torch.utils.data.IterableDataset):
     def stream_key(self) -> tuple[int, int, int, int]:
         """(seed, epoch, rank, worker) of the stream the calling process iterates."""
         worker = torch.utils.data.get_worker_info()
-        rank = self.rank if self.rank is not None else _distributed_rank()
+        rank = self.rank if self.rank is not None else distributed_rank()
         return self.seed, self.epoch, rank, worker.id if worker is not None else 0
 
     def __iter__(self) -> Iterator[dict]:

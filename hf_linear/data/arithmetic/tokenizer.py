@@ -34,10 +34,10 @@ DIGIT_ID = TOKEN_TO_ID["0"]  # digit d has id DIGIT_ID + d
 PAIR_ID = TOKEN_TO_ID["0x0"]  # pair AxB has id PAIR_ID + 10*A + B
 
 
-def build_arithmetic_tokenizer() -> PreTrainedTokenizerFast:
-    """The arithmetic tokenizer (119 tokens, see the module docstring); save it with `save_pretrained`
-    and load it back with `AutoTokenizer.from_pretrained(directory)`."""
-    word_level = Tokenizer(models.WordLevel(vocab=TOKEN_TO_ID, unk_token=UNK))
+def word_level_tokenizer(token_to_id: dict[str, int]) -> PreTrainedTokenizerFast:
+    """A whitespace-split word-level tokenizer of `token_to_id` (which holds [UNK], [BOS], [EOS],
+    [PAD]), left padding, no added specials: the arithmetic and program data's kind."""
+    word_level = Tokenizer(models.WordLevel(vocab=token_to_id, unk_token=UNK))
     word_level.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     # Decoding writes every token after a space, as GPT-2's BPE does, except [BOS], which starts
     # a text: the decoded continuation of a prompt (" 5 6 ...", what `pipeline` appends to the
@@ -52,3 +52,9 @@ def build_arithmetic_tokenizer() -> PreTrainedTokenizerFast:
         padding_side="left",
         clean_up_tokenization_spaces=False,
     )
+
+
+def build_arithmetic_tokenizer() -> PreTrainedTokenizerFast:
+    """The arithmetic tokenizer (119 tokens, see the module docstring); save it with `save_pretrained`
+    and load it back with `AutoTokenizer.from_pretrained(directory)`."""
+    return word_level_tokenizer(TOKEN_TO_ID)

@@ -23,14 +23,14 @@ import numpy as np
 import torch
 import yaml
 from datasets import Dataset, DatasetDict, DatasetInfo, Features, List, Value
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from hf_linear.data.arithmetic.builder import check_count
 from hf_linear.data.arithmetic.splits import BLOCK, ENUMERATE_LIMIT, SPLITS, TEST, TRAIN, VALIDATION, splitmix64
-from hf_linear.data.arithmetic.stream import _distributed_rank
+from hf_linear.data.arithmetic.stream import distributed_rank
+from hf_linear.data.arithmetic.tokenizer import word_level_tokenizer
 from hf_linear.data.io import build_record, push_dataset, save_dataset
-from hf_linear.data.programs.compiler import BOS, EOS, PAD, UNK, Program
+from hf_linear.data.programs.compiler import EOS, Program
 from hf_linear.data.programs.library import compile_program, describe_program
 from hf_linear.paper import CITATION
 
@@ -119,11 +119,7 @@ def heldout_inputs(program: Program, split: int, count: int) -> tuple[np.ndarray
 def build_program_tokenizer(program: Program) -> PreTrainedTokenizerFast:
     """Word-level tokenizer of the program's vocabulary (ids = `program.token_ids()`); left
     padding, no added specials: texts hold their [BOS] and [EOS], as the arithmetic data's."""
-    word_level = Tokenizer(models.WordLevel(vocab=program.token_ids(), unk_token=UNK))
-    word_level.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    word_level.decoder = decoders.Sequence([decoders.Replace(Regex("^"), " "), decoders.Replace(f" {BOS}", BOS)])
-    return PreTrainedTokenizerFast(tokenizer_object=word_level, bos_token=BOS, eos_token=EOS, pad_token=PAD,
-                                   unk_token=UNK, padding_side="left", clean_up_tokenization_spaces=False)  # fmt: skip
+    return word_level_tokenizer(program.token_ids())
 
 
 def program_prompt(program: str | Program, size: int | None = None, *numbers: int) -> str:
@@ -217,7 +213,7 @@ class ProgramStream(torch.utils.data.IterableDataset):
 
     def __iter__(self) -> Iterator[dict]:
         worker = torch.utils.data.get_worker_info()
-        rank = self.rank if self.rank is not None else _distributed_rank()
+        rank = self.rank if self.rank is not None else distributed_rank()
         key = (self.seed, self.epoch, rank, worker.id if worker is not None else 0)
         rng = np.random.default_rng(np.random.SeedSequence([_ONLINE_STREAM, *key]))
         for block in input_blocks(self.program, TRAIN, rng):
