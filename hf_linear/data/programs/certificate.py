@@ -21,7 +21,7 @@ SCALE = 8.0  # logit units per score unit: a margin of 1/2 becomes a logit gap o
 EXCLUDED = -1e4  # score of the tokens a step cannot write
 
 
-def certificate_model(program: Program, tokenizer=None) -> LinearLMForCausalLM:
+def certificate_model(program: Program) -> LinearLMForCausalLM:
     """The LinearLM (window T = program.length, d = V) that computes `program`'s steps exactly."""
     ids = program.token_ids()
     V, T = len(ids), program.length
