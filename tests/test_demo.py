@@ -4,7 +4,9 @@ The browser test starts `hf-linear demo` on a LinearLM trained in the test (~1 s
 4x4 `lsb` multiplication, 4321 x 8765 among them), opens the page in Debian's chromium through
 Playwright, computes 4321 x 8765, sees the streamed CoT and the checked answer, picks a token and
 reads its attribution table, and keeps a screenshot (HF_LINEAR_DEMO_SCREENSHOT=PATH also writes it
-there, palette-compressed: docs/demo.png is made so).
+there, palette-compressed: docs/demo.png is made so). A program checkpoint (the certificate of
+4-bit binary multiplication, exact without training) gets the same tab: its handlers directly,
+then 13 x 11 in the browser.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ import yaml
 from hf_linear import LinearLMConfig, LinearLMForCausalLM
 from hf_linear.data.arithmetic import ArithmeticSpec, build_arithmetic_tokenizer
 from hf_linear.data.arithmetic.formats import EOS
+from hf_linear.data.programs import compile_program
+from hf_linear.data.programs.certificate import certificate_model
+from hf_linear.data.programs.dataset import build_program_tokenizer, program_prompt
 from hf_linear.demo.generation import check_cot
 
 SPEC = ArithmeticSpec.create("multiplication", 4, "lsb")
@@ -63,6 +68,20 @@ def checkpoint(tmp_path_factory) -> Path:
     return train_small_linear_lm(tmp_path_factory.mktemp("mul4x4-lsb-linear"))
 
 
+PROGRAM = compile_program("multiplication", 16)  # a, b in [0, 16): 4 bits each, 4 rows joined by "+"
+
+
+@pytest.fixture(scope="module")
+def program_checkpoint(tmp_path_factory) -> Path:
+    """The certificate of 4-bit binary multiplication (always right, no training), saved as a run
+    trained on the program's stream."""
+    path = tmp_path_factory.mktemp("multiplication-16-certificate")
+    certificate_model(PROGRAM).save_pretrained(path)
+    build_program_tokenizer(PROGRAM).save_pretrained(path)
+    (path / "training_config.yaml").write_text(yaml.safe_dump({"dataset": {"program_stream": {"program": "multiplication", "size": 16}}}))
+    return path
+
+
 # ----------------------------------------------------------------------------- without a browser
 
 
@@ -80,6 +99,62 @@ def test_cot_check_names_the_first_departing_step():
     assert check.departure_step == "long multiplication, step 2" and check.expected_token == generated[second_row]
     stopped = check_cot(SPEC, (4321, 8765), generated[:10])
     assert not stopped.correct and stopped.departure == 10 and stopped.answer == ""
+
+
+def test_program_task_prompt_reference_and_check(program_checkpoint):
+    from hf_linear.demo.models import load_demo_model
+    from hf_linear.demo.tasks import ProgramTask
+
+    task = load_demo_model(str(program_checkpoint)).task
+    assert isinstance(task, ProgramTask) and task.program.name == "multiplication-16"
+    assert [field.label for field in task.fields] == ["a (0 – 15)", "b (0 – 15)"]
+    assert task.prompt([" 13", "11 "]) == program_prompt("multiplication", 16, 13, 11)
+    trace = PROGRAM.tokens(13, 11)
+    assert task.reference(["13", "11"]) == trace[PROGRAM.prompt_length :] + [EOS]
+
+    right = task.check(["13", "11"], task.reference(["13", "11"]))
+    assert right.correct and right.departure is None and right.true_result == 143
+    assert right.statement == "multiplication-16 of a=13, b=11 = 143 (answer bits least significant first)"
+    assert right.answer == " ".join(trace[PROGRAM.answer_start :])
+
+    wrong = task.reference(["13", "11"])
+    second_row = wrong.index("+") + 4  # a token of the second row of the CoT
+    wrong[second_row] = "1" if wrong[second_row] == "0" else "0"
+    wrong[-2] = "1" if wrong[-2] == "0" else "0"  # and the answer's most significant bit: 143 + 128 or 143 - 128
+    check = task.check(["13", "11"], wrong)
+    assert not check.correct and check.departure == second_row and check.departure_step == "chain of thought, step 2"
+    assert check.expected_token == trace[PROGRAM.prompt_length + second_row]
+    assert "the model's bits read 15" in check.statement
+    stopped = task.check(["13", "11"], wrong[:5])
+    assert not stopped.correct and stopped.departure == 5 and stopped.answer == ""
+
+    for values, expected in [(["16", "3"], "a=16 must be an integer in [0, 16)"), (["x", "3"], "a='x' must be"),
+                             (["", "3"], "a='' must be"), (["-1", "3"], "a='-1' must be"), (["3", "1.5"], "b='1.5' must be")]:  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            task.prompt(values)
+
+
+def test_program_handlers(program_checkpoint, checkpoint):
+    pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
+    from hf_linear.demo.app import DemoApp, input_boxes
+    from hf_linear.demo.models import load_demo_model
+
+    program_model, arithmetic_model = load_demo_model(str(program_checkpoint)), load_demo_model(str(checkpoint))
+    app, name = DemoApp([program_model, arithmetic_model]), str(program_checkpoint)
+    assert "program `multiplication-16`" in program_model.description
+    assert [(box["label"], box["visible"]) for box in input_boxes(program_model)] == [
+        ("a (0 – 15)", True), ("b (0 – 15)", True), ("", False), ("", False)]  # fmt: skip
+    assert [box["label"] for box in input_boxes(arithmetic_model)][:2] == ["a (4 digits)", "b (4 digits)"]
+    updates = app.box_updates(str(checkpoint))
+    assert updates[0]["label"] == "a (4 digits)" and updates[2]["visible"] is False
+    (bad,) = list(app.run_arithmetic(name, "16", "3", "", ""))
+    assert "hfl-message" in bad[1] and "a=16 must be an integer in [0, 16)" in bad[1]
+    *streamed, last = app.run_arithmetic(name, "13", "11", "", "")
+    assert streamed and "✓ correct" in last[1] and "= 143" in last[1]
+    assert last[0].count('class="hfl-token"') == len(PROGRAM.tokens(13, 11)) + 1 - PROGRAM.prompt_length
+    assert "follows the reference" in last[1]
+    attribution, image = app.explain(last[3], "0")
+    assert "exact" in attribution and image.size[0] > 100
 
 
 def test_handlers_turn_bad_input_into_a_message(checkpoint):
@@ -109,6 +184,12 @@ def test_cli_refuses_what_is_not_an_hf_linear_checkpoint(tmp_path, capsys):
     from hf_linear.demo.cli import main, parse_arguments
 
     assert parse_arguments(["x"])[1].host == "127.0.0.1"  # loopback unless told otherwise
+    bad_programs = [("{multiplication", "--program is not valid JSON"), ('{"program": "multiplication"}', "needs the keys program and size"),
+                    ('{"program": "nope", "size": 16}', "program='nope' is not one of")]  # fmt: skip
+    for program, expected in bad_programs:  # refused before any checkpoint is read
+        with pytest.raises(SystemExit) as exit_:
+            main([str(tmp_path / "missing"), "--program", program])
+        assert exit_.value.code == 2 and expected in capsys.readouterr().err
     GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=1, n_embd=8, vocab_size=20, n_positions=8)).save_pretrained(tmp_path / "gpt2")
     for checkpoint, expected in [(tmp_path / "gpt2", "not an hf-linear"), (tmp_path / "missing", "cannot be loaded")]:
         with pytest.raises(SystemExit) as exit_:
@@ -203,6 +284,36 @@ def test_the_app_in_a_headless_browser(checkpoint, tmp_path):
         assert shot.stat().st_size > 10_000
         if os.environ.get("HF_LINEAR_DEMO_SCREENSHOT"):
             save_readme_screenshot(shot, Path(os.environ["HF_LINEAR_DEMO_SCREENSHOT"]))
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install -y chromium): the browser test needs one")
+def test_a_program_checkpoint_in_a_headless_browser(program_checkpoint):
+    """The Arithmetic tab of a program checkpoint: its own boxes, its message, its checked trace."""
+    pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    port = free_port()
+    process = start_demo(program_checkpoint, port)
+    try:
+        with playwright_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            expect = playwright_api.expect
+            expect(page.locator("#hfl-a")).to_contain_text("a (0 – 15)", timeout=20_000)
+            expect(page.locator("#hfl-c")).to_be_hidden()
+            page.locator("#hfl-a textarea, #hfl-a input").first.fill("16")
+            page.locator("#hfl-b textarea, #hfl-b input").first.fill("11")
+            page.locator("#hfl-compute").click()
+            expect(page.locator("#hfl-verdict .hfl-message")).to_contain_text("a=16 must be an integer", timeout=20_000)
+            page.locator("#hfl-a textarea, #hfl-a input").first.fill("13")
+            page.locator("#hfl-compute").click()
+            expect(page.locator("#hfl-verdict")).to_contain_text("✓ correct", timeout=30_000)
+            expect(page.locator("#hfl-verdict")).to_contain_text("multiplication-16 of a=13, b=11 = 143")
+            assert page.locator("#hfl-cot .hfl-token").count() == PROGRAM.length + 1 - PROGRAM.prompt_length
+            browser.close()
     finally:
         process.terminate()
         process.wait(timeout=20)

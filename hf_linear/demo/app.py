@@ -1,9 +1,12 @@
-"""The Gradio app of `hf-linear demo`: arithmetic with a checked CoT, free text, and why each token.
+"""The Gradio app of `hf-linear demo`: arithmetic or a compiled program with a checked CoT, free
+text, and why each token.
 
-Every handler turns bad input into a message on the page (`render.message_html`), never a
-traceback: operands are checked by the arithmetic spec as `arithmetic_prompt` checks them,
-prompts must hold a token, and anything that still fails during generation is reported in one
-line. This is the only module of hf_linear that imports gradio.
+The Arithmetic tab talks to the checkpoint's task (`demo.tasks`: an arithmetic format or a
+compiled program) only through its interface: input boxes, prompt, check. Every handler turns
+bad input into a message on the page (`render.message_html`), never a traceback: inputs are
+checked by the task (as `arithmetic_prompt` / `program_prompt` check them), prompts must hold a
+token, and anything that still fails during generation is reported in one line. This is the
+only module of hf_linear that imports gradio.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ from dataclasses import dataclass
 import gradio as gr
 
 from hf_linear.attribution import attribute_token
-from hf_linear.data.arithmetic import prompt_for
 from hf_linear.data.arithmetic.formats import EQUALS
-from hf_linear.demo.generation import check_cot, stream_tokens
+from hf_linear.demo.generation import stream_tokens
 from hf_linear.demo.models import DemoModel
 from hf_linear.demo.render import (attribution_html, figure_image, heatmap_figure, message_html, tokens_html,
                                    verdict_html)  # fmt: skip
 
 ANSWER_SLACK = 4  # tokens generated past the reference's length: enough to see a model that does not stop
+INPUT_BOXES = 4  # input boxes built once (Gradio components are fixed); each task shows as many as it has
+BOX_IDS = ("hfl-a", "hfl-b", "hfl-c", "hfl-d")
 CSS = """
 .hfl-tokens { font-family: ui-monospace, monospace; line-height: 2.1; white-space: pre-wrap; }
 .hfl-prompt { color: #6b7280; margin-right: 0.4em; }
@@ -75,14 +79,13 @@ def default_choice(tokens, departure: int | None = None) -> str | None:
     return str(len(tokens) - 1)
 
 
-def operand_fields(demo_model: DemoModel) -> tuple[str, str, bool]:
-    """(label of a, label of b, whether b is shown) for a checkpoint's task."""
-    spec = demo_model.spec
-    if spec is None:
-        return "a", "b", True
-    if spec.bits:
-        return f"bits ({spec.digits[0]} characters 0/1)", "b", False
-    return f"a ({spec.digits[0]} digits)", f"b ({spec.digits[1]} digits)", True
+def input_boxes(demo_model: DemoModel) -> list[dict]:
+    """Label, placeholder and visibility of each of the INPUT_BOXES boxes for a checkpoint's task
+    (a text model keeps two plain boxes: its handler says what to do instead)."""
+    task = demo_model.task
+    fields = [(field.label, field.placeholder) for field in task.fields] if task else [("a", ""), ("b", "")]
+    boxes = [{"label": label, "placeholder": placeholder, "visible": True} for label, placeholder in fields[:INPUT_BOXES]]
+    return boxes + [{"label": "", "placeholder": "", "visible": False}] * (INPUT_BOXES - len(boxes))
 
 
 class DemoApp:
@@ -91,6 +94,9 @@ class DemoApp:
     def __init__(self, models: list[DemoModel]):
         if not models:
             raise ValueError("the demo needs at least one checkpoint")
+        for model in models:  # refused at start, not on the first click
+            if model.task is not None and len(model.task.fields) > INPUT_BOXES:
+                raise ValueError(f"{model.name}: its task has {len(model.task.fields)} inputs; the demo shows at most {INPUT_BOXES}")
         self.models = {model.name: model for model in models}
 
     def model(self, name: str | None) -> DemoModel:
@@ -98,27 +104,27 @@ class DemoApp:
 
     # -- arithmetic ------------------------------------------------------------------------
 
-    def operand_updates(self, name: str):
-        a_label, b_label, b_visible = operand_fields(self.model(name))
-        return gr.update(label=a_label), gr.update(label=b_label, visible=b_visible)
+    def box_updates(self, name: str):
+        return tuple(gr.update(**box) for box in input_boxes(self.model(name)))
 
-    def run_arithmetic(self, name: str, a: str, b: str):
-        """Yields (tokens HTML, verdict HTML, token choices, generation) while the CoT streams."""
+    def run_arithmetic(self, name: str, *values: str):
+        """Yields (tokens HTML, verdict HTML, token choices, generation) while the CoT streams;
+        `values` are the texts of the input boxes, in order."""
         demo_model = self.model(name)
-        spec = demo_model.spec
-        if spec is None:
-            yield self._failed("this checkpoint was not trained on arithmetic (no arithmetic task in its "
-                               "training_config.yaml): use the Text tab")  # fmt: skip
+        task = demo_model.task
+        if task is None:
+            yield self._failed("this checkpoint was trained on neither arithmetic nor a program (no such task "
+                               "in its training_config.yaml): use the Text tab")  # fmt: skip
             return
         try:
-            operands = spec.check_operands(((a or "").strip(),) if spec.bits else ((a or "").strip(), (b or "").strip()))
+            prompt_text = task.prompt(values)
         except ValueError as error:
             yield self._failed(str(error))
             return
         tokenizer = demo_model.tokenizer
-        prompt_ids = tokenizer(prompt_for(spec, operands), add_special_tokens=False)["input_ids"]
+        prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
         prompt = tokenizer.decode(prompt_ids)
-        budget = spec.length + 1 - spec.prompt_length + ANSWER_SLACK
+        budget = task.continuation_length + ANSWER_SLACK
         tokens = []
         try:
             for tokens in stream_tokens(demo_model.model, tokenizer, prompt_ids, max_new_tokens=budget, do_sample=False):
@@ -126,7 +132,7 @@ class DemoApp:
         except Exception as error:  # an unexpected failure of generation: one line on the page
             yield self._failed(f"generation failed: {type(error).__name__}: {error}")
             return
-        check = check_cot(spec, operands, [token.text.strip() for token in tokens])
+        check = task.check(values, [token.text.strip() for token in tokens])
         choices = gr.update(choices=token_choices(tokens), value=default_choice(tokens, check.departure))
         yield tokens_html(prompt, tokens, check.departure), verdict_html(check), choices, Generation(name, prompt_ids, tokens)
 
@@ -188,9 +194,7 @@ def build_demo(models: list[DemoModel]) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Arithmetic"):
                 with gr.Row():
-                    a_label, b_label, b_visible = operand_fields(first)
-                    a = gr.Textbox(label=a_label, placeholder="e.g. 4321", elem_id="hfl-a")
-                    b = gr.Textbox(label=b_label, placeholder="e.g. 8765", elem_id="hfl-b", visible=b_visible)
+                    boxes = [gr.Textbox(**box, elem_id=box_id) for box, box_id in zip(input_boxes(first), BOX_IDS)]
                     compute = gr.Button("Compute", variant="primary", elem_id="hfl-compute")
                 arithmetic_tokens = gr.HTML(elem_id="hfl-cot")
                 verdict = gr.HTML(elem_id="hfl-verdict")
@@ -211,8 +215,8 @@ def build_demo(models: list[DemoModel]) -> gr.Blocks:
             heatmap = gr.Image(label="Block norms ‖W[i, j]‖ (as hf-linear inspect; the selected row framed)",
                                type="pil", elem_id="hfl-heatmap", interactive=False)  # fmt: skip
 
-        model_name.change(lambda name: (app.model(name).description, *app.operand_updates(name)), model_name, [about, a, b])
-        compute.click(app.run_arithmetic, [model_name, a, b], [arithmetic_tokens, verdict, token, generation])
+        model_name.change(lambda name: (app.model(name).description, *app.box_updates(name)), model_name, [about, *boxes])
+        compute.click(app.run_arithmetic, [model_name, *boxes], [arithmetic_tokens, verdict, token, generation])
         write.click(app.run_text, [model_name, prompt, temperature, top_k, max_new_tokens],
                     [text_tokens, text_message, token, generation])  # fmt: skip
         token.change(app.explain, [generation, token], [attribution, heatmap])

@@ -1,11 +1,13 @@
 """`hf-linear demo`: an interactive app (Gradio) over one or more checkpoints.
 
-    hf-linear demo CHECKPOINT [CHECKPOINT ...] [--host 127.0.0.1] [--port 7860] [--arithmetic JSON]
+    hf-linear demo CHECKPOINT [CHECKPOINT ...] [--host 127.0.0.1] [--port 7860]
+                   [--arithmetic JSON | --program JSON]
 
-Arithmetic checkpoints (their task read from training_config.yaml, or given with --arithmetic
-as for `hf-linear eval`) get operands, the Chain of Thought streamed token by token and shaded
-by probability, the answer checked against the true result and the first step that departs
-from the reference format. Any checkpoint takes free text (prompt, temperature, top-k). "Why
+Arithmetic and program checkpoints (their task read from training_config.yaml, or given with
+--arithmetic as for `hf-linear eval`, or --program for a compiled program) get one box per
+input, the Chain of Thought streamed token by token and shaded by probability, the answer
+checked against the true result (a program's: its reference trace) and the first step that
+departs from the reference. Any checkpoint takes free text (prompt, temperature, top-k). "Why
 this token" splits a generated token's logit into one part per earlier (position, token): exact
 for a LinearLM, an approximation for an MLPLM; beside it the block-norm heatmap of `inspect`.
 
@@ -30,25 +32,32 @@ def parse_arguments(argv: list[str] | None) -> tuple[argparse.ArgumentParser, ar
     parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
     parser.add_argument("--arithmetic", help="JSON task for the checkpoints without a training_config.yaml, e.g. "
                                              '\'{"task": "multiplication", "digits": [4, 4], "cot": "lsb"}\'')  # fmt: skip
+    parser.add_argument("--program", help="JSON compiled program for the checkpoints without a training_config.yaml, "
+                                          'e.g. \'{"program": "multiplication", "size": 10000}\'')  # fmt: skip
     return parser, parser.parse_args(argv)
+
+
+def parse_json(option: str, text: str | None):
+    """The JSON of --arithmetic / --program (None when not given); ValueError naming the option."""
+    try:
+        return json.loads(text) if text else None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--{option} is not valid JSON: {error}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser, args = parse_arguments(argv)
     if importlib.util.find_spec("gradio") is None:
         parser.exit(2, f'{parser.prog}: error: the demo needs gradio: pip install -e ".[demo]" (or pip install gradio)\n')
+    from hf_linear.demo.app import build_demo, launch
     from hf_linear.demo.models import load_demo_model
 
     try:
-        arithmetic = json.loads(args.arithmetic) if args.arithmetic else None
-        models = [load_demo_model(checkpoint, arithmetic) for checkpoint in dict.fromkeys(args.checkpoints)]
-    except json.JSONDecodeError as error:
-        parser.exit(2, f"{parser.prog}: error: --arithmetic is not valid JSON: {error}\n")
+        tasks = {option: parse_json(option, text) for option, text in (("arithmetic", args.arithmetic), ("program", args.program))}
+        demo = build_demo([load_demo_model(checkpoint, **tasks) for checkpoint in dict.fromkeys(args.checkpoints)])
     except ValueError as error:  # not a checkpoint, not hf-linear, a bad task: one line, no traceback
         parser.exit(2, f"{parser.prog}: error: {error}\n")
-    from hf_linear.demo.app import build_demo, launch
-
-    launch(build_demo(models), args.host, args.port)
+    launch(demo, args.host, args.port)
     return 0
 
 

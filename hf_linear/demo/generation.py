@@ -7,7 +7,8 @@ each token arrives with the probability the model gave it (before temperature an
 
 `check_cot` compares a generated CoT with the reference of the format registry
 (`hf_linear.data.arithmetic`): the answer against the true result, and the first token that
-departs from the reference, with the CoT step it belongs to.
+departs from the reference, with the CoT step it belongs to (`departure_of`, which a compiled
+program's check shares: its steps are "+"-joined as the formats' are).
 """
 
 from __future__ import annotations
@@ -92,12 +93,12 @@ def stream_tokens(model, tokenizer, prompt_ids: Sequence[int], **generate_kwargs
 
 @dataclass(frozen=True)
 class CotCheck:
-    """A generated continuation of an arithmetic prompt, against the format's reference."""
+    """A generated continuation of a task's prompt (arithmetic or program), against its reference."""
 
     reference: list[str]  # the reference continuation: CoT, answer, [EOS]
     answer: str  # the generated answer (tokens after the last "="), "" if none
     expected_answer: str
-    true_result: int  # computed here, not read from the format
+    true_result: int | None  # computed apart from the reference where the task allows (arithmetic: plain Python)
     statement: str  # e.g. "4321 × 8765 = 37873565"
     correct: bool
     departure: int | None  # index (in the generated tokens) of the first token off the reference;
@@ -135,21 +136,33 @@ def step_of(tokens: Sequence[str], index: int, step_names: Sequence[str]) -> str
     return "after the end of the reference"
 
 
+def first_departure(generated: Sequence[str], reference: Sequence[str]) -> int | None:
+    """Index of the first generated token off the reference; len(generated) when generation
+    stopped where the reference goes on; None when they agree token for token."""
+    return next((i for i in range(max(len(generated), len(reference)))
+                 if i >= len(generated) or i >= len(reference) or generated[i] != reference[i]), None)  # fmt: skip
+
+
+def departure_of(full_reference: Sequence[str], prompt_length: int, generated: Sequence[str],
+                 step_names: Sequence[str]) -> tuple[int | None, str | None]:  # fmt: skip
+    """(first departing generated token, the CoT step it falls in) against a full reference
+    example ([BOS] to [EOS]) whose prompt is `prompt_length` tokens."""
+    departure = first_departure(generated, full_reference[prompt_length:])
+    if departure is None:
+        return None, None
+    return departure, step_of(full_reference, prompt_length + departure, step_names)
+
+
 def check_cot(spec: ArithmeticSpec, operands: Sequence, generated: Sequence[str]) -> CotCheck:
     """Check generated tokens (after the prompt) against the reference of `spec` for `operands`
     (already checked by `spec.check_operands`)."""
     operands = tuple(operands)
     full_reference = spec.format.tokens(operands, spec.every) + [EOS]
-    prompt_length = spec.prompt_length
-    reference = full_reference[prompt_length:]
+    reference = full_reference[spec.prompt_length :]
     generated = list(generated)
-    departure = next((i for i in range(max(len(generated), len(reference)))
-                      if i >= len(generated) or i >= len(reference) or generated[i] != reference[i]), None)  # fmt: skip
+    departure, departure_step = departure_of(full_reference, spec.prompt_length, generated, spec.format.step_names)
     result, statement = true_result(spec, operands)
     answer, expected = answer_of(generated), answer_of(reference)
     digits = answer.replace(" ", "")
     correct = answer == expected and digits.isdigit() and int(digits) == result
-    departure_step = None
-    if departure is not None:
-        departure_step = step_of(full_reference, prompt_length + departure, spec.format.step_names)
     return CotCheck(reference, answer, expected, result, statement, correct, departure, departure_step)

@@ -1,10 +1,10 @@
-"""A checkpoint as the demo uses it: model, tokenizer, and the arithmetic task it was trained on.
+"""A checkpoint as the demo uses it: model, tokenizer, and the task it was trained on.
 
-The task comes from where `hf-linear inspect` finds it, the run's `training_config.yaml` (its
-`dataset` section, read by `studies.results.arithmetic_spec`): beside the weights, one level up
-for a `checkpoint-N` directory, or in the Hub repo (`hf-linear push` uploads it). As for
-`hf-linear eval`, explicit arguments (`--arithmetic` JSON) replace it. A checkpoint without an
-arithmetic task is a text model.
+The task (an arithmetic format or a compiled program, `demo.tasks`) comes from where
+`hf-linear inspect` finds it, the run's `training_config.yaml` (its `dataset` section): beside the
+weights, one level up for a `checkpoint-N` directory, or in the Hub repo (`hf-linear push`
+uploads it). As for `hf-linear eval`, explicit arguments (`--arithmetic` or `--program` JSON)
+replace it. A checkpoint without such a task is a text model.
 """
 
 from __future__ import annotations
@@ -20,11 +20,9 @@ from huggingface_hub.errors import HfHubHTTPError
 from transformers import AutoConfig
 
 from hf_linear.checkpoints import load_model, load_tokenizer
-from hf_linear.data.arithmetic import ArithmeticSpec
-from hf_linear.data.sources import ArithmeticMixtureSource, ArithmeticSource
+from hf_linear.demo.tasks import Task, task_from_arguments, task_from_dataset
 from hf_linear.model_types import LINEAR_LM, is_hf_linear, type_names
 from hf_linear.studies.inspection import block_norms
-from hf_linear.studies.results import arithmetic_spec
 
 TRAINING_CONFIG = "training_config.yaml"
 
@@ -36,14 +34,14 @@ class DemoModel:
     name: str  # as the user gave it: a directory or a Hub repo id
     model: torch.nn.Module
     tokenizer: object
-    spec: ArithmeticSpec | None  # the arithmetic task, or None for a text model
+    task: Task | None  # the arithmetic or program task, or None for a text model
 
     @property
     def description(self) -> str:
         kind = "LinearLM (exact attribution)" if self.model.config.model_type == LINEAR_LM else "MLPLM"
         config = self.model.config
         shape = f"T={config.context_length}, d={config.hidden_size}, V={config.vocab_size}"
-        task = f"{self.spec.describe()}, CoT `{self.spec.cot}`" if self.spec else "text"
+        task = self.task.describe() if self.task else "text"
         return f"{kind}, {shape}; {task}"
 
     @functools.cached_property
@@ -72,25 +70,10 @@ def training_config_of(checkpoint: str) -> dict | None:
     return config if isinstance(config, dict) else None
 
 
-def spec_from_training_config(config: dict | None) -> ArithmeticSpec | None:
-    """The arithmetic task of a training config; a mixture's first dataset (its held-out splits are
-    the first one's)."""
-    dataset = (config or {}).get("dataset") or {}
-    mixture = dataset.get(ArithmeticMixtureSource.key)
-    if isinstance(mixture, list) and mixture:
-        dataset = {ArithmeticSource.key: mixture[0]}
-    return arithmetic_spec(dataset)
-
-
-def spec_from_arguments(arguments: dict) -> ArithmeticSpec:
-    """`{"task": ..., "digits": ..., "cot": ..., "every": ...}` (the keys of `hf-linear eval --arithmetic`)."""
-    if not isinstance(arguments, dict) or not {"task", "digits", "cot"} <= set(arguments):
-        raise ValueError(f"arithmetic task {arguments!r} needs the keys task, digits and cot")
-    return ArithmeticSpec.create(arguments["task"], arguments["digits"], arguments["cot"], arguments.get("every"))
-
-
-def load_demo_model(checkpoint: str, arithmetic: dict | None = None) -> DemoModel:
-    """Load an hf-linear checkpoint for the demo; ValueError naming it when it is not one."""
+def load_demo_model(checkpoint: str, arithmetic: dict | None = None, program: dict | None = None) -> DemoModel:
+    """Load an hf-linear checkpoint for the demo; ValueError naming it when it is not one. The task
+    is `arithmetic` or `program` when given (JSON of the CLI), else the training config's."""
+    given = task_from_arguments(arithmetic, program)  # a bad task is refused before anything is loaded
     try:  # the config first: no need to load the weights of another kind of model
         model_type = AutoConfig.from_pretrained(checkpoint).model_type
     except (OSError, ValueError):
@@ -100,5 +83,5 @@ def load_demo_model(checkpoint: str, arithmetic: dict | None = None) -> DemoMode
                          f"({type_names()})")  # fmt: skip
     model = load_model(checkpoint).eval()
     tokenizer = load_tokenizer(checkpoint)
-    spec = spec_from_arguments(arithmetic) if arithmetic is not None else spec_from_training_config(training_config_of(checkpoint))
-    return DemoModel(checkpoint, model, tokenizer, spec)
+    task = given if given is not None else task_from_dataset((training_config_of(checkpoint) or {}).get("dataset"))
+    return DemoModel(checkpoint, model, tokenizer, task)
