@@ -72,6 +72,11 @@ class DataSource:
         """The held-out splits (for evaluation: no training examples need be built)."""
         return self.load()
 
+    def _check_required(self, keys: tuple[str, ...]) -> None:
+        for required in keys:
+            if self.arguments.get(required) is None:
+                raise ValueError(f"dataset.{self.key}.{required} is required")
+
     def _check_keyword_arguments(self, accepted: set[str]) -> None:
         if not isinstance(self.arguments, dict):
             raise ValueError(f"dataset.{self.key} must be a mapping of arguments, got {self.arguments!r}")
@@ -86,11 +91,12 @@ class ArithmeticSource(DataSource):
     key = "arithmetic"
     HELDOUT_ARGUMENTS = ("task", "digits", "cot", "every", "validation_size", "test_size")
 
+    def accepted_keys(self) -> set[str]:
+        return set(inspect.signature(build_arithmetic_dataset).parameters)
+
     def check(self):
-        self._check_keyword_arguments(set(inspect.signature(build_arithmetic_dataset).parameters))
-        for required in ("task", "digits", "cot"):
-            if self.arguments.get(required) is None:
-                raise ValueError(f"dataset.{self.key}.{required} is required")
+        self._check_keyword_arguments(self.accepted_keys())
+        self._check_required(("task", "digits", "cot"))
 
     def load(self):
         return _named(self.key, build_arithmetic_dataset, **self.arguments)
@@ -132,12 +138,8 @@ class ArithmeticStreamSource(ArithmeticSource):
     key = "arithmetic_stream"
     HELDOUT_KEYS = ("validation_size", "test_size")
 
-    def check(self):
-        accepted = set(inspect.signature(ArithmeticStream).parameters) - {"rank"} | set(self.HELDOUT_KEYS)
-        self._check_keyword_arguments(accepted)
-        for required in ("task", "digits", "cot"):
-            if self.arguments.get(required) is None:
-                raise ValueError(f"dataset.{self.key}.{required} is required")
+    def accepted_keys(self) -> set[str]:
+        return set(inspect.signature(ArithmeticStream).parameters) - {"rank"} | set(self.HELDOUT_KEYS)
 
     def load(self):
         stream = dict(self.arguments)
@@ -188,9 +190,7 @@ class ProgramSource(DataSource):
 
     def check(self):
         self._check_keyword_arguments(self.accepted_keys())
-        for required in ("program", "size"):
-            if self.arguments.get(required) is None:
-                raise ValueError(f"dataset.{self.key}.{required} is required")
+        self._check_required(("program", "size"))
         self.compiled = _named(self.key, compile_program, name=self.arguments["program"], size=self.arguments["size"])
 
     def load(self):

@@ -10,13 +10,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from hf_linear.attribution import TokenAttribution  # noqa: E402
 from hf_linear.demo.generation import CotCheck, GeneratedToken  # noqa: E402
-
-TOKEN_LABELS_UP_TO = 100  # as `hf-linear inspect`: windows up to this length get tick labels
+from hf_linear.studies.inspection import TOKEN_LABELS_UP_TO, draw_block_norms  # noqa: E402
 
 
 def message_html(text: str, kind: str = "error") -> str:
@@ -102,11 +100,7 @@ def heatmap_figure(norms: torch.Tensor, tokens: Sequence[str], row: int | None, 
     selected output position framed."""
     T = norms.shape[0]
     figure, axes = plt.subplots(figsize=(6.0, 5.2), dpi=80)
-    finite = norms[torch.isfinite(norms) & (norms > 0)]
-    color_scale = LogNorm(vmin=float(finite.min()), vmax=float(finite.max())) if len(finite) else None
-    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
-    image = axes.imshow(norms.numpy(), cmap=cmap, norm=color_scale, interpolation="nearest")
-    figure.colorbar(image, ax=axes, label="‖W[i, j]‖_F (log)")
+    draw_block_norms(figure, axes, norms, "‖W[i, j]‖_F (log)")
     if row is not None:
         axes.add_patch(Rectangle((-0.5, row - 0.5), row + 1, 1, fill=False, edgecolor="#dc2626", linewidth=2))
     if tokens and T <= TOKEN_LABELS_UP_TO:

@@ -89,14 +89,19 @@ def top_inputs(norms: torch.Tensor, k: int) -> list[list[tuple[int, float]]]:
     return result
 
 
-def draw_heatmap(norms: torch.Tensor, tokens: list[str], title: str, out: Path) -> None:
-    T = norms.shape[0]
-    figure, axes = plt.subplots(figsize=(7.5, 6.5), dpi=100)
+def draw_block_norms(figure, axes, norms: torch.Tensor, label: str) -> None:
+    """The (T, T) block norms on a log colour scale (masked blocks white), with a colour bar."""
     finite = norms[torch.isfinite(norms) & (norms > 0)]
     color_scale = LogNorm(vmin=float(finite.min()), vmax=float(finite.max())) if len(finite) else None
     cmap = plt.get_cmap("viridis").with_extremes(bad="white")
     image = axes.imshow(norms.numpy(), cmap=cmap, norm=color_scale, interpolation="nearest")
-    figure.colorbar(image, ax=axes, label="block norm ‖W[i, j]‖_F (log scale)")
+    figure.colorbar(image, ax=axes, label=label)
+
+
+def draw_heatmap(norms: torch.Tensor, tokens: list[str], title: str, out: Path) -> None:
+    T = norms.shape[0]
+    figure, axes = plt.subplots(figsize=(7.5, 6.5), dpi=100)
+    draw_block_norms(figure, axes, norms, "block norm ‖W[i, j]‖_F (log scale)")
     for part in segments_of(tokens)[:-1] if tokens else []:
         boundary = part["end"] + 0.5  # after each "="
         axes.axvline(boundary, color="red", linestyle="--", linewidth=0.8)
