@@ -208,6 +208,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def compute(page, a: str, b: str) -> None:
+    """Type the two operands into the Arithmetic tab and press Compute."""
+    page.locator("#hfl-a textarea, #hfl-a input").first.fill(a)
+    page.locator("#hfl-b textarea, #hfl-b input").first.fill(b)
+    page.locator("#hfl-compute").click()
+
+
 def start_demo(checkpoint: Path, port: int) -> subprocess.Popen:
     """`hf-linear demo CHECKPOINT --port P` in a subprocess; returns once it serves the page."""
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
@@ -252,14 +259,11 @@ def test_the_app_in_a_headless_browser(checkpoint, tmp_path):
             expect = playwright_api.expect
 
             # bad input: a message on the page
-            page.locator("#hfl-a textarea, #hfl-a input").first.fill("12x4")
-            page.locator("#hfl-b textarea, #hfl-b input").first.fill("8765")
-            page.locator("#hfl-compute").click()
+            compute(page, "12x4", "8765")
             expect(page.locator("#hfl-verdict .hfl-message")).to_contain_text("digits only", timeout=20_000)
 
             # 4321 x 8765: the streamed CoT, the checked answer
-            page.locator("#hfl-a textarea, #hfl-a input").first.fill("4321")
-            page.locator("#hfl-compute").click()
+            compute(page, "4321", "8765")
             expect(page.locator("#hfl-verdict")).to_contain_text("✓ correct", timeout=30_000)
             expect(page.locator("#hfl-verdict")).to_contain_text("4321 × 8765 = 37873565")
             cot = page.locator("#hfl-cot .hfl-token")
@@ -304,12 +308,9 @@ def test_a_program_checkpoint_in_a_headless_browser(program_checkpoint):
             expect = playwright_api.expect
             expect(page.locator("#hfl-a")).to_contain_text("a (0 – 15)", timeout=20_000)
             expect(page.locator("#hfl-c")).to_be_hidden()
-            page.locator("#hfl-a textarea, #hfl-a input").first.fill("16")
-            page.locator("#hfl-b textarea, #hfl-b input").first.fill("11")
-            page.locator("#hfl-compute").click()
+            compute(page, "16", "11")
             expect(page.locator("#hfl-verdict .hfl-message")).to_contain_text("a=16 must be an integer", timeout=20_000)
-            page.locator("#hfl-a textarea, #hfl-a input").first.fill("13")
-            page.locator("#hfl-compute").click()
+            compute(page, "13", "11")
             expect(page.locator("#hfl-verdict")).to_contain_text("✓ correct", timeout=30_000)
             expect(page.locator("#hfl-verdict")).to_contain_text("multiplication-16 of a=13, b=11 = 143")
             assert page.locator("#hfl-cot .hfl-token").count() == PROGRAM.length + 1 - PROGRAM.prompt_length
