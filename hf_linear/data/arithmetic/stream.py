@@ -21,7 +21,26 @@ def distributed_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-class ArithmeticStream(torch.utils.data.IterableDataset):
+class SeededStream(torch.utils.data.IterableDataset):
+    """An endless stream of training examples whose random stream is keyed by (seed, epoch,
+    distributed rank, data-loader worker): workers and ranks never replay each other's examples,
+    and `set_epoch` (called by `Trainer`) starts new streams."""
+
+    def __init__(self, seed: int, rank: int | None):
+        super().__init__()
+        self.seed, self.rank, self.epoch = check_count("seed", seed), rank, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def stream_key(self) -> tuple[int, int, int, int]:
+        """(seed, epoch, rank, worker) of the stream the calling process iterates."""
+        worker = torch.utils.data.get_worker_info()
+        rank = self.rank if self.rank is not None else distributed_rank()
+        return self.seed, self.epoch, rank, worker.id if worker is not None else 0
+
+
+class ArithmeticStream(SeededStream):
     """Endless training examples ``{"input_ids": list[int], "prompt_length": int}`` (ids end with
     [EOS]), drawn with replacement from the TRAIN inputs only.
 
@@ -40,18 +59,8 @@ class ArithmeticStream(torch.utils.data.IterableDataset):
         every: int | None = None,
         rank: int | None = None,
     ):
-        super().__init__()
+        super().__init__(seed, rank)
         self.spec = ArithmeticSpec.create(task, digits, cot, every)
-        self.seed, self.rank, self.epoch = check_count("seed", seed), rank, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def stream_key(self) -> tuple[int, int, int, int]:
-        """(seed, epoch, rank, worker) of the stream the calling process iterates."""
-        worker = torch.utils.data.get_worker_info()
-        rank = self.rank if self.rank is not None else distributed_rank()
-        return self.seed, self.epoch, rank, worker.id if worker is not None else 0
 
     def __iter__(self) -> Iterator[dict]:
         eos, prompt_length = TOKEN_TO_ID["[EOS]"], self.spec.prompt_length

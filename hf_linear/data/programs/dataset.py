@@ -20,14 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 from datasets import Dataset, DatasetDict, DatasetInfo, Features, List, Value
 from transformers import PreTrainedTokenizerFast
 
 from hf_linear.data.arithmetic.builder import check_count
 from hf_linear.data.arithmetic.splits import BLOCK, ENUMERATE_LIMIT, SPLITS, TEST, TRAIN, VALIDATION, splitmix64
-from hf_linear.data.arithmetic.stream import distributed_rank
+from hf_linear.data.arithmetic.stream import SeededStream
 from hf_linear.data.arithmetic.tokenizer import word_level_tokenizer
 from hf_linear.data.io import build_record, push_dataset, save_dataset
 from hf_linear.data.programs.compiler import EOS, Program
@@ -199,23 +198,16 @@ def program_of(dataset: Dataset | DatasetDict) -> Program:
     return compile_program(arguments["program"], arguments["size"])
 
 
-class ProgramStream(torch.utils.data.IterableDataset):
+class ProgramStream(SeededStream):
     """Endless training examples ``{"input_ids", "prompt_length"}`` of a program, drawn from the
     train inputs; each (seed, epoch, rank, worker) its own random stream (as `ArithmeticStream`)."""
 
     def __init__(self, program: str, size: int, seed: int = 0, rank: int | None = None):
-        super().__init__()
+        super().__init__(seed, rank)
         self.program = compile_program(program, size)
-        self.seed, self.rank, self.epoch = check_count("seed", seed), rank, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __iter__(self) -> Iterator[dict]:
-        worker = torch.utils.data.get_worker_info()
-        rank = self.rank if self.rank is not None else distributed_rank()
-        key = (self.seed, self.epoch, rank, worker.id if worker is not None else 0)
-        rng = np.random.default_rng(np.random.SeedSequence([_ONLINE_STREAM, *key]))
+        rng = np.random.default_rng(np.random.SeedSequence([_ONLINE_STREAM, *self.stream_key()]))
         for block in input_blocks(self.program, TRAIN, rng):
             for start in range(0, len(block[0]), 1024):
                 trace = with_eos(self.program, self.program.run(tuple(x[start : start + 1024] for x in block)))
