@@ -33,6 +33,7 @@ SEARCH = {
     "trials": 3,
     "evaluations": 2,
     "pruner": {"type": "median", "n_startup_trials": 1},
+    "start_with": [{"training.learning_rate": 0.02, "model.hidden_size": 4}],  # a known recipe, tried first
 }
 
 
@@ -44,6 +45,7 @@ def test_a_tiny_search_writes_its_trials_best_config_and_report(tmp_path):
 
     trials = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
     assert [t["trial"] for t in trials] == [0, 1, 2] and {t["state"] for t in trials} <= {"complete", "pruned"}
+    assert trials[0]["params"] == SEARCH["start_with"][0]  # before the sampler proposed anything
     for trial in trials:
         assert trial["max_steps"] == 6 and trial["tokens"] == SEARCH["budget_tokens"]  # the budget, in steps
         assert 1e-3 <= trial["params"]["training.learning_rate"] <= 3e-2 and trial["params"]["model.hidden_size"] in (4, 8)
@@ -68,7 +70,11 @@ def test_search_file_mistakes_are_named(tmp_path):
     for change, message in (({"space": {"dataset.arithmetic.cot": {"type": "categorical", "choices": ["lsb"]}}}, "only training"),
                             ({"objective": "accuracy"}, "objective must be one of"),
                             ({"budget_tokens": 0}, "budget_tokens must be a positive integer"),
-                            ({"space": {"training.learning_rate": {"type": "float", "low": 1e-3}}}, "needs high")):  # fmt: skip
+                            ({"space": {"training.learning_rate": {"type": "float", "low": 1e-3}}}, "needs high"),
+                            ({"start_with": [{"training.weight_decay": 0.1}]}, "not a parameter of `space`"),
+                            ({"start_with": [{"training.learning_rate": 0.5}]}, "outside the space"),
+                            ({"start_with": [{"model.hidden_size": 6}]}, "outside the space"),
+                            ({"start_with": {"training.learning_rate": 0.01}}, "give a list")):  # fmt: skip
         path.write_text(yaml.safe_dump({**SEARCH, **change}))
         with pytest.raises(ValueError, match=message):
             Search.load(path)

@@ -22,6 +22,9 @@ A search file (see configs/tune/) has
                     ...its arguments}: Optuna's pruner, fed by the Trainer's evaluations (Ray
                     Tune: an ASHA scheduler unless none)
     seed:           of the sampler (default: training.seed)
+    start_with:     optional list of {dotted.key: value} (keys of `space`, values inside it): trials
+                    run first, before the sampler proposes any (a known recipe, or one carried over
+                    from a related search; Optuna's enqueue_trial, Ray Tune's points_to_evaluate)
 
 DIR gets, like a study directory: search.yaml (the search, base resolved), trials.jsonl (one line
 per trial: parameters, state, objective, the objective at each evaluation, steps, tokens),
@@ -53,7 +56,7 @@ from hf_linear.training.run_data import data_for
 from hf_linear.training.trainer import HFLinearTrainer, trainer_for
 
 SEARCH_KEYS = ("name", "description", "base", "base_config", "set", "space", "objective", "budget_tokens", "trials",
-               "evaluations", "pruner", "seed")  # fmt: skip
+               "evaluations", "pruner", "seed", "start_with")  # fmt: skip
 OBJECTIVES = {"exact_match": ("eval_exact_match", "maximize"), "eval_loss": ("eval_loss", "minimize")}
 PARAMETER_TYPES = ("float", "int", "categorical")
 BATCH_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps")  # what the steps of a budget depend on
@@ -86,6 +89,7 @@ class Search:
             raise ValueError(f"search file {path}: `space` must map dotted keys to distributions")
         for key, distribution in space.items():
             check_parameter(key, distribution)
+        check_start_with(spec.get("start_with"), space)
         if spec.get("objective", "exact_match") not in OBJECTIVES:
             raise ValueError(f"search file {path}: objective must be one of {', '.join(OBJECTIVES)}, got {spec['objective']!r}")
         for key in ("budget_tokens", "trials", "evaluations"):
@@ -108,6 +112,22 @@ def check_parameter(key: str, distribution) -> None:
     missing = [name for name in needed if name not in distribution]
     if missing:
         raise ValueError(f"space: {key}: a {distribution['type']} parameter needs {', '.join(missing)}")
+
+
+def check_start_with(points, space: dict) -> None:
+    if points is None:
+        return
+    if not isinstance(points, list) or not all(isinstance(p, dict) and p for p in points):
+        raise ValueError(f"start_with: give a list of {{dotted.key: value}} mappings, got {points!r}")
+    for point in points:
+        for key, value in point.items():
+            d = space.get(key)
+            if d is None:
+                raise ValueError(f"start_with: {key!r} is not a parameter of `space` ({', '.join(space)})")
+            inside = value in d["choices"] if d["type"] == "categorical" else (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and d["low"] <= value <= d["high"])
+            if not inside:
+                raise ValueError(f"start_with: {key} = {value!r} is outside the space {d!r}")
 
 
 def arguments_name(key: str) -> str:
@@ -232,6 +252,9 @@ def search_with_optuna(search: Search, trainer: HFLinearTrainer, budget: Budget,
     storage = JournalStorage(JournalFileBackend(str(out / "optuna.journal")))
     seed = search.spec.get("seed", trainer.args.seed)
     done = optuna.create_study(study_name=search.name, storage=storage, direction=direction, load_if_exists=True)
+    if not done.trials:  # a new search: its start_with trials first (the study keeps them queued)
+        for point in search.spec.get("start_with") or []:
+            done.enqueue_trial(point)
     finished = [t for t in done.trials if t.state.is_finished()]
     remaining = trials - len(finished)
     if remaining > 0:
@@ -277,6 +300,7 @@ def search_with_ray(search: Search, trainer: HFLinearTrainer, budget: Budget, ou
     stopping hopeless ones); returns the trials' records."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
 
     metric, direction = OBJECTIVES[search.objective]
     space = ray_space(search.space)
@@ -285,9 +309,11 @@ def search_with_ray(search: Search, trainer: HFLinearTrainer, budget: Budget, ou
         for key in ("max_steps", "eval_steps"):  # from the trial's own batch
             space[key] = tune.sample_from(lambda spec, key=key: budget.steps({**defaults, **spec.config})[key])
     scheduler = None if search.spec.get("pruner", "median") in (None, "none") else ASHAScheduler(metric="objective", mode=direction[:3])
+    starts = [{arguments_name(k): v for k, v in point.items()} for point in search.spec.get("start_with") or []]
     best = trainer.hyperparameter_search(
         hp_space=lambda _: space, compute_objective=lambda metrics: metrics[metric], n_trials=trials,
         direction=direction, backend="ray", resources_per_trial={"cpu": cpus_per_trial}, scheduler=scheduler,
+        search_alg=BasicVariantGenerator(points_to_evaluate=starts) if starts else None,
         storage_path=str((out / "ray").resolve()), name=search.name, verbose=1,
     )  # fmt: skip
     analysis, defaults = best.run_summary, batch_of(trainer.args)

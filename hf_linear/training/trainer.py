@@ -13,7 +13,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from hf_linear.data.collator import CausalLMCollator
+from hf_linear.data.collator import CausalLMCollator, training_columns
 from hf_linear.evaluation.exact_match import exact_match_report, has_prompts
 
 # learning-rate shapes that can follow a budget: progress p in [0, 1] → factor
@@ -153,8 +153,8 @@ def trainer_for(config, args, data, model=None, model_init=None, exact_match: bo
         model=model,
         model_init=model_init,
         args=args,
-        train_dataset=data.train,
-        eval_dataset=during,
+        train_dataset=training_columns(data.train),
+        eval_dataset=training_columns(during) if during is not None else None,
         data_collator=CausalLMCollator(data.tokenizer.pad_token_id, config.evaluation.mask_prompt),
         processing_class=data.tokenizer,
         generation_eval_dataset=generation,
