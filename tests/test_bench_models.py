@@ -108,3 +108,17 @@ def test_decode_layouts_script_checks_both_layouts_and_prints_rates(capsys):
     assert torch.get_num_threads() == threads  # the process's setting is given back
     lines = [line for line in capsys.readouterr().out.splitlines() if "GB/s" in line]
     assert len(lines) == 5 and all("(" in line and "–" in line for line in lines)
+
+
+def test_data_path_script_checks_its_collators_agree_and_prints_each_path(capsys):
+    """bench_data_path.py (imports bench_models, registered above) on tiny data: the old and the
+    new collator give equal batches (checked inside), and each path prints ms and a ratio."""
+    path = _PATH.parent / "bench_data_path.py"
+    spec = importlib.util.spec_from_file_location("bench_data_path", path)
+    data_path = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(data_path)
+    data_path.main(["--train-size", "600", "--batch", "32", "--batches", "2", "--repeats", "2"])
+    out = capsys.readouterr().out
+    assert "-> input_ids, prompt_length" in out
+    lines = [line for line in out.splitlines() if line.strip().endswith(")") and " ms (" in line]
+    assert len(lines) == 3 and lines[0].rstrip().endswith("1.00× (1.00–1.00)")

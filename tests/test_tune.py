@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from hf_linear.studies.tune import Search, main
+from hf_linear.studies.tune import Search, best_of, main
 from hf_linear.training.config import load_config
 
 pytest.importorskip("optuna", reason="hf-linear tune needs optuna: pip install -e '.[engines]'")
@@ -78,3 +78,16 @@ def test_search_file_mistakes_are_named(tmp_path):
         path.write_text(yaml.safe_dump({**SEARCH, **change}))
         with pytest.raises(ValueError, match=message):
             Search.load(path)
+
+
+def test_the_best_of_equal_trials_is_the_one_that_got_there_sooner():
+    def record(trial, objective, curve, state="complete"):
+        return {"trial": trial, "state": state, "objective": objective, "curve": list(enumerate(curve))}
+
+    records = [record(0, 1.0, [0.1, 0.8, 1.0]), record(1, 1.0, [0.3, 0.9, 1.0]), record(2, 0.9, [0.9, 0.9, 0.9]),
+               record(3, None, [0.95], "pruned")]  # fmt: skip
+    assert best_of(records, "exact_match")["trial"] == 1
+    losses = [record(0, 0.5, [2.0, 1.0, 0.5]), record(1, 0.5, [3.0, 1.0, 0.5]), record(2, 0.7, [0.7])]
+    assert best_of(losses, "eval_loss")["trial"] == 0  # minimised: lower losses on the way
+    with pytest.raises(ValueError, match="no trial completed"):
+        best_of([record(3, None, [0.95], "pruned")], "exact_match")

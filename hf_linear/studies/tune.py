@@ -340,11 +340,18 @@ def search_with_ray(search: Search, trainer: HFLinearTrainer, budget: Budget, ou
 
 
 def best_of(records: list[dict], objective: str) -> dict:
+    """The complete trial with the best objective; among equal ones (e.g. several at 100% exact
+    match) the one whose evaluations were best on average: the one that got there sooner."""
     complete = [r for r in records if r["state"] == "complete" and r["objective"] is not None]
     if not complete:
         raise ValueError("no trial completed (all pruned or failed): nothing to report as best")
     sign = 1 if OBJECTIVES[objective][1] == "maximize" else -1
-    return max(complete, key=lambda r: sign * r["objective"])
+
+    def rank(r):
+        curve = [value for _, value in r["curve"]] or [r["objective"]]
+        return sign * r["objective"], sign * sum(curve) / len(curve)
+
+    return max(complete, key=rank)
 
 
 def best_config(search: Search, best: dict, out: Path) -> dict:
@@ -427,7 +434,7 @@ def publish(search: Search, records: list[dict], out: Path, engine: str, study=N
         *([search.spec["description"].strip(), ""] if search.spec.get("description") else []),
         f"{len(records)} trials ({counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed), "
         f"engine {engine}. Objective: {search.objective} ({OBJECTIVES[search.objective][1]}d) at the last evaluation of "
-        f"a trial, on the validation prompts; every trial trains on {search.budget_tokens:,} tokens "
+        f"a trial, on the validation prompts (equal objectives: the better mean over its evaluations wins); every trial trains on {search.budget_tokens:,} tokens "
         f"({search.evaluations} evaluations, where the pruner may stop it). `trials.jsonl` holds every trial "
         "(parameters, objective at each evaluation, steps, tokens).", "",
         f"**Best: trial {best['trial']}**, {search.objective} = {best['objective']:.4g} "
