@@ -16,6 +16,7 @@ from hf_linear.studies.reproduce import (
     claims_formats,
     claims_one_hour,
     claims_parity,
+    claims_seeds,
     power_law_fit,
     reproduce,
     tokens_to_per_digit,
@@ -158,3 +159,16 @@ def test_one_hour_claims_follow_the_numbers():
     assert f"~{needed / (5e6 / 360) / 3600:,.0f} hours at this run's" in lines[2]
     eight["final"]["exact_match"] = 0.9
     assert "**not met** — 90.0% exact" in claims_one_hour({"lsb-8x8": eight})[0]
+
+
+def test_seed_claims_need_every_seed():
+    seeds = {f"seed-{i}": record(f"seed-{i}", "mlp_lm", "lsb", exact, 4_000_000, wall_seconds=seconds)
+             for i, (exact, seconds) in enumerate([(1.0, 150), (0.995, 168), (0.99, 159)])}  # fmt: skip
+    for r in seeds.values():
+        r["final"]["num_samples"] = 1000
+    line = claims_seeds(seeds)[0]
+    assert "within 5M training tokens" in line and "**met** on 3 of 3 seeds" in line
+    assert "seed-1: 99.5% of 1000 (99% validation after 4M)" in line and "2.5–2.8 min" in line
+    seeds["seed-2"]["final"]["exact_match"] = 0.98
+    assert "**not met** on 2 of 3 seeds" in claims_seeds(seeds)[0]
+    assert claims_seeds({}) == []

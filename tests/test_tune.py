@@ -61,7 +61,7 @@ def test_a_tiny_search_writes_its_trials_best_config_and_report(tmp_path):
 
     report = (out / "REPORT.md").read_text()
     assert f"**Best: trial {best['trial']}**" in report and "best_config.yaml" in report
-    for name in ("objective_per_trial.png", "slice_training_learning_rate.png", "slice_model_hidden_size.png"):
+    for name in ("objective_per_trial.png", "curves.png", "slice_training_learning_rate.png", "slice_model_hidden_size.png"):
         assert (out / "plots" / name).read_bytes()[:4] == b"\x89PNG" and f"plots/{name}" in report
 
 

@@ -294,7 +294,26 @@ def claims_one_hour(records: dict[str, dict]) -> list[str]:
     return lines
 
 
+def claims_seeds(records: dict[str, dict]) -> list[str]:
+    """A recipe over training seeds (issue 20's main-job target: >= 99% held out on 3 of 3 seeds)."""
+    runs = sorted(records.values(), key=lambda r: r["name"])
+    if not runs:
+        return []
+    held = [r for r in runs if r["final"].get("exact_match", 0.0) >= TARGET]
+    tokens = max(r["tokens"] for r in runs)
+    walls = [(r.get("wall_seconds") or 0) / 60 for r in runs]
+    per_seed = ", ".join(f"{r['name']}: {percent(r['final'].get('exact_match'))} of {r['final'].get('num_samples')}"
+                         + (f" (99% validation after {format_tokens(point['tokens'])})" if (point := reached(r)) else "")
+                         for r in runs)  # fmt: skip
+    return [
+        f"* **The recipe over seeds** (target ≥ {100 * TARGET:g}% held out on every seed within {format_tokens(tokens)} "
+        f"training tokens): {'**met**' if len(held) == len(runs) else '**not met**'} on {len(held)} of {len(runs)} seeds — "
+        f"{per_seed}; {min(walls):.1f}–{max(walls):.1f} min of training each."
+    ]
+
+
 CLAIMS = {
+    "main_job_seeds": claims_seeds,
     "formats_4x4": claims_formats,
     "multiplication_scaling": claims_scaling,
     "parity_length_complexity": claims_parity,

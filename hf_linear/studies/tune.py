@@ -386,6 +386,20 @@ def plot_search(records: list[dict], search: Search, plots: Path, study=None) ->
             running.append(max(running[-1], value) if maximize else min(running[-1], value))
         axes.step([n for n, _ in complete], running, where="post", color="tab:green", label="best so far")
     figures.append(("Objective per trial (pruned trials: their last evaluation)", save_figure(figure, axes, plots / "objective_per_trial.png")))
+    # every trial's evaluations against the training tokens it had seen: where the pruner cut
+    figure, axes = new_figure(f"{search.name}: {search.objective} at each evaluation", "training tokens", search.objective)
+    best = best_of(records, search.objective) if any(r["state"] == "complete" and r["objective"] is not None for r in records) else None
+    for r in shown:
+        if not r["curve"]:
+            continue
+        per_step = r["tokens"] / r["max_steps"]
+        style = {"color": "0.7", "marker": "x", "linewidth": 0.8} if r["state"] != "complete" else {"color": "tab:blue", "marker": "o", "linewidth": 1}
+        if r is best:
+            style = {"color": "tab:green", "marker": "o", "linewidth": 2.5, "label": f"best (trial {r['trial']})"}
+        axes.plot([step * per_step for step, _ in r["curve"]], [value for _, value in r["curve"]], **style)
+    axes.plot([], [], color="tab:blue", marker="o", label="complete")
+    axes.plot([], [], color="0.7", marker="x", label="pruned")
+    figures.append(("Every trial's evaluations against its training tokens", save_figure(figure, axes, plots / "curves.png")))
     for key, distribution in search.space.items():  # slice plots: the objective against each parameter
         points = [(r["params"][key], r["objective"]) for r in records if r["state"] == "complete" and key in r["params"]]
         if not points:
