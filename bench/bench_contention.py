@@ -29,7 +29,7 @@ import time
 BUSY_LIMIT_S = 600  # a busy neighbour ends by itself after this, whatever happens to the bench
 POLICIES = {"default": None, "PASSIVE": "PASSIVE"}
 SPIN_COUNTS = {"0": "PASSIVE", "300000": "default", "30000000000": "ACTIVE"}
-MAIN_JOB = {"hidden_size": 32, "context_length": 81, "vocab_size": 119, "batch": 256}  # MLPLM d=32, 4x4 lsb
+MAIN_JOB = {"hidden_size": 32, "context_length": 81, "vocab_size": 119, "batch": 256}  # MLPLM d=32, 4x4 lsb: the main job until 2026-12-06 (bench/README.md's figures)
 TINY = {"hidden_size": 8, "context_length": 27, "vocab_size": 40, "batch": 32}
 
 # torch before hf_linear: the variant's environment alone decides the policy (hf_linear would

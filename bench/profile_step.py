@@ -1,7 +1,8 @@
 """Where a training step of the main job spends its CPU time: self CPU time by op, and the
 share of the matrix multiplications (issue 20: target ≥ 50%).
 
-    python bench/profile_step.py                 # main job: MLPLM d=32, T=81, V=119, batch 256
+    python bench/profile_step.py                 # main job: MLPLM d=64, T=81, V=119, batch 128
+    python bench/profile_step.py --hidden 32 --batch 256   # the main job until 2026-12-06
     python bench/profile_step.py --steps 3 --rows 30 --precision fp32 --threads 1
 
 The step is the one `hf-linear train configs/cpu/mul4x4_lsb_mlp.yaml` runs, through the same
@@ -9,7 +10,8 @@ transformers.Trainer: bf16 autocast where the CPU has native bf16
 (`hf_linear.runtime.cpu_has_native_bf16()`, else fp32; accelerate also casts the returned
 logits to fp32), batches from hf_linear's collator with the 11 prompt tokens
 ("[BOS] a a a a x b b b b =") labelled -100 and the loss normalised by the labelled tokens,
-backward, gradient clipping to norm 1, fused AdamW (the Trainer's default), weight decay 0.1.
+backward, gradient clipping, fused AdamW (the Trainer's default) with the config's learning
+rate, beta2 and weight decay.
 Random token ids stand in for the data (the step's cost does not depend on their values).
 
 Steps 1..--warmup are discarded, the next --timed steps are timed (wall time between the ends
@@ -31,15 +33,27 @@ import time
 
 import hf_linear  # noqa: F401,I001  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 import torch
+import yaml
 from torch.profiler import ProfilerActivity, profile
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from hf_linear import MLPLMConfig, MLPLMForCausalLM
 from hf_linear.data.collator import CausalLMCollator
+from hf_linear.resources import packaged_config
 from hf_linear.runtime import cpu_has_native_bf16, machine_description, tune_cpu_allocator
 
-# configs/cpu/mul4x4_lsb_mlp.yaml: 80 tokens + [EOS], 119 tokens in the vocabulary
-MAIN_JOB = {"hidden_size": 32, "context_length": 81, "vocab_size": 119, "batch": 256, "prompt_length": 11}
+# The main job's data (configs/cpu/mul4x4_lsb_mlp.yaml): 80 tokens + [EOS], 119 tokens in the
+# vocabulary, 11 prompt tokens; its width, batch and optimiser are read from the config itself.
+MAIN_JOB_DATA = {"context_length": 81, "vocab_size": 119, "prompt_length": 11}
+
+
+def main_job() -> dict:
+    """The shipped main job's shape and optimiser settings (hf_linear.resources.DEFAULT_CONFIG)."""
+    config = yaml.safe_load(packaged_config().read_text())
+    training = config["training"]
+    return {**MAIN_JOB_DATA, "hidden_size": config["model"]["hidden_size"], "batch": training["per_device_train_batch_size"],
+            "learning_rate": training["learning_rate"], "weight_decay": training["weight_decay"],
+            "adam_beta2": training.get("adam_beta2", 0.999), "max_grad_norm": training["max_grad_norm"]}  # fmt: skip
 # Ops that are matrix multiplications (their self time is the kernel's; aten::matmul, linear
 # and the autograd nodes only dispatch to these).
 MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm", "aten::baddbmm_",
@@ -77,7 +91,9 @@ class StepClock(TrainerCallback):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=MAIN_JOB["batch"])
+    job = main_job()
+    parser.add_argument("--batch", type=int, default=job["batch"])
+    parser.add_argument("--hidden", type=int, default=job["hidden_size"], help="d (default: the main job's)")
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                         help="auto: bf16 autocast where the CPU has native bf16, as `hf-linear train`")  # fmt: skip
     parser.add_argument("--warmup", type=int, default=3)
@@ -91,7 +107,7 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     bf16 = cpu_has_native_bf16() if args.precision == "auto" else args.precision == "bf16"
-    shape = dict(MAIN_JOB, batch=args.batch)
+    shape = dict(job, batch=args.batch, hidden_size=args.hidden)
     tune_cpu_allocator()  # as `hf-linear train`
 
     torch.manual_seed(0)
@@ -103,8 +119,9 @@ def main(argv=None) -> None:
     clock = StepClock(args.warmup, args.timed, args.steps)
     with tempfile.TemporaryDirectory() as output_dir:
         training = TrainingArguments(
-            output_dir=output_dir, per_device_train_batch_size=shape["batch"], max_steps=steps, learning_rate=3e-3,
-            weight_decay=0.1, max_grad_norm=1.0, bf16=bf16, use_cpu=True, remove_unused_columns=False,
+            output_dir=output_dir, per_device_train_batch_size=shape["batch"], max_steps=steps,
+            learning_rate=shape["learning_rate"], weight_decay=shape["weight_decay"], adam_beta2=shape["adam_beta2"],
+            max_grad_norm=shape["max_grad_norm"], bf16=bf16, use_cpu=True, remove_unused_columns=False,
             include_num_input_tokens_seen=True, dataloader_num_workers=0, save_strategy="no", logging_strategy="no",
             report_to=[], disable_tqdm=True, seed=0,
         )  # fmt: skip

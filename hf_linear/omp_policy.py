@@ -4,7 +4,7 @@ stall training, evaluation or a bench.
 torch's CPU kernels run on libgomp, whose idle threads by default spin for a while before they
 sleep. On a machine shared with other processes the spinning threads take the cores that the
 working thread needs: measured on a 2-core Xeon beside one busy process, a training step of the
-main job (MLPLM d=32, T=81, batch 256) took 86-1,135 ms with the default policy and 69-97 ms with
+main job of then (MLPLM d=32, T=81, batch 256) took 86-1,135 ms with the default policy and 69-97 ms with
 OMP_WAIT_POLICY=PASSIVE (alone: ~59 ms). `bench/bench_contention.py` measures both policies,
 idle and beside a busy process.
 
