@@ -13,8 +13,8 @@ class CausalLMCollator:
     With `mask_prompt` and a `prompt_length` column, the loss covers only the tokens after the
     prompt (the operands are given, not predicted), as in the paper's arithmetic training.
 
-    The batch is built with one tensor conversion and one mask rather than a loop over its rows:
-    at the main job's step (~47 ms) the per-row loop cost ~5 ms (bench/README.md).
+    The batch is built with one tensor conversion and one mask rather than a loop over its rows,
+    which took ~10% of the old main job's step (bench/bench_data_path.py, bench/README.md).
     """
 
     columns = ("input_ids", "prompt_length")  # all the collator reads (see `training_columns`)
@@ -37,7 +37,7 @@ class CausalLMCollator:
             first_label = torch.tensor([int(e["prompt_length"]) for e in examples])
             unlabelled |= positions < first_label[:, None]
         batch = {"input_ids": input_ids, "labels": input_ids.masked_fill(unlabelled, IGNORE_INDEX)}
-        if padded:  # no padding: no mask, so the model skips the mask handling
+        if padded:  # only a padded batch has a mask: without one the model skips the mask handling
             batch["attention_mask"] = (positions < lengths[:, None]).long()
         return batch
 
