@@ -14,7 +14,7 @@ import yaml
 from transformers import TrainerCallback
 
 from hf_linear.studies.study import Study, run_study
-from helpers import tiny_study
+from helpers import tiny_search, tiny_study
 
 ray = pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install -e '.[engines]'")
 from hf_linear.studies.ray_engine import RayEngine  # noqa: E402
@@ -85,3 +85,18 @@ def test_a_run_bigger_than_the_cluster_is_an_error(tmp_path, local_ray):
     path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
     with pytest.raises(ValueError, match="wants 64 CPU"):
         run_study(Study.load(path), tmp_path / "out", write_report=False, engine=RayEngine(cpus_per_run=64))
+
+
+def test_a_tiny_search_on_ray_tune_tries_its_start_with_recipe(tmp_path, local_ray):
+    """`hf-linear tune --engine ray`: Ray Tune trials through Trainer.hyperparameter_search; the
+    search file's start_with recipe is among them (points_to_evaluate), and a best config is written."""
+    from hf_linear.studies.tune import main as tune_main
+
+    search = tiny_search(trials=2, pruner="none")
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(search, sort_keys=False))
+    assert tune_main([str(path), "--out", str(tmp_path / "out"), "--engine", "ray"]) == 0
+    trials = [json.loads(line) for line in (tmp_path / "out" / "trials.jsonl").read_text().splitlines()]
+    assert len(trials) == 2 and all(t["state"] == "complete" for t in trials)
+    assert search["start_with"][0] in [t["params"] for t in trials]
+    assert (tmp_path / "out" / "best_config.yaml").is_file()

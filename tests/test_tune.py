@@ -7,34 +7,14 @@ import json
 
 import pytest
 import yaml
+from helpers import tiny_search
 
 from hf_linear.studies.tune import Search, best_of, main
 from hf_linear.training.config import load_config
 
 pytest.importorskip("optuna", reason="hf-linear tune needs optuna: pip install -e '.[engines]'")
 
-BATCH, EXAMPLE_TOKENS = 16, 28  # 2x2 multiplication, `lsb` CoT: 27 tokens + [EOS]
-SEARCH = {
-    "name": "tiny-search",
-    "base": {
-        "model": {"type": "mlp_lm", "hidden_size": 8},
-        "dataset": {"arithmetic": {"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 500,
-                                   "validation_size": 16, "test_size": 16, "seed": 0}},  # fmt: skip
-        "training": {"output_dir": "unused", "per_device_train_batch_size": BATCH, "lr_scheduler_type": "constant",
-                     "logging_steps": 1, "report_to": [], "disable_tqdm": True, "seed": 0},  # fmt: skip
-        "evaluation": {"num_samples": 16, "during_training_samples": 16, "batch_size": 16, "num_examples": 0},
-    },
-    "space": {
-        "training.learning_rate": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
-        "model.hidden_size": {"type": "categorical", "choices": [4, 8]},
-    },
-    "objective": "exact_match",
-    "budget_tokens": 6 * BATCH * EXAMPLE_TOKENS,  # 6 steps
-    "trials": 3,
-    "evaluations": 2,
-    "pruner": {"type": "median", "n_startup_trials": 1},
-    "start_with": [{"training.learning_rate": 0.02, "model.hidden_size": 4}],  # a known recipe, tried first
-}
+SEARCH = tiny_search()
 
 
 def test_a_tiny_search_writes_its_trials_best_config_and_report(tmp_path):

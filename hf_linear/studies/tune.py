@@ -310,6 +310,10 @@ def search_with_ray(search: Search, trainer: HFLinearTrainer, budget: Budget, ou
             space[key] = tune.sample_from(lambda spec, key=key: budget.steps({**defaults, **spec.config})[key])
     scheduler = None if search.spec.get("pruner", "median") in (None, "none") else ASHAScheduler(metric="objective", mode=direction[:3])
     starts = [{arguments_name(k): v for k, v in point.items()} for point in search.spec.get("start_with") or []]
+    # Ray Tune pickles the Trainer. accelerate's GradientState, a process-wide singleton, keeps
+    # weak references (which do not pickle) to the data loaders of earlier trainings in this
+    # process; none of this search's exists yet, so it starts from none.
+    trainer.accelerator.gradient_state.dataloader_references = [None]
     best = trainer.hyperparameter_search(
         hp_space=lambda _: space, compute_objective=lambda metrics: metrics[metric], n_trials=trials,
         direction=direction, backend="ray", resources_per_trial={"cpu": cpus_per_trial}, scheduler=scheduler,
