@@ -115,3 +115,30 @@ def test_segments_of_a_transformer(split):
     with pytest.raises(ValueError, match="window of 8"):
         short = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=8, n_embd=16, n_layer=1, n_head=2))
         segment_accuracy(short, tokenizer, split["text"][:2])
+
+
+def test_dead_positions_are_those_whose_units_never_fire(split, tmp_path, capsys):
+    """A position whose masked-map outputs are all negative (here: its bias pushed down) has no
+    live unit after the ReLU: its prediction cannot depend on the input, and it is reported."""
+    from hf_linear.evaluation.dead_units import dead_positions
+
+    window = len(split[0]["input_ids"])
+    ids = torch.tensor(split["input_ids"], dtype=torch.long)
+    model = tiny_model("mlp", context_length=window, **ARITHMETIC)
+    assert dead_positions(model, ids, batch_size=16) == []
+    with torch.no_grad():
+        model.model.mixing.bias[5] = -1e4  # (T, d): every unit of position 5
+        model.model.mixing.bias[9, :-1] = -1e4  # position 9 keeps one unit: alive
+    assert dead_positions(model, ids, batch_size=16) == [5]
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[:, 5]
+    assert torch.allclose(logits, logits[0].expand_as(logits))  # the same output for every input
+    assert dead_positions(tiny_model(context_length=window, **ARITHMETIC), ids) is None  # a LinearLM has no ReLU
+
+    model.save_pretrained(tmp_path / "ckpt")
+    TOKENIZER.save_pretrained(tmp_path / "ckpt")
+    arithmetic = json.dumps({"task": "multiplication", "digits": [2, 2], "cot": "lsb", "test_size": 20, "validation_size": 0})
+    assert eval_main([str(tmp_path / "ckpt"), "--arithmetic", arithmetic, "--segments", "--num-samples", "20", "--show", "0"]) == 0
+    assert json.loads((tmp_path / "ckpt" / "eval_results.json").read_text())["dead_positions"] == [5]
+    out = capsys.readouterr().out
+    assert "are 0 on every example" in out and "[5]" in out

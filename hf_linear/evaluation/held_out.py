@@ -5,7 +5,8 @@ What is measured follows from the data, so that the three commands cannot disagr
 
 * data with `prompt` / `answer` columns (arithmetic, compiled programs): exact match of the answer
   generated greedily from the prompt (hf_linear.evaluation.exact_match), and on request the
-  teacher-forced accuracy of each CoT segment (hf_linear.evaluation.segments);
+  teacher-forced accuracy of each CoT segment (hf_linear.evaluation.segments) and, for an
+  MLPLM, the positions whose units have all died (hf_linear.evaluation.dead_units);
 * language-model data (windows of `input_ids` only, e.g. TinyStories): perplexity and samples
   (hf_linear.evaluation.lm_report).
 
@@ -14,6 +15,9 @@ Callers add what only they know (the split's name, `DataSource.describe()`, the 
 
 from __future__ import annotations
 
+import torch
+
+from hf_linear.evaluation.dead_units import dead_positions
 from hf_linear.evaluation.exact_match import exact_match_report, format_report, has_prompts
 from hf_linear.evaluation.lm_report import format_lm_report, lm_report
 from hf_linear.evaluation.segments import format_segments, segment_accuracy, step_names_of
@@ -42,6 +46,8 @@ def evaluate_held_out(model, tokenizer, split, batch_size: int = 256, num_exampl
         report = exact_match_report(model, tokenizer, split, batch_size, num_examples) if exact_match else {}
         if segments:
             report["segments"] = segment_accuracy(model, tokenizer, split["text"], step_names_of(split), batch_size)
+            encoded = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"] for text in split["text"]])
+            report["dead_positions"] = dead_positions(model, encoded, batch_size)
         return report
     if segments:
         raise ValueError("segment accuracy needs arithmetic data (prompt / answer columns); this is language-model data")
@@ -57,4 +63,7 @@ def format_held_out(report: dict) -> str:
         parts.append(format_lm_report(report))
     if report.get("segments"):
         parts.append(format_segments(report["segments"]))
+    if report.get("dead_positions"):  # (None: no ReLU to check; []: none dead)
+        parts.append(f"positions whose units after the masked map's ReLU are 0 on every example (no gradient reaches "
+                     f"them, their tokens at chance): {report['dead_positions']}")
     return "\n".join(parts)
