@@ -13,7 +13,9 @@ import pytest
 import torch
 import yaml
 from helpers import losses, tiny_config, write_config
+from transformers import AutoModelForCausalLM
 
+from hf_linear.evaluation.dead_units import dead_positions
 from hf_linear.evaluation.exact_match import load_metric
 from hf_linear.training.config import check_config, load_config
 from hf_linear.training.train import train
@@ -152,6 +154,10 @@ def test_exact_match_is_evaluated_during_training(tmp_path):
     logged = [e for e in state["log_history"] if "eval_exact_match" in e]
     assert [e["step"] for e in logged] == [2, 4]
     assert all(0 <= e["eval_per_digit_accuracy"] <= 1 for e in logged)
+    # an MLPLM's dead positions, counted at each evaluation (the count dead_positions gives)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "run")
+    data = check_config(config).data_source().load()["validation"].select(range(10))
+    assert logged[-1]["eval_dead_positions"] == len(dead_positions(model, torch.tensor(data["input_ids"])))
 
 
 @pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate CLI not installed")

@@ -14,6 +14,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
 
 from hf_linear.data.collator import CausalLMCollator, training_columns
+from hf_linear.evaluation.dead_units import dead_positions
 from hf_linear.evaluation.exact_match import exact_match_report, has_prompts
 
 # learning-rate shapes that can follow a budget: progress p in [0, 1] → factor
@@ -137,6 +138,11 @@ class HFLinearTrainer(Trainer):
             f"{metric_key_prefix}_exact_match": exact / n,
             f"{metric_key_prefix}_per_digit_accuracy": per_digit / n,
         }
+        lengths = {len(ids) for ids in data["input_ids"]}
+        if len(lengths) == 1:  # an MLPLM's positions whose units all died can never learn again: count them
+            dead = dead_positions(model, torch.tensor(data["input_ids"], device=self.args.device), self.generation_batch_size)
+            if dead is not None:  # (the whole split on every rank: the same count everywhere)
+                generated[f"{metric_key_prefix}_dead_positions"] = len(dead)
         self.log(generated)
         metrics.update(generated)
         return metrics
