@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from hf_linear.model_types import MLP_LM
+from hf_linear.modeling_hf_linear import MaskedPositionMixing
 
 
 def dead_positions(model, input_ids: torch.Tensor, batch_size: int = 250) -> list[int] | None:
@@ -16,7 +17,9 @@ def dead_positions(model, input_ids: torch.Tensor, batch_size: int = 250) -> lis
     `input_ids` (N, L); None for a model without that ReLU (a LinearLM has no units to die)."""
     if model.config.model_type != MLP_LM:
         return None
-    mixing = model.model.mixing
+    # the masked map, wherever a wrapper keeps it (under a LoRA adapter: its base layer, whose
+    # output leaves out the adapter's delta)
+    mixing = next(m for m in model.modules() if isinstance(m, MaskedPositionMixing))
     alive = None
     outputs = []
     hook = mixing.register_forward_hook(lambda module, args, output: outputs.append(output))
