@@ -134,6 +134,8 @@ def test_dead_positions_are_those_whose_units_never_fire(split, tmp_path, capsys
         logits = model(input_ids=ids).logits[:, 5]
     assert torch.allclose(logits, logits[0].expand_as(logits))  # the same output for every input
     assert dead_positions(tiny_model(context_length=window, **ARITHMETIC), ids) is None  # a LinearLM has no ReLU
+    assert dead_positions(model, [ids[0].tolist(), ids[1, :-1].tolist()]) is None  # rows of two lengths: no template
+    assert dead_positions(model, ids.tolist(), batch_size=16) == [5]  # id lists, as a dataset column gives them
 
     model.save_pretrained(tmp_path / "ckpt")
     TOKENIZER.save_pretrained(tmp_path / "ckpt")

@@ -12,11 +12,13 @@ from hf_linear.model_types import MLP_LM
 from hf_linear.modeling_hf_linear import MaskedPositionMixing
 
 
-def dead_positions(model, input_ids: torch.Tensor, batch_size: int = 250) -> list[int] | None:
-    """Positions p (< the window) whose ReLU(masked map) units are all 0 for every row of
-    `input_ids` (N, L); None for a model without that ReLU (a LinearLM has no units to die)."""
-    if model.config.model_type != MLP_LM:
+def dead_positions(model, rows, batch_size: int = 250) -> list[int] | None:
+    """Positions p (< the window) whose ReLU(masked map) units are all 0 for every one of `rows`
+    (token id lists of one length, or an (N, L) tensor); None for a model without that ReLU (a
+    LinearLM has no units to die) or rows of different lengths (one template is compared)."""
+    if model.config.model_type != MLP_LM or len({len(row) for row in rows}) != 1:
         return None
+    input_ids = torch.as_tensor(rows, device=model.device)
     # the masked map, wherever a wrapper keeps it (under a LoRA adapter: its base layer, whose
     # output leaves out the adapter's delta)
     mixing = next(m for m in model.modules() if isinstance(m, MaskedPositionMixing))

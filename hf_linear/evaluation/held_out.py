@@ -15,8 +15,6 @@ Callers add what only they know (the split's name, `DataSource.describe()`, the 
 
 from __future__ import annotations
 
-import torch
-
 from hf_linear.evaluation.dead_units import dead_positions
 from hf_linear.evaluation.exact_match import exact_match_report, format_report, has_prompts
 from hf_linear.evaluation.lm_report import format_lm_report, lm_report
@@ -46,8 +44,7 @@ def evaluate_held_out(model, tokenizer, split, batch_size: int = 256, num_exampl
         report = exact_match_report(model, tokenizer, split, batch_size, num_examples) if exact_match else {}
         if segments:
             report["segments"] = segment_accuracy(model, tokenizer, split["text"], step_names_of(split), batch_size)
-            encoded = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"] for text in split["text"]])
-            report["dead_positions"] = dead_positions(model, encoded, batch_size)
+            report["dead_positions"] = dead_positions(model, split["input_ids"], batch_size)
         return report
     if segments:
         raise ValueError("segment accuracy needs arithmetic data (prompt / answer columns); this is language-model data")

@@ -371,7 +371,7 @@ def best_config(search: Search, best: dict, out: Path) -> dict:
     return config
 
 
-def plot_search(records: list[dict], search: Search, plots: Path, study=None) -> list[tuple[str, str]]:
+def plot_search(records: list[dict], search: Search, plots: Path, best: dict, study=None) -> list[tuple[str, str]]:
     from hf_linear.studies.report import new_figure, save_figure
 
     plots.mkdir(parents=True, exist_ok=True)
@@ -392,7 +392,6 @@ def plot_search(records: list[dict], search: Search, plots: Path, study=None) ->
     figures.append(("Objective per trial (pruned trials: their last evaluation)", save_figure(figure, axes, plots / "objective_per_trial.png")))
     # every trial's evaluations against the training tokens it had seen: where the pruner cut
     figure, axes = new_figure(f"{search.name}: {search.objective} at each evaluation", "training tokens", search.objective)
-    best = best_of(records, search.objective) if any(r["state"] == "complete" and r["objective"] is not None for r in records) else None
     for r in shown:
         if not r["curve"]:
             continue
@@ -444,7 +443,7 @@ def publish(search: Search, records: list[dict], out: Path, engine: str, study=N
     config = best_config(search, best, out)
     write_text_atomically(out / "best_config.yaml", yaml.safe_dump(config, sort_keys=False))
     write_text_atomically(out / "trials.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-    figures = plot_search(records, search, out / "plots", study)
+    figures = plot_search(records, search, out / "plots", best, study)
     keys = list(search.space)
     counts = {state: sum(r["state"] == state for r in records) for state in ("complete", "pruned", "fail")}
     lines = [

@@ -50,7 +50,7 @@ def claims_linear_universality(records: dict[str, dict], study_dir: Path | None 
             programs[record["program"]].setdefault(record["model_type"], []).append(record)
     if not programs:
         return []
-    lines, linear_all, linear_validation, linear_total = [], 0, 0, 0
+    lines, linear_all, linear_validation, linear_total, held_out = [], 0, 0, 0, set()
     for program, by_model in sorted(programs.items()):
         parts = []
         for model_type, runs in sorted(by_model.items()):
@@ -64,6 +64,7 @@ def claims_linear_universality(records: dict[str, dict], study_dir: Path | None 
                     linear_total += 1
                     linear_all += exact >= TARGET
                     linear_validation += point is not None
+                    held_out.add(r["final"].get("num_samples"))
                     wiring = run_wiring(study_dir / r["run_dir"], r["program"], r["size"]) if study_dir else None
                     if wiring:
                         text += f", {percent(wiring['mean_share_on_compiled_reads'])} of its influence on the compiled reads"
@@ -73,7 +74,7 @@ def claims_linear_universality(records: dict[str, dict], study_dir: Path | None 
     lines.append(
         f"* **The title claim, run**: a LinearLM reached {100 * TARGET:g}% validation exact match (the stop rule, on "
         f"200 inputs) on {linear_validation} of {linear_total} compiled programs and sizes within the budget, and "
-        f"{100 * TARGET:g}% on the 500 held-out test inputs on {linear_all} (every CoT token a linear-threshold step "
+        f"{100 * TARGET:g}% on the {' / '.join(f'{n:,}' for n in sorted(n for n in held_out if n))} held-out test inputs on {linear_all} (every CoT token a linear-threshold step "
         "of earlier tokens; certificates, LinearLMs built from the compiled steps, reach 100% on each). The influence share "
         "says how much of a trained LinearLM's dependence on earlier tokens sits where the compiled circuit reads "
         "(1.0 for the certificate, ~3% for a random model)."

@@ -138,11 +138,11 @@ class HFLinearTrainer(Trainer):
             f"{metric_key_prefix}_exact_match": exact / n,
             f"{metric_key_prefix}_per_digit_accuracy": per_digit / n,
         }
-        lengths = {len(ids) for ids in data["input_ids"]}
-        if len(lengths) == 1:  # an MLPLM's positions whose units all died can never learn again: count them
-            dead = dead_positions(model, torch.tensor(data["input_ids"], device=self.args.device), self.generation_batch_size)
-            if dead is not None:  # (the whole split on every rank: the same count everywhere)
-                generated[f"{metric_key_prefix}_dead_positions"] = len(dead)
+        # an MLPLM's positions whose units all died can never learn again: count them (on the whole
+        # split on every rank: the same count everywhere)
+        dead = dead_positions(model, data["input_ids"], self.generation_batch_size)
+        if dead is not None:
+            generated[f"{metric_key_prefix}_dead_positions"] = len(dead)
         self.log(generated)
         metrics.update(generated)
         return metrics
