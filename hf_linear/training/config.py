@@ -10,6 +10,8 @@
                  samples (`EvaluationConfig`)
     budget:      optional `max_minutes` of training, for comparisons at equal wall-clock time;
                  the learning-rate schedule then follows the budget (`BudgetConfig`)
+    optimizer:   optional: `mixing_lr_fan_in_reference` scales the masked map's learning rate
+                 down along the sequence (`OptimizerConfig`, hf_linear.training.fan_in_lr)
     lora:        optional: train a LoRA adapter (peft.LoraConfig fields: r, lora_alpha,
                  target_modules (default: the masked map, "mixing"), ...) instead of all weights;
                  the final model is saved merged, the adapter beside it in `adapter/`
@@ -37,9 +39,9 @@ from transformers import AutoConfig, TrainingArguments
 
 from hf_linear.data.sources import DataSource, data_source
 from hf_linear.dotted_keys import parent_of
-from hf_linear.model_types import type_names
+from hf_linear.model_types import is_hf_linear, type_names
 
-SECTIONS = ("model", "dataset", "training", "evaluation", "budget", "lora")
+SECTIONS = ("model", "dataset", "training", "evaluation", "budget", "optimizer", "lora")
 # what a fine-tuning run may change of its checkpoint's model (both grow it, keeping its function)
 FINETUNE_MODEL_KEYS = ("context_length", "vocab_size", "mixing_chunk_size")
 
@@ -96,6 +98,20 @@ class BudgetConfig:
 
 
 @dataclass
+class OptimizerConfig:
+    """The optional `optimizer:` section: what the Trainer's optimizer does beyond `training:`'s fields."""
+
+    # row i of the masked map steps at learning_rate · min(1, N / (i+1)): long CoTs keep their
+    # late positions' ReLU units alive at the learning rate the short rows need (fan_in_lr.py)
+    mixing_lr_fan_in_reference: int | None = None
+
+    def __post_init__(self):
+        reference = self.mixing_lr_fan_in_reference
+        if reference is not None and (isinstance(reference, bool) or reference < 1):
+            raise ValueError(f"optimizer.mixing_lr_fan_in_reference must be a positive number of positions, got {reference!r}")
+
+
+@dataclass
 class RunConfig:
     """A checked training config; `as_dict()` is what the run directory keeps (training_config.yaml)."""
 
@@ -105,6 +121,7 @@ class RunConfig:
     evaluation: EvaluationConfig
     budget: BudgetConfig
     lora: dict | None = None
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     # the source the check built from `dataset`: the run loads its data from it instead of building
     # another (a program source compiles its program when built)
     source: DataSource | None = field(default=None, repr=False, compare=False)
@@ -121,6 +138,8 @@ class RunConfig:
             "training": self.training,
             "evaluation": dataclasses.asdict(self.evaluation),
             "budget": dataclasses.asdict(self.budget),
+            # only when set: the run directories of runs without it stay as they were
+            **({"optimizer": dataclasses.asdict(self.optimizer)} if self.optimizer != OptimizerConfig() else {}),
             **({"lora": self.lora} if self.lora else {}),
         }
 
@@ -356,10 +375,17 @@ def check_config(config: dict) -> RunConfig:
     try:
         evaluation = EvaluationConfig(**check_fields("evaluation", config.get("evaluation") or {}, EvaluationConfig))
         budget = BudgetConfig(**check_fields("budget", config.get("budget") or {}, BudgetConfig))
+        optimizer = OptimizerConfig(**check_fields("optimizer", config.get("optimizer") or {}, OptimizerConfig))
     except TypeError as error:
         raise ValueError(str(error)) from None
     lora = None
     if config.get("lora") is not None:
 
         lora = check_fields("lora", config["lora"], LoraConfig)
-    return RunConfig(model, dict(config["dataset"]), training, evaluation, budget, lora, source)
+    if optimizer.mixing_lr_fan_in_reference is not None and "type" in model and not is_hf_linear(model["type"]):
+        raise ValueError(f"optimizer.mixing_lr_fan_in_reference: model type {model['type']} has no masked map "
+                         f"(types with one: {type_names()})")  # fmt: skip
+    if optimizer.mixing_lr_fan_in_reference is not None and lora is not None:
+        raise ValueError("optimizer.mixing_lr_fan_in_reference scales the masked map's own steps; under lora: "
+                         "that weight is frozen (leave one of them out)")  # fmt: skip
+    return RunConfig(model, dict(config["dataset"]), training, evaluation, budget, lora, optimizer, source)

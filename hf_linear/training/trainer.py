@@ -16,6 +16,7 @@ from transformers.trainer_callback import ExportableState
 from hf_linear.data.collator import CausalLMCollator, training_columns
 from hf_linear.evaluation.dead_units import dead_positions
 from hf_linear.evaluation.exact_match import exact_match_report, has_prompts
+from hf_linear.training.fan_in_lr import attach_fan_in_lr
 
 # learning-rate shapes that can follow a budget: progress p in [0, 1] → factor
 BUDGET_SCHEDULES = {
@@ -70,11 +71,19 @@ class HFLinearTrainer(Trainer):
     """
 
     def __init__(self, *args, generation_eval_dataset=None, generation_batch_size=256, report_perplexity=False,
-                 **kwargs):  # fmt: skip
+                 mixing_lr_fan_in_reference=None, **kwargs):  # fmt: skip
         super().__init__(*args, **kwargs)
         self.generation_eval_dataset = generation_eval_dataset
         self.generation_batch_size = generation_batch_size
         self.report_perplexity = report_perplexity
+        self.mixing_lr_fan_in_reference = mixing_lr_fan_in_reference
+
+    def create_optimizer(self, model=None):
+        had_optimizer = self.optimizer is not None
+        optimizer = super().create_optimizer(model)
+        if self.mixing_lr_fan_in_reference and not had_optimizer:  # hooked once, on the optimizer made here
+            attach_fan_in_lr(optimizer, self.model if model is None else model, self.mixing_lr_fan_in_reference)
+        return optimizer
 
     # --- the schedule of a budgeted run ------------------------------------------------------
 
@@ -166,6 +175,7 @@ def trainer_for(config, args, data, model=None, model_init=None, exact_match: bo
         generation_eval_dataset=generation,
         generation_batch_size=config.evaluation.batch_size,
         report_perplexity=bool(during) and not has_prompts(during),
+        mixing_lr_fan_in_reference=config.optimizer.mixing_lr_fan_in_reference,
         callbacks=list(callbacks) or None,
     )
     if config.budget.max_minutes:
