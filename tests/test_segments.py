@@ -144,3 +144,28 @@ def test_dead_positions_are_those_whose_units_never_fire(split, tmp_path, capsys
     assert json.loads((tmp_path / "ckpt" / "eval_results.json").read_text())["dead_positions"] == [5]
     out = capsys.readouterr().out
     assert "are 0 on every example" in out and "[5]" in out
+    # the segment holding token 6 (predicted by dead position 5) has a position without units
+    segments = json.loads((tmp_path / "ckpt" / "eval_results.json").read_text())["segments"]
+    holder = next(part for part in segments if part["start"] <= 6 <= part["end"])
+    assert holder["alive_units"]["min"] == 0 and "alive units" in out
+
+
+def test_alive_units_match_a_plain_loop(split):
+    """Units after the ReLU that fire on some example, per position, against the pre-activations
+    computed block row by block row from the embeddings."""
+    from hf_linear.evaluation.dead_units import alive_units
+
+    window = len(split[0]["input_ids"])
+    ids = torch.tensor(split["input_ids"], dtype=torch.long)
+    model = tiny_model("mlp", seed=2, context_length=window, **ARITHMETIC)
+    mixing = model.model.mixing
+    with torch.no_grad():
+        mixing.bias[3, :4] = -1e4  # 2 of 6 units left at position 3
+        mixing.bias[7, 1:] -= 2.0  # fewer firing at position 7
+        x = model.get_input_embeddings()(ids)  # (N, L, d)
+        expected = []
+        for i in range(window):
+            pre = x[:, : i + 1].reshape(len(ids), -1) @ mixing.row_weight(i) + mixing.bias[i]  # (N, d)
+            expected.append(int((pre > 0).any(dim=0).sum()))
+    assert alive_units(model, ids, batch_size=16) == expected
+    assert expected[3] <= 2 and min(expected) < max(expected)

@@ -58,7 +58,7 @@ def test_config_structure_errors(tmp_path):
     with pytest.raises(ValueError, match="give exactly one of"):
         check_config({**tiny_config(tmp_path), "dataset": {"path": "a", "hub": "b"}})
     with pytest.raises(ValueError, match="unknown config section"):
-        check_config({**tiny_config(tmp_path), "optimizer": {}})
+        check_config({**tiny_config(tmp_path), "optimiser": {}})
     with pytest.raises(ValueError, match="training.output_dir is required"):
         check_config({**tiny_config(tmp_path), "training": {"max_steps": 3}})
     with pytest.raises(ValueError, match="does not exist"):

@@ -6,7 +6,8 @@ What is measured follows from the data, so that the three commands cannot disagr
 * data with `prompt` / `answer` columns (arithmetic, compiled programs): exact match of the answer
   generated greedily from the prompt (hf_linear.evaluation.exact_match), and on request the
   teacher-forced accuracy of each CoT segment (hf_linear.evaluation.segments) and, for an
-  MLPLM, the positions whose units have all died (hf_linear.evaluation.dead_units);
+  MLPLM, the alive units of each segment's positions and the positions whose units have all
+  died (hf_linear.evaluation.dead_units);
 * language-model data (windows of `input_ids` only, e.g. TinyStories): perplexity and samples
   (hf_linear.evaluation.lm_report).
 
@@ -15,10 +16,10 @@ Callers add what only they know (the split's name, `DataSource.describe()`, the 
 
 from __future__ import annotations
 
-from hf_linear.evaluation.dead_units import dead_positions
+from hf_linear.evaluation.dead_units import alive_units, without_units
 from hf_linear.evaluation.exact_match import exact_match_report, format_report, has_prompts
 from hf_linear.evaluation.lm_report import format_lm_report, lm_report
-from hf_linear.evaluation.segments import format_segments, segment_accuracy, step_names_of
+from hf_linear.evaluation.segments import add_alive_units, format_segments, segment_accuracy, step_names_of
 
 
 def held_out_split(datasets, name: str, where: str):
@@ -44,7 +45,10 @@ def evaluate_held_out(model, tokenizer, split, batch_size: int = 256, num_exampl
         report = exact_match_report(model, tokenizer, split, batch_size, num_examples) if exact_match else {}
         if segments:
             report["segments"] = segment_accuracy(model, tokenizer, split["text"], step_names_of(split), batch_size)
-            report["dead_positions"] = dead_positions(model, split["input_ids"], batch_size)
+            alive = alive_units(model, split["input_ids"], batch_size)
+            report["dead_positions"] = without_units(alive)
+            if alive is not None:
+                add_alive_units(report["segments"], alive)
         return report
     if segments:
         raise ValueError("segment accuracy needs arithmetic data (prompt / answer columns); this is language-model data")

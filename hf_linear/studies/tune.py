@@ -11,7 +11,8 @@ A search file (see configs/tune/) has
     set:            optional {dotted.key: value} applied to the base first
     space:          {dotted.key: {type: float | int | categorical, low, high, log, step, choices}}
                     over training.* (TrainingArguments fields) and model.* (the model's config);
-                    the data is built once for all trials, so dataset.* cannot vary
+                    the data is built once for all trials, so dataset.* cannot vary, and the
+                    other sections (optimizer.*, evaluation.*) are the base's for every trial
     objective:      exact_match (held-out validation prompts, maximised) or eval_loss (minimised),
                     at the last evaluation of a trial
     budget_tokens:  training tokens per trial: max_steps = budget_tokens / (batch size x gradient
