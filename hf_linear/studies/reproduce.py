@@ -1,6 +1,6 @@
 """The reproduction report: run every shipped study, publish its report, regenerate RESULTS.md.
 
-    hf-linear reproduce                    # all of configs/studies/*.yaml (~4 h on 2 CPU cores)
+    hf-linear reproduce                    # all of configs/studies/*.yaml (~5 h on 2 CPU cores)
     hf-linear reproduce --only formats_4x4 --quick
 
 For each study file (in name order) this runs `hf-linear study` (finished runs are skipped, an

@@ -3,8 +3,8 @@
 Row i of the masked map reads the i + 1 positions before it ((i+1)·d inputs). Adam moves every
 weight by about the learning rate whatever its gradient's size, so one step changes position i's
 pre-activation by up to ~lr·(i+1)·d: at a learning rate that the short rows of a CoT need, the
-long rows' steps are hundreds of times their initial scale, and their ReLU units die (all zero on
-every example: no gradient reaches them again). Measured on 8x8 `lsb` multiplication (T = 271,
+long rows' steps can dwarf their initial scale, and their ReLU units die (all zero on every
+example: no gradient reaches them again). Measured on 8x8 `lsb` multiplication (T = 271,
 RESULTS.md, 2026-12-06): the alive units per position fall with the position, and six positions of
 the last CoT row end with none.
 
@@ -51,10 +51,6 @@ class FanInScaledMixingLR:
     def _rescale(self, optimizer, args, kwargs):
         # in place, no temporary of the weight's size: w ← (w − w_before)·s + w_before
         self.weight.sub_(self.before).mul_(self.block_scales).add_(self.before)
-
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
 
 
 def attach_fan_in_lr(optimizer: torch.optim.Optimizer, model: torch.nn.Module, reference: int) -> FanInScaledMixingLR:

@@ -63,8 +63,10 @@ class TimeBudget(TrainerCallback, ExportableState):
 
 class HFLinearTrainer(Trainer):
     """Trainer whose evaluation adds exact match by greedy generation to the loss (or, with
-    `report_perplexity`, for language-model data, the perplexity exp(loss)), and whose
-    learning-rate schedule follows a `TimeBudget` when the run has one.
+    `report_perplexity`, for language-model data, the perplexity exp(loss)), whose
+    learning-rate schedule follows a `TimeBudget` when the run has one, and whose optimizer steps
+    the masked map's rows at rates scaled by their fan-in when `mixing_lr_fan_in_reference` is
+    set (hf_linear.training.fan_in_lr).
 
     The prompts are sharded over processes and the counts summed, so that 2-process runs
     evaluate each prompt once.
