@@ -41,7 +41,8 @@ class FanInScaledMixingLR:
         self.weight = weight
         self.block_scales = scales.to(weight.device, weight.dtype).view(-1, 1, 1)
         self.before = torch.empty_like(weight, memory_format=torch.contiguous_format)
-        self.handles = (optimizer.register_step_pre_hook(self._copy), optimizer.register_step_post_hook(self._rescale))
+        optimizer.register_step_pre_hook(self._copy)
+        optimizer.register_step_post_hook(self._rescale)
 
     @torch.no_grad()
     def _copy(self, optimizer, args, kwargs):
