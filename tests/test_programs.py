@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 import torch
 
 from hf_linear.data.programs import MACHINES, PROGRAMS, ProgramBuilder, TuringMachine, compile_program
@@ -271,13 +272,25 @@ def maximum(limit):
 def test_a_users_own_program_compiles_certifies_and_trains_from_a_config(tmp_path, monkeypatch):
     (tmp_path / "my_programs.py").write_text(USER_PROGRAM)
     monkeypatch.syspath_prepend(str(tmp_path))
-    program = compile_program("my_programs:maximum", 64)
+    trusted = {"trust_program_code": True}  # a "module:function" name is code to import: the user opts in
+    program = compile_program("my_programs:maximum", 64, **trusted)
     for a, b in [(5, 9), (63, 0), (17, 17), (40, 33)]:
         assert int("".join(program.tokens(a, b)[program.answer_start :][::-1]), 2) == max(a, b)
-    dataset = build_program_dataset("my_programs:maximum", 64, train_size=0, validation_size=5, test_size=20)
+    dataset = build_program_dataset("my_programs:maximum", 64, train_size=0, validation_size=5, test_size=20, **trusted)
     assert certify(program, dataset["test"], build_program_tokenizer(program))["exact_match"] == 1.0
-    assert "the program `my_programs:maximum`" in render_dataset_card(dataset)
+    assert "the program `my_programs:maximum`" in render_dataset_card(dataset, **trusted)
     for bad, message in [("my_programs:nothing", "cannot import"), ("nope", "nor 'module:function'"),
                          ("json:dumps", "not a compiled Program")]:  # fmt: skip
         with pytest.raises(ValueError, match=message):
-            compile_program(bad, 64)
+            compile_program(bad, 64, **trusted)
+
+    from hf_linear.training.train import main
+
+    config = {"model": {"type": "linear_lm", "hidden_size": 4, "context_length": program.length + 1},
+              "dataset": {"program": {"program": "my_programs:maximum", "size": 64, "train_size": 64,
+                                      "validation_size": 4, "test_size": 4}},
+              "training": {"output_dir": str(tmp_path / "run"), "max_steps": 2, "report_to": "none"},
+              "evaluation": {"num_samples": 4}}  # fmt: skip
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main([str(tmp_path / "config.yaml"), "--trust-program-code"]) == 0
+    assert (tmp_path / "run" / "model.safetensors").is_file()

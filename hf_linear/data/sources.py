@@ -41,9 +41,12 @@ class DataSource:
 
     key: str
 
-    def __init__(self, arguments, tokenizer: str | None = None):
+    def __init__(self, arguments, tokenizer: str | None = None, trust_program_code: bool = False):
         self.arguments = arguments
         self.tokenizer_name = tokenizer
+        # import a "module:function" program: granted by the caller (a flag the user typed), never
+        # by the section itself, which may come from a downloaded file
+        self.trust_program_code = trust_program_code
         self.check()
 
     def check(self) -> None:
@@ -186,19 +189,21 @@ class ProgramSource(DataSource):
     HELDOUT_ARGUMENTS = ("program", "size", "validation_size", "test_size")
 
     def accepted_keys(self) -> set[str]:
-        return set(inspect.signature(build_program_dataset).parameters)
+        return set(inspect.signature(build_program_dataset).parameters) - {"trust_program_code"}
 
     def check(self):
         self._check_keyword_arguments(self.accepted_keys())
         self._check_required(("program", "size"))
-        self.compiled = _named(self.key, compile_program, name=self.arguments["program"], size=self.arguments["size"])
+        self.compiled = _named(self.key, compile_program, name=self.arguments["program"], size=self.arguments["size"],
+                               trust_program_code=self.trust_program_code)  # fmt: skip
 
     def load(self):
-        return _named(self.key, build_program_dataset, **self.arguments)
+        return _named(self.key, build_program_dataset, **self.arguments, trust_program_code=self.trust_program_code)
 
     def held_out(self):
         arguments = {key: value for key, value in self.arguments.items() if key in self.HELDOUT_ARGUMENTS}
-        return _named(self.key, build_program_dataset, **arguments, train_size=0)
+        return _named(self.key, build_program_dataset, **arguments, train_size=0,
+                      trust_program_code=self.trust_program_code)  # fmt: skip
 
     def example_lengths(self):
         program = self.compiled
@@ -223,13 +228,14 @@ class ProgramStreamSource(ProgramSource):
     HELDOUT_KEYS = ("validation_size", "test_size")
 
     def accepted_keys(self) -> set[str]:
-        return set(inspect.signature(ProgramStream).parameters) - {"rank"} | set(self.HELDOUT_KEYS)
+        return set(inspect.signature(ProgramStream).parameters) - {"rank", "trust_program_code"} | set(self.HELDOUT_KEYS)
 
     def load(self):
         stream = dict(self.arguments)
         held_out = {key: stream.pop(key) for key in self.HELDOUT_KEYS if key in stream}
-        splits = _named(self.key, build_program_dataset, **stream, train_size=0, **held_out)
-        splits["train"] = _named(self.key, ProgramStream, **stream)
+        trust = {"trust_program_code": self.trust_program_code}
+        splits = _named(self.key, build_program_dataset, **stream, train_size=0, **held_out, **trust)
+        splits["train"] = _named(self.key, ProgramStream, **stream, **trust)
         return splits
 
 
@@ -321,8 +327,9 @@ SOURCES: dict[str, type[DataSource]] = {
 }
 
 
-def data_source(config: dict) -> DataSource:
-    """The source of a `dataset:` section; ValueError naming what is wrong."""
+def data_source(config: dict, trust_program_code: bool = False) -> DataSource:
+    """The source of a `dataset:` section; ValueError naming what is wrong. `trust_program_code`
+    lets a program source import a "module:function" program (see `compile_program`)."""
     if not isinstance(config, dict):
         raise ValueError(f"dataset: must be a mapping, got {config!r}")
     unknown = sorted(set(config) - set(SOURCES) - set(OPTIONS))
@@ -334,7 +341,7 @@ def data_source(config: dict) -> DataSource:
         raise ValueError(f"dataset: give exactly one of {', '.join(SOURCES)} (got {', '.join(given) or 'none'})")
     if not isinstance(config.get("allow_sliding", False), bool):
         raise ValueError(f"dataset.allow_sliding must be true or false, got {config['allow_sliding']!r}")
-    return SOURCES[given[0]](config[given[0]], tokenizer=config.get("tokenizer"))
+    return SOURCES[given[0]](config[given[0]], tokenizer=config.get("tokenizer"), trust_program_code=trust_program_code)
 
 
 def longest_sequence(dataset) -> int:

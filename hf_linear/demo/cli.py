@@ -34,6 +34,9 @@ def parse_arguments(argv: list[str] | None) -> tuple[argparse.ArgumentParser, ar
                                              '\'{"task": "multiplication", "digits": [4, 4], "cot": "lsb"}\'')  # fmt: skip
     parser.add_argument("--program", help="JSON compiled program for the checkpoints without a training_config.yaml, "
                                           'e.g. \'{"program": "multiplication", "size": 10000}\'')  # fmt: skip
+    parser.add_argument("--trust-program-code", action="store_true",
+                        help="import a module:function program named by --program or a checkpoint's training_config.yaml "
+                             "(importing runs its code; default: shipped programs only)")  # fmt: skip
     return parser, parser.parse_args(argv)
 
 
@@ -54,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         tasks = {option: parse_json(option, text) for option, text in (("arithmetic", args.arithmetic), ("program", args.program))}
-        demo = build_demo([load_demo_model(checkpoint, **tasks) for checkpoint in dict.fromkeys(args.checkpoints)])
+        demo = build_demo([load_demo_model(checkpoint, **tasks, trust_program_code=args.trust_program_code)
+                           for checkpoint in dict.fromkeys(args.checkpoints)])  # fmt: skip
     except ValueError as error:  # not a checkpoint, not hf-linear, a bad task: one line, no traceback
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     launch(demo, args.host, args.port)

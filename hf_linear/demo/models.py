@@ -70,10 +70,12 @@ def training_config_of(checkpoint: str) -> dict | None:
     return config if isinstance(config, dict) else None
 
 
-def load_demo_model(checkpoint: str, arithmetic: dict | None = None, program: dict | None = None) -> DemoModel:
+def load_demo_model(checkpoint: str, arithmetic: dict | None = None, program: dict | None = None,
+                    trust_program_code: bool = False) -> DemoModel:  # fmt: skip
     """Load an hf-linear checkpoint for the demo; ValueError naming it when it is not one. The task
-    is `arithmetic` or `program` when given (JSON of the CLI), else the training config's."""
-    given = task_from_arguments(arithmetic, program)  # a bad task is refused before anything is loaded
+    is `arithmetic` or `program` when given (JSON of the CLI), else the training config's; a
+    "module:function" program is imported only with `trust_program_code`."""
+    given = task_from_arguments(arithmetic, program, trust_program_code)  # refused before anything is loaded
     try:  # the config first: no need to load the weights of another kind of model
         model_type = AutoConfig.from_pretrained(checkpoint).model_type
     except (OSError, ValueError):
@@ -83,5 +85,7 @@ def load_demo_model(checkpoint: str, arithmetic: dict | None = None, program: di
                          f"({type_names()})")  # fmt: skip
     model = load_model(checkpoint).eval()
     tokenizer = load_tokenizer(checkpoint)
-    task = given if given is not None else task_from_dataset((training_config_of(checkpoint) or {}).get("dataset"))
+    if given is None:
+        given = task_from_dataset((training_config_of(checkpoint) or {}).get("dataset"), trust_program_code)
+    task = given
     return DemoModel(checkpoint, model, tokenizer, task)

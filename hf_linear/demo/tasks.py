@@ -119,8 +119,8 @@ class ProgramTask(Task):
     program: Program
 
     @classmethod
-    def create(cls, name: str, size: int) -> ProgramTask:
-        return cls(compile_program(name, size))
+    def create(cls, name: str, size: int, trust_program_code: bool = False) -> ProgramTask:
+        return cls(compile_program(name, size, trust_program_code=trust_program_code))
 
     @property
     def fields(self) -> tuple[Field, ...]:
@@ -180,13 +180,15 @@ class ProgramTask(Task):
 PROGRAM_KEYS = (ProgramSource.key, ProgramStreamSource.key)
 
 
-def task_from_dataset(dataset: dict | None) -> Task | None:
+def task_from_dataset(dataset: dict | None, trust_program_code: bool = False) -> Task | None:
     """The task of a run's `dataset:` section: a program, an arithmetic format (a mixture's first
-    dataset: its held-out splits are the first one's), or None for language-model data."""
+    dataset: its held-out splits are the first one's), or None for language-model data. The
+    section comes from a checkpoint's files: a "module:function" program is imported only when
+    the user trusts it (`--trust-program-code`)."""
     dataset = dataset or {}
     for key in PROGRAM_KEYS:
         if isinstance(dataset.get(key), dict):
-            return program_task(dataset[key])
+            return program_task(dataset[key], trust_program_code)
     mixture = dataset.get(ArithmeticMixtureSource.key)
     if isinstance(mixture, list) and mixture:
         dataset = {ArithmeticSource.key: mixture[0]}
@@ -194,11 +196,11 @@ def task_from_dataset(dataset: dict | None) -> Task | None:
     return ArithmeticTask(spec) if spec is not None else None
 
 
-def program_task(arguments: dict) -> ProgramTask:
+def program_task(arguments: dict, trust_program_code: bool = False) -> ProgramTask:
     """`{"program": ..., "size": ...}` (the keys of a `program:` dataset section; others ignored)."""
     if not isinstance(arguments, dict) or not {"program", "size"} <= set(arguments):
         raise ValueError(f"program task {arguments!r} needs the keys program and size")
-    return ProgramTask.create(arguments["program"], arguments["size"])
+    return ProgramTask.create(arguments["program"], arguments["size"], trust_program_code)
 
 
 def arithmetic_task(arguments: dict) -> ArithmeticTask:
@@ -208,10 +210,11 @@ def arithmetic_task(arguments: dict) -> ArithmeticTask:
     return ArithmeticTask(ArithmeticSpec.create(arguments["task"], arguments["digits"], arguments["cot"], arguments.get("every")))
 
 
-def task_from_arguments(arithmetic: dict | None = None, program: dict | None = None) -> Task | None:
+def task_from_arguments(arithmetic: dict | None = None, program: dict | None = None,
+                        trust_program_code: bool = False) -> Task | None:  # fmt: skip
     """The task given on the command line (--arithmetic or --program JSON), None when neither is."""
     if arithmetic is not None and program is not None:
         raise ValueError("give --arithmetic or --program, not both")
     if program is not None:
-        return program_task(program)
+        return program_task(program, trust_program_code)
     return arithmetic_task(arithmetic) if arithmetic is not None else None

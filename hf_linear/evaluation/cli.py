@@ -31,7 +31,7 @@ from hf_linear.evaluation.held_out import evaluate_held_out, format_held_out, he
 from hf_linear.output_dirs import check_output_file
 
 
-def generated_source(option: str, text: str, builder: str):
+def generated_source(option: str, text: str, builder: str, trust_program_code: bool = False):
     """The data source of `--arithmetic` / `--program` JSON: its held-out splits only."""
     try:
         arguments = json.loads(text)
@@ -40,14 +40,14 @@ def generated_source(option: str, text: str, builder: str):
     if not isinstance(arguments, dict):
         raise ValueError(f"--{option} must be a JSON object of {builder} arguments, got {text}")
     arguments.setdefault("train_size", 0)
-    return data_source({option: arguments})
+    return data_source({option: arguments}, trust_program_code)
 
 
 def evaluate_checkpoint(args) -> dict:
     if args.arithmetic:
         source = generated_source("arithmetic", args.arithmetic, "build_arithmetic_dataset")
     elif args.program:
-        source = generated_source("program", args.program, "build_program_dataset")
+        source = generated_source("program", args.program, "build_program_dataset", args.trust_program_code)
     else:
         # an existing directory is a saved DatasetDict; anything else names a Hub dataset repo
         looks_local = Path(args.dataset).exists() or args.dataset.startswith((".", "/"))
@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--dataset", help="a DatasetDict saved with save_to_disk (a directory), or a Hub dataset repo id")
     source.add_argument("--arithmetic", help="JSON of build_arithmetic_dataset arguments (built on the fly)")
     source.add_argument("--program", help='JSON of build_program_dataset arguments, e.g. \'{"program": "multiplication", "size": 10000}\'')
+    parser.add_argument("--trust-program-code", action="store_true",
+                        help="let --program name a module:function program to import (your own code)")  # fmt: skip
     parser.add_argument("--split", default="test")
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=256)

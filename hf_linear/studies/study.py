@@ -273,7 +273,7 @@ def default_study_dir(study: Study) -> Path:
 
 
 def run_study(study: Study, study_dir: Path, only: str | None = None, callbacks=(), write_report: bool = True,
-              engine=None) -> dict:  # fmt: skip
+              engine=None, trust_program_code: bool = False) -> dict:  # fmt: skip
     """Train every selected run not yet finished; returns {name: "done" | "skipped" | error}.
 
     `callbacks`: factories of extra TrainerCallbacks, called with the run (e.g. progress, tests).
@@ -286,7 +286,7 @@ def run_study(study: Study, study_dir: Path, only: str | None = None, callbacks=
     for run in runs:
         run.config.setdefault("training", {})["output_dir"] = str(study_dir / "runs" / run.name)
         try:
-            checked[run.name] = check_config(copy.deepcopy(run.config))
+            checked[run.name] = check_config(copy.deepcopy(run.config), trust_program_code)
         except ValueError as error:
             raise ValueError(f"run {run.name}: {error}") from None
     (study_dir / "configs").mkdir(parents=True, exist_ok=True)
@@ -376,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="study directory (default: runs/studies/NAME, NAME-quick with --quick)")
     parser.add_argument("--list", action="store_true", help="print the runs of the study and exit")
     parser.add_argument("--no-report", action="store_true", help="do not write REPORT.md at the end")
+    parser.add_argument("--trust-program-code", action="store_true",
+                        help="let dataset.program name a module:function program to import (your own code)")  # fmt: skip
     ray = parser.add_argument_group("engine", "where the runs train (default: one after the other, here)")
     ray.add_argument("--engine", choices=("sequential", "ray"), default="sequential",
                      help="ray: each run a Ray task (pip install -e '.[engines]'), as many at once as resources allow")  # fmt: skip
@@ -397,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
 
             engine = RayEngine(address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
         outcome = run_study(study, Path(args.out) if args.out else default_study_dir(study), args.only,
-                            write_report=not args.no_report, engine=engine)  # fmt: skip
+                            write_report=not args.no_report, engine=engine,
+                            trust_program_code=args.trust_program_code)  # fmt: skip
     except ValueError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     failed = {name: status for name, status in outcome.items() if status.startswith("failed")}

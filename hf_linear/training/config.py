@@ -213,16 +213,16 @@ def read_yaml_file(path: Path, what: str = "config file"):
 # Loading and checking
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+def load_config(path: str | Path, overrides: list[str] = (), trust_program_code: bool = False) -> RunConfig:
     """Read CONFIG, resolve its relative data paths, apply `--section.key value` overrides, and
-    check every key and type."""
+    check every key and type. `trust_program_code`: see `check_config`."""
     path = Path(path)
     config = read_yaml_file(path) or {}
     if not isinstance(config, dict):
         raise ValueError(f"config file {path} must hold a mapping of sections {', '.join(SECTIONS)}")
     resolve_data_paths(config, path.parent)
     apply_overrides(config, overrides)
-    return check_config(config)
+    return check_config(config, trust_program_code)
 
 
 def apply_overrides(config: dict, overrides: list[str]) -> None:
@@ -338,8 +338,10 @@ def model_config_class(model_type):
                          f"got {model_type!r}") from None  # fmt: skip
 
 
-def check_config(config: dict) -> RunConfig:
-    """Check the sections of a config; returns the RunConfig."""
+def check_config(config: dict, trust_program_code: bool = False) -> RunConfig:
+    """Check the sections of a config; returns the RunConfig. `trust_program_code` lets a
+    `dataset.program` section import a "module:function" program (the caller's flag, never the
+    file's: a config may come from a downloaded checkpoint)."""
     unknown = sorted(set(config) - set(SECTIONS))
     if unknown:
         raise ValueError(f"unknown config section(s) {', '.join(unknown)} (sections: {', '.join(SECTIONS)})")
@@ -365,7 +367,7 @@ def check_config(config: dict) -> RunConfig:
     else:
         config_class = model_config_class(model.pop("type", None))
         model = {"type": config_class.model_type, **check_fields("model", model, config_class)}
-    source = data_source(config["dataset"])  # checks the section
+    source = data_source(config["dataset"], trust_program_code)  # checks the section
 
     training = check_fields("training", config["training"], TrainingArguments)
     if not isinstance(training.get("output_dir"), str) or not training["output_dir"]:

@@ -141,7 +141,7 @@ def split_command_line(argv: list[str]) -> tuple[str, list[str], list[str]]:
     config = str(packaged_config())
     if argv and not argv[0].startswith("-"):
         config, argv = argv[0], argv[1:]
-    flags = [a for a in argv if a in ("--resume", "--overwrite", "-h", "--help")]
+    flags = [a for a in argv if a in ("--resume", "--overwrite", "--trust-program-code", "-h", "--help")]
     overrides = [a for a in argv if a not in flags]
     return config, flags, overrides
 
@@ -151,11 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", nargs="?", help=f"YAML config (default: the packaged {packaged_config().name})")
     parser.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in output_dir")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier run in output_dir")
+    parser.add_argument("--trust-program-code", action="store_true",
+                        help="let dataset.program name a module:function program to import (your own code)")  # fmt: skip
     argv = sys.argv[1:] if argv is None else list(argv)
     config_path, flags, overrides = split_command_line(argv)
     args = parser.parse_args(flags)
     try:
-        config = load_config(config_path, overrides)
+        config = load_config(config_path, overrides, trust_program_code=args.trust_program_code)
         train(config, resume=args.resume, overwrite=args.overwrite)
     except ValueError as error:  # user mistakes: one line, no traceback
         parser.exit(2, f"{parser.prog}: error: {error}\n")

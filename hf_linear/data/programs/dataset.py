@@ -121,11 +121,11 @@ def build_program_tokenizer(program: Program) -> PreTrainedTokenizerFast:
     return word_level_tokenizer(program.token_ids())
 
 
-def program_prompt(program: str | Program, size: int | None = None, *numbers: int) -> str:
+def program_prompt(program: str | Program, size: int | None = None, *numbers: int, trust_program_code: bool = False) -> str:
     """The prompt text of one input, e.g. program_prompt("multiplication", 10000, 4321, 8765);
     refuses inputs outside the program's input space."""
     if isinstance(program, str):
-        program = compile_program(program, size)
+        program = compile_program(program, size, trust_program_code=trust_program_code)
     if len(numbers) != len(program.inputs):
         raise ValueError(f"{program.name} takes {len(program.inputs)} input(s) ({', '.join(n.name for n in program.inputs)})")
     for number, x in zip(program.inputs, numbers):
@@ -163,7 +163,7 @@ def examples(program: Program, inputs: tuple[np.ndarray, ...]) -> dict[str, list
 
 
 def build_program_dataset(program: str, size: int, train_size: int, validation_size: int = 1000,
-                          test_size: int = 1000, seed: int = 0) -> DatasetDict:  # fmt: skip
+                          test_size: int = 1000, seed: int = 0, *, trust_program_code: bool = False) -> DatasetDict:  # fmt: skip
     """Train / validation / test of one compiled program (see the module docstring).
 
     Args:
@@ -172,8 +172,9 @@ def build_program_dataset(program: str, size: int, train_size: int, validation_s
         train_size: training examples, drawn with replacement from the train inputs.
         validation_size, test_size: distinct held-out inputs each (fixed, seed-independent).
         seed: seed of the training draw; same arguments -> same bytes and fingerprints.
+        trust_program_code: import a "module:function" program (see `compile_program`).
     """
-    compiled = compile_program(program, size)
+    compiled = compile_program(program, size, trust_program_code=trust_program_code)
     sizes = {name: check_count(f"{name}_size", n) for name, n in zip(SPLITS, (train_size, validation_size, test_size))}
     check_count("seed", seed)
     arguments = {"program": program, "size": size, "train_size": train_size, "validation_size": validation_size,
@@ -192,19 +193,21 @@ def build_program_dataset(program: str, size: int, train_size: int, validation_s
     return DatasetDict(splits)
 
 
-def program_of(dataset: Dataset | DatasetDict) -> Program:
-    """The compiled program a built (or loaded) program dataset holds."""
+def program_of(dataset: Dataset | DatasetDict, trust_program_code: bool = False) -> Program:
+    """The compiled program a built (or loaded) program dataset holds. Its name is read from the
+    dataset's files, so a "module:function" program is imported only when trusted."""
     arguments = build_record(dataset, _DESCRIPTION_PREFIX, "build_program_dataset")
-    return compile_program(arguments["program"], arguments["size"])
+    return compile_program(arguments["program"], arguments["size"], trust_program_code=trust_program_code)
 
 
 class ProgramStream(SeededStream):
     """Endless training examples ``{"input_ids", "prompt_length"}`` of a program, drawn from the
     train inputs; each (seed, epoch, rank, worker) its own random stream (as `ArithmeticStream`)."""
 
-    def __init__(self, program: str, size: int, seed: int = 0, rank: int | None = None):
+    def __init__(self, program: str, size: int, seed: int = 0, rank: int | None = None, *,
+                 trust_program_code: bool = False):  # fmt: skip
         super().__init__(seed, rank)
-        self.program = compile_program(program, size)
+        self.program = compile_program(program, size, trust_program_code=trust_program_code)
 
     def __iter__(self) -> Iterator[dict]:
         rng = np.random.default_rng(np.random.SeedSequence([_ONLINE_STREAM, *self.stream_key()]))
@@ -219,11 +222,12 @@ class ProgramStream(SeededStream):
 # Card, saving, pushing
 
 
-def render_dataset_card(dataset_dict: DatasetDict, certificate: dict | None = None, hub_metadata: dict | None = None) -> str:
+def render_dataset_card(dataset_dict: DatasetDict, certificate: dict | None = None, hub_metadata: dict | None = None,
+                        trust_program_code: bool = False) -> str:  # fmt: skip
     """README.md of a program dataset: the program, its CoT length (the measured length
     complexity), the steps it is made of, an example, and the certificate's result."""
     arguments = build_record(dataset_dict, _DESCRIPTION_PREFIX, "build_program_dataset")
-    program = program_of(dataset_dict)
+    program = program_of(dataset_dict, trust_program_code)
     steps = ", ".join(f"{kind} {count}" for kind, count in program.describe_steps().items())
     rows = "\n".join(f"| {name} | {len(split):,} |" for name, split in dataset_dict.items())
     certified = ("not run" if certificate is None else
@@ -271,17 +275,19 @@ never appear in training; validation and test are the same for every seed.
 
 
 def save_program_dataset(dataset_dict: DatasetDict, out: str | os.PathLike, overwrite: bool = False,
-                         certificate: dict | None = None) -> Path:  # fmt: skip
-    program = program_of(dataset_dict)
-    return save_dataset(dataset_dict, build_program_tokenizer(program), render_dataset_card(dataset_dict, certificate),
-                        out, overwrite)  # fmt: skip
+                         certificate: dict | None = None, trust_program_code: bool = False) -> Path:  # fmt: skip
+    program = program_of(dataset_dict, trust_program_code)
+    card = render_dataset_card(dataset_dict, certificate, trust_program_code=trust_program_code)
+    return save_dataset(dataset_dict, build_program_tokenizer(program), card, out, overwrite)
 
 
 def push_program_dataset_to_hub(dataset_dict: DatasetDict, repo_id: str, token: str | None = None,
-                                private: bool = False, certificate: dict | None = None) -> str:  # fmt: skip
-    program = program_of(dataset_dict)
+                                private: bool = False, certificate: dict | None = None,
+                                trust_program_code: bool = False) -> str:  # fmt: skip
+    program = program_of(dataset_dict, trust_program_code)
     return push_dataset(dataset_dict, build_program_tokenizer(program),
-                        lambda metadata: render_dataset_card(dataset_dict, certificate, metadata), repo_id, token, private)  # fmt: skip
+                        lambda metadata: render_dataset_card(dataset_dict, certificate, metadata, trust_program_code),
+                        repo_id, token, private)  # fmt: skip
 
 
 __all__ = ["ProgramStream", "build_program_dataset", "build_program_tokenizer", "program_of", "program_prompt"]

@@ -339,23 +339,44 @@ PROGRAMS: dict[str, ProgramFamily] = {
 }
 
 
-def compile_program(name: str, size: int) -> Program:
+def compile_program(name: str | Callable[[int], Program], size: int, *, trust_program_code: bool = False) -> Program:
     """The compiled program `name` for inputs of `size`; ValueError naming what is wrong.
 
-    `name` is a key of PROGRAMS, or "module:function" for a program of your own: a function of
-    `size` that returns `ProgramBuilder(...).build()` (imported like any Python code you run)."""
+    `name` is a key of PROGRAMS, a function of `size` that returns `ProgramBuilder(...).build()`
+    (your own program, passed as code), or "module:function" naming such a function. A name is
+    often read from a file (a checkpoint's training_config.yaml, a dataset's build record), so
+    "module:function" is imported only with `trust_program_code=True` (`--trust-program-code`
+    on the command line), as transformers' `trust_remote_code`: importing a module runs its code."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 2:
         raise ValueError(f"size={size!r} must be an integer >= 2")
-    if name in PROGRAMS:
+    if callable(name):
+        return _checked_program(getattr(name, "__name__", repr(name)), name, size)
+    if isinstance(name, str) and name in PROGRAMS:
         return PROGRAMS[name].compile(size)
-    if not isinstance(name, str) or name.count(":") != 1:
+    if not isinstance(name, str) or name.count(":") != 1 or not all(part.strip() for part in name.split(":")):
         raise ValueError(f"program={name!r} is not one of {', '.join(PROGRAMS)}, nor 'module:function'")
+    if not trust_program_code:
+        raise ValueError(f"program={name!r} is not a shipped program ({', '.join(PROGRAMS)}): it names code to "
+                         "import; pass --trust-program-code (Python: trust_program_code=True) if you wrote it or "
+                         "trust it")  # fmt: skip
     module_name, function_name = name.split(":")
     try:
         function = getattr(importlib.import_module(module_name), function_name)
     except (ImportError, AttributeError) as error:
         raise ValueError(f"program={name!r}: cannot import it ({error})") from None
-    program = function(size)
+    return _checked_program(name, function, size)
+
+
+def _checked_program(name: str, function, size: int) -> Program:
+    """`function(size)`, which must return a compiled Program; its errors name the program."""
+    if not callable(function):
+        raise ValueError(f"program={name!r} is not a function of the size")
+    try:
+        program = function(size)
+    except ValueError as error:
+        raise ValueError(f"program={name!r}: {error}") from None
+    except TypeError as error:  # e.g. "json:loads": not a function of one integer
+        raise ValueError(f"program={name!r} is not a program function (size -> Program): {error}") from None
     if not isinstance(program, Program):
         raise ValueError(f"program={name!r} returned {type(program).__name__}, not a compiled Program")
     return program
