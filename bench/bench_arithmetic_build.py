@@ -18,10 +18,10 @@ import random
 import tempfile
 import time
 
-import hf_linear  # noqa: F401,I001  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 import datasets
 import torch
 
+import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 from hf_linear.data.arithmetic import (
     build_arithmetic_dataset,
     build_arithmetic_tokenizer,
@@ -57,14 +57,18 @@ def main() -> None:
     dataset = build_arithmetic_dataset("multiplication", [4, 4], "paper", train_size=args.train_size)
     fast = time.perf_counter() - start
     tokens = len(dataset["train"]) * len(dataset["train"][0]["input_ids"])  # every example has 308 ids
-    print(f"fast path: {len(dataset['train']):,} train examples (+{len(dataset['validation'])} validation, "
-          f"+{len(dataset['test'])} test), {tokens:,} train tokens, built and tokenized in {fast:.1f} s "
-          f"(target <= 60 s)")  # fmt: skip
+    print(
+        f"fast path: {len(dataset['train']):,} train examples (+{len(dataset['validation'])} validation, "
+        f"+{len(dataset['test'])} test), {tokens:,} train tokens, built and tokenized in {fast:.1f} s "
+        f"(target <= 60 s)"
+    )
 
     measured = reference_seconds(args.reference_size)
     extrapolated = measured * args.train_size / args.reference_size
-    print(f"reference (pure functions + tokenizer): {args.reference_size:,} examples in {measured:.1f} s "
-          f"-> {extrapolated:.0f} s for {args.train_size:,} (extrapolated)")  # fmt: skip
+    print(
+        f"reference (pure functions + tokenizer): {args.reference_size:,} examples in {measured:.1f} s "
+        f"-> {extrapolated:.0f} s for {args.train_size:,} (extrapolated)"
+    )
     print(f"speed-up of the fast path: {extrapolated / fast:.1f}x")
 
     if args.save:

@@ -29,7 +29,12 @@ import time
 BUSY_LIMIT_S = 600  # a busy neighbour ends by itself after this, whatever happens to the bench
 POLICIES = {"default": None, "PASSIVE": "PASSIVE"}
 SPIN_COUNTS = {"0": "PASSIVE", "300000": "default", "30000000000": "ACTIVE"}
-MAIN_JOB = {"hidden_size": 32, "context_length": 81, "vocab_size": 119, "batch": 256}  # MLPLM d=32, 4x4 lsb: the main job until 2026-12-06 (bench/README.md's figures)
+MAIN_JOB = {
+    "hidden_size": 32,
+    "context_length": 81,
+    "vocab_size": 119,
+    "batch": 256,
+}  # MLPLM d=32, 4x4 lsb: the main job until 2026-12-06 (bench/README.md's figures)
 TINY = {"hidden_size": 8, "context_length": 27, "vocab_size": 40, "batch": 32}
 
 # torch before hf_linear: the variant's environment alone decides the policy (hf_linear would
@@ -65,14 +70,24 @@ def measure(policy: str, shape: dict, warmup: int, steps: int) -> dict:
     env["OMP_DISPLAY_ENV"] = "verbose"
     if POLICIES[policy]:
         env["OMP_WAIT_POLICY"] = POLICIES[policy]
-    result = subprocess.run([sys.executable, "-c", CHILD, json.dumps(shape), str(warmup), str(steps)],
-                            env=env, capture_output=True, text=True, timeout=BUSY_LIMIT_S, check=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(shape), str(warmup), str(steps)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BUSY_LIMIT_S,
+        check=True,
+    )
     spin = re.search(r"GOMP_SPINCOUNT = '(\d+)'", result.stderr)
     out = json.loads(result.stdout.strip().splitlines()[-1])
     ran = SPIN_COUNTS.get(spin.group(1), spin.group(1)) if spin else "unknown"
     if ran != policy:
         raise RuntimeError(f"asked for the {policy} policy, libgomp ran with {ran}")
-    return {"median_s": statistics.median(out["step_seconds"]), "step_seconds": out["step_seconds"], "threads": out["threads"]}
+    return {
+        "median_s": statistics.median(out["step_seconds"]),
+        "step_seconds": out["step_seconds"],
+        "threads": out["threads"],
+    }
 
 
 class BusyNeighbour:
@@ -104,8 +119,11 @@ def run(rounds: int, shape: dict, warmup: int, steps: int, warmup_round: bool) -
                 figures |= {f"{load}/{policy}": measure(policy, shape, warmup, steps) for policy in order}
         if number >= warmup_round:
             results.append(figures)
-        print(f"round {number + 1 - warmup_round}{' (warm-up, discarded)' if number < warmup_round else ''}: "
-              + ", ".join(f"{name} {1000 * m['median_s']:.1f} ms" for name, m in figures.items()), flush=True)  # fmt: skip
+        print(
+            f"round {number + 1 - warmup_round}{' (warm-up, discarded)' if number < warmup_round else ''}: "
+            + ", ".join(f"{name} {1000 * m['median_s']:.1f} ms" for name, m in figures.items()),
+            flush=True,
+        )
     return results
 
 
@@ -119,26 +137,35 @@ def summary(results: list[dict]) -> list[str]:
     for name in results[0]:
         lines.append(f"  {name:<16} {spread([r[name]['median_s'] for r in results], 1000)}")
     lines.append("ratios, per round (median (min–max)):")
-    for label, a, b in (("PASSIVE / default, idle", "idle/PASSIVE", "idle/default"),
-                        ("PASSIVE / default, busy", "busy/PASSIVE", "busy/default"),
-                        ("busy / idle, default", "busy/default", "idle/default"),
-                        ("busy / idle, PASSIVE", "busy/PASSIVE", "idle/PASSIVE")):  # fmt: skip
+    for label, a, b in (
+        ("PASSIVE / default, idle", "idle/PASSIVE", "idle/default"),
+        ("PASSIVE / default, busy", "busy/PASSIVE", "busy/default"),
+        ("busy / idle, default", "busy/default", "idle/default"),
+        ("busy / idle, PASSIVE", "busy/PASSIVE", "idle/PASSIVE"),
+    ):
         lines.append(f"  {label:<26} {spread([r[a]['median_s'] / r[b]['median_s'] for r in results], digits=2)}")
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny shape, 1 warm-up + 3 steps, one round: a smoke run, no figures")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5; one warm-up round is discarded)")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny shape, 1 warm-up + 3 steps, one round: a smoke run, no figures"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="timed rounds (default 5; one warm-up round is discarded)"
+    )
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per process (default 3)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per process (default 20)")
     parser.add_argument("--json", help="also write every raw timing here")
     args = parser.parse_args(argv)
     shape = TINY if args.quick else MAIN_JOB
     rounds, warmup, steps = (1, 1, 3) if args.quick else (args.rounds, args.warmup, args.steps)
-    print(f"shape {shape}, {rounds} round(s) of {steps} steps per process ({warmup} untimed), load average at start "
-          f"{os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+    print(
+        f"shape {shape}, {rounds} round(s) of {steps} steps per process ({warmup} untimed), load average at start "
+        f"{os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     results = run(rounds, shape, warmup, steps, warmup_round=not args.quick)
     print("\n".join(summary(results)))
     print(f"load average at the end {os.getloadavg()[0]:.2f}")

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 
-import hf_linear  # noqa: F401,I001  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 import torch
 from bench_models import fmt, measure  # beside this file (run as python bench/...)
 from torch.utils.data import DataLoader, RandomSampler
 
+import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 from hf_linear.data.collator import CausalLMCollator, training_columns
 from hf_linear.data.sources import data_source
 
@@ -66,8 +66,19 @@ def main(argv=None) -> None:
     parser.add_argument("--batches", type=int, default=20, help="batches per timed sample")
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds (after one warm-up round)")
     args = parser.parse_args(argv)
-    source = data_source({"arithmetic": {"task": "multiplication", "digits": [4, 4], "cot": "lsb", "train_size": args.train_size,
-                                         "validation_size": 1, "test_size": 1, "seed": 0}})  # fmt: skip
+    source = data_source(
+        {
+            "arithmetic": {
+                "task": "multiplication",
+                "digits": [4, 4],
+                "cot": "lsb",
+                "train_size": args.train_size,
+                "validation_size": 1,
+                "test_size": 1,
+                "seed": 0,
+            }
+        }
+    )
     train = source.load()["train"]
     pad = source.tokenizer().pad_token_id
     old, new, slim = per_row_collator(pad), CausalLMCollator(pad), training_columns(train)
@@ -79,7 +90,10 @@ def main(argv=None) -> None:
         "per-row collator, training columns": (slim, old),
         "today: one conversion, training columns": (slim, new),
     }
-    variants = {name: (batches(data, collate, args.batch, args.batches), args.batches) for name, (data, collate) in cases.items()}
+    variants = {
+        name: (batches(data, collate, args.batch, args.batches), args.batches)
+        for name, (data, collate) in cases.items()
+    }
     rounds = measure(variants, args.repeats)
     before = next(iter(cases))
     print(f"columns: {', '.join(train.column_names)} -> {', '.join(slim.column_names)}")

@@ -52,7 +52,9 @@ def run(checkpoint: str, stories_source: str, limit: int | None = None) -> dict:
         data.write_text("".join(json.dumps({"text": text}) + "\n" for text in stories))
         (Path(directory) / f"{TASK}.yaml").write_text(TASK_YAML.format(task=TASK, data=data))
         model = HFLM(pretrained=load_model(checkpoint), tokenizer=load_tokenizer(checkpoint))
-        results = simple_evaluate(model=model, tasks=[TASK], task_manager=TaskManager(include_path=directory), limit=limit)
+        results = simple_evaluate(
+            model=model, tasks=[TASK], task_manager=TaskManager(include_path=directory), limit=limit
+        )
     return {"max_length": model.max_length, **results["results"][TASK]}
 
 

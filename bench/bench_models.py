@@ -49,11 +49,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-import hf_linear  # noqa: F401,I001  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM
 from hf_linear.modeling_hf_linear import MaskedPositionMixing, num_masked_map_blocks
 from hf_linear.runtime import (
@@ -214,7 +214,9 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 def chunk_size(shape: Shape) -> int:
     """Positions per chunk of the masked map's training schedule, as the model chooses it."""
     with torch.device("meta"):  # no memory: only the constructor's choice is wanted
-        return MaskedPositionMixing(shape.context_length, shape.hidden_size, shape.config().mixing_chunk_size).chunk_size
+        return MaskedPositionMixing(
+            shape.context_length, shape.hidden_size, shape.config().mixing_chunk_size
+        ).chunk_size
 
 
 def matmul_flops(m: int, k: int, n: int) -> int:
@@ -369,21 +371,37 @@ class Settings:
 def settings(quick: bool, repeats: int | None, bf16: bool) -> Settings:
     if quick:  # tiny shapes that still exercise the chunk schedule (T > chunk) and the MLP layer
         return Settings(
-            repeats=repeats or 2, bf16=bf16, peak_size=256, emulated_bf16_size=128, copy_bytes=64 * 2**20,
+            repeats=repeats or 2,
+            bf16=bf16,
+            peak_size=256,
+            emulated_bf16_size=128,
+            copy_bytes=64 * 2**20,
             training=[(Shape(True, 17, 24, 8), 8), (Shape(False, 64, 16, 16), 4)],
-            decode_shape=Shape(False, 97, 8, 16), decode_batches=(1, 4),
-            generate_tokens=4, full_window_tokens={1: 2, 4: 1},
-        )  # fmt: skip
+            decode_shape=Shape(False, 97, 8, 16),
+            decode_batches=(1, 4),
+            generate_tokens=4,
+            full_window_tokens={1: 2, 4: 1},
+        )
     # The sizes of bench/README.md: MLP shape T=307 d=32 V=117 at batch 128 (the README's earlier
     # figures) and 256 (the batch the multiplication models train with), linear T=64 d=256 V=4096
     # at 64 for training (the TinyStories map with a smaller output layer, as in the earlier
     # figures); decoding at the paper's TinyStories shape V=50258.
     return Settings(
-        repeats=repeats or 7, bf16=bf16, peak_size=4096, emulated_bf16_size=1024, copy_bytes=256 * 2**20,
-        training=[(Shape(True, 117, 307, 32), 128), (Shape(True, 117, 307, 32), 256), (Shape(False, 4096, 64, 256), 64)],
-        decode_shape=Shape(False, 50258, 64, 256), decode_batches=(1, 64),
-        generate_tokens=32, full_window_tokens={1: 3, 64: 1},
-    )  # fmt: skip
+        repeats=repeats or 7,
+        bf16=bf16,
+        peak_size=4096,
+        emulated_bf16_size=1024,
+        copy_bytes=256 * 2**20,
+        training=[
+            (Shape(True, 117, 307, 32), 128),
+            (Shape(True, 117, 307, 32), 256),
+            (Shape(False, 4096, 64, 256), 64),
+        ],
+        decode_shape=Shape(False, 50258, 64, 256),
+        decode_batches=(1, 64),
+        generate_tokens=32,
+        full_window_tokens={1: 3, 64: 1},
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,7 +423,10 @@ def bench_peaks(s: Settings) -> tuple[Rounds, list[list[str]]]:
             f"bf16 matmul {bf16_n}²" + ("" if native else " (emulated: no avx512_bf16/amx_bf16)"),
             fmt(rounds.rates("bf16 matmul", 1e-9), " GFLOP/s"),
         ],
-        [f"memory copy {s.copy_bytes / 2**20:,.0f} MiB (read + write)", fmt(rounds.rates("memory copy", 1e-9), " GB/s")],
+        [
+            f"memory copy {s.copy_bytes / 2**20:,.0f} MiB (read + write)",
+            fmt(rounds.rates("memory copy", 1e-9), " GB/s"),
+        ],
     ]
     return rounds, rows
 
@@ -423,8 +444,12 @@ def bench_training(s: Settings, peaks: Rounds) -> tuple[list[dict], list[list[st
         # fused AdamW: what Trainer uses by default (optim='adamw_torch_fused' for torch >= 2.8).
         # fp32 and bf16 samples of one formulation share model and optimizer: the step's cost
         # does not depend on the weights' values.
-        optimizers = {k: torch.optim.AdamW(m.parameters(), lr=1e-4, weight_decay=0.1, fused=True) for k, m in models.items()}
-        ids = torch.randint(0, shape.vocab_size, (batch, shape.context_length), generator=torch.Generator().manual_seed(0))
+        optimizers = {
+            k: torch.optim.AdamW(m.parameters(), lr=1e-4, weight_decay=0.1, fused=True) for k, m in models.items()
+        }
+        ids = torch.randint(
+            0, shape.vocab_size, (batch, shape.context_length), generator=torch.Generator().manual_seed(0)
+        )
         tokens = batch * shape.context_length
         variants = {}
         for p in precisions:
@@ -434,35 +459,65 @@ def bench_training(s: Settings, peaks: Rounds) -> tuple[list[dict], list[list[st
         rounds = measure(variants, s.repeats)
         flops = training_flops(shape, batch)
         name = f"{shape.label} B={batch}"
-        records.append({"shape": shape.__dict__, "label": name, "batch": batch, "tokens_per_step": tokens,
-                        "flops_per_step": flops, "chunk_matmul_mkn": chunk_matmul_shape(shape, batch),
-                        "peak_flops_median": peak, **rounds.to_json()})  # fmt: skip
+        records.append(
+            {
+                "shape": shape.__dict__,
+                "label": name,
+                "batch": batch,
+                "tokens_per_step": tokens,
+                "flops_per_step": flops,
+                "chunk_matmul_mkn": chunk_matmul_shape(shape, batch),
+                "peak_flops_median": peak,
+                **rounds.to_json(),
+            }
+        )
 
         for p in precisions:
-            speed_rows.append([f"{name} {p}", fmt(rounds.rates(f"ours {p}")), fmt(rounds.rates(f"dense {p}")),
-                               fmt(rounds.ratios(f"ours {p}", f"dense {p}"), "×")])  # fmt: skip
+            speed_rows.append(
+                [
+                    f"{name} {p}",
+                    fmt(rounds.rates(f"ours {p}")),
+                    fmt(rounds.rates(f"dense {p}")),
+                    fmt(rounds.ratios(f"ours {p}", f"dense {p}"), "×"),
+                ]
+            )
         if s.bf16:
-            speed_rows.append([f"{name} ours bf16 vs dense fp32", fmt(rounds.rates("ours bf16")), fmt(rounds.rates("dense fp32")),
-                               fmt(rounds.ratios("ours bf16", "dense fp32"), "×")])  # fmt: skip
+            speed_rows.append(
+                [
+                    f"{name} ours bf16 vs dense fp32",
+                    fmt(rounds.rates("ours bf16")),
+                    fmt(rounds.rates("dense fp32")),
+                    fmt(rounds.ratios("ours bf16", "dense fp32"), "×"),
+                ]
+            )
 
         m, k, n = chunk_matmul_shape(shape, batch)
         for p in precisions:
             chunk = f"chunk matmul {p}"
-            flops_rows.append([f"{name} {p}: chunk matmul ({m}, {k}) @ ({k}, {n})", "–",
-                               fmt(rounds.rates(chunk, 1e-9)), fmt(rounds.rates(chunk, 100 / peak[p]), "%"),
-                               "100%", "1.00"])  # fmt: skip
+            flops_rows.append(
+                [
+                    f"{name} {p}: chunk matmul ({m}, {k}) @ ({k}, {n})",
+                    "–",
+                    fmt(rounds.rates(chunk, 1e-9)),
+                    fmt(rounds.rates(chunk, 100 / peak[p]), "%"),
+                    "100%",
+                    "1.00",
+                ]
+            )
             for formulation in models:
                 v = f"{formulation} {p}"
                 # the rate of `v` in useful FLOP/s: tokens/s × useful FLOPs per token
                 scale = flops["useful"] / tokens
-                flops_rows.append([
-                    f"{name} {p}: {'hf-linear' if formulation == 'ours' else 'dense × mask'}",
-                    num(flops["useful"] / 1e9),
-                    fmt(rounds.rates(v, scale * 1e-9)),
-                    fmt(rounds.rates(v, scale * 100 / peak[p]), "%"),
-                    fmt(rounds.ratios(v, chunk, scale * 100), "%"),
-                    f"{flops[f'{formulation}_executed'] / flops['useful']:.2f}",
-                ])  # fmt: skip
+                flops_rows.append(
+                    [
+                        f"{name} {p}: {'hf-linear' if formulation == 'ours' else 'dense × mask'}",
+                        num(flops["useful"] / 1e9),
+                        fmt(rounds.rates(v, scale * 1e-9)),
+                        fmt(rounds.rates(v, scale * 100 / peak[p]), "%"),
+                        fmt(rounds.ratios(v, chunk, scale * 100), "%"),
+                        f"{flops[f'{formulation}_executed'] / flops['useful']:.2f}",
+                    ]
+                )
         del models, optimizers, variants, rounds
         gc.collect()
     return records, speed_rows, flops_rows
@@ -500,24 +555,46 @@ def bench_decoding(s: Settings) -> tuple[list[dict], list[list[str]], list[list[
         record = {"batch": batch, "shape": shape.__dict__, "prompt_tokens": T, **rounds.to_json()}
 
         for ref, label in (("full window ours fp32", "hf-linear"), ("full window dense fp32", "dense × mask")):
-            ratio_rows.append([f"B={batch}: generate() vs {label} full window", fmt(rounds.rates("generate fp32")),
-                               fmt(rounds.rates(ref)), fmt(rounds.ratios("generate fp32", ref), "×")])  # fmt: skip
+            ratio_rows.append(
+                [
+                    f"B={batch}: generate() vs {label} full window",
+                    fmt(rounds.rates("generate fp32")),
+                    fmt(rounds.rates(ref)),
+                    fmt(rounds.ratios("generate fp32", ref), "×"),
+                ]
+            )
 
         if batch == 1:
             weight_bytes = {}
             for v, formulation, size in (
-                ("generate fp32", "last_position", 4), ("last-position loop fp32", "last_position", 4),
-                ("generate bf16", "last_position", 2), ("last-position loop bf16", "last_position", 2),
-                ("full window ours fp32", "full_window_ours", 4), ("full window dense fp32", "full_window_dense", 4),
-            ):  # fmt: skip
+                ("generate fp32", "last_position", 4),
+                ("last-position loop fp32", "last_position", 4),
+                ("generate bf16", "last_position", 2),
+                ("last-position loop bf16", "last_position", 2),
+                ("full window ours fp32", "full_window_ours", 4),
+                ("full window dense fp32", "full_window_dense", 4),
+            ):
                 if v not in variants:
                     continue
                 weight_bytes[v] = nbytes = decode_weight_bytes(shape, formulation, size)
-                bandwidth_rows.append([v, fmt(rounds.rates(v)), num(nbytes / 1e6),
-                                       fmt(rounds.rates(v, nbytes * 1e-9)),
-                                       fmt(rounds.ratios(v, "memory copy", nbytes * 100), "%")])  # fmt: skip
-            bandwidth_rows.append([f"memory copy {s.copy_bytes / 2**20:,.0f} MiB (read + write)", "–", "–",
-                                   fmt(rounds.rates("memory copy", 1e-9)), "100%"])  # fmt: skip
+                bandwidth_rows.append(
+                    [
+                        v,
+                        fmt(rounds.rates(v)),
+                        num(nbytes / 1e6),
+                        fmt(rounds.rates(v, nbytes * 1e-9)),
+                        fmt(rounds.ratios(v, "memory copy", nbytes * 100), "%"),
+                    ]
+                )
+            bandwidth_rows.append(
+                [
+                    f"memory copy {s.copy_bytes / 2**20:,.0f} MiB (read + write)",
+                    "–",
+                    "–",
+                    fmt(rounds.rates("memory copy", 1e-9)),
+                    "100%",
+                ]
+            )
             record["weight_bytes_per_token"] = weight_bytes
         records.append(record)
         del variants, rounds
@@ -531,14 +608,24 @@ def bench_sizes(decode_model, decode_shape: Shape) -> tuple[dict, list[list[str]
         t, d, v = config.context_length, config.hidden_size, config.vocab_size
         dense_params = v * d + (t * d) ** 2 + t * d + d * v + v + (d * d + d if config.model_type == "mlp_lm" else 0)
         with torch.device("meta"):
-            params = (MLPLMForCausalLM if config.model_type == "mlp_lm" else LinearLMForCausalLM)(config).num_parameters()
+            params = (MLPLMForCausalLM if config.model_type == "mlp_lm" else LinearLMForCausalLM)(
+                config
+            ).num_parameters()
         record[name] = {"params": params, "dense_params": dense_params}
-        rows.append([name + " params", f"{params / 1e6:,.1f}M", f"{dense_params / 1e6:,.1f}M", f"{params / dense_params:.2f}×"])
+        rows.append(
+            [name + " params", f"{params / 1e6:,.1f}M", f"{dense_params / 1e6:,.1f}M", f"{params / dense_params:.2f}×"]
+        )
     ckpt = checkpoint_bytes(decode_model)
     dense_bytes = 4 * sum(p.numel() for p in decode_shape.dense().parameters())
     record["checkpoint"] = {"shape": decode_shape.__dict__, "bytes": ckpt, "dense_fp32_bytes": dense_bytes}
-    rows.append([f"{decode_shape.label} checkpoint (safetensors)", f"{num(ckpt / 2**20)} MiB",
-                 f"{num(dense_bytes / 2**20)} MiB", f"{ckpt / dense_bytes:.2f}×"])  # fmt: skip
+    rows.append(
+        [
+            f"{decode_shape.label} checkpoint (safetensors)",
+            f"{num(ckpt / 2**20)} MiB",
+            f"{num(dense_bytes / 2**20)} MiB",
+            f"{ckpt / dense_bytes:.2f}×",
+        ]
+    )
     return record, rows
 
 
@@ -549,8 +636,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny shapes and 2 repeats: a smoke run of seconds")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds per table (default 7; --quick 2)")
-    parser.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
-                        help="also measure bf16: auto = only where the CPU has native bf16 matmuls")  # fmt: skip
+    parser.add_argument(
+        "--bf16",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="also measure bf16: auto = only where the CPU has native bf16 matmuls",
+    )
     parser.add_argument("--json", metavar="PATH", help="write all raw timings and the machine to PATH")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
@@ -566,17 +657,25 @@ def main(argv: list[str] | None = None) -> dict:
     load_start = os.getloadavg()
     started = time.perf_counter()
 
-    print(f"machine: {machine['cpu']}, {machine['threads']} torch threads, native bf16: {native} "
-          f"(amx_bf16: {machine['amx_bf16']}); torch {torch.__version__}; malloc tuned: {allocator}; "
-          f"load average at start {load_start[0]:.2f} (1 min) on {os.cpu_count()} CPUs")  # fmt: skip
+    print(
+        f"machine: {machine['cpu']}, {machine['threads']} torch threads, native bf16: {native} "
+        f"(amx_bf16: {machine['amx_bf16']}); torch {torch.__version__}; malloc tuned: {allocator}; "
+        f"load average at start {load_start[0]:.2f} (1 min) on {os.cpu_count()} CPUs"
+    )
     if use_bf16:
-        why = "native bf16" if native else "forced with --bf16 on: bf16 is EMULATED here, its figures measure the emulation"
+        why = (
+            "native bf16"
+            if native
+            else "forced with --bf16 on: bf16 is EMULATED here, its figures measure the emulation"
+        )
         print(f"precision: fp32 and bf16 ({why})")
     else:
         why = "--bf16 off" if native else "no avx512_bf16/amx_bf16 on this CPU: bf16 would be emulated, ~60x slower"
         print(f"precision: fp32 only ({why})")
-    print(f"method: {s.repeats} interleaved rounds after 1 warm-up round; figures are median (min–max) over rounds, "
-          "ratios are per round then median (min–max)\n")  # fmt: skip
+    print(
+        f"method: {s.repeats} interleaved rounds after 1 warm-up round; figures are median (min–max) over rounds, "
+        "ratios are per round then median (min–max)\n"
+    )
 
     print("## 0. Peaks measured in this run\n")
     peaks, peak_rows = bench_peaks(s)
@@ -585,21 +684,40 @@ def main(argv: list[str] | None = None) -> dict:
     print("\n## 1. Training tokens/s (forward + backward + fused AdamW step; higher is better)\n")
     training, speed_rows, flops_rows = bench_training(s, peaks)
     print(markdown_table(["shape / precision", "hf-linear", "dense × mask", "ratio (per round)"], speed_rows))
-    print("\nUseful FLOPs: the unmasked blocks only (T(T+1)/2 of d² per sequence) + MLP layer + output layer, "
-          "forward + backward = 3× forward; the same count for both formulations. MFU = useful FLOP/s over the "
-          "median matmul peak of section 0 in the same precision, and over the chunk-shape matmul measured in "
-          "the same round. executed/useful: FLOPs the formulation's matmuls really multiply.\n")  # fmt: skip
-    print(markdown_table(["shape / precision: formulation", "useful GFLOP/step", "useful GFLOP/s",
-                          "MFU vs peak", "vs chunk matmul (per round)", "executed/useful"], flops_rows))  # fmt: skip
+    print(
+        "\nUseful FLOPs: the unmasked blocks only (T(T+1)/2 of d² per sequence) + MLP layer + output layer, "
+        "forward + backward = 3× forward; the same count for both formulations. MFU = useful FLOP/s over the "
+        "median matmul peak of section 0 in the same precision, and over the chunk-shape matmul measured in "
+        "the same round. executed/useful: FLOPs the formulation's matmuls really multiply.\n"
+    )
+    print(
+        markdown_table(
+            [
+                "shape / precision: formulation",
+                "useful GFLOP/step",
+                "useful GFLOP/s",
+                "MFU vs peak",
+                "vs chunk matmul (per round)",
+                "executed/useful",
+            ],
+            flops_rows,
+        )
+    )
 
     shape = s.decode_shape
-    print(f"\n## 2. Greedy decoding tokens/s, {shape.label} (prompt = {shape.context_length} tokens; higher is better)\n")
+    print(
+        f"\n## 2. Greedy decoding tokens/s, {shape.label} (prompt = {shape.context_length} tokens; higher is better)\n"
+    )
     decoding, ratio_rows, bandwidth_rows, decode_model = bench_decoding(s)
     print(markdown_table(["batch: comparison", "generate()", "full window", "ratio (per round)"], ratio_rows))
-    print("\nBatch 1: bytes of weights read per new token (the window's last row of blocks + output layer + the "
-          "window's embeddings; full window: all blocks, or the dense weight and mask) × tokens/s, against the "
-          "memory copy measured in the same rounds.\n")  # fmt: skip
-    print(markdown_table(["B=1 decoder", "tokens/s", "MB/token", "GB/s", "of copy bandwidth (per round)"], bandwidth_rows))
+    print(
+        "\nBatch 1: bytes of weights read per new token (the window's last row of blocks + output layer + the "
+        "window's embeddings; full window: all blocks, or the dense weight and mask) × tokens/s, against the "
+        "memory copy measured in the same rounds.\n"
+    )
+    print(
+        markdown_table(["B=1 decoder", "tokens/s", "MB/token", "GB/s", "of copy bandwidth (per round)"], bandwidth_rows)
+    )
 
     print("\n## 3. Parameters and fp32 checkpoint size (paper configurations)\n")
     sizes, size_rows = bench_sizes(decode_model, shape)
@@ -609,11 +727,21 @@ def main(argv: list[str] | None = None) -> dict:
     load_end = os.getloadavg()
     print(f"\n(total {elapsed:,.0f} s; load average at end {load_end[0]:.2f} (1 min))")
     result = {
-        "machine": machine, "torch": torch.__version__, "malloc_tuned": allocator,
-        "args": vars(args), "bf16_used": use_bf16, "repeats": s.repeats, "warmup_rounds": 1,
-        "peaks": peaks.to_json(), "training": training, "decoding": decoding, "sizes": sizes,
-        "elapsed_seconds": elapsed, "load_average_start": load_start, "load_average_end": load_end,
-    }  # fmt: skip
+        "machine": machine,
+        "torch": torch.__version__,
+        "malloc_tuned": allocator,
+        "args": vars(args),
+        "bf16_used": use_bf16,
+        "repeats": s.repeats,
+        "warmup_rounds": 1,
+        "peaks": peaks.to_json(),
+        "training": training,
+        "decoding": decoding,
+        "sizes": sizes,
+        "elapsed_seconds": elapsed,
+        "load_average_start": load_start,
+        "load_average_end": load_end,
+    }
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1)

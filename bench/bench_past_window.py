@@ -16,10 +16,10 @@ import json
 import math
 from pathlib import Path
 
-import hf_linear  # noqa: F401,I001  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 import torch
 import torch.nn.functional as F
 
+import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 from hf_linear.checkpoints import load_model, load_tokenizer
 from hf_linear.data.tinystories import load_stories
 from hf_linear.evaluation.lm_report import text_statistics
@@ -45,11 +45,15 @@ def perplexity_by_position(model, tokenizer, stories: list[str], skip: int = 0) 
             part = losses[max(lo - 1, 0) : hi - 1]  # targets at positions lo..hi-1
             sums[name][0] += part.sum().item()
             sums[name][1] += part.numel()
-    return {name: {"perplexity": math.exp(total / count), "tokens": count} for name, (total, count) in sums.items() if count}
+    return {
+        name: {"perplexity": math.exp(total / count), "tokens": count} for name, (total, count) in sums.items() if count
+    }
 
 
 @torch.no_grad()
-def perplexity_by_context(model, tokenizer, stories: list[str], contexts: list[int], batch_size: int = 256) -> dict[int, float]:
+def perplexity_by_context(
+    model, tokenizer, stories: list[str], contexts: list[int], batch_size: int = 256
+) -> dict[int, float]:
     """Like for like: the SAME targets (every token at story position >= T) predicted from the k
     tokens before them, for each k in `contexts` (k = T is what every position past the window
     sees; k < T is row k-1 inside a window)."""
@@ -80,7 +84,10 @@ def main() -> None:
     T = model.config.context_length
     stories = list(load_stories(args.stories, args.max_stories)["validation"]["text"])
     print(f"{args.checkpoint}: T={T}, {len(stories)} validation stories")
-    for skip, title in ((0, "stories from their first token"), (T, f"stories from their token {T} (windows start mid-story)")):
+    for skip, title in (
+        (0, "stories from their first token"),
+        (T, f"stories from their token {T} (windows start mid-story)"),
+    ):
         table = perplexity_by_position(model, tokenizer, stories, skip)
         inside, past = table["[T/2, T)"]["perplexity"], table["[T, end)"]["perplexity"]
         print(f"\n{title}\n| positions | tokens | perplexity |\n|---|---|---|")
@@ -98,8 +105,14 @@ def main() -> None:
 
     torch.manual_seed(0)
     prompt = tokenizer("Once upon a", return_tensors="pt")
-    out = model.generate(**prompt, do_sample=True, temperature=0.5, max_new_tokens=4 * T,
-                         num_return_sequences=args.samples, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    out = model.generate(
+        **prompt,
+        do_sample=True,
+        temperature=0.5,
+        max_new_tokens=4 * T,
+        num_return_sequences=args.samples,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     first = [tokenizer.decode(row[:T], skip_special_tokens=True) for row in out]
     later = [tokenizer.decode(row[T:], skip_special_tokens=True) for row in out]
     stats = {"first window": text_statistics(first), "tokens T..4T": text_statistics(later)}

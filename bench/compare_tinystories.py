@@ -39,8 +39,10 @@ def load_configs(output_root: Path) -> dict[str, dict]:
             ours = {k: v for k, v in config[section].items() if k not in RUN_SPECIFIC}
             theirs = {k: v for k, v in reference[section].items() if k not in RUN_SPECIFIC}
             if ours != theirs:
-                raise ValueError(f"{CONFIGS[name].name} and {CONFIGS[reference_name].name} differ in {section}: "
-                                 f"{ours} vs {theirs} (the comparison needs the same data and budget)")
+                raise ValueError(
+                    f"{CONFIGS[name].name} and {CONFIGS[reference_name].name} differ in {section}: "
+                    f"{ours} vs {theirs} (the comparison needs the same data and budget)"
+                )
     for name, config in configs.items():
         config.training["output_dir"] = str(output_root / CONFIGS[name].stem)
         config.training["include_num_input_tokens_seen"] = True
@@ -71,9 +73,19 @@ def row_of(output_dir: Path) -> dict:
         "tokens": tokens,
         "minutes": runtime / 60,
         "train_tokens_per_s": tokens / runtime,
-        **{key: report[key] for key in ("loss", "perplexity", "generation_tokens_per_second", "distinct_2",
-                                        "repetition_4", "num_generations", "examples")},
-    }  # fmt: skip
+        **{
+            key: report[key]
+            for key in (
+                "loss",
+                "perplexity",
+                "generation_tokens_per_second",
+                "distinct_2",
+                "repetition_4",
+                "num_generations",
+                "examples",
+            )
+        },
+    }
 
 
 def format_table(rows: dict[str, dict]) -> str:
@@ -89,8 +101,10 @@ def format_table(rows: dict[str, dict]) -> str:
             f"| {r['distinct_2']:.3f} | {100 * r['repetition_4']:.1f}% |"
         )
     first = next(iter(rows.values()))
-    lines.append(f"\nGeneration: {first['num_generations']} samples in one batch. One sample each "
-                 "(prompt \"Once upon a\", temperature 0.5):")  # fmt: skip
+    lines.append(
+        f"\nGeneration: {first['num_generations']} samples in one batch. One sample each "
+        '(prompt "Once upon a", temperature 0.5):'
+    )
     for name, r in rows.items():
         lines.append(f"\n**{name}**\n```\n{r['examples'][0].strip()}\n```")
     return "\n".join(lines)

@@ -31,12 +31,12 @@ import statistics
 import tempfile
 import time
 
-import hf_linear  # noqa: F401,I001  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 import torch
 import yaml
 from torch.profiler import ProfilerActivity, profile
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
+import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 from hf_linear import MLPLMConfig, MLPLMForCausalLM
 from hf_linear.data.collator import CausalLMCollator
 from hf_linear.resources import packaged_config
@@ -51,13 +51,29 @@ def main_job() -> dict:
     """The shipped main job's shape and optimiser settings (hf_linear.resources.DEFAULT_CONFIG)."""
     config = yaml.safe_load(packaged_config().read_text())
     training = config["training"]
-    return {**MAIN_JOB_DATA, "hidden_size": config["model"]["hidden_size"], "batch": training["per_device_train_batch_size"],
-            "learning_rate": training["learning_rate"], "weight_decay": training["weight_decay"],
-            "adam_beta2": training.get("adam_beta2", 0.999), "max_grad_norm": training["max_grad_norm"]}  # fmt: skip
+    return {
+        **MAIN_JOB_DATA,
+        "hidden_size": config["model"]["hidden_size"],
+        "batch": training["per_device_train_batch_size"],
+        "learning_rate": training["learning_rate"],
+        "weight_decay": training["weight_decay"],
+        "adam_beta2": training.get("adam_beta2", 0.999),
+        "max_grad_norm": training["max_grad_norm"],
+    }
+
+
 # Ops that are matrix multiplications (their self time is the kernel's; aten::matmul, linear
 # and the autograd nodes only dispatch to these).
-MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm", "aten::baddbmm_",
-              "aten::addbmm", "aten::_addmm_activation"}  # fmt: skip
+MATMUL_OPS = {
+    "aten::mm",
+    "aten::addmm",
+    "aten::addmm_",
+    "aten::bmm",
+    "aten::baddbmm",
+    "aten::baddbmm_",
+    "aten::addbmm",
+    "aten::_addmm_activation",
+}
 
 
 class StepClock(TrainerCallback):
@@ -94,15 +110,23 @@ def main(argv=None) -> None:
     job = main_job()
     parser.add_argument("--batch", type=int, default=job["batch"])
     parser.add_argument("--hidden", type=int, default=job["hidden_size"], help="d (default: the main job's)")
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                        help="auto: bf16 autocast where the CPU has native bf16, as `hf-linear train`")  # fmt: skip
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="auto: bf16 autocast where the CPU has native bf16, as `hf-linear train`",
+    )
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--timed", type=int, default=10, help="steps timed (not profiled)")
     parser.add_argument("--steps", type=int, default=5, help="steps profiled")
     parser.add_argument("--rows", type=int, default=20, help="ops shown in the table")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's own choice, as `hf-linear train`); on a busy "
-                             "machine 1 thread shows the op mix without waits for a descheduled thread")  # fmt: skip
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's own choice, as `hf-linear train`); on a busy "
+        "machine 1 thread shows the op mix without waits for a descheduled thread",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -119,23 +143,40 @@ def main(argv=None) -> None:
     clock = StepClock(args.warmup, args.timed, args.steps)
     with tempfile.TemporaryDirectory() as output_dir:
         training = TrainingArguments(
-            output_dir=output_dir, per_device_train_batch_size=shape["batch"], max_steps=steps,
-            learning_rate=shape["learning_rate"], weight_decay=shape["weight_decay"], adam_beta2=shape["adam_beta2"],
-            max_grad_norm=shape["max_grad_norm"], bf16=bf16, use_cpu=True, remove_unused_columns=False,
-            include_num_input_tokens_seen=True, dataloader_num_workers=0, save_strategy="no", logging_strategy="no",
-            report_to=[], disable_tqdm=True, seed=0,
-        )  # fmt: skip
-        trainer = Trainer(model=model, args=training, train_dataset=data, data_collator=CausalLMCollator(0),
-                          callbacks=[clock])  # fmt: skip
+            output_dir=output_dir,
+            per_device_train_batch_size=shape["batch"],
+            max_steps=steps,
+            learning_rate=shape["learning_rate"],
+            weight_decay=shape["weight_decay"],
+            adam_beta2=shape["adam_beta2"],
+            max_grad_norm=shape["max_grad_norm"],
+            bf16=bf16,
+            use_cpu=True,
+            remove_unused_columns=False,
+            include_num_input_tokens_seen=True,
+            dataloader_num_workers=0,
+            save_strategy="no",
+            logging_strategy="no",
+            report_to=[],
+            disable_tqdm=True,
+            seed=0,
+        )
+        trainer = Trainer(
+            model=model, args=training, train_dataset=data, data_collator=CausalLMCollator(0), callbacks=[clock]
+        )
         trainer.train()
 
     machine = machine_description()
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
-    print(f"machine: {machine['cpu']}, native bf16: {machine['native_bf16']}, threads: {machine['threads']}, "
-          f"load average (1 min) at the end: {load}")  # fmt: skip
-    print(f"step: MLPLM d={shape['hidden_size']} T={T} V={V} batch {shape['batch']}, "
-          f"{'bf16 autocast' if bf16 else 'fp32'}, fused AdamW, clip 1.0 (transformers.Trainer)")  # fmt: skip
+    print(
+        f"machine: {machine['cpu']}, native bf16: {machine['native_bf16']}, threads: {machine['threads']}, "
+        f"load average (1 min) at the end: {load}"
+    )
+    print(
+        f"step: MLPLM d={shape['hidden_size']} T={T} V={V} batch {shape['batch']}, "
+        f"{'bf16 autocast' if bf16 else 'fp32'}, fused AdamW, clip 1.0 (transformers.Trainer)"
+    )
     ms = clock.step_ms()
     print(f"step time: {statistics.median(ms):.1f} ms median ({min(ms):.1f}–{max(ms):.1f}) over {len(ms)} steps")
     timed_faults, profiled_faults = clock.faults_per_step()
@@ -149,8 +190,10 @@ def main(argv=None) -> None:
     matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS)
     print(f"\nself CPU time of {args.steps} profiled steps, by op:")
     print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=60))
-    print(f"matrix multiplications ({', '.join(sorted(MATMUL_OPS & {e.key for e in events}))}): "
-          f"{100 * matmul / total:.1f}% of self CPU time ({total / 1e3 / args.steps:.1f} ms per step)")  # fmt: skip
+    print(
+        f"matrix multiplications ({', '.join(sorted(MATMUL_OPS & {e.key for e in events}))}): "
+        f"{100 * matmul / total:.1f}% of self CPU time ({total / 1e3 / args.steps:.1f} ms per step)"
+    )
 
 
 if __name__ == "__main__":

@@ -35,10 +35,18 @@ def _parser() -> argparse.ArgumentParser:
     formats = "; ".join(f"{task}: {', '.join(cots)}" for task, cots in FORMATS.items())
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", required=True, choices=sorted(FORMATS))
-    parser.add_argument("--digits", required=True, type=int, nargs="+", metavar="N",
-                        help="operand sizes n [m] (n alone: n x n); parity: the number of bits")  # fmt: skip
+    parser.add_argument(
+        "--digits",
+        required=True,
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="operand sizes n [m] (n alone: n x n); parity: the number of bits",
+    )
     parser.add_argument("--cot", required=True, help=f"CoT format ({formats})")
-    parser.add_argument("--every", type=int, default=None, help="parity 'running' and 'threshold': one step every K bits")
+    parser.add_argument(
+        "--every", type=int, default=None, help="parity 'running' and 'threshold': one step every K bits"
+    )
     parser.add_argument("--train-size", type=int, required=True)
     parser.add_argument("--validation-size", type=int, default=1000)
     parser.add_argument("--test-size", type=int, default=1000)
@@ -64,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         built = time.perf_counter()
         out = save_arithmetic_dataset(dataset_dict, args.out, overwrite=args.overwrite)
-        print(f"built {sum(map(len, dataset_dict.values()))} examples in {built - start:.1f} s, "
-              f"saved to {out} in {time.perf_counter() - built:.1f} s")  # fmt: skip
+        print(
+            f"built {sum(map(len, dataset_dict.values()))} examples in {built - start:.1f} s, "
+            f"saved to {out} in {time.perf_counter() - built:.1f} s"
+        )
         print(dataset_dict)
         if args.push_to_hub:
             push_arithmetic_dataset_to_hub(dataset_dict, args.push_to_hub, token=args.hub_token, private=args.private)

@@ -33,19 +33,30 @@ from hf_linear.output_dirs import check_output_dir
 
 
 def _parser() -> argparse.ArgumentParser:
-    programs = "; ".join(f"{name}: {family.description} (size: {family.size_meaning})" for name, family in PROGRAMS.items())
+    programs = "; ".join(
+        f"{name}: {family.description} (size: {family.size_meaning})" for name, family in PROGRAMS.items()
+    )
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--program", required=True,
-                        help=f"a shipped program ({programs}), or module:function with --trust-program-code")  # fmt: skip
-    parser.add_argument("--trust-program-code", action="store_true",
-                        help="import a module:function program (importing runs its code: your own, or trusted)")  # fmt: skip
+    parser.add_argument(
+        "--program", required=True, help=f"a shipped program ({programs}), or module:function with --trust-program-code"
+    )
+    parser.add_argument(
+        "--trust-program-code",
+        action="store_true",
+        help="import a module:function program (importing runs its code: your own, or trusted)",
+    )
     parser.add_argument("--size", required=True, type=int, help="input bound: numbers below SIZE, or SIZE bits")
     parser.add_argument("--train-size", type=int, required=True)
     parser.add_argument("--validation-size", type=int, default=1000)
     parser.add_argument("--test-size", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="seed of the training draw (held-out sets are fixed)")
-    parser.add_argument("--certify", type=int, default=200, metavar="N",
-                        help="run the certificate on N test examples and state its result in the card (0: skip)")  # fmt: skip
+    parser.add_argument(
+        "--certify",
+        type=int,
+        default=200,
+        metavar="N",
+        help="run the certificate on N test examples and state its result in the card (0: skip)",
+    )
     add_output_arguments(parser)
     return parser
 
@@ -57,23 +68,45 @@ def main(argv: list[str] | None = None) -> int:
         if args.certify < 0:
             raise ValueError(f"--certify {args.certify} must be >= 0")
         start = time.perf_counter()
-        dataset_dict = build_program_dataset(args.program, args.size, args.train_size, args.validation_size,
-                                             args.test_size, args.seed, trust_program_code=args.trust_program_code)  # fmt: skip
+        dataset_dict = build_program_dataset(
+            args.program,
+            args.size,
+            args.train_size,
+            args.validation_size,
+            args.test_size,
+            args.seed,
+            trust_program_code=args.trust_program_code,
+        )
         program, certificate = program_of(dataset_dict, args.trust_program_code), None
         if args.certify and len(dataset_dict["test"]):
             test = dataset_dict["test"].select(range(min(args.certify, len(dataset_dict["test"]))))
             certificate = certify(program, test, build_program_tokenizer(program))
-            print(f"certificate: {100 * certificate['exact_match']:.2f}% exact match on {certificate['num_samples']} "
-                  "test examples (a LinearLM whose weights are the compiled steps)")  # fmt: skip
+            print(
+                f"certificate: {100 * certificate['exact_match']:.2f}% exact match on {certificate['num_samples']} "
+                "test examples (a LinearLM whose weights are the compiled steps)"
+            )
         built = time.perf_counter()
-        out = save_program_dataset(dataset_dict, args.out, overwrite=args.overwrite, certificate=certificate,
-                                   trust_program_code=args.trust_program_code)  # fmt: skip
-        print(f"built {sum(map(len, dataset_dict.values()))} examples of {program.length} tokens "
-              f"(CoT {program.cot_length}) in {built - start:.1f} s, saved to {out}")  # fmt: skip
+        out = save_program_dataset(
+            dataset_dict,
+            args.out,
+            overwrite=args.overwrite,
+            certificate=certificate,
+            trust_program_code=args.trust_program_code,
+        )
+        print(
+            f"built {sum(map(len, dataset_dict.values()))} examples of {program.length} tokens "
+            f"(CoT {program.cot_length}) in {built - start:.1f} s, saved to {out}"
+        )
         print(dataset_dict)
         if args.push_to_hub:
-            push_program_dataset_to_hub(dataset_dict, args.push_to_hub, token=args.hub_token, private=args.private,
-                                        certificate=certificate, trust_program_code=args.trust_program_code)  # fmt: skip
+            push_program_dataset_to_hub(
+                dataset_dict,
+                args.push_to_hub,
+                token=args.hub_token,
+                private=args.private,
+                certificate=certificate,
+                trust_program_code=args.trust_program_code,
+            )
             print(f"pushed to the Hub dataset repo {args.push_to_hub}")
     except (ValueError, OSError) as error:
         print(f"build_program.py: error: {error}", file=sys.stderr)

@@ -49,7 +49,7 @@ def _clean_stale_stages(out: Path) -> None:
     if it died between its two renames, the previous `out` is put back first."""
     for kind in ("old", "tmp"):
         for stale in out.parent.glob(f".{glob.escape(out.name)}.{kind}-*-*"):
-            pid = stale.name[len(f".{out.name}.{kind}-"):].split("-", 1)[0]
+            pid = stale.name[len(f".{out.name}.{kind}-") :].split("-", 1)[0]
             if not pid.isdigit() or pid_alive(int(pid)) or not stale.is_dir():
                 continue
             if kind == "old" and not out.exists() and (stale / out.name).is_dir():

@@ -29,8 +29,10 @@ import torch
 from hf_linear.model_types import LINEAR_LM
 
 EXACT_METHOD = "exact: the linear model's logit is a sum of one term per input (position, token) plus its biases"
-APPROXIMATE_METHOD = ("approximation: gradient × input at the masked map's output (a local linearisation "
-                      "of the MLP; the parts add up to the logit, but changing one input can change the others)")  # fmt: skip
+APPROXIMATE_METHOD = (
+    "approximation: gradient × input at the masked map's output (a local linearisation "
+    "of the MLP; the parts add up to the logit, but changing one input can change the others)"
+)
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,15 @@ def input_terms(model, input_ids: torch.Tensor, position: int) -> tuple[torch.Te
     return terms, mixing.bias[row].float(), start, row
 
 
-def attribute_token(model, input_ids: Sequence[int] | torch.Tensor, position: int, token_id: int | None = None) -> TokenAttribution:
+def attribute_token(
+    model, input_ids: Sequence[int] | torch.Tensor, position: int, token_id: int | None = None
+) -> TokenAttribution:
     """Contributions of every input (position, token) of the window to the logit of `token_id` at
     output position `position` (default: the token the sequence holds at position + 1, else the
     model's top token), and to its margin over the runner-up. fp32 throughout."""
-    ids = torch.as_tensor(list(input_ids) if not isinstance(input_ids, torch.Tensor) else input_ids, dtype=torch.long).reshape(-1)
+    ids = torch.as_tensor(
+        list(input_ids) if not isinstance(input_ids, torch.Tensor) else input_ids, dtype=torch.long
+    ).reshape(-1)
     if not 0 <= position < len(ids):
         raise ValueError(f"position={position} is outside the sequence of {len(ids)} tokens")
     with torch.no_grad():
@@ -99,15 +105,26 @@ def attribute_token(model, input_ids: Sequence[int] | torch.Tensor, position: in
         exact, method = True, EXACT_METHOD
     else:
         to_logit, logit_bias = _gradient_parts(model, terms, mixing_bias, token_id, float(logits[token_id]))
-        to_runner_up, runner_up_bias = _gradient_parts(model, terms, mixing_bias, runner_up_id, float(logits[runner_up_id]))
+        to_runner_up, runner_up_bias = _gradient_parts(
+            model, terms, mixing_bias, runner_up_id, float(logits[runner_up_id])
+        )
         exact, method = False, APPROXIMATE_METHOD
     return TokenAttribution(
-        position=position, map_row=row, token_id=token_id, runner_up_id=runner_up_id,
-        input_positions=list(range(start, position + 1)), input_ids=ids[start : position + 1].tolist(),
-        to_logit=to_logit, to_margin=to_logit - to_runner_up,
-        logit_bias=logit_bias, margin_bias=logit_bias - runner_up_bias,
-        logit=float(logits[token_id]), runner_up_logit=float(logits[runner_up_id]), exact=exact, method=method,
-    )  # fmt: skip
+        position=position,
+        map_row=row,
+        token_id=token_id,
+        runner_up_id=runner_up_id,
+        input_positions=list(range(start, position + 1)),
+        input_ids=ids[start : position + 1].tolist(),
+        to_logit=to_logit,
+        to_margin=to_logit - to_runner_up,
+        logit_bias=logit_bias,
+        margin_bias=logit_bias - runner_up_bias,
+        logit=float(logits[token_id]),
+        runner_up_logit=float(logits[runner_up_id]),
+        exact=exact,
+        method=method,
+    )
 
 
 @torch.no_grad()
@@ -118,7 +135,9 @@ def _linear_parts(model, terms: torch.Tensor, mixing_bias: torch.Tensor, token_i
     return terms @ direction, float(mixing_bias @ direction + head_bias)
 
 
-def _gradient_parts(model, terms: torch.Tensor, mixing_bias: torch.Tensor, token_id: int, logit: float) -> tuple[torch.Tensor, float]:
+def _gradient_parts(
+    model, terms: torch.Tensor, mixing_bias: torch.Tensor, token_id: int, logit: float
+) -> tuple[torch.Tensor, float]:
     """MLPLM: gradient × input at the masked map's output h; the rest of the logit (the bias
     through the gradient and the ReLU pattern's offset) is the "bias" part."""
     hidden = (mixing_bias + terms.sum(0)).detach().requires_grad_(True)

@@ -17,7 +17,6 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
@@ -36,8 +35,10 @@ def check_safetensors_weights(directory: Path) -> list[Path]:
     if not weights:
         pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
         if pickles:
-            raise ValueError(f"checkpoint {directory}: holds {', '.join(pickles)} but no model.safetensors; pickle "
-                             "files are never loaded (they can run code): save the weights as safetensors")  # fmt: skip
+            raise ValueError(
+                f"checkpoint {directory}: holds {', '.join(pickles)} but no model.safetensors; pickle "
+                "files are never loaded (they can run code): save the weights as safetensors"
+            )
         raise ValueError(f"{directory} is not a checkpoint: no model.safetensors")
     for path in weights:
         try:
@@ -67,16 +68,20 @@ def load_model(name_or_path: str, **kwargs):
     name_or_path = str(name_or_path)
     _check_if_local(name_or_path)
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(name_or_path, output_loading_info=True, use_safetensors=True,
-                                                           **kwargs)  # fmt: skip
+        model, info = AutoModelForCausalLM.from_pretrained(
+            name_or_path, output_loading_info=True, use_safetensors=True, **kwargs
+        )
     except (OSError, ValueError, RuntimeError, SafetensorError) as error:
         raise ValueError(f"checkpoint {name_or_path}: cannot be loaded: {error}") from error
     problems = {kind: info.get(kind) for kind in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     problems = {kind: keys for kind, keys in problems.items() if keys}
     if problems:
-        details = "; ".join(f"{kind.replace('_', ' ')}: {', '.join(map(str, sorted(keys)[:5]))}" for kind, keys in problems.items())
-        raise ValueError(f"checkpoint {name_or_path}: its weights do not match its config "
-                         f"({model.config.model_type}): {details}")  # fmt: skip
+        details = "; ".join(
+            f"{kind.replace('_', ' ')}: {', '.join(map(str, sorted(keys)[:5]))}" for kind, keys in problems.items()
+        )
+        raise ValueError(
+            f"checkpoint {name_or_path}: its weights do not match its config ({model.config.model_type}): {details}"
+        )
     return model
 
 

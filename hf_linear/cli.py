@@ -19,12 +19,27 @@ SUBCOMMANDS = {
     "eval": ("hf_linear.evaluation.cli", "evaluate a checkpoint: exact match by greedy generation, or perplexity"),
     "push": ("hf_linear.hub.push", "push a checkpoint (weights, code, tokenizer, model card) to the Hub"),
     "hub-server": ("hf_linear.hub.server", "run the local Hub-API server (for offline tests)"),
-    "convert-authors": ("hf_linear.convert_authors", "convert a state dict of the authors' LinearModel (emalach/LinearLM)"),
-    "study": ("hf_linear.studies.study", "run a study: a grid of training runs from configs/studies/*.yaml (resumable)"),
+    "convert-authors": (
+        "hf_linear.convert_authors",
+        "convert a state dict of the authors' LinearModel (emalach/LinearLM)",
+    ),
+    "study": (
+        "hf_linear.studies.study",
+        "run a study: a grid of training runs from configs/studies/*.yaml (resumable)",
+    ),
     "report": ("hf_linear.studies.report", "write a study's REPORT.md with learning-curve and length-complexity plots"),
-    "tune": ("hf_linear.studies.tune", "search a training recipe (Optuna or Ray Tune via Trainer.hyperparameter_search)"),
-    "reproduce": ("hf_linear.studies.reproduce", "run all shipped studies, publish their reports, regenerate RESULTS.md"),
-    "inspect": ("hf_linear.studies.inspection", "heatmap of the block norms of a checkpoint's masked map, per position"),
+    "tune": (
+        "hf_linear.studies.tune",
+        "search a training recipe (Optuna or Ray Tune via Trainer.hyperparameter_search)",
+    ),
+    "reproduce": (
+        "hf_linear.studies.reproduce",
+        "run all shipped studies, publish their reports, regenerate RESULTS.md",
+    ),
+    "inspect": (
+        "hf_linear.studies.inspection",
+        "heatmap of the block norms of a checkpoint's masked map, per position",
+    ),
     "demo": ("hf_linear.demo.cli", "interactive app (Gradio): arithmetic with a checked CoT, text, why each token"),
 }
 

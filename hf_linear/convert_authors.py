@@ -82,8 +82,10 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         loaded = _torch_load_weights_only(path)
     except pickle.UnpicklingError as error:
-        raise ValueError(f"{path}: refusing to load: it holds more than tensors and plain containers "
-                         f"(torch.load(weights_only=True) rejected it: {str(error).splitlines()[0]})") from None
+        raise ValueError(
+            f"{path}: refusing to load: it holds more than tensors and plain containers "
+            f"(torch.load(weights_only=True) rejected it: {str(error).splitlines()[0]})"
+        ) from None
     except (EOFError, RuntimeError) as error:  # empty, truncated, or not written by torch.save
         reason = str(error).splitlines()[0] if str(error) else "the file ends before its first record"
         raise ValueError(f"{path} is not a torch.save file ({reason})") from None
@@ -117,8 +119,13 @@ def _strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 # ----------------------------------------------------------------------------------- converting
 
 
-def convert_state_dict(state_dict: dict[str, torch.Tensor], context_length: int | None = None, *,
-                       use_linear1_bias: bool = False, strict_mask: bool = False) -> tuple[dict, dict]:
+def convert_state_dict(
+    state_dict: dict[str, torch.Tensor],
+    context_length: int | None = None,
+    *,
+    use_linear1_bias: bool = False,
+    strict_mask: bool = False,
+) -> tuple[dict, dict]:
     """The authors' state dict → (config fields, hf-linear state dict of LinearLM/MLPLMForCausalLM).
 
     Raises ValueError on anything that is not the authors' formulation with consistent shapes.
@@ -140,22 +147,28 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], context_length: int 
         raise ValueError(f"linear1.weight has shape {tuple(dense.shape)}: expected (T·d, T·d) with d={d}")
     T = dense.shape[0] // d
     if context_length is not None and context_length != T:
-        raise ValueError(f"--context-length {context_length} does not match the state dict: "
-                         f"linear1 is {dense.shape[0]} = T·d with d={d}, so T={T}")
+        raise ValueError(
+            f"--context-length {context_length} does not match the state dict: "
+            f"linear1 is {dense.shape[0]} = T·d with d={d}, so T={T}"
+        )
     if sd["out_embedding.weight"].shape != (vocab_size, d) or sd["out_embedding.bias"].shape != (vocab_size,):
         raise ValueError("out_embedding does not map d → V like in_embedding")
     lower = torch.tril(torch.ones(T, T, dtype=torch.bool))  # [i, j]: output i sees input j ≤ i
     if "mask" in sd and not torch.equal(sd["mask"].bool().reshape(T, T), lower):
-        raise ValueError("the saved mask is not block lower-triangular (output i sees inputs j ≤ i): "
-                         "another formulation than the authors' LinearModel")
+        raise ValueError(
+            "the saved mask is not block lower-triangular (output i sees inputs j ≤ i): "
+            "another formulation than the authors' LinearModel"
+        )
 
     # What the authors' forward multiplies by 0: block row i, input positions j > i (row by row,
     # so that the paper-size weights are not copied)
     masked_max = max((float(dense[i * d : (i + 1) * d, (i + 1) * d :].abs().max()) for i in range(T - 1)), default=0.0)
     if masked_max > 0:
         kept_max = max(float(dense[i * d : (i + 1) * d, : (i + 1) * d].abs().max()) for i in range(T))
-        message = (f"linear1.weight has non-zero entries above the block diagonal (max |w| = {masked_max:.3g}, "
-                   f"unmasked max {kept_max:.3g}); the authors' forward masks them out, so they are dropped")
+        message = (
+            f"linear1.weight has non-zero entries above the block diagonal (max |w| = {masked_max:.3g}, "
+            f"unmasked max {kept_max:.3g}); the authors' forward masks them out, so they are dropped"
+        )
         if strict_mask:
             raise ValueError(message + " (--strict-mask)")
         warnings.warn(message, MaskedEntryWarning, stacklevel=2)
@@ -180,8 +193,12 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor], context_length: int 
         "lm_head.weight": sd["out_embedding.weight"].float(),
         "lm_head.bias": sd["out_embedding.bias"].float(),
     }
-    config = {"model_type": MLP_LM if has_mlp else LINEAR_LM, "vocab_size": vocab_size,
-              "context_length": T, "hidden_size": d}
+    config = {
+        "model_type": MLP_LM if has_mlp else LINEAR_LM,
+        "vocab_size": vocab_size,
+        "context_length": T,
+        "hidden_size": d,
+    }
     if has_mlp:
         if sd["linear2.weight"].shape != (d, d):
             raise ValueError(f"linear2.weight has shape {tuple(sd['linear2.weight'].shape)}, expected ({d}, {d})")
@@ -226,24 +243,36 @@ def fit_tokenizer(tokenizer, vocab_size: int):
     """The tokenizer, with the authors' [PAD] added when that is the one token it lacks."""
     if len(tokenizer) == vocab_size - 1 and tokenizer.pad_token is None:
         tokenizer.add_special_tokens({"pad_token": "[PAD]"})  # as the authors' training script does
-        logger.info("added [PAD] (id %d) to the tokenizer, as the authors' training script does",
-                    tokenizer.pad_token_id)
+        logger.info(
+            "added [PAD] (id %d) to the tokenizer, as the authors' training script does", tokenizer.pad_token_id
+        )
     if len(tokenizer) < vocab_size:
-        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens, the model {vocab_size}: not the tokenizer "
-                         "the model was trained with")
+        raise ValueError(
+            f"the tokenizer has {len(tokenizer)} tokens, the model {vocab_size}: not the tokenizer "
+            "the model was trained with"
+        )
     return tokenizer
 
 
 # ----------------------------------------------------------------------------------- the whole conversion
 
 
-def convert(state_dict_path: str | Path, out_dir: str | Path, tokenizer: str, context_length: int | None = None, *,
-            use_linear1_bias: bool = False, strict_mask: bool = False, verify: bool = True):
+def convert(
+    state_dict_path: str | Path,
+    out_dir: str | Path,
+    tokenizer: str,
+    context_length: int | None = None,
+    *,
+    use_linear1_bias: bool = False,
+    strict_mask: bool = False,
+    verify: bool = True,
+):
     """Convert and save (safetensors, config, code, tokenizer) to out_dir; returns the model."""
 
     state_dict = load_state_dict(state_dict_path)
-    fields, weights = convert_state_dict(state_dict, context_length, use_linear1_bias=use_linear1_bias,
-                                         strict_mask=strict_mask)
+    fields, weights = convert_state_dict(
+        state_dict, context_length, use_linear1_bias=use_linear1_bias, strict_mask=strict_mask
+    )
     V = fields["vocab_size"]
     tok = fit_tokenizer(load_tokenizer(tokenizer), V)
 
@@ -297,30 +326,49 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hf-linear convert-authors",
         description="Convert a state dict of the authors' LinearModel (github.com/emalach/LinearLM) to an "
-                    "hf-linear checkpoint (safetensors, config, code, tokenizer).")  # fmt: skip
-    parser.add_argument("state_dict",
-                        help="the authors' torch.save(model.state_dict()) file (.pt/.pth/.bin) or .safetensors")
+        "hf-linear checkpoint (safetensors, config, code, tokenizer).",
+    )
+    parser.add_argument(
+        "state_dict", help="the authors' torch.save(model.state_dict()) file (.pt/.pth/.bin) or .safetensors"
+    )
     parser.add_argument("out_dir", help="directory to write the checkpoint to")
-    parser.add_argument("--tokenizer", required=True,
-                        help="tokenizer directory or Hub id (e.g. roneneldan/TinyStories-33M), or 'arithmetic'")
-    parser.add_argument("--context-length", type=int, default=None,
-                        help="T, checked against the state dict (default: read from it)")
-    parser.add_argument("--use-linear1-bias", action="store_true",
-                        help="keep linear1.bias (the authors' forward does not use it)")
-    parser.add_argument("--strict-mask", action="store_true",
-                        help="error (instead of a warning) on non-zero linear1 entries above the block diagonal")
+    parser.add_argument(
+        "--tokenizer",
+        required=True,
+        help="tokenizer directory or Hub id (e.g. roneneldan/TinyStories-33M), or 'arithmetic'",
+    )
+    parser.add_argument(
+        "--context-length", type=int, default=None, help="T, checked against the state dict (default: read from it)"
+    )
+    parser.add_argument(
+        "--use-linear1-bias", action="store_true", help="keep linear1.bias (the authors' forward does not use it)"
+    )
+    parser.add_argument(
+        "--strict-mask",
+        action="store_true",
+        help="error (instead of a warning) on non-zero linear1 entries above the block diagonal",
+    )
     parser.add_argument("--no-verify", action="store_true", help="skip the check against the authors' forward")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        model = convert(args.state_dict, args.out_dir, args.tokenizer, args.context_length,
-                        use_linear1_bias=args.use_linear1_bias, strict_mask=args.strict_mask, verify=not args.no_verify)
+        model = convert(
+            args.state_dict,
+            args.out_dir,
+            args.tokenizer,
+            args.context_length,
+            use_linear1_bias=args.use_linear1_bias,
+            strict_mask=args.strict_mask,
+            verify=not args.no_verify,
+        )
     except (ValueError, OSError) as error:
         print(f"hf-linear convert-authors: error: {error}", file=sys.stderr)
         return 1
     config = model.config
-    print(f"wrote {args.out_dir}: {config.model_type}, T={config.context_length}, d={config.hidden_size}, "
-          f"V={config.vocab_size}, {model.num_parameters() / 1e6:.1f}M parameters")
+    print(
+        f"wrote {args.out_dir}: {config.model_type}, T={config.context_length}, d={config.hidden_size}, "
+        f"V={config.vocab_size}, {model.num_parameters() / 1e6:.1f}M parameters"
+    )
     return 0
 
 

@@ -72,7 +72,7 @@ from torch import nn
 MIXING_MODULE_NAME = "mixing"  # attribute name of the masked map in LinearLMModel / MLPLMModel
 
 
-class MaskedMapLike(abc.ABC):
+class MaskedMapLike(abc.ABC):  # noqa: B024 (an ABC for its __subclasshook__, no abstract method)
     """isinstance() check for the masked map, whichever module defined the class.
 
     A model loaded with ``trust_remote_code`` has its own copy of `MaskedPositionMixing` (from
@@ -114,8 +114,9 @@ class MaskedMixingLoraLayer(nn.Module, LoraLayer):
 
     adapter_layer_names = LoraLayer.adapter_layer_names + ("lora_mixing_A", "lora_mixing_B")
 
-    def __init__(self, base_layer: nn.Module, adapter_name: str, config: LoraConfig, r: int = 0,
-                 lora_alpha: int = 1, **kwargs) -> None:
+    def __init__(
+        self, base_layer: nn.Module, adapter_name: str, config: LoraConfig, r: int = 0, lora_alpha: int = 1, **kwargs
+    ) -> None:
         super().__init__()
         LoraLayer.__init__(self, base_layer)
         self.lora_mixing_A = nn.ParameterDict({})
@@ -260,7 +261,7 @@ class MaskedMixingLoraLayer(nn.Module, LoraLayer):
 
     def unmerge(self) -> None:
         if not self.merged:
-            warnings.warn("Already unmerged. Nothing to do.")
+            warnings.warn("Already unmerged. Nothing to do.", stacklevel=2)
             return
         while self.merged_adapters:
             name = self.merged_adapters.pop()

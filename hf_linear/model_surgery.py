@@ -43,8 +43,14 @@ def _structure_mismatch(config, field: str, value) -> str | None:
     return None if current == value else f"the checkpoint has {field}={current}, asked for {value}"
 
 
-def adapt_pretrained(model: PreTrainedModel, *, context_length: int | None = None, vocab_size: int | None = None,
-                     mean_resizing: bool = True, **fields) -> PreTrainedModel:
+def adapt_pretrained(
+    model: PreTrainedModel,
+    *,
+    context_length: int | None = None,
+    vocab_size: int | None = None,
+    mean_resizing: bool = True,
+    **fields,
+) -> PreTrainedModel:
     """Grow `model` (in place, also returned) to `context_length` / `vocab_size` and apply `fields`.
 
     fields: model_type, hidden_size, num_mlp_layers, mlp_hidden_size (must equal the checkpoint's:
@@ -61,8 +67,10 @@ def adapt_pretrained(model: PreTrainedModel, *, context_length: int | None = Non
         if field in fields:
             problem = _structure_mismatch(config, field, fields[field])
             if problem:
-                raise ValueError(f"{field}: {problem}; the trained weights cannot be carried over to "
-                                 "a model of another shape (train a new model instead)")
+                raise ValueError(
+                    f"{field}: {problem}; the trained weights cannot be carried over to "
+                    "a model of another shape (train a new model instead)"
+                )
 
     if vocab_size is not None:
         if vocab_size < config.vocab_size:

@@ -198,7 +198,9 @@ class MaskedPositionMixing(nn.Module):
         start = i * (i + 1) // 2
         return weight[start : start + i + 1].reshape((i + 1) * self.hidden_size, self.hidden_size)
 
-    def _chunk_layout(self, length: int, device: torch.device) -> tuple[tuple[torch.Tensor, ...], list[tuple[int, int]]]:
+    def _chunk_layout(
+        self, length: int, device: torch.device
+    ) -> tuple[tuple[torch.Tensor, ...], list[tuple[int, int]]]:
         """Where each entry of the chunk matrices of outputs 0..length-1 (length ≤ T) comes from.
 
         Rows (k, d_in) of the stored blocks k < length(length+1)/2 are gathered into the chunk
@@ -280,7 +282,7 @@ class MaskedPositionMixing(nn.Module):
         return F.linear(window.to(row_t.dtype).reshape(1, n * d), row_t, self.bias[n - 1])
 
     @torch.no_grad()
-    def grown(self, context_length: int, chunk_size: int | None = None) -> "MaskedPositionMixing":
+    def grown(self, context_length: int, chunk_size: int | None = None) -> MaskedPositionMixing:
         """A copy with a longer window that computes what this map computes with its sliding window.
 
         Rows i < T are copied. Row i ≥ T is row T-1 shifted right by s = i-T+1 positions:

@@ -32,9 +32,11 @@ MULTIPLICATION_EXACT_MATCH = 0.969
 MULTIPLICATION_SEQUENCE_TOKENS = 307
 MULTIPLICATION_SEQUENCES = 100_000_000
 MULTIPLICATION_TRAINING_TOKENS = MULTIPLICATION_SEQUENCES * MULTIPLICATION_SEQUENCE_TOKENS  # 30.7B
-MULTIPLICATION_RESULT = (f"{100 * MULTIPLICATION_EXACT_MATCH:.1f}% exact (MLP-775M: d=128, "
-                         f"T={MULTIPLICATION_SEQUENCE_TOKENS}; 100M sequences, ~17 A100-hours; "
-                         "1000 held-out pairs)")  # fmt: skip
+MULTIPLICATION_RESULT = (
+    f"{100 * MULTIPLICATION_EXACT_MATCH:.1f}% exact (MLP-775M: d=128, "
+    f"T={MULTIPLICATION_SEQUENCE_TOKENS}; 100M sequences, ~17 A100-hours; "
+    "1000 held-out pairs)"
+)
 
 # The paper's two models with their effective parameter counts (model cards)
 PAPER_LINEAR_MODEL = "the paper's TinyStories model, T=64, d=256, V=50258, has 162.1M"

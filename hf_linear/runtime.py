@@ -49,19 +49,24 @@ def machine_description() -> dict:
     """What a measured figure ran on: CPU model, whether it has AMX bf16 tiles (Intel Xeon: bf16
     matmuls ~6x fp32), the threads torch uses and their OpenMP wait policy (hf_linear.omp_policy)."""
 
-
     model, flags = platform.processor() or "unknown", set()
     try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name") and model in ("unknown", "", platform.processor()):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name") and model in ("unknown", "", platform.processor()):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
                 break
     except OSError:
         pass
-    return {"cpu": model, "amx_bf16": "amx_bf16" in flags, "native_bf16": bool(flags & BF16_FLAGS),
-            "threads": torch.get_num_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}  # fmt: skip
+    return {
+        "cpu": model,
+        "amx_bf16": "amx_bf16" in flags,
+        "native_bf16": bool(flags & BF16_FLAGS),
+        "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+    }
 
 
 # CPU instructions that make bf16 matmuls fast: AVX512-BF16 (AMD Zen 4, Intel Cooper Lake+) and

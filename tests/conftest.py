@@ -120,8 +120,11 @@ def _module_level_settings(endpoint: str, hf_home: Path) -> list[tuple[Any, str,
         (datasets.config, "HF_CACHE_HOME", str(hf_home)),
         (datasets.config, "HF_DATASETS_CACHE", datasets_cache),
         (datasets.config, "DOWNLOADED_DATASETS_PATH", datasets_cache / datasets.config.DOWNLOADED_DATASETS_DIR),
-        (datasets.config, "EXTRACTED_DATASETS_PATH", datasets_cache / datasets.config.DOWNLOADED_DATASETS_DIR
-         / datasets.config.EXTRACTED_DATASETS_DIR),
+        (
+            datasets.config,
+            "EXTRACTED_DATASETS_PATH",
+            datasets_cache / datasets.config.DOWNLOADED_DATASETS_DIR / datasets.config.EXTRACTED_DATASETS_DIR,
+        ),
         (datasets.config, "HF_HUB_OFFLINE", False),
         (datasets.config, "HF_DATASETS_OFFLINE", False),
     ]
@@ -182,19 +185,30 @@ del _abc, _sys, _BlockedImports
 """
 
 
-def run_python_with_env(code: str, env: dict[str, str], *, block_imports: Sequence[str] = (),
-                        cwd: Path | None = None, timeout: float = 300, check: bool = True
-                        ) -> subprocess.CompletedProcess:
+def run_python_with_env(
+    code: str,
+    env: dict[str, str],
+    *,
+    block_imports: Sequence[str] = (),
+    cwd: Path | None = None,
+    timeout: float = 300,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
     """Run `code` in a fresh `python -I` (no repo dir or PYTHON* variables on sys.path) with `env`."""
     prelude = _BLOCK_IMPORTS_PRELUDE.format(blocked=set(block_imports)) if block_imports else ""
     result = subprocess.run(
         [sys.executable, "-I", "-c", prelude + textwrap.dedent(code)],
-        env={**os.environ, **env}, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and result.returncode != 0:
         raise AssertionError(
             f"subprocess failed with exit code {result.returncode}\n--- stdout\n{result.stdout}\n"
-            f"--- stderr\n{result.stderr}")
+            f"--- stderr\n{result.stderr}"
+        )
     return result
 
 
@@ -241,8 +255,7 @@ def hub_http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubHTT
 
 
 @pytest.fixture(scope="module")
-def hub_server_module(hub_http_server: HubHTTPServer, tmp_path_factory: pytest.TempPathFactory
-                      ) -> Iterator[LocalHub]:
+def hub_server_module(hub_http_server: HubHTTPServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
     hf_home = tmp_path_factory.mktemp("hf-home-module")
     with hub_client_env(hub_http_server.url, hf_home) as env:
         yield LocalHub(hub_http_server.url, hf_home, env, hub_http_server)

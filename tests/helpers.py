@@ -15,8 +15,9 @@ from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMFor
 # ----------------------------------------------------------------------------- models
 
 
-def tiny_model(kind: str = "linear", seed: int = 0, vocab_size: int = 23, context_length: int = 6, hidden_size: int = 4,
-               **config):  # fmt: skip
+def tiny_model(
+    kind: str = "linear", seed: int = 0, vocab_size: int = 23, context_length: int = 6, hidden_size: int = 4, **config
+):
     """A small untrained LinearLM (`kind` "linear") or MLPLM ("mlp") in eval mode, its weights drawn
     after torch.manual_seed(seed); `config`: further fields of its config."""
     torch.manual_seed(seed)
@@ -35,8 +36,15 @@ def tiny_config(output_dir, **training) -> dict:
     return {
         "model": {"type": "mlp_lm", "hidden_size": 8},
         "dataset": {
-            "arithmetic": {"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 2000,
-                           "validation_size": 40, "test_size": 40, "seed": 0}  # fmt: skip
+            "arithmetic": {
+                "task": "multiplication",
+                "digits": [2, 2],
+                "cot": "lsb",
+                "train_size": 2000,
+                "validation_size": 40,
+                "test_size": 40,
+                "seed": 0,
+            }
         },
         "training": {
             "output_dir": str(output_dir),
@@ -78,13 +86,31 @@ def tiny_study(**extra) -> dict:
         "description": "A tiny study for the tests.",
         "base": {
             "model": {"type": "mlp_lm", "hidden_size": 8},
-            "dataset": {"arithmetic": {"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 1000,
-                                       "validation_size": 16, "test_size": 16, "seed": 0}},  # fmt: skip
+            "dataset": {
+                "arithmetic": {
+                    "task": "multiplication",
+                    "digits": [2, 2],
+                    "cot": "lsb",
+                    "train_size": 1000,
+                    "validation_size": 16,
+                    "test_size": 16,
+                    "seed": 0,
+                }
+            },
             "training": {
-                "per_device_train_batch_size": 16, "learning_rate": 1e-2, "lr_scheduler_type": "constant",
-                "max_steps": 6, "logging_steps": 1, "eval_strategy": "steps", "eval_steps": 3,
-                "save_strategy": "steps", "save_steps": 3, "report_to": [], "disable_tqdm": True, "seed": 0,
-            },  # fmt: skip
+                "per_device_train_batch_size": 16,
+                "learning_rate": 1e-2,
+                "lr_scheduler_type": "constant",
+                "max_steps": 6,
+                "logging_steps": 1,
+                "eval_strategy": "steps",
+                "eval_steps": 3,
+                "save_strategy": "steps",
+                "save_steps": 3,
+                "report_to": [],
+                "disable_tqdm": True,
+                "seed": 0,
+            },
             "evaluation": {"num_samples": 16, "during_training_samples": 16, "batch_size": 16, "num_examples": 0},
         },
         "axes": {"model.type": ["linear_lm", "mlp_lm"]},
@@ -104,10 +130,26 @@ def tiny_search(**extra) -> dict:
         "name": "tiny-search",
         "base": {
             "model": {"type": "mlp_lm", "hidden_size": 8},
-            "dataset": {"arithmetic": {"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 500,
-                                       "validation_size": 16, "test_size": 16, "seed": 0}},  # fmt: skip
-            "training": {"output_dir": "unused", "per_device_train_batch_size": TINY_SEARCH_BATCH, "lr_scheduler_type": "constant",
-                         "logging_steps": 1, "report_to": [], "disable_tqdm": True, "seed": 0},  # fmt: skip
+            "dataset": {
+                "arithmetic": {
+                    "task": "multiplication",
+                    "digits": [2, 2],
+                    "cot": "lsb",
+                    "train_size": 500,
+                    "validation_size": 16,
+                    "test_size": 16,
+                    "seed": 0,
+                }
+            },
+            "training": {
+                "output_dir": "unused",
+                "per_device_train_batch_size": TINY_SEARCH_BATCH,
+                "lr_scheduler_type": "constant",
+                "logging_steps": 1,
+                "report_to": [],
+                "disable_tqdm": True,
+                "seed": 0,
+            },
             "evaluation": {"num_samples": 16, "during_training_samples": 16, "batch_size": 16, "num_examples": 0},
         },
         "space": {

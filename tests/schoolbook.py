@@ -9,7 +9,6 @@ import random
 from hf_linear.data.arithmetic import answer_of
 from hf_linear.data.arithmetic.formats import parity_running
 
-
 # ----------------------------------------------------------------------------- schoolbook loops (no library code)
 
 

@@ -26,14 +26,14 @@ from hf_linear.data.arithmetic import (
     render_dataset_card,
     save_arithmetic_dataset,
     spec_of,
+    splits,
     text_of,
 )
-from hf_linear.data.arithmetic import splits
 from hf_linear.data.arithmetic.strings import strings_of_ids
 from hf_linear.output_dirs import OutputDirError
 
 sys.path.insert(0, str(Path(__file__).parent))
-from schoolbook import check_addition, check_multiplication, check_parity, check_parity_threshold  # noqa: E402
+from schoolbook import check_addition, check_multiplication, check_parity, check_parity_threshold
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOKENIZER = build_arithmetic_tokenizer()
@@ -141,8 +141,12 @@ def test_every_registered_format_fast_path_equals_its_reference(task, cot):
     vocabulary = TOKENIZER.convert_ids_to_tokens(list(range(119)))
     if task == "parity":
         stepped = REGISTRY[task, cot].stepped
-        sizes = [([n], k if stepped else None) for n in (1, 2, 5, 8, 13, 64) for k in {1, 2, 3, n}
-                 if k <= n and (cot != "threshold" or k <= 18)]  # fmt: skip
+        sizes = [
+            ([n], k if stepped else None)
+            for n in (1, 2, 5, 8, 13, 64)
+            for k in {1, 2, 3, n}
+            if k <= n and (cot != "threshold" or k <= 18)
+        ]
     else:
         sizes = [([n, m], None) for n, m in [(1, 1), (1, 4), (4, 1), (2, 3), (4, 4), (5, 7), (9, 9)]]
     for digits, every in sizes:
@@ -225,8 +229,9 @@ def test_train_draw_is_seeded_and_prefix_stable():
 
 
 def test_same_arguments_give_identical_bytes_and_fingerprints(tmp_path):
-    arguments = dict(task="addition", digits=[5, 3], cot="lsb", train_size=300,
-                     validation_size=20, test_size=20, seed=7)
+    arguments = dict(
+        task="addition", digits=[5, 3], cot="lsb", train_size=300, validation_size=20, test_size=20, seed=7
+    )
     first, second = build_arithmetic_dataset(**arguments), build_arithmetic_dataset(**arguments)
     for split in first:
         assert first[split]._fingerprint == second[split]._fingerprint
@@ -405,8 +410,24 @@ def test_cli_builds_saves_and_reports_errors(tmp_path, capsys):
     import build_arithmetic
 
     out = tmp_path / "parity"
-    argv = ["--task", "parity", "--digits", "12", "--cot", "running", "--every", "4", "--train-size", "40",
-            "--validation-size", "5", "--test-size", "5", "--out", str(out)]  # fmt: skip
+    argv = [
+        "--task",
+        "parity",
+        "--digits",
+        "12",
+        "--cot",
+        "running",
+        "--every",
+        "4",
+        "--train-size",
+        "40",
+        "--validation-size",
+        "5",
+        "--test-size",
+        "5",
+        "--out",
+        str(out),
+    ]
     assert build_arithmetic.main(argv) == 0
     loaded = load_from_disk(str(out))
     assert len(loaded["train"]) == 40 and loaded["train"][0]["text"].count("=") == 2

@@ -6,12 +6,12 @@ import random
 import sys
 
 import pytest
+from schoolbook import check_addition, check_multiplication, check_parity, check_parity_threshold, random_operand
 from transformers import AutoTokenizer
 
 from hf_linear.data.arithmetic import FORMATS, answer_of, example_tokens, prompt_of, sequence_length, text_of
 from hf_linear.data.arithmetic.formats import multiplication_paper, parity_running
 from hf_linear.data.arithmetic.tokenizer import VOCABULARY, build_arithmetic_tokenizer
-from schoolbook import check_addition, check_multiplication, check_parity, check_parity_threshold, random_operand
 
 # The paper's example (Malach, ICML 2024, arXiv:2309.06979, and the authors' code), verbatim.
 PAPER_EXAMPLE = (
@@ -24,8 +24,7 @@ PAPER_EXAMPLE = (
     "+ 0 6 0 0 0 0 0 + 0 5 0 0 0 0 0 0 = 0 7 0 0 6 6 5 2"
 )
 PAPER_VOCABULARY = (
-    "[UNK] [BOS] 0 1 2 3 4 5 6 7 8 9 ( ) + x = "
-    + " ".join(f"{a}x{b}" for a in range(10) for b in range(10))
+    "[UNK] [BOS] 0 1 2 3 4 5 6 7 8 9 ( ) + x = " + " ".join(f"{a}x{b}" for a in range(10) for b in range(10))
 ).split()
 
 
@@ -84,7 +83,11 @@ def test_parity_threshold_steps_are_threshold_functions_of_earlier_tokens():
                 bits = "".join(rng.choice("01") for _ in range(n))
                 tokens = example_tokens("parity", "threshold", (bits,), every)
                 check_parity_threshold(tokens, bits, every)
-                assert len(tokens) == sequence_length("parity", [n], "threshold", every) == n + 5 + 2 * (-(-n // every) - 1)
+                assert (
+                    len(tokens)
+                    == sequence_length("parity", [n], "threshold", every)
+                    == n + 5 + 2 * (-(-n // every) - 1)
+                )
     check_parity_threshold(example_tokens("parity", "threshold", ("1" * 18,), 18), "1" * 18, 18)  # a = 9
 
 
@@ -156,7 +159,9 @@ def test_hf_linear_eval_and_the_evaluate_metric_read_the_same_answer():
     for output in GENERATED_OUTPUTS:
         assert final_answer_tokens(output) == answer_of(output).split(), output
     # a bare answer without "=" is wrong for both, though it equals the reference
-    assert metric.compute(predictions=["0 2", "[BOS] 1 x 2 = 0 2 [EOS]"], references=["0 2", "0 2"])["exact_match"] == 0.5
+    assert (
+        metric.compute(predictions=["0 2", "[BOS] 1 x 2 = 0 2 [EOS]"], references=["0 2", "0 2"])["exact_match"] == 0.5
+    )
     assert answer_of("0 2") != "0 2"
 
 
@@ -198,7 +203,11 @@ def test_vocabulary_starts_with_the_papers_117_tokens():
     tokenizer = build_arithmetic_tokenizer()
     assert tokenizer.convert_ids_to_tokens(list(range(119))) == PAPER_VOCABULARY + ["[EOS]", "[PAD]"]
     assert (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id) == (
-        1, 117, 118, 0)  # fmt: skip
+        1,
+        117,
+        118,
+        0,
+    )
     assert tokenizer.convert_tokens_to_ids("7x3") == 17 + 73
 
 
@@ -207,8 +216,10 @@ def test_tokenizer_round_trip_after_save_and_autotokenizer_load(tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(tmp_path)
     assert tokenizer.padding_side == "left"
     rng = random.Random(1)
-    examples = [example_tokens("multiplication", cot, (random_operand(rng, 4), random_operand(rng, 3)))
-                for cot in FORMATS["multiplication"]]  # fmt: skip
+    examples = [
+        example_tokens("multiplication", cot, (random_operand(rng, 4), random_operand(rng, 3)))
+        for cot in FORMATS["multiplication"]
+    ]
     examples += [example_tokens("addition", cot, (99, 1)) for cot in FORMATS["addition"]]
     examples += [example_tokens("parity", cot, ("1011001",), 3) for cot in ("running", "threshold")]
     for tokens in examples:

@@ -26,7 +26,7 @@ def test_interleave_alternates_order_and_drops_warmup():
     calls = []
     variants = {name: (lambda name=name: calls.append(name)) for name in "ABC"}
     seconds = bench.interleave(variants, repeats=3, warmup=1)
-    assert calls == list("ABC" "CBA" "ABC" "CBA")  # warm-up round, then 3 timed rounds
+    assert calls == list("ABCCBAABCCBA")  # warm-up round, then 3 timed rounds
     assert {k: len(v) for k, v in seconds.items()} == {"A": 3, "B": 3, "C": 3}
     assert all(s >= 0 for v in seconds.values() for s in v)
 

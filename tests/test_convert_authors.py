@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 import hf_linear  # noqa: F401
 from hf_linear.cli import SUBCOMMANDS
-from hf_linear.convert_authors import MaskedEntryWarning, NEVER_PREDICTED_BIAS, convert_state_dict, main
+from hf_linear.convert_authors import NEVER_PREDICTED_BIAS, MaskedEntryWarning, convert_state_dict, main
 
 T, D = 5, 4
 
@@ -85,8 +85,19 @@ def convert_quietly(*args, **kwargs):
 def test_converted_checkpoint_computes_the_authors_logits(tmp_path, tokenizer_dir, activation):
     authors = authors_model(activation)
     torch.save(authors.state_dict(), tmp_path / "authors.pt")
-    assert convert_quietly([str(tmp_path / "authors.pt"), str(tmp_path / "out"), "--tokenizer", tokenizer_dir,
-                            "--context-length", str(T)]) == 0
+    assert (
+        convert_quietly(
+            [
+                str(tmp_path / "authors.pt"),
+                str(tmp_path / "out"),
+                "--tokenizer",
+                tokenizer_dir,
+                "--context-length",
+                str(T),
+            ]
+        )
+        == 0
+    )
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
     assert model.config.model_type == ("mlp_lm" if activation == "relu" else "linear_lm")
     assert (model.config.context_length, model.config.hidden_size, model.config.vocab_size) == (T, D, V)
@@ -95,8 +106,9 @@ def test_converted_checkpoint_computes_the_authors_logits(tmp_path, tokenizer_di
     ids = torch.randint(0, V, (3, T + 3), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         for length in (1, T - 2, T):  # the authors pad on the right: the first `length` outputs count
-            torch.testing.assert_close(model(ids[:, :length]).logits, authors(ids[:, :length])[:, :length],
-                                       rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(
+                model(ids[:, :length]).logits, authors(ids[:, :length])[:, :length], rtol=1e-5, atol=1e-5
+            )
         # longer: the authors keep the last T tokens; the last position is the same window for both
         torch.testing.assert_close(model(ids).logits[:, -1], authors(ids)[:, -1], rtol=1e-5, atol=1e-5)
 
@@ -142,11 +154,11 @@ def test_masked_entries_warn_by_default_and_fail_with_strict_mask(tmp_path, toke
         warnings.simplefilter("error")
         convert_state_dict(state, strict_mask=True)
     torch.save(state, tmp_path / "masked.pt")
-    assert main([str(tmp_path / "masked.pt"), str(tmp_path / "out"), "--tokenizer", tokenizer_dir,
-                 "--strict-mask"]) == 0
+    assert (
+        main([str(tmp_path / "masked.pt"), str(tmp_path / "out"), "--tokenizer", tokenizer_dir, "--strict-mask"]) == 0
+    )
     torch.save(authors.state_dict(), tmp_path / "raw.pt")
-    assert main([str(tmp_path / "raw.pt"), str(tmp_path / "out2"), "--tokenizer", tokenizer_dir,
-                 "--strict-mask"]) == 1
+    assert main([str(tmp_path / "raw.pt"), str(tmp_path / "out2"), "--tokenizer", tokenizer_dir, "--strict-mask"]) == 1
 
 
 def test_inconsistent_inputs_are_clear_errors(tmp_path, tokenizer_dir, capsys):
@@ -164,8 +176,10 @@ def test_inconsistent_inputs_are_clear_errors(tmp_path, tokenizer_dir, capsys):
     small = word_tokenizer(WORDS[:-3])
     small.save_pretrained(tmp_path / "small")
     torch.save(state, tmp_path / "authors.pt")
-    assert convert_quietly([str(tmp_path / "authors.pt"), str(tmp_path / "out"), "--tokenizer",
-                            str(tmp_path / "small")]) == 1
+    assert (
+        convert_quietly([str(tmp_path / "authors.pt"), str(tmp_path / "out"), "--tokenizer", str(tmp_path / "small")])
+        == 1
+    )
     assert "tokenizer has 11 tokens" in capsys.readouterr().err
 
 
@@ -192,8 +206,18 @@ def test_safetensors_prefixed_keys_and_linear1_bias(tmp_path, tokenizer_dir):
     authors = authors_model("relu")
     state = {f"module.{k}": v.contiguous() for k, v in authors.state_dict().items()}  # saved from DDP
     save_file(state, str(tmp_path / "authors.safetensors"))
-    assert convert_quietly([str(tmp_path / "authors.safetensors"), str(tmp_path / "out"), "--tokenizer",
-                            tokenizer_dir, "--use-linear1-bias"]) == 0
+    assert (
+        convert_quietly(
+            [
+                str(tmp_path / "authors.safetensors"),
+                str(tmp_path / "out"),
+                "--tokenizer",
+                tokenizer_dir,
+                "--use-linear1-bias",
+            ]
+        )
+        == 0
+    )
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
     torch.testing.assert_close(model.model.mixing.bias, authors.linear1.bias.detach().view(T, D), rtol=0, atol=0)
 
@@ -204,8 +228,10 @@ def test_tokenizer_with_more_tokens_never_predicts_them(tmp_path):
     bigger = word_tokenizer(WORDS)
     bigger.add_special_tokens({"bos_token": "[BOS]", "eos_token": "[EOS]", "pad_token": "[PAD]"})  # V + 2
     bigger.save_pretrained(tmp_path / "bigger")
-    assert convert_quietly([str(tmp_path / "authors.pt"), str(tmp_path / "out"), "--tokenizer",
-                            str(tmp_path / "bigger")]) == 0
+    assert (
+        convert_quietly([str(tmp_path / "authors.pt"), str(tmp_path / "out"), "--tokenizer", str(tmp_path / "bigger")])
+        == 0
+    )
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
     assert model.config.vocab_size == V + 2
     assert (model.config.eos_token_id, model.config.pad_token_id) == (V, V + 1)
@@ -221,8 +247,10 @@ def test_tokenizer_one_short_gets_the_authors_pad_token(tmp_path):
     authors = authors_model(vocab=V + 1)  # the authors' TinyStories model: GPT-2's tokens + [PAD]
     torch.save(authors.state_dict(), tmp_path / "authors.pt")
     word_tokenizer(WORDS).save_pretrained(tmp_path / "tok")  # V tokens, no pad token
-    assert convert_quietly([str(tmp_path / "authors.pt"), str(tmp_path / "out"), "--tokenizer",
-                            str(tmp_path / "tok")]) == 0
+    assert (
+        convert_quietly([str(tmp_path / "authors.pt"), str(tmp_path / "out"), "--tokenizer", str(tmp_path / "tok")])
+        == 0
+    )
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out")
     assert (tokenizer.pad_token, tokenizer.pad_token_id, len(tokenizer)) == ("[PAD]", V, V + 1)
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "out").config.pad_token_id == V

@@ -48,8 +48,14 @@ def train_small_linear_lm(path: Path, steps: int = 60) -> Path:
     labels = ids.clone()
     labels[:, : SPEC.prompt_length] = -100  # as the trainer: no loss on the prompt
     torch.manual_seed(0)
-    config = LinearLMConfig(context_length=ids.shape[1], hidden_size=16, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    config = LinearLMConfig(
+        context_length=ids.shape[1],
+        hidden_size=16,
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     model = LinearLMForCausalLM(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-2)
     for _ in range(steps):
@@ -78,7 +84,9 @@ def program_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("multiplication-16-certificate")
     certificate_model(PROGRAM).save_pretrained(path)
     build_program_tokenizer(PROGRAM).save_pretrained(path)
-    (path / "training_config.yaml").write_text(yaml.safe_dump({"dataset": {"program_stream": {"program": "multiplication", "size": 16}}}))
+    (path / "training_config.yaml").write_text(
+        yaml.safe_dump({"dataset": {"program_stream": {"program": "multiplication", "size": 16}}})
+    )
     return path
 
 
@@ -128,8 +136,13 @@ def test_program_task_prompt_reference_and_check(program_checkpoint):
     stopped = task.check(["13", "11"], wrong[:5])
     assert not stopped.correct and stopped.departure == 5 and stopped.answer == ""
 
-    for values, expected in [(["16", "3"], "a=16 must be an integer in [0, 16)"), (["x", "3"], "a='x' must be"),
-                             (["", "3"], "a='' must be"), (["-1", "3"], "a='-1' must be"), (["3", "1.5"], "b='1.5' must be")]:  # fmt: skip
+    for values, expected in [
+        (["16", "3"], "a=16 must be an integer in [0, 16)"),
+        (["x", "3"], "a='x' must be"),
+        (["", "3"], "a='' must be"),
+        (["-1", "3"], "a='-1' must be"),
+        (["3", "1.5"], "b='1.5' must be"),
+    ]:
         with pytest.raises(ValueError, match=re.escape(expected)):
             task.prompt(values)
 
@@ -143,7 +156,11 @@ def test_program_handlers(program_checkpoint, checkpoint):
     app, name = DemoApp([program_model, arithmetic_model]), str(program_checkpoint)
     assert "program `multiplication-16`" in program_model.description
     assert [(box["label"], box["visible"]) for box in input_boxes(program_model)] == [
-        ("a (0 – 15)", True), ("b (0 – 15)", True), ("", False), ("", False)]  # fmt: skip
+        ("a (0 – 15)", True),
+        ("b (0 – 15)", True),
+        ("", False),
+        ("", False),
+    ]
     assert [box["label"] for box in input_boxes(arithmetic_model)][:2] == ["a (4 digits)", "b (4 digits)"]
     updates = app.box_updates(str(checkpoint))
     assert updates[0]["label"] == "a (4 digits)" and updates[2]["visible"] is False
@@ -164,8 +181,13 @@ def test_handlers_turn_bad_input_into_a_message(checkpoint):
 
     app = DemoApp([load_demo_model(str(checkpoint))])
     name = str(checkpoint)
-    for a, b, expected in [("12a4", "8765", "digits only"), ("123", "8765", "4-digit"), ("", "8765", "4-digit"),
-                           ("4321", "99999", "4-digit"), ("0321", "8765", "leading zeros")]:  # fmt: skip
+    for a, b, expected in [
+        ("12a4", "8765", "digits only"),
+        ("123", "8765", "4-digit"),
+        ("", "8765", "4-digit"),
+        ("4321", "99999", "4-digit"),
+        ("0321", "8765", "leading zeros"),
+    ]:
         outputs = list(app.run_arithmetic(name, a, b))
         assert len(outputs) == 1 and "hfl-message" in outputs[0][1] and expected in outputs[0][1], (a, b, outputs)
     (empty,) = list(app.run_text(name, "   ", 0.5, 40, 8))
@@ -184,13 +206,18 @@ def test_cli_refuses_what_is_not_an_hf_linear_checkpoint(tmp_path, capsys):
     from hf_linear.demo.cli import main, parse_arguments
 
     assert parse_arguments(["x"])[1].host == "127.0.0.1"  # loopback unless told otherwise
-    bad_programs = [("{multiplication", "--program is not valid JSON"), ('{"program": "multiplication"}', "needs the keys program and size"),
-                    ('{"program": "nope", "size": 16}', "program='nope' is not one of")]  # fmt: skip
+    bad_programs = [
+        ("{multiplication", "--program is not valid JSON"),
+        ('{"program": "multiplication"}', "needs the keys program and size"),
+        ('{"program": "nope", "size": 16}', "program='nope' is not one of"),
+    ]
     for program, expected in bad_programs:  # refused before any checkpoint is read
         with pytest.raises(SystemExit) as exit_:
             main([str(tmp_path / "missing"), "--program", program])
         assert exit_.value.code == 2 and expected in capsys.readouterr().err
-    GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=1, n_embd=8, vocab_size=20, n_positions=8)).save_pretrained(tmp_path / "gpt2")
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=1, n_embd=8, vocab_size=20, n_positions=8)).save_pretrained(
+        tmp_path / "gpt2"
+    )
     for checkpoint, expected in [(tmp_path / "gpt2", "not an hf-linear"), (tmp_path / "missing", "cannot be loaded")]:
         with pytest.raises(SystemExit) as exit_:
             main([str(checkpoint)])
@@ -218,8 +245,13 @@ def compute(page, a: str, b: str) -> None:
 def start_demo(checkpoint: Path, port: int) -> subprocess.Popen:
     """`hf-linear demo CHECKPOINT --port P` in a subprocess; returns once it serves the page."""
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "hf_linear.cli", "demo", str(checkpoint), "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hf_linear.cli", "demo", str(checkpoint), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     deadline, output = time.monotonic() + 60, []
     while time.monotonic() < deadline:
         line = process.stdout.readline()
@@ -342,10 +374,17 @@ def test_space_round_trip_through_the_local_hub(checkpoint, hub_server, tmp_path
     assert repr([model_repo]) in (space / "app.py").read_text()
 
     port = free_port()
-    env = {**os.environ, **hub_server.env, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        **hub_server.env,
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "OMP_NUM_THREADS": "1",
+    }
     env.pop("GRADIO_SERVER_NAME", None)  # as locally: loopback
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=space, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=space, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         output, deadline = [], time.monotonic() + 60
         while time.monotonic() < deadline and not any("Running on local URL" in line for line in output):

@@ -87,7 +87,10 @@ def test_a_run_with_it_trains_and_records_it(tmp_path):
         ({"optimizer": {"mixing_lr_fan_in_reference": 2.5}}, "optimizer.mixing_lr_fan_in_reference' expected int"),
         ({"optimizer": {"mixing_lr_fan_in_referenc": 8}}, r"optimizer: unknown key\(s\) mixing_lr_fan_in_referenc"),
         ({"optimizer": {"mixing_lr_fan_in_reference": 8}, "lora": {"r": 2}}, "under lora: that weight is frozen"),
-        ({"optimizer": {"mixing_lr_fan_in_reference": 8}, "model": {"type": "gpt2"}}, "model type gpt2 has no masked map"),
+        (
+            {"optimizer": {"mixing_lr_fan_in_reference": 8}, "model": {"type": "gpt2"}},
+            "model type gpt2 has no masked map",
+        ),
     ],
 )
 def test_bad_settings_are_named(tmp_path, change, message):

@@ -34,8 +34,12 @@ def finetune_config(output_dir, checkpoint, digits=(3, 3), **model) -> dict:
 
 def test_a_grown_model_computes_exactly_what_the_checkpoint_did(checkpoint_2x2):
     original = load_model(str(checkpoint_2x2)).eval()
-    model, _ = build_model({"init_from": str(checkpoint_2x2), "context_length": LENGTH_3x3},
-                           build_arithmetic_tokenizer(), LENGTH_3x3, language_model_windows=False)  # fmt: skip
+    model, _ = build_model(
+        {"init_from": str(checkpoint_2x2), "context_length": LENGTH_3x3},
+        build_arithmetic_tokenizer(),
+        LENGTH_3x3,
+        language_model_windows=False,
+    )
     model.eval()
     assert model.config.context_length == LENGTH_3x3 and original.config.context_length == LENGTH_2x2
     ids = torch.tensor(build_arithmetic_dataset("multiplication", [2, 2], "lsb", 0, 4, 4)["test"]["input_ids"])
@@ -80,10 +84,28 @@ def test_changes_that_cannot_carry_the_weights_are_errors(checkpoint_2x2, tmp_pa
 
 
 def test_a_mixture_keeps_both_tasks_and_the_targets_held_out_splits():
-    source = data_source({"arithmetic_mixture": [
-        {"task": "multiplication", "digits": [3, 3], "cot": "lsb", "train_size": 30, "test_size": 5, "validation_size": 5},
-        {"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 10, "test_size": 4, "validation_size": 4},
-    ]})  # fmt: skip
+    source = data_source(
+        {
+            "arithmetic_mixture": [
+                {
+                    "task": "multiplication",
+                    "digits": [3, 3],
+                    "cot": "lsb",
+                    "train_size": 30,
+                    "test_size": 5,
+                    "validation_size": 5,
+                },
+                {
+                    "task": "multiplication",
+                    "digits": [2, 2],
+                    "cot": "lsb",
+                    "train_size": 10,
+                    "test_size": 4,
+                    "validation_size": 4,
+                },
+            ]
+        }
+    )
     splits = source.load()
     lengths = sorted({len(ids) for ids in splits["train"]["input_ids"]})
     assert lengths == [LENGTH_2x2, LENGTH_3x3] and len(splits["train"]) == 40
@@ -102,11 +124,17 @@ def test_a_lora_run_trains_only_the_adapter_and_saves_it_merged(checkpoint_2x2, 
     d, T = 8, LENGTH_3x3
     assert report["training"]["trainable_parameters"] == 2 * T * d * 2  # A_j, B_i: (d, r) and (r, d) per position
     merged = load_model(str(tmp_path / "lora")).eval()
-    base, _ = build_model({"init_from": str(checkpoint_2x2), "context_length": T}, build_arithmetic_tokenizer(),
-                          T, language_model_windows=False)  # fmt: skip
+    base, _ = build_model(
+        {"init_from": str(checkpoint_2x2), "context_length": T},
+        build_arithmetic_tokenizer(),
+        T,
+        language_model_windows=False,
+    )
     adapted = PeftModel.from_pretrained(base, tmp_path / "lora" / "adapter").eval()
     ids = torch.tensor(build_arithmetic_dataset("multiplication", [3, 3], "lsb", 0, 3, 3)["test"]["input_ids"])
     with torch.no_grad():
         torch.testing.assert_close(adapted(input_ids=ids).logits, merged(ids).logits, rtol=1e-4, atol=1e-4)
-        assert not torch.allclose(base.get_base_model()(ids).logits if hasattr(base, "get_base_model") else base(ids).logits,
-                                  merged(ids).logits)  # fmt: skip
+        assert not torch.allclose(
+            base.get_base_model()(ids).logits if hasattr(base, "get_base_model") else base(ids).logits,
+            merged(ids).logits,
+        )

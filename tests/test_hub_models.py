@@ -36,12 +36,21 @@ def logits(model) -> torch.Tensor:
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
     """Every file's bytes, mtime and mode: to show a directory was left exactly as it was."""
-    return {p.relative_to(folder).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_mode)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_mode)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
-EVAL_REPORT = {"dataset": "hf-linear-tester/multiplication-4x4", "split": "test", "num_samples": 1000,
-               "exact_match": 0.969, "per_digit_accuracy": 0.9912, "perplexity": 1.0234}
+EVAL_REPORT = {
+    "dataset": "hf-linear-tester/multiplication-4x4",
+    "split": "test",
+    "num_samples": 1000,
+    "exact_match": 0.969,
+    "per_digit_accuracy": 0.9912,
+    "perplexity": 1.0234,
+}
 TRAINING_CONFIG = """\
 model:
   kind: mlp
@@ -65,8 +74,14 @@ def test_push_then_from_pretrained_with_an_empty_cache_gives_identical_logits(hu
 
     assert snapshot(tmp_path / "ckpt") == before  # the checkpoint is only read
     assert sorted(HfApi().list_repo_files(repo_id)) == [
-        ".gitattributes", "README.md", "config.json", "configuration_hf_linear.py", "generation_config.json",
-        "model.safetensors", "modeling_hf_linear.py"]
+        ".gitattributes",
+        "README.md",
+        "config.json",
+        "configuration_hf_linear.py",
+        "generation_config.json",
+        "model.safetensors",
+        "modeling_hf_linear.py",
+    ]
     assert not (hub_server.hf_home / "hub").exists()  # nothing cached yet
     loaded = AutoModelForCausalLM.from_pretrained(repo_id)
     assert type(loaded) is type(model)
@@ -80,7 +95,8 @@ def test_trust_remote_code_load_where_hf_linear_is_not_importable(hub_server, tm
     push_checkpoint(tmp_path / "ckpt", repo_id)
     save_file({"ids": IDS, "logits": logits(model)}, tmp_path / "expected.safetensors")
 
-    result = hub_server.run_python(f"""
+    result = hub_server.run_python(
+        f"""
         try:
             import hf_linear
         except ModuleNotFoundError:
@@ -96,7 +112,10 @@ def test_trust_remote_code_load_where_hf_linear_is_not_importable(hub_server, tm
         with torch.no_grad():
             torch.testing.assert_close(model(expected["ids"]).logits, expected["logits"], rtol=0, atol=0)
         print("remote code ok:", type(model).__name__)
-        """, block_imports=["hf_linear"], cwd=tmp_path)
+        """,
+        block_imports=["hf_linear"],
+        cwd=tmp_path,
+    )
     assert "remote code ok: MLPLMForCausalLM" in result.stdout
 
 
@@ -119,7 +138,10 @@ def test_model_card_yaml_carries_the_metrics(hub_server, tmp_path):
     assert metrics == {k: EVAL_REPORT[k] for k in ("exact_match", "per_digit_accuracy", "perplexity")}
     for result in card.data.eval_results:
         assert (result.task_type, result.dataset_name, result.dataset_split) == (
-            "text-generation", "hf-linear-tester/multiplication-4x4", "test")
+            "text-generation",
+            "hf-linear-tester/multiplication-4x4",
+            "test",
+        )
     header = yaml.safe_load(card.content.split("---")[1])
     assert header["model-index"][0]["results"][0]["metrics"][0]["type"] == "exact_match"
 
@@ -154,9 +176,11 @@ def test_push_adds_missing_model_code_and_auto_map(hub_server, tmp_path):
     for name in ("modeling_hf_linear.py", "configuration_hf_linear.py"):
         assert Path(hf_hub_download(repo_id, name)).read_bytes() == (package / name).read_bytes()
     pushed_config = json.loads(Path(hf_hub_download(repo_id, "config.json")).read_text())
-    assert pushed_config["auto_map"] == {"AutoConfig": "configuration_hf_linear.LinearLMConfig",
-                                         "AutoModel": "modeling_hf_linear.LinearLMModel",
-                                         "AutoModelForCausalLM": "modeling_hf_linear.LinearLMForCausalLM"}
+    assert pushed_config["auto_map"] == {
+        "AutoConfig": "configuration_hf_linear.LinearLMConfig",
+        "AutoModel": "modeling_hf_linear.LinearLMModel",
+        "AutoModelForCausalLM": "modeling_hf_linear.LinearLMForCausalLM",
+    }
 
 
 def test_repush_makes_a_new_commit_and_the_old_revision_keeps_the_old_logits(hub_server, tmp_path):
@@ -237,8 +261,17 @@ def test_cli_push_with_tokenizer_and_eval_report(hub_server, tmp_path, shared_da
     (tmp_path / "report.json").write_text(json.dumps(report))
     repo_id = hub_server.repo_id("cli")
 
-    code = cli.main(["push", str(tmp_path / "ckpt"), repo_id, "--eval-report", str(tmp_path / "report.json"),
-                     "--commit-message", "first upload"])
+    code = cli.main(
+        [
+            "push",
+            str(tmp_path / "ckpt"),
+            repo_id,
+            "--eval-report",
+            str(tmp_path / "report.json"),
+            "--commit-message",
+            "first upload",
+        ]
+    )
 
     assert code == 0
     commit = HfApi().list_repo_commits(repo_id)[0]
@@ -281,10 +314,18 @@ def test_card_lists_only_hub_dataset_ids_as_datasets(tmp_path):
     local.mkdir()
     report = read_eval_report({"dataset": str(local), "split": "test", "exact_match": 0.5})
     config = tiny("linear").config.to_dict()
-    card = ModelCard(render_model_card(config, repo_id="someone/model", parameters=587, report=report,
-                                       training_config_name=None, training_config_text=None,
-                                       training_datasets=["someone/tinystories", "arithmetic {'a': 1}"],
-                                       has_tokenizer=False))
+    card = ModelCard(
+        render_model_card(
+            config,
+            repo_id="someone/model",
+            parameters=587,
+            report=report,
+            training_config_name=None,
+            training_config_text=None,
+            training_datasets=["someone/tinystories", "arithmetic {'a': 1}"],
+            has_tokenizer=False,
+        )
+    )
     assert card.data.datasets == ["someone/tinystories"]
     assert [(r.dataset_name, r.metric_value) for r in card.data.eval_results] == [(str(local), 0.5)]
     assert "No training configuration was stored" in card.text
@@ -293,9 +334,19 @@ def test_card_lists_only_hub_dataset_ids_as_datasets(tmp_path):
 def test_language_model_report_settings_are_not_card_metrics():
     from hf_linear.hub.push import dataset_ids, read_eval_report
 
-    report = read_eval_report({"dataset": "roneneldan/TinyStories", "split": "validation", "loss": 5.3,
-                               "perplexity": 201.4, "num_samples": 338, "num_tokens": 21294,
-                               "temperature": 0.5, "num_generations": 8, "distinct_2": 0.58})  # fmt: skip
+    report = read_eval_report(
+        {
+            "dataset": "roneneldan/TinyStories",
+            "split": "validation",
+            "loss": 5.3,
+            "perplexity": 201.4,
+            "num_samples": 338,
+            "num_tokens": 21294,
+            "temperature": 0.5,
+            "num_generations": 8,
+            "distinct_2": 0.58,
+        }
+    )
     assert set(report.metrics) == {"loss", "perplexity", "distinct_2"}
     assert report.num_samples == 338
     config = {"dataset": {"tinystories": {"source": "roneneldan/TinyStories", "tokenizer": "gpt2"}}}

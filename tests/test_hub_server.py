@@ -44,13 +44,21 @@ def test_client_environment_is_restored(hub_http_server, tmp_path):
     import huggingface_hub.constants
     from conftest import hub_client_env
 
-    before = (huggingface_hub.constants.ENDPOINT, huggingface_hub.constants.HF_HUB_CACHE,
-              datasets.config.HF_ENDPOINT, os.environ.get("HF_ENDPOINT"))
+    before = (
+        huggingface_hub.constants.ENDPOINT,
+        huggingface_hub.constants.HF_HUB_CACHE,
+        datasets.config.HF_ENDPOINT,
+        os.environ.get("HF_ENDPOINT"),
+    )
     with hub_client_env(hub_http_server.url, tmp_path):
         assert huggingface_hub.constants.ENDPOINT == datasets.config.HF_ENDPOINT == hub_http_server.url
-        assert huggingface_hub.constants.HF_HUB_CACHE == str(tmp_path / "hub")
-    after = (huggingface_hub.constants.ENDPOINT, huggingface_hub.constants.HF_HUB_CACHE,
-             datasets.config.HF_ENDPOINT, os.environ.get("HF_ENDPOINT"))
+        assert str(tmp_path / "hub") == huggingface_hub.constants.HF_HUB_CACHE
+    after = (
+        huggingface_hub.constants.ENDPOINT,
+        huggingface_hub.constants.HF_HUB_CACHE,
+        datasets.config.HF_ENDPOINT,
+        os.environ.get("HF_ENDPOINT"),
+    )
     assert after == before
 
 
@@ -170,8 +178,7 @@ def test_commit_on_a_stale_parent_is_refused(hub_server):
     parent = api.model_info(repo_id).sha
     api.upload_file(path_or_fileobj=b"1\n", path_in_repo="one.txt", repo_id=repo_id)
     with pytest.raises(HfHubHTTPError) as exc:
-        api.create_commit(repo_id, [CommitOperationAdd("two.txt", b"2\n")], commit_message="late",
-                          parent_commit=parent)
+        api.create_commit(repo_id, [CommitOperationAdd("two.txt", b"2\n")], commit_message="late", parent_commit=parent)
     assert exc.value.response.status_code == 412
     assert "two.txt" not in api.list_repo_files(repo_id)
 
@@ -234,8 +241,9 @@ def test_lfs_upload_with_wrong_content_is_rejected(hub_server):
     HfApi().create_repo(repo_id)
     claimed = hashlib.sha256(b"the real content").hexdigest()
     auth = {"Authorization": f"Bearer {hub_server.env['HF_TOKEN']}"}
-    response = httpx2.put(f"{hub_server.url}/lfs-upload/{claimed}?repo=models/{repo_id}", content=b"something else",
-                          headers=auth)
+    response = httpx2.put(
+        f"{hub_server.url}/lfs-upload/{claimed}?repo=models/{repo_id}", content=b"something else", headers=auth
+    )
     assert response.status_code == 400 and "sha256" in response.json()["error"]
     assert not (Path(hub_server.server.store.root) / "blobs" / claimed).exists()
 
@@ -319,8 +327,11 @@ def test_space_create_upload_snapshot_download(hub_server, tmp_path):
     with pytest.raises(RepositoryNotFoundError):
         api.model_info(repo_id)  # a Space is not a model
     # A Space needs an SDK (huggingface_hub refuses space_sdk=None itself, so ask raw).
-    no_sdk = httpx2.post(f"{hub_server.url}/api/repos/create", json={"name": "no-sdk", "type": "space"},
-                         headers={"Authorization": f"Bearer {hub_server.env['HF_TOKEN']}"})
+    no_sdk = httpx2.post(
+        f"{hub_server.url}/api/repos/create",
+        json={"name": "no-sdk", "type": "space"},
+        headers={"Authorization": f"Bearer {hub_server.env['HF_TOKEN']}"},
+    )
     assert no_sdk.status_code == 400 and "sdk" in no_sdk.json()["error"]
 
 
@@ -328,8 +339,7 @@ def test_private_space_is_invisible_to_others(hub_server):
     repo_id = hub_server.repo_id("private-space")
     api = HfApi()
     api.create_repo(repo_id, repo_type="space", space_sdk="static", private=True)
-    api.upload_file(path_or_fileobj=b"<html></html>\n", path_in_repo="index.html", repo_id=repo_id,
-                    repo_type="space")
+    api.upload_file(path_or_fileobj=b"<html></html>\n", path_in_repo="index.html", repo_id=repo_id, repo_type="space")
     assert api.space_info(repo_id).private is True and api.space_info(repo_id).sdk == "static"
     anonymous = HfApi(token=False)
     with pytest.raises(RepositoryNotFoundError):
@@ -355,12 +365,21 @@ def test_server_down_gives_a_connection_error(dead_hub):
 
 
 def _dataset_dict() -> datasets.DatasetDict:
-    features = datasets.Features({"id": datasets.Value("int64"), "text": datasets.Value("string"),
-                                  "digits": datasets.Sequence(datasets.Value("int32"))})
+    features = datasets.Features(
+        {
+            "id": datasets.Value("int64"),
+            "text": datasets.Value("string"),
+            "digits": datasets.Sequence(datasets.Value("int32")),
+        }
+    )
+
     def split(n: int, offset: int) -> datasets.Dataset:
-        rows = [{"id": offset + i, "text": f"row {offset + i}", "digits": [int(c) for c in str(offset + i)]}
-                for i in range(n)]
+        rows = [
+            {"id": offset + i, "text": f"row {offset + i}", "digits": [int(c) for c in str(offset + i)]}
+            for i in range(n)
+        ]
         return datasets.Dataset.from_list(rows, features=features)
+
     return datasets.DatasetDict({"train": split(40, 0), "test": split(7, 1000)})
 
 
@@ -410,8 +429,12 @@ def test_cli_rejects_a_bad_port(tmp_path):
 def test_command_line_server(tmp_path, command):
     """Without --token the server makes one user with a generated token and prints it."""
     root = tmp_path / "hub-root"
-    process = subprocess.Popen([sys.executable, *command, "--root", str(root), "--port", "0", "--quiet"],
-                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(
+        [sys.executable, *command, "--root", str(root), "--port", "0", "--quiet"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         url = process.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")

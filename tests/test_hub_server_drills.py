@@ -24,16 +24,15 @@ from urllib.parse import quote, urlsplit
 import httpx2
 import pytest
 import torch
+from conftest import hub_client_env
 from huggingface_hub import CommitOperationAdd, CommitOperationCopy, HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from safetensors.torch import save_file
 
-from conftest import hub_client_env
 from hf_linear import LinearLMConfig, LinearLMForCausalLM
 from hf_linear.hub.push import HubPushError, push_checkpoint, verify_checkpoint
 from hf_linear.hub.server import Accounts, HubStore, Repo, User, serve_in_background
 from hf_linear.hub.server.cli import check_listen_address, is_loopback
-from hf_linear.hub.server import listing
 from hf_linear.hub.server.cli import main as server_main
 from hf_linear.hub.server.store import STALE_TEMP_SECONDS
 
@@ -47,10 +46,13 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "hf_linear"
 def hub(tmp_path_factory):
     accounts = Accounts({ALICE: User("alice", frozenset({"team"})), BOB: User("bob")})
     root = tmp_path_factory.mktemp("drill-root")
-    with serve_in_background(root, accounts=accounts, max_upload_bytes=UPLOAD_LIMIT,
-                             max_json_bytes=JSON_LIMIT) as server:
-        with hub_client_env(server.url, tmp_path_factory.mktemp("drill-hf-home")):
-            yield server
+    with (
+        serve_in_background(
+            root, accounts=accounts, max_upload_bytes=UPLOAD_LIMIT, max_json_bytes=JSON_LIMIT
+        ) as server,
+        hub_client_env(server.url, tmp_path_factory.mktemp("drill-hf-home")),
+    ):
+        yield server
 
 
 def api(hub, token) -> HfApi:
@@ -99,8 +101,13 @@ def status_of(response: bytes) -> int:
 
 def lfs_batch(hub, repo_id: str, token: str, oid: str, size: int) -> dict:
     """The batch answer's object for one upload of (oid, size) to repo_id."""
-    return call(hub, "POST", f"/{repo_id}.git/info/lfs/objects/batch", token, json={
-        "operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": size}]}).json()["objects"][0]
+    return call(
+        hub,
+        "POST",
+        f"/{repo_id}.git/info/lfs/objects/batch",
+        token,
+        json={"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": size}]},
+    ).json()["objects"][0]
 
 
 def readme(metadata: str) -> bytes:
@@ -109,8 +116,13 @@ def readme(metadata: str) -> bytes:
 
 def commit_readme(hub, repo_id: str, metadata: str, repo_type: str = "models") -> None:
     """A raw commit: huggingface_hub would check the metadata with validate-yaml first."""
-    response = call(hub, "POST", f"/api/{repo_type}/{repo_id}/commit/main", ALICE,
-                    content=commit_body(inline_file("README.md", readme(metadata))))
+    response = call(
+        hub,
+        "POST",
+        f"/api/{repo_type}/{repo_id}/commit/main",
+        ALICE,
+        content=commit_body(inline_file("README.md", readme(metadata))),
+    )
     assert response.status_code == 200, response.text
 
 
@@ -151,14 +163,23 @@ def test_no_route_reaches_outside_the_root(hub):
         ("POST", "/api/repos/create", json.dumps({"name": "../../evil"}).encode()),
         ("POST", "/api/repos/create", json.dumps({"name": "x", "organization": str(outside)}).encode()),
         ("PUT", "/lfs-upload/..%2F..%2Fevil", b"e"),
-        ("POST", f"/{repo_id}.git/info/lfs/objects/verify", json.dumps({"oid": "../../etc/hostname", "size": 0}).encode()),
+        (
+            "POST",
+            f"/{repo_id}.git/info/lfs/objects/verify",
+            json.dumps({"oid": "../../etc/hostname", "size": 0}).encode(),
+        ),
     ]
     for method, path, body in requests:
         response = call(hub, method, path, ALICE, content=body)
         assert 400 <= response.status_code < 500, (method, path, response.status_code, response.text)
         assert "error" in response.json()
-    batch = call(hub, "POST", f"/{repo_id}.git/info/lfs/objects/batch", ALICE, json={
-        "operation": "upload", "transfers": ["basic"], "objects": [{"oid": "../../etc/hostname", "size": 1}]})
+    batch = call(
+        hub,
+        "POST",
+        f"/{repo_id}.git/info/lfs/objects/batch",
+        ALICE,
+        json={"operation": "upload", "transfers": ["basic"], "objects": [{"oid": "../../etc/hostname", "size": 1}]},
+    )
     assert batch.status_code == 200 and batch.json()["objects"][0]["error"]["code"] == 422
     assert files_outside(root) == before
     assert sorted(api(hub, ALICE).list_repo_files(repo_id)) == [".gitattributes", "x.txt"]
@@ -189,14 +210,16 @@ def test_users_write_only_to_their_namespace_and_organisations(hub):
     assert anonymous.model_info(public).id == public  # anonymous reads of public repos stay allowed
 
     # Every write route, raw: anonymous → 401, bob → 403 (repo exists and is public).
-    writes = [("POST", f"/api/models/{public}/preupload/main", {"files": []}),
-              ("POST", f"/api/models/{public}/branch/dev", {}),
-              ("DELETE", f"/api/models/{public}/branch/dev", None),
-              ("POST", f"/api/models/{public}/tag/main", {"tag": "v1"}),
-              ("DELETE", f"/api/models/{public}/tag/v1", None),
-              ("POST", f"/{public}.git/info/lfs/objects/batch", {"operation": "upload", "objects": []}),
-              ("POST", f"/{public}.git/info/lfs/objects/verify", {"oid": "0" * 64, "size": 1}),
-              ("POST", f"/api/models/{public}/commit/main", None)]
+    writes = [
+        ("POST", f"/api/models/{public}/preupload/main", {"files": []}),
+        ("POST", f"/api/models/{public}/branch/dev", {}),
+        ("DELETE", f"/api/models/{public}/branch/dev", None),
+        ("POST", f"/api/models/{public}/tag/main", {"tag": "v1"}),
+        ("DELETE", f"/api/models/{public}/tag/v1", None),
+        ("POST", f"/{public}.git/info/lfs/objects/batch", {"operation": "upload", "objects": []}),
+        ("POST", f"/{public}.git/info/lfs/objects/verify", {"oid": "0" * 64, "size": 1}),
+        ("POST", f"/api/models/{public}/commit/main", None),
+    ]
     for method, path, payload in writes:
         for token, status in ((None, 401), (BOB, 403)):
             body = json.dumps(payload).encode() if payload is not None else commit_body()
@@ -215,7 +238,11 @@ def test_private_repos_are_invisible_without_the_owners_token(hub, tmp_path):
         with pytest.raises(RepositoryNotFoundError):
             hf_hub_download(private, "s.txt", token=token, cache_dir=tmp_path / "b")
     for token in (BOB, None):
-        for path in (f"/api/models/{private}/tree/main", f"/api/models/{private}/refs", f"/{private}/resolve/main/s.txt"):
+        for path in (
+            f"/api/models/{private}/tree/main",
+            f"/api/models/{private}/refs",
+            f"/{private}/resolve/main/s.txt",
+        ):
             response = call(hub, "GET", path, token)
             assert response.status_code == 404 and response.headers["X-Error-Code"] == "RepoNotFound"
     with pytest.raises(HfHubHTTPError) as exc:
@@ -226,8 +253,11 @@ def test_private_repos_are_invisible_without_the_owners_token(hub, tmp_path):
 
 def test_unknown_token_is_refused_everywhere(hub):
     public = new_repo(hub, "unknown-token")
-    for method, path in (("GET", "/api/whoami-v2"), ("GET", f"/api/models/{public}"),
-                         ("GET", f"/{public}/resolve/main/.gitattributes")):
+    for method, path in (
+        ("GET", "/api/whoami-v2"),
+        ("GET", f"/api/models/{public}"),
+        ("GET", f"/{public}/resolve/main/.gitattributes"),
+    ):
         response = call(hub, method, path, "hf_nobody_has_this")
         assert response.status_code == 401, path
         assert response.headers["X-Error-Message"] == "Invalid credentials in Authorization header"
@@ -244,8 +274,13 @@ def test_lfs_upload_needs_a_signed_url_or_a_token(hub):
     assert not blob.exists()
     # The client's own path: the batch answer carries a signed URL, the PUT needs no token.
     repo_id = new_repo(hub, "lfs")
-    batch = call(hub, "POST", f"/{repo_id}.git/info/lfs/objects/batch", ALICE, json={
-        "operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": len(content)}]}).json()
+    batch = call(
+        hub,
+        "POST",
+        f"/{repo_id}.git/info/lfs/objects/batch",
+        ALICE,
+        json={"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": len(content)}]},
+    ).json()
     href = batch["objects"][0]["actions"]["upload"]["href"]
     assert "signature=" in href
     other = hashlib.sha256(b"another object").hexdigest()
@@ -311,6 +346,7 @@ def test_listening_beyond_loopback_needs_tokens_and_warns(tmp_path, capsys):
         check_listen_address("0.0.0.0", Accounts.single_user())
     assert "WARNING" in check_listen_address("0.0.0.0", Accounts.single_user(token="chosen"))
     from hf_linear.hub.server import main
+
     with pytest.raises(SystemExit) as exc:  # refused before anything listens
         main(["--root", str(tmp_path), "--host", "0.0.0.0", "--port", "0"])
     assert exc.value.code == 2 and "--token" in capsys.readouterr().err
@@ -333,6 +369,7 @@ def test_tokens_file_formats(tmp_path):
 
 def test_hub_server_cli_errors_are_one_line(tmp_path, capsys):
     """Each mistake: exit 2 before listening, one `error:` line naming the option, file or field."""
+
     def tokens(entries) -> str:
         path = tmp_path / f"tokens-{os.urandom(3).hex()}.json"
         path.write_text(json.dumps(entries))
@@ -365,12 +402,16 @@ def test_hub_server_cli_errors_are_one_line(tmp_path, capsys):
 def test_file_names_control_characters_refused_unicode_served(hub, tmp_path):
     repo_id = new_repo(hub, "names")
     for name in ("a\r\nSet-Cookie: x.txt", "tab\there.txt", "nul\0.txt"):
-        response = call(hub, "POST", f"/api/models/{repo_id}/commit/main", ALICE,
-                        content=commit_body(inline_file(name, b"x")))
+        response = call(
+            hub, "POST", f"/api/models/{repo_id}/commit/main", ALICE, content=commit_body(inline_file(name, b"x"))
+        )
         assert response.status_code == 400, name
     alice = api(hub, ALICE)
     alice.upload_file(path_or_fileobj="数据\n".encode(), path_in_repo="目录/数据.txt", repo_id=repo_id)
-    assert Path(hf_hub_download(repo_id, "目录/数据.txt", token=ALICE, cache_dir=tmp_path)).read_bytes() == "数据\n".encode()
+    assert (
+        Path(hf_hub_download(repo_id, "目录/数据.txt", token=ALICE, cache_dir=tmp_path)).read_bytes()
+        == "数据\n".encode()
+    )
     head = call(hub, "HEAD", f"/{repo_id}/resolve/main/{quote('目录/数据.txt')}")
     assert head.status_code == 200
     assert "filename*=UTF-8''%E6%95%B0%E6%8D%AE.txt" in head.headers["Content-Disposition"]
@@ -382,17 +423,23 @@ def test_file_names_control_characters_refused_unicode_served(hub, tmp_path):
 def test_file_names_with_backslashes_or_edge_spaces_are_refused(hub):
     """As the Hub: Windows separators and leading/trailing spaces in a path segment get 400."""
     repo_id = new_repo(hub, "odd-names")
+
     def commit_file(name: str) -> httpx2.Response:
-        return call(hub, "POST", f"/api/models/{repo_id}/commit/main", ALICE,
-                    content=commit_body(inline_file(name, b"x")))
+        return call(
+            hub, "POST", f"/api/models/{repo_id}/commit/main", ALICE, content=commit_body(inline_file(name, b"x"))
+        )
 
     for name in ("a\\b.txt", "C:\\x", "dir\\", " lead.txt", "trail.txt ", "dir /f.txt", "d/ f.txt", "\u3000wide.txt"):
         response = commit_file(name)
         assert response.status_code == 400 and "Invalid path" in response.json()["error"], name
     for name in ("inner space.txt", "ünïcödé/файл.txt", "C:x.txt"):  # still fine
         assert commit_file(name).status_code == 200, name
-    assert sorted(api(hub, ALICE).list_repo_files(repo_id)) == [".gitattributes", "C:x.txt", "inner space.txt",
-                                                                 "ünïcödé/файл.txt"]
+    assert sorted(api(hub, ALICE).list_repo_files(repo_id)) == [
+        ".gitattributes",
+        "C:x.txt",
+        "inner space.txt",
+        "ünïcödé/файл.txt",
+    ]
 
 
 # ----------------------------------------------------------------------------- malformed requests
@@ -418,8 +465,11 @@ def test_malformed_requests_get_4xx_with_the_hub_error_shape(hub):
         ("POST", commit_url, commit_body({"key": "mystery", "value": {"path": "m.txt"}})),
         ("POST", f"/api/models/{repo_id}/preupload/main", json.dumps({"files": [{"path": "a"}]}).encode()),
         ("POST", f"/api/models/{repo_id}/preupload/main", json.dumps({"files": "nope"}).encode()),
-        ("POST", f"/api/models/{repo_id}/preupload/main",
-         json.dumps({"files": [{"path": "a", "size": 1, "sample": "%%%"}]}).encode()),
+        (
+            "POST",
+            f"/api/models/{repo_id}/preupload/main",
+            json.dumps({"files": [{"path": "a", "size": 1, "sample": "%%%"}]}).encode(),
+        ),
         ("POST", f"/api/models/{repo_id}/paths-info/main", b"paths=\xff\xfe"),  # a form body, not UTF-8
         ("POST", f"/api/models/{repo_id}/paths-info/main", json.dumps({"paths": [1, 2]}).encode()),
         ("POST", f"/api/models/{repo_id}/tag/main", json.dumps({"tag": None}).encode()),
@@ -440,8 +490,7 @@ def test_malformed_requests_get_4xx_with_the_hub_error_shape(hub):
     url = f"/{repo_id}/resolve/main/.gitattributes"
     for bad_range in ("bytes=abc", "bytes=5-2", "chars=0-1", "bytes=99999999999999999999999-", "bytes=-0"):
         assert call(hub, "GET", url, headers={"Range": bad_range}).status_code == 416, bad_range
-    for head in (b"Content-Length: -5\r\n", b"Content-Length: lots\r\n",
-                 b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"):
+    for head in (b"Content-Length: -5\r\n", b"Content-Length: lots\r\n", b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"):
         request = b"POST /api/repos/create HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + ALICE.encode() + b"\r\n"
         response = raw_exchange(hub.url, request + head + (b"" if head.endswith(b"zz\r\n") else b"\r\n"))
         assert status_of(response) == 400, head
@@ -503,39 +552,104 @@ def test_malformed_metadata_and_bodies_get_4xx_or_are_ignored_never_500(hub, tmp
     commit_readme(hub, dataset_id, "date: 2024-01-01", repo_type="datasets")
     alice.upload_file(path_or_fileobj=b"a,b\n1,2\n", path_in_repo="data.csv", repo_id=dataset_id, repo_type="dataset")
     import datasets
+
     loaded = datasets.load_dataset(dataset_id, split="train", token=ALICE, cache_dir=str(tmp_path / "cache"))
     assert loaded.to_list() == [{"a": 1, "b": 2}]
     # Bodies and queries.
     brackets = b"[" * 100_000
-    bodies = [("POST", "/api/repos/create", brackets),
-              ("POST", f"/api/models/{repo_id}/commit/main", brackets),
-              ("POST", f"/api/models/{repo_id}/commit/main", commit_body() + b"\n" + b'{"key": "file", "value": '
-               + b"[" * 100 + b"]" * 100 + b"}"),
-              ("POST", "/api/repos/create", b'{"name": "x", "n": ' + b"9" * 5000 + b"}"),
-              ("POST", "/api/validate-yaml", json.dumps({"content": readme(deep).decode()}).encode())]
+    bodies = [
+        ("POST", "/api/repos/create", brackets),
+        ("POST", f"/api/models/{repo_id}/commit/main", brackets),
+        (
+            "POST",
+            f"/api/models/{repo_id}/commit/main",
+            commit_body() + b"\n" + b'{"key": "file", "value": ' + b"[" * 100 + b"]" * 100 + b"}",
+        ),
+        ("POST", "/api/repos/create", b'{"name": "x", "n": ' + b"9" * 5000 + b"}"),
+        ("POST", "/api/validate-yaml", json.dumps({"content": readme(deep).decode()}).encode()),
+    ]
     for method, path, body in bodies:
         response = call(hub, method, path, ALICE, content=body, headers={"Content-Type": "application/json"})
         assert 400 <= response.status_code < 500, (path, body[:40], response.status_code, response.text[:300])
     oid = hashlib.sha256(b"x").hexdigest()
-    for query in ("expires=9999999999&signature=%C3%A9", f"repo=models/{repo_id}&expires=9999999999&signature=%C3%A9",
-                  "expires=%C3%A9&signature=%00", "repo=%C3%A9%2F..&expires=1&signature=0"):
+    for query in (
+        "expires=9999999999&signature=%C3%A9",
+        f"repo=models/{repo_id}&expires=9999999999&signature=%C3%A9",
+        "expires=%C3%A9&signature=%00",
+        "repo=%C3%A9%2F..&expires=1&signature=0",
+    ):
         assert call(hub, "PUT", f"/lfs-upload/{oid}?{query}", content=b"x").status_code == 401, query
 
 
 def test_fuzzed_bodies_never_answer_500(hub):
     repo_id = new_repo(hub, "fuzz")
-    routes = [("POST", "/api/repos/create"), ("DELETE", "/api/repos/delete"), ("POST", "/api/validate-yaml"),
-              ("POST", f"/api/models/{repo_id}/paths-info/main"), ("POST", f"/api/models/{repo_id}/preupload/main"),
-              ("POST", f"/api/models/{repo_id}/commit/main"), ("POST", f"/api/models/{repo_id}/branch/fz"),
-              ("POST", f"/api/models/{repo_id}/tag/main"), ("POST", f"/{repo_id}.git/info/lfs/objects/batch"),
-              ("POST", f"/{repo_id}.git/info/lfs/objects/verify")]
+    routes = [
+        ("POST", "/api/repos/create"),
+        ("DELETE", "/api/repos/delete"),
+        ("POST", "/api/validate-yaml"),
+        ("POST", f"/api/models/{repo_id}/paths-info/main"),
+        ("POST", f"/api/models/{repo_id}/preupload/main"),
+        ("POST", f"/api/models/{repo_id}/commit/main"),
+        ("POST", f"/api/models/{repo_id}/branch/fz"),
+        ("POST", f"/api/models/{repo_id}/tag/main"),
+        ("POST", f"/{repo_id}.git/info/lfs/objects/batch"),
+        ("POST", f"/{repo_id}.git/info/lfs/objects/verify"),
+    ]
     rng = random.Random(1234)
-    yaml_snippets = ["date: 2024-01-01", "tags: 5", "a: !!binary aGk=", "s: !!set {a}", "a: &x [1]\nb: *x",
-                     "x: " + "[" * 300, "n: " + "9" * 5000, "- list\n- top", ": :", "a: {b: [c, {d: e}]}"]
-    atoms = [None, True, 0, -1, 2 ** 70, 1.5, "", "x", "../x", "\r\n", "数据", [], {}, [1, "a"], {"a": None},
-             "a\\b", " lead", *(f"---\n{snippet}\n---\n" for snippet in yaml_snippets)]
-    keys = ["name", "organization", "type", "private", "content", "paths", "expand", "files", "path", "size",
-            "sample", "key", "value", "summary", "operation", "objects", "transfers", "oid", "tag", "startingPoint"]
+    yaml_snippets = [
+        "date: 2024-01-01",
+        "tags: 5",
+        "a: !!binary aGk=",
+        "s: !!set {a}",
+        "a: &x [1]\nb: *x",
+        "x: " + "[" * 300,
+        "n: " + "9" * 5000,
+        "- list\n- top",
+        ": :",
+        "a: {b: [c, {d: e}]}",
+    ]
+    atoms = [
+        None,
+        True,
+        0,
+        -1,
+        2**70,
+        1.5,
+        "",
+        "x",
+        "../x",
+        "\r\n",
+        "数据",
+        [],
+        {},
+        [1, "a"],
+        {"a": None},
+        "a\\b",
+        " lead",
+        *(f"---\n{snippet}\n---\n" for snippet in yaml_snippets),
+    ]
+    keys = [
+        "name",
+        "organization",
+        "type",
+        "private",
+        "content",
+        "paths",
+        "expand",
+        "files",
+        "path",
+        "size",
+        "sample",
+        "key",
+        "value",
+        "summary",
+        "operation",
+        "objects",
+        "transfers",
+        "oid",
+        "tag",
+        "startingPoint",
+    ]
 
     def random_value(depth: int = 0):
         if depth < 2 and rng.random() < 0.3:
@@ -549,31 +663,51 @@ def test_fuzzed_bodies_never_answer_500(hub):
         for method, path in routes:
             kind = rng.random()
             if kind < 0.1:  # deep nesting, huge integers: what json.loads itself chokes on
-                body = rng.choice([b"[" * rng.randint(50, 20_000), b'{"a": ' * rng.randint(50, 5_000),
-                                   b'{"name": ' + b"1" * rng.randint(4_000, 9_000) + b"}"])
+                body = rng.choice(
+                    [
+                        b"[" * rng.randint(50, 20_000),
+                        b'{"a": ' * rng.randint(50, 5_000),
+                        b'{"name": ' + b"1" * rng.randint(4_000, 9_000) + b"}",
+                    ]
+                )
             elif kind < 0.2:
                 body = bytes(rng.randrange(256) for _ in range(rng.randint(0, 64)))
             elif kind < 0.5 and path.endswith("/commit/main"):
-                body = "\n".join(json.dumps({"key": rng.choice(["header", "file", "lfsFile", "deletedFile"]),
-                                             "value": random_value()}) for _ in range(rng.randint(1, 3))).encode()
+                body = "\n".join(
+                    json.dumps(
+                        {"key": rng.choice(["header", "file", "lfsFile", "deletedFile"]), "value": random_value()}
+                    )
+                    for _ in range(rng.randint(1, 3))
+                ).encode()
             else:
                 body = json.dumps(random_value()).encode()
-            response = call(hub, method, path, rng.choice([ALICE, ALICE, None]), content=body,
-                            headers={"Content-Type": "application/json"})
+            response = call(
+                hub,
+                method,
+                path,
+                rng.choice([ALICE, ALICE, None]),
+                content=body,
+                headers={"Content-Type": "application/json"},
+            )
             statuses.append(response.status_code)
             assert response.status_code < 500, (method, path, body[:200], response.text[:500])
     assert any(400 <= s < 500 for s in statuses)
     # README metadata reaches repo info (anonymous) through commits; upload URLs get random queries.
     for snippet in rng.sample(yaml_snippets, len(yaml_snippets)):
         commit_readme(hub, repo_id, snippet)
-        for path in (f"/api/models/{repo_id}", f"/api/models/{repo_id}/tree/main?expand=true",
-                     f"/api/models/{repo_id}/commits/main"):
+        for path in (
+            f"/api/models/{repo_id}",
+            f"/api/models/{repo_id}/tree/main?expand=true",
+            f"/api/models/{repo_id}/commits/main",
+        ):
             assert call(hub, "GET", path).status_code == 200, (snippet[:40], path)
     oid = hashlib.sha256(b"fuzz").hexdigest()
     for _ in range(20):
-        query = "&".join(f"{rng.choice(['repo', 'expires', 'signature', 'x'])}="
-                         f"{quote(rng.choice(['', '%', 'é', 'models/alice/x', '9' * 20, '0' * 64, 'datasets/..']))}"
-                         for _ in range(rng.randint(0, 4)))
+        query = "&".join(
+            f"{rng.choice(['repo', 'expires', 'signature', 'x'])}="
+            f"{quote(rng.choice(['', '%', 'é', 'models/alice/x', '9' * 20, '0' * 64, 'datasets/..']))}"
+            for _ in range(rng.randint(0, 4))
+        )
         response = call(hub, "PUT", f"/lfs-upload/{oid}?{query}", rng.choice([ALICE, None]), content=b"fuzz")
         assert response.status_code < 500, (query, response.text[:300])
 
@@ -588,14 +722,26 @@ def test_expanded_tree_listing_walks_the_history_once(hub, monkeypatch):
     store, repo_id = hub.store, new_repo(hub, "history")
     repo = Repo("model", repo_id)
     n_files, n_commits = 1000, 200
-    first = store.commit(repo, "main", {"summary": "many files"}, [
-        ("file", {"path": f"d{i % 10}/f{i:04d}.txt", "content": base64.b64encode(b"%d" % i).decode()})
-        for i in range(n_files)], author="alice")
+    first = store.commit(
+        repo,
+        "main",
+        {"summary": "many files"},
+        [
+            ("file", {"path": f"d{i % 10}/f{i:04d}.txt", "content": base64.b64encode(b"%d" % i).decode()})
+            for i in range(n_files)
+        ],
+        author="alice",
+    )
     touched = {}
     for j in range(n_commits - 1):  # each later commit changes one file
         path = f"d{j % 10}/f{j:04d}.txt"
-        touched[path] = store.commit(repo, "main", {"summary": f"edit {j}"}, [
-            ("file", {"path": path, "content": base64.b64encode(b"edit %d" % j).decode()})], author="alice")
+        touched[path] = store.commit(
+            repo,
+            "main",
+            {"summary": f"edit {j}"},
+            [("file", {"path": path, "content": base64.b64encode(b"edit %d" % j).decode()})],
+            author="alice",
+        )
     reads = []
     read_commit = store.read_commit
     monkeypatch.setattr(store, "read_commit", lambda r, c: reads.append(c) or read_commit(r, c))
@@ -628,14 +774,19 @@ def test_oversized_bodies_get_413_before_being_read(hub):
     auth = b"Authorization: Bearer " + ALICE.encode() + b"\r\n"
     oid = hashlib.sha256(b"whatever").hexdigest()
     # Headers only: if the server waited for the announced body, raw_exchange would time out.
-    for method, path, size in (("POST", f"/api/models/{repo_id}/commit/main", JSON_LIMIT + 1),
-                               ("PUT", f"/lfs-upload/{oid}?repo=models/{repo_id}", UPLOAD_LIMIT + 1)):
+    for method, path, size in (
+        ("POST", f"/api/models/{repo_id}/commit/main", JSON_LIMIT + 1),
+        ("PUT", f"/lfs-upload/{oid}?repo=models/{repo_id}", UPLOAD_LIMIT + 1),
+    ):
         request = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n".encode() + auth + b"\r\n"
         response = raw_exchange(hub.url, request)
         assert status_of(response) == 413 and b"X-Error-Message" in response, path
-    chunked = (f"PUT /lfs-upload/{oid}?repo=models/{repo_id} HTTP/1.1\r\nHost: x\r\n"
-               "Transfer-Encoding: chunked\r\n".encode() + auth
-               + b"\r\n" + f"{UPLOAD_LIMIT + 1:x}\r\n".encode())
+    chunked = (
+        f"PUT /lfs-upload/{oid}?repo=models/{repo_id} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n".encode()
+        + auth
+        + b"\r\n"
+        + f"{UPLOAD_LIMIT + 1:x}\r\n".encode()
+    )
     assert status_of(raw_exchange(hub.url, chunked)) == 413
     assert api(hub, ALICE).list_repo_files(repo_id) == [".gitattributes"]
 
@@ -645,8 +796,10 @@ def test_lfs_upload_is_streamed_to_a_temp_file_and_dropped_if_interrupted(hub):
     repo_id = new_repo(hub, "interrupted")
     content = os.urandom(UPLOAD_LIMIT // 2)
     oid = hashlib.sha256(content).hexdigest()
-    head = (f"PUT /lfs-upload/{oid}?repo=models/{repo_id} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(content)}\r\n"
-            f"Authorization: Bearer {ALICE}\r\n\r\n").encode()
+    head = (
+        f"PUT /lfs-upload/{oid}?repo=models/{repo_id} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(content)}\r\n"
+        f"Authorization: Bearer {ALICE}\r\n\r\n"
+    ).encode()
     parts = urlsplit(hub.url)
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
         sock.sendall(head + content[:200_000])
@@ -668,11 +821,17 @@ def test_lfs_upload_is_streamed_to_a_temp_file_and_dropped_if_interrupted(hub):
 def _start_server_process(root: Path) -> tuple[subprocess.Popen, str]:
     # `python -m hf_linear.hub.server` would import hf_linear/__init__ (transformers: seconds per
     # process); the server needs none of it, so the child registers a bare `hf_linear` package.
-    code = ("import sys, types; package = types.ModuleType('hf_linear'); "
-            f"package.__path__ = [{str(PACKAGE_DIR)!r}]; sys.modules['hf_linear'] = package; "
-            "from hf_linear.hub.server.cli import main; sys.exit(main(sys.argv[1:]))")
-    process = subprocess.Popen([sys.executable, "-c", code, "--root", str(root), "--quiet", "--token", f"alice={ALICE}"],
-                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    code = (
+        "import sys, types; package = types.ModuleType('hf_linear'); "
+        f"package.__path__ = [{str(PACKAGE_DIR)!r}]; sys.modules['hf_linear'] = package; "
+        "from hf_linear.hub.server.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "--root", str(root), "--quiet", "--token", f"alice={ALICE}"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     return process, process.stdout.readline().strip()
 
 
@@ -690,8 +849,11 @@ def test_two_server_processes_on_one_root_lose_no_commit(tmp_path):
             client = HfApi(endpoint=urls[index], token=ALICE)
             try:
                 for j in range(15):
-                    client.create_commit(repo_id, [CommitOperationAdd(f"p{index}/f{j:02d}.txt", f"{index}-{j}\n".encode())],
-                                         commit_message=f"server {index} commit {j}")
+                    client.create_commit(
+                        repo_id,
+                        [CommitOperationAdd(f"p{index}/f{j:02d}.txt", f"{index}-{j}\n".encode())],
+                        commit_message=f"server {index} commit {j}",
+                    )
             except BaseException as e:  # reported below
                 errors.append(e)
 
@@ -721,8 +883,14 @@ def test_a_commit_waits_for_the_root_lock_held_by_another_process(tmp_path):
     done = threading.Event()
     with open(tmp_path / "root" / ".lock", "a") as lock_file:  # another open file = another process for flock
         fcntl.flock(lock_file, fcntl.LOCK_EX)
-        thread = threading.Thread(target=lambda: (store.commit(repo, "main", {"summary": "s"}, [
-            ("file", {"path": "a.txt", "content": "YQ=="})], author="alice"), done.set()))
+        thread = threading.Thread(
+            target=lambda: (
+                store.commit(
+                    repo, "main", {"summary": "s"}, [("file", {"path": "a.txt", "content": "YQ=="})], author="alice"
+                ),
+                done.set(),
+            )
+        )
         thread.start()
         assert not done.wait(0.5)  # blocked while the lock is held elsewhere
     assert done.wait(10)
@@ -734,8 +902,11 @@ def test_stale_temp_files_are_removed_at_start(tmp_path):
     root = tmp_path / "root"
     HubStore(root).create_repo(Repo("model", "alice/temp"), private=False, author="alice")
     old = time.time() - STALE_TEMP_SECONDS - 60
-    stale = [root / "blobs" / ".upload-killed", root / "blobs" / ".tmp-killed",
-             root / "repos" / "models" / "alice" / "temp" / "commits" / ".tmp-half.json"]
+    stale = [
+        root / "blobs" / ".upload-killed",
+        root / "blobs" / ".tmp-killed",
+        root / "repos" / "models" / "alice" / "temp" / "commits" / ".tmp-half.json",
+    ]
     fresh = root / "blobs" / ".upload-in-progress"  # maybe another live server process's upload
     for path in [*stale, fresh]:
         path.write_bytes(b"partial")
@@ -768,12 +939,23 @@ def test_verify_checkpoint_accepts_a_good_one_and_push_uses_signed_lfs(hub, tmp_
     assert "model.safetensors" in files
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbled-header", "missing-tensor", "wrong-shape", "extra-tensor",
-                                    "bad-config-json", "unbuildable-config"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "truncated",
+        "garbled-header",
+        "missing-tensor",
+        "wrong-shape",
+        "extra-tensor",
+        "bad-config-json",
+        "unbuildable-config",
+    ],
+)
 def test_push_refuses_a_corrupt_checkpoint_before_any_request(hub, tmp_path, damage):
     checkpoint = _checkpoint(tmp_path / "ckpt")
     weights = checkpoint / "model.safetensors"
     from safetensors.torch import load_file
+
     tensors = load_file(weights)
     if damage == "truncated":
         weights.write_bytes(weights.read_bytes()[:-16])

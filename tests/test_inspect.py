@@ -27,7 +27,9 @@ def norms_by_loop(model) -> torch.Tensor:
     return norms
 
 
-@pytest.mark.parametrize("model_class,config_class", [(LinearLMForCausalLM, LinearLMConfig), (MLPLMForCausalLM, MLPLMConfig)])
+@pytest.mark.parametrize(
+    "model_class,config_class", [(LinearLMForCausalLM, LinearLMConfig), (MLPLMForCausalLM, MLPLMConfig)]
+)
 def test_block_norms_match_a_loop_over_blocks(model_class, config_class):
     torch.manual_seed(0)
     model = model_class(config_class(context_length=7, hidden_size=3, vocab_size=20))
@@ -36,7 +38,7 @@ def test_block_norms_match_a_loop_over_blocks(model_class, config_class):
 
 
 def test_segments_cut_at_each_equals():
-    tokens = "[BOS] 1 x 2 = 2 = 2 [EOS]".split()
+    tokens = ["[BOS]", "1", "x", "2", "=", "2", "=", "2", "[EOS]"]
     assert segments_of(tokens) == [
         {"name": "prompt", "start": 0, "end": 4},
         {"name": "cot step 1", "start": 5, "end": 6},
@@ -51,8 +53,14 @@ def arithmetic_checkpoint(tmp_path_factory):
     tokenizer = build_arithmetic_tokenizer()
     window = sequence_length("multiplication", 2, "lsb") + 1  # + [EOS]
     torch.manual_seed(0)
-    config = LinearLMConfig(context_length=window, hidden_size=4, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    config = LinearLMConfig(
+        context_length=window,
+        hidden_size=4,
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     LinearLMForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     dataset = {"arithmetic": {"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 10}}
@@ -75,7 +83,9 @@ def test_inspect_cli_on_an_arithmetic_checkpoint(arithmetic_checkpoint, tmp_path
     expected = norms_by_loop(LinearLMForCausalLM.from_pretrained(arithmetic_checkpoint))
     for position in summary["positions"]:
         i = position["i"]
-        assert [r["j"] for r in position["top_inputs"]] == torch.topk(expected[i, : i + 1], min(2, i + 1)).indices.tolist()
+        assert [r["j"] for r in position["top_inputs"]] == torch.topk(
+            expected[i, : i + 1], min(2, i + 1)
+        ).indices.tolist()
         assert position["top_inputs"][0]["norm"] == pytest.approx(float(expected[i, : i + 1].max()), rel=1e-5)
         assert position["token"] == tokens[i]
     printed = capsys.readouterr().out
@@ -85,7 +95,7 @@ def test_inspect_cli_on_an_arithmetic_checkpoint(arithmetic_checkpoint, tmp_path
 def test_inspect_completes_a_given_prompt(arithmetic_checkpoint, tmp_path):
     summary = inspect_checkpoint(arithmetic_checkpoint, tmp_path / "p.png", example="[BOS] 1 2 x 3 4 =", quiet=True)
     tokens = summary["example"].split()
-    assert tokens[:7] == "[BOS] 1 2 x 3 4 =".split() and len(tokens) > 7  # completed by greedy generation
+    assert tokens[:7] == ["[BOS]", "1", "2", "x", "3", "4", "="] and len(tokens) > 7  # completed by greedy generation
 
 
 def test_inspect_refuses_a_model_without_a_masked_map(tmp_path):

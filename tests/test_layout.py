@@ -22,8 +22,12 @@ def test_training_scripts_run_as_scripts():
     """`python training/evaluate_checkpoint.py` once shadowed the `evaluate` library (its folder
     comes first on sys.path when run as a script)."""
     for script, usage in (("train.py", "hf-linear train"), ("evaluate_checkpoint.py", "hf-linear eval")):
-        result = subprocess.run([sys.executable, str(REPO_ROOT / "training" / script), "--help"],
-                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "training" / script), "--help"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         assert usage in result.stdout
 
@@ -37,8 +41,15 @@ def test_package_files_are_found_through_the_package():
 def test_generation_leaves_the_callers_tokenizer_as_it_was():
     tokenizer = build_arithmetic_tokenizer()
     tokenizer.padding_side = "right"
-    model = MLPLMForCausalLM(MLPLMConfig(vocab_size=len(tokenizer), context_length=30, hidden_size=4,
-                                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))  # fmt: skip
+    model = MLPLMForCausalLM(
+        MLPLMConfig(
+            vocab_size=len(tokenizer),
+            context_length=30,
+            hidden_size=4,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
     prompts = build_arithmetic_dataset("multiplication", [2, 1], "lsb", 0, 3, 3)["test"]["prompt"]
     generate_completions(model, tokenizer, prompts, max_new_tokens=3)
     assert tokenizer.padding_side == "right"

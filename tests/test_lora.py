@@ -28,8 +28,14 @@ tiny = partial(tiny_model, vocab_size=V, context_length=T, hidden_size=D, pad_to
 
 def adapted(kind: str = "linear", init_lora_weights=False, **lora_kwargs):
     """A PEFT model with a non-zero adapter (init_lora_weights=False: A and B both random)."""
-    config = LoraConfig(r=R, lora_alpha=3, target_modules=["mixing"], task_type="CAUSAL_LM",
-                        init_lora_weights=init_lora_weights, **lora_kwargs)
+    config = LoraConfig(
+        r=R,
+        lora_alpha=3,
+        target_modules=["mixing"],
+        task_type="CAUSAL_LM",
+        init_lora_weights=init_lora_weights,
+        **lora_kwargs,
+    )
     torch.manual_seed(1)
     return get_peft_model(tiny(kind), config).eval()
 
@@ -128,8 +134,10 @@ def test_only_lora_factors_get_gradients_and_they_match_the_dense_reference():
     peft_model = adapted("mlp").train()
     a, b, scale = lora_factors(peft_model)
     trainable = {name for name, p in peft_model.named_parameters() if p.requires_grad}
-    assert trainable == {"base_model.model.model.mixing.lora_mixing_A.default",
-                         "base_model.model.model.mixing.lora_mixing_B.default"}
+    assert trainable == {
+        "base_model.model.model.mixing.lora_mixing_A.default",
+        "base_model.model.model.mixing.lora_mixing_B.default",
+    }
     ids = random_ids(2, T + 2, seed=3)
     peft_model(input_ids=ids, labels=ids).loss.backward()
     assert all(p.grad is None for p in peft_model.parameters() if not p.requires_grad)
@@ -218,8 +226,9 @@ def test_merge_unmerge_and_disable_adapter():
         peft_model.merge_adapter()
         torch.testing.assert_close(peft_model(input_ids=ids).logits, adapted_logits, rtol=1e-5, atol=1e-5)
         peft_model.unmerge_adapter()
-    torch.testing.assert_close(peft_model.base_model.model.model.mixing.get_base_layer().weight, base_weight,
-                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        peft_model.base_model.model.model.mixing.get_base_layer().weight, base_weight, rtol=0, atol=1e-6
+    )
 
 
 def test_delta_weight_is_the_packed_low_rank_product():
@@ -253,9 +262,17 @@ def test_trainer_trains_only_the_adapter(tmp_path):
     b_before = lora_factors(peft_model)[1].detach().clone()
     ids = random_ids(8, T + 1, seed=11)  # one batch, seen at every step: the loss must go down
     dataset = [{"input_ids": row, "labels": row} for row in ids]
-    args = TrainingArguments(output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=8,
-                             learning_rate=5e-2, report_to=[], save_strategy="no", logging_steps=1,
-                             use_cpu=True, disable_tqdm=True)
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=4,
+        per_device_train_batch_size=8,
+        learning_rate=5e-2,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        use_cpu=True,
+        disable_tqdm=True,
+    )
     trainer = Trainer(model=peft_model, args=args, train_dataset=dataset)
     result = trainer.train()
     assert result.global_step == 4
@@ -307,7 +324,12 @@ def test_peft_works_in_a_fresh_process_after_a_plain_import_hf_linear():
         "print(type(peft_model.base_model.model.model.mixing).__name__)\n"
     )
     for order in (program, "import peft\n" + program.replace("assert 'peft' not in sys.modules", "pass")):
-        done = subprocess.run([sys.executable, "-c", order], capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", order],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         assert done.stdout.strip() == "MaskedMixingLoraLayer"

@@ -13,11 +13,11 @@ from functools import partial
 import pytest
 import torch
 from helpers import tiny_model
+from transformers import AutoModelForCausalLM
 
 import hf_linear  # noqa: F401
 from hf_linear import LinearLMConfig, LinearLMModel
 from hf_linear.model_surgery import adapt_pretrained
-from transformers import AutoModelForCausalLM
 
 V, T, D = 17, 5, 4
 tiny = partial(tiny_model, vocab_size=V, context_length=T, hidden_size=D)
@@ -43,8 +43,9 @@ def test_grown_window_computes_what_the_old_sliding_window_computed(kind, new_T)
         # must give the same logits, both inside its new window and when it slides itself
         torch.testing.assert_close(grown(ids).logits, old(ids).logits, rtol=1e-5, atol=1e-5)
         # and the generation path (last position of a window of up to new_T tokens)
-        torch.testing.assert_close(grown(ids, logits_to_keep=1).logits[:, -1], old(ids).logits[:, -1],
-                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            grown(ids, logits_to_keep=1).logits[:, -1], old(ids).logits[:, -1], rtol=1e-5, atol=1e-5
+        )
 
 
 def test_new_rows_are_the_last_row_shifted():
@@ -119,8 +120,17 @@ def test_adapt_pretrained_grows_both_and_checks_the_architecture():
     ids = random_ids(2, T)
     with torch.no_grad():
         before = model(ids).logits
-    adapt_pretrained(model, context_length=T + 4, vocab_size=V + 2, hidden_size=D, model_type="mlp_lm",
-                     num_mlp_layers=1, mlp_hidden_size=None, pad_token_id=V + 1, mixing_chunk_size=2)
+    adapt_pretrained(
+        model,
+        context_length=T + 4,
+        vocab_size=V + 2,
+        hidden_size=D,
+        model_type="mlp_lm",
+        num_mlp_layers=1,
+        mlp_hidden_size=None,
+        pad_token_id=V + 1,
+        mixing_chunk_size=2,
+    )
     assert (model.config.context_length, model.config.vocab_size, model.config.pad_token_id) == (T + 4, V + 2, V + 1)
     assert model.config.mixing_chunk_size == 2 == model.model.mixing.chunk_size
     with torch.no_grad():

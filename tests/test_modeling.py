@@ -18,10 +18,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from helpers import tiny_model
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 import hf_linear  # noqa: F401  (registers the Auto classes)
 from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 V, T, D = 23, 6, 4
 tiny = partial(tiny_model, vocab_size=V, context_length=T, hidden_size=D)
@@ -143,7 +143,7 @@ def test_gradients_match_dense_masked_reference():
         for j in range(i + 1):
             torch.testing.assert_close(got[k], dense.grad[i * D : (i + 1) * D, j * D : (j + 1) * D].T)
             k += 1
-    assert dense.grad[0 : D, D : 2 * D].abs().sum() == 0  # masked blocks get no gradient
+    assert dense.grad[0:D, D : 2 * D].abs().sum() == 0  # masked blocks get no gradient
 
 
 @pytest.mark.parametrize("chunk_size", [1, 4, None])
@@ -160,7 +160,7 @@ def test_every_gradient_matches_the_reference_beyond_the_window(chunk_size):
     logits = reference_logits(model, ids)
     F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1), ignore_index=-100).backward()
     for name, p in model.named_parameters():
-        torch.testing.assert_close(got[name], p.grad, rtol=1e-4, atol=1e-5, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(got[name], p.grad, rtol=1e-4, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_output_depends_only_on_the_last_T_tokens_up_to_i():
@@ -339,7 +339,6 @@ def test_greedy_generation_matches_reference_beyond_the_window(kind):
     assert out[0].tolist() == greedy_reference(model, prompt, 2 * T)
 
 
-
 @pytest.mark.parametrize("kind", ["linear", "mlp"])
 def test_single_sequence_generation_reads_transposed_copies_that_follow_the_weights(kind, monkeypatch):
     """At batch 1, generate takes the decoding path (`decoding_step`), which reads transposed
@@ -362,6 +361,7 @@ def test_single_sequence_generation_reads_transposed_copies_that_follow_the_weig
             for parameter in model.parameters():
                 parameter.mul_(-1.5)
         made.clear()
+
 
 def test_generation_is_incremental(monkeypatch):
     """generate computes the last position only: the all-positions path is never taken."""

@@ -15,11 +15,32 @@ from hf_linear.output_dirs import OUTPUT_MARKER, OutputDirError, check_output_di
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILDERS = {
-    "build_arithmetic.py": ["--task", "multiplication", "--digits", "2", "--cot", "lsb", "--train-size", "10",
-                            "--validation-size", "5", "--test-size", "5"],  # fmt: skip
-    "build_tinystories.py": ["--source", str(REPO_ROOT.parent / "shared/data/tinystories"), "--tokenizer",
-                             str(REPO_ROOT.parent / "shared/data/gpt2-tokenizer"), "--max-stories", "5",
-                             "--context-length", "16", "--num-proc", "1"],  # fmt: skip
+    "build_arithmetic.py": [
+        "--task",
+        "multiplication",
+        "--digits",
+        "2",
+        "--cot",
+        "lsb",
+        "--train-size",
+        "10",
+        "--validation-size",
+        "5",
+        "--test-size",
+        "5",
+    ],
+    "build_tinystories.py": [
+        "--source",
+        str(REPO_ROOT.parent / "shared/data/tinystories"),
+        "--tokenizer",
+        str(REPO_ROOT.parent / "shared/data/gpt2-tokenizer"),
+        "--max-stories",
+        "5",
+        "--context-length",
+        "16",
+        "--num-proc",
+        "1",
+    ],
 }
 
 
@@ -32,8 +53,13 @@ def users_files(directory: Path) -> dict[str, str]:
 
 
 def build(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO_ROOT / "dataset_scripts" / script), *BUILDERS[script], *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "dataset_scripts" / script), *BUILDERS[script], *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("script", sorted(BUILDERS))
@@ -78,9 +104,11 @@ def test_a_marked_output_is_replaced_with_its_permissions(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [OUTPUT_MARKER, "b.txt"]
     assert out.stat().st_mode & 0o777 == 0o751
     (out / OUTPUT_MARKER).unlink()  # the marker removed after the check: the swap itself refuses
-    with pytest.raises(OutputDirError, match="not written by hf-linear"):
-        with staged_directory(out, written_by="a test") as staging:
-            (staging / "c.txt").write_text("third")
+    with (
+        pytest.raises(OutputDirError, match="not written by hf-linear"),
+        staged_directory(out, written_by="a test") as staging,
+    ):
+        (staging / "c.txt").write_text("third")
     assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
@@ -98,8 +126,7 @@ def test_leftovers_of_a_killed_swap_are_cleaned_and_the_old_output_restored(tmp_
     with staged_directory(tmp_path / "other", written_by="a test"):
         pass  # another output in the same folder does not touch out's leftovers
     assert (tmp_path / f".out.old-{pid}-x").exists()
-    with pytest.raises(RuntimeError):
-        with staged_directory(out, written_by="a test"):
-            raise RuntimeError("build failed")
+    with pytest.raises(RuntimeError), staged_directory(out, written_by="a test"):
+        raise RuntimeError("build failed")
     assert (out / "data.txt").read_text() == "previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "other", "out"]

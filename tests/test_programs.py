@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 import torch
+import yaml
 
 from hf_linear.data.programs import MACHINES, PROGRAMS, ProgramBuilder, TuringMachine, compile_program
 from hf_linear.data.programs.certificate import certificate_model, certify
@@ -88,8 +88,10 @@ def test_gates_lower_to_the_functions_they_name():
         "majority": (builder.majority(w, x, y), lambda b: int(b[0] + b[1] + b[2] >= 2)),
         "xor": (builder.xor(x, z), lambda b: b[1] ^ b[3]),
         "constant": (builder.gate([(ONE, 1), (ZERO, 5), (w, 1)], 2), lambda b: b[0]),
-        "apply": (builder.apply(lambda *t: str((int(t[0]) + 2 * int(t[1]) + int(t[2])) % 3), w, x, y),
-                  lambda b: (b[0] + 2 * b[1] + b[2]) % 3),  # fmt: skip
+        "apply": (
+            builder.apply(lambda *t: str((int(t[0]) + 2 * int(t[1]) + int(t[2])) % 3), w, x, y),
+            lambda b: (b[0] + 2 * b[1] + b[2]) % 3,
+        ),
     }
     total, carry = builder.full_adder(x, y, z)
     builder.begin_answer()
@@ -137,9 +139,12 @@ def test_the_certificate_of_the_paper_sized_multiplication_is_exact():
 
 def test_the_turing_machine_format_is_generic_in_the_table():
     flip = TuringMachine(  # a third machine, defined here: complement every bit, halt at the blank
-        name="flip", start="f", halt="h", steps=lambda bits: bits + 1,
+        name="flip",
+        start="f",
+        halt="h",
+        steps=lambda bits: bits + 1,
         transitions={("f", "0"): ("f", "1", "R"), ("f", "1"): ("f", "0", "R"), ("f", "_"): ("h", "_", "S")},
-    )  # fmt: skip
+    )
     for machine in (*MACHINES.values(), flip):
         program = turing_machine_program(machine, 6)
         for x in range(64):
@@ -147,7 +152,9 @@ def test_the_turing_machine_format_is_generic_in_the_table():
     answer = turing_machine_program(flip, 6).tokens(0b101100)[-7:]
     assert answer == ["1", "1", "0", "0", "1", "0", "_"]  # LSB first: 001101 complemented, then the blank
     with pytest.raises(ValueError, match="not halted"):
-        turing_machine_reference(TuringMachine("slow", "c", "h", MACHINES["increment"].transitions, lambda bits: 1), 4, 15)
+        turing_machine_reference(
+            TuringMachine("slow", "c", "h", MACHINES["increment"].transitions, lambda bits: 1), 4, 15
+        )
 
 
 def test_data_is_deterministic_split_by_hash_and_prompts_are_checked():
@@ -176,11 +183,21 @@ def test_data_is_deterministic_split_by_hash_and_prompts_are_checked():
 def test_a_tiny_linear_run_learns_comparison_end_to_end_and_is_shared(tmp_path, hub_server):
     config = {
         "model": {"type": "linear_lm", "hidden_size": 8},
-        "dataset": {"program_stream": {"program": "comparison", "size": 64, "seed": 0, "validation_size": 50,
-                                       "test_size": 100}},  # fmt: skip
-        "training": {"output_dir": str(tmp_path / "run"), "per_device_train_batch_size": 64, "learning_rate": 1e-2,
-                     "lr_scheduler_type": "constant", "max_steps": 150, "logging_steps": 50, "save_strategy": "no",
-                     "report_to": [], "disable_tqdm": True, "seed": 0},  # fmt: skip
+        "dataset": {
+            "program_stream": {"program": "comparison", "size": 64, "seed": 0, "validation_size": 50, "test_size": 100}
+        },
+        "training": {
+            "output_dir": str(tmp_path / "run"),
+            "per_device_train_batch_size": 64,
+            "learning_rate": 1e-2,
+            "lr_scheduler_type": "constant",
+            "max_steps": 150,
+            "logging_steps": 50,
+            "save_strategy": "no",
+            "report_to": [],
+            "disable_tqdm": True,
+            "seed": 0,
+        },
         "evaluation": {"num_samples": 100, "during_training_samples": 0, "batch_size": 100, "num_examples": 1},
     }
     assert data_source(config["dataset"]).describe() == "program comparison-64"
@@ -213,8 +230,24 @@ def test_builder_cli_saves_certifies_and_pushes_to_the_local_hub(tmp_path, capsy
     import build_program
 
     repo_id = hub_server.repo_id("program-tm")
-    argv = ["--program", "tm-double", "--size", "6", "--train-size", "30", "--validation-size", "4", "--test-size", "6",
-            "--certify", "6", "--out", str(tmp_path / "tm"), "--push-to-hub", repo_id]  # fmt: skip
+    argv = [
+        "--program",
+        "tm-double",
+        "--size",
+        "6",
+        "--train-size",
+        "30",
+        "--validation-size",
+        "4",
+        "--test-size",
+        "6",
+        "--certify",
+        "6",
+        "--out",
+        str(tmp_path / "tm"),
+        "--push-to-hub",
+        repo_id,
+    ]
     assert build_program.main(argv) == 0
     assert "certificate: 100.00% exact match on 6" in capsys.readouterr().out
     saved = load_from_disk(str(tmp_path / "tm"))
@@ -240,8 +273,9 @@ def test_wiring_of_the_certificate_is_its_reads_and_a_random_model_is_far_from_i
     for position, step in program.steps.items():  # exactly on the reads whose tokens vary in the data
         if len(step.outputs) > 1:
             assert set(influence[position].nonzero().flatten().tolist()) == set(step.reads) & varies
-    random_model = LinearLMForCausalLM(LinearLMConfig(vocab_size=len(program.vocabulary), context_length=program.length,
-                                                      hidden_size=8))  # fmt: skip
+    random_model = LinearLMForCausalLM(
+        LinearLMConfig(vocab_size=len(program.vocabulary), context_length=program.length, hidden_size=8)
+    )
     assert wiring_agreement(random_model, program)["mean_share_on_compiled_reads"] < 0.3
 
 
@@ -279,18 +313,30 @@ def test_a_users_own_program_compiles_certifies_and_trains_from_a_config(tmp_pat
     dataset = build_program_dataset("my_programs:maximum", 64, train_size=0, validation_size=5, test_size=20, **trusted)
     assert certify(program, dataset["test"], build_program_tokenizer(program))["exact_match"] == 1.0
     assert "the program `my_programs:maximum`" in render_dataset_card(dataset, **trusted)
-    for bad, message in [("my_programs:nothing", "cannot import"), ("nope", "nor 'module:function'"),
-                         ("json:dumps", "not a compiled Program")]:  # fmt: skip
+    for bad, message in [
+        ("my_programs:nothing", "cannot import"),
+        ("nope", "nor 'module:function'"),
+        ("json:dumps", "not a compiled Program"),
+    ]:
         with pytest.raises(ValueError, match=message):
             compile_program(bad, 64, **trusted)
 
     from hf_linear.training.train import main
 
-    config = {"model": {"type": "linear_lm", "hidden_size": 4, "context_length": program.length + 1},
-              "dataset": {"program": {"program": "my_programs:maximum", "size": 64, "train_size": 64,
-                                      "validation_size": 4, "test_size": 4}},
-              "training": {"output_dir": str(tmp_path / "run"), "max_steps": 2, "report_to": "none"},
-              "evaluation": {"num_samples": 4}}  # fmt: skip
+    config = {
+        "model": {"type": "linear_lm", "hidden_size": 4, "context_length": program.length + 1},
+        "dataset": {
+            "program": {
+                "program": "my_programs:maximum",
+                "size": 64,
+                "train_size": 64,
+                "validation_size": 4,
+                "test_size": 4,
+            }
+        },
+        "training": {"output_dir": str(tmp_path / "run"), "max_steps": 2, "report_to": "none"},
+        "evaluation": {"num_samples": 4},
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     assert main([str(tmp_path / "config.yaml"), "--trust-program-code"]) == 0
     assert (tmp_path / "run" / "model.safetensors").is_file()

@@ -38,14 +38,29 @@ def word_level_tokenizer(space_prefix_decoder: bool = False) -> PreTrainedTokeni
     word_level.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     if space_prefix_decoder:
         word_level.decoder = decoders.Sequence([decoders.Replace(Regex("^"), " "), decoders.Replace(" [BOS]", "[BOS]")])
-    return PreTrainedTokenizerFast(tokenizer_object=word_level, bos_token="[BOS]", eos_token="[EOS]", pad_token="[PAD]",
-                                   unk_token="[UNK]", padding_side="left", clean_up_tokenization_spaces=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=word_level,
+        bos_token="[BOS]",
+        eos_token="[EOS]",
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
+    )
 
 
 def word_model() -> MLPLMForCausalLM:
     """A tiny MLPLM over WORDS that never generates a special token."""
-    model = tiny_model("mlp", vocab_size=len(WORDS), context_length=6, hidden_size=4, num_mlp_layers=2,
-                       bos_token_id=1, eos_token_id=WORDS.index("[EOS]"), pad_token_id=WORDS.index("[PAD]"))  # fmt: skip
+    model = tiny_model(
+        "mlp",
+        vocab_size=len(WORDS),
+        context_length=6,
+        hidden_size=4,
+        num_mlp_layers=2,
+        bos_token_id=1,
+        eos_token_id=WORDS.index("[EOS]"),
+        pad_token_id=WORDS.index("[PAD]"),
+    )
     with torch.no_grad():
         model.lm_head.bias[SPECIAL_IDS] = -1e4  # generate words only, so that decoded text is never empty
     return model
@@ -124,8 +139,15 @@ def without_hf_linear(checkpoint):
         """
     )
     env = dict(os.environ, HF_MODULES_CACHE=str(root / "modules"), HF_HUB_OFFLINE="1")
-    result = subprocess.run([sys.executable, "-I", "-c", script], cwd=root, env=env, stdin=subprocess.DEVNULL,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", script],
+        cwd=root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULTS="))
     return json.loads(line.removeprefix("RESULTS=")), result.stdout + result.stderr
@@ -159,11 +181,15 @@ def test_tokenizer_loads_without_hf_linear_and_without_a_prompt(without_hf_linea
     assert PROMPT_MARK not in output
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "transformers 5.24: AutoTokenizer.from_pretrained resolves the model config with "
-    "AutoConfig.from_pretrained(path, trust_remote_code=None) before reading tokenizer_config.json; "
-    "config.json needs auto_map.AutoConfig for trust_remote_code loading, so the plain call asks "
-    "(15 s timeout) unless hf_linear is imported or trust_remote_code=False/True is passed"))
+@pytest.mark.xfail(
+    strict=False,
+    reason=(
+        "transformers 5.24: AutoTokenizer.from_pretrained resolves the model config with "
+        "AutoConfig.from_pretrained(path, trust_remote_code=None) before reading tokenizer_config.json; "
+        "config.json needs auto_map.AutoConfig for trust_remote_code loading, so the plain call asks "
+        "(15 s timeout) unless hf_linear is imported or trust_remote_code=False/True is passed"
+    ),
+)
 def test_plain_auto_tokenizer_without_hf_linear_does_not_ask(without_hf_linear):
     results, _ = without_hf_linear
     assert not results["plain_tokenizer_prompted"]
@@ -186,8 +212,11 @@ def expected_pipeline_text(model, tokenizer, prompt: str, max_new_tokens: int) -
     ids = tokenizer(prompt, return_tensors="pt")
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False)
-    new_words = [t for t in tokenizer.convert_ids_to_tokens(out[0, ids["input_ids"].shape[1] :].tolist())
-                 if t not in tokenizer.all_special_tokens]  # fmt: skip
+    new_words = [
+        t
+        for t in tokenizer.convert_ids_to_tokens(out[0, ids["input_ids"].shape[1] :].tolist())
+        if t not in tokenizer.all_special_tokens
+    ]
     assert new_words  # the special tokens are never generated (word_model)
     return prompt + " " + " ".join(new_words)
 

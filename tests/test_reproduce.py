@@ -42,7 +42,10 @@ def test_reproduce_runs_publishes_and_regenerates(layout, monkeypatch):
     assert published == reports / "tiny"
     report = (published / "REPORT.md").read_text()
     assert "# Study: tiny" in report and "Where the chain breaks" in report
-    assert all((published / "plots" / name).read_bytes()[:8] == PNG_SIGNATURE for name in ("curves_tokens.png", "inspect_best.png"))
+    assert all(
+        (published / "plots" / name).read_bytes()[:8] == PNG_SIGNATURE
+        for name in ("curves_tokens.png", "inspect_best.png")
+    )
     # every number traceable: the run files are published, the weights are not
     for run in ("type-linear_lm", "type-mlp_lm"):
         assert json.loads((published / "runs" / run / "eval_results.json").read_text())["num_samples"] == 16
@@ -53,12 +56,16 @@ def test_reproduce_runs_publishes_and_regenerates(layout, monkeypatch):
     assert len((published / "results.jsonl").read_text().splitlines()) == 2
 
     text = results.read_text()
-    assert text.startswith("# Results\n\nhand-written intro\n\n" + BEGIN) and text.endswith(END + "\n\nhand-written notes\n")
+    assert text.startswith("# Results\n\nhand-written intro\n\n" + BEGIN) and text.endswith(
+        END + "\n\nhand-written notes\n"
+    )
     assert "old table" not in text and "### tiny" in text and "2 runs" in text and "(reports/tiny/REPORT.md)" in text
 
     # a second call trains nothing (finished runs are skipped) and writes the same section
     outcomes, real_run_study = [], reproduce_module.run_study
-    monkeypatch.setattr(reproduce_module, "run_study", lambda *a, **k: outcomes.append(real_run_study(*a, **k)) or outcomes[-1])
+    monkeypatch.setattr(
+        reproduce_module, "run_study", lambda *a, **k: outcomes.append(real_run_study(*a, **k)) or outcomes[-1]
+    )
     before = results.read_text()
     reproduce(studies, reports, results, runs_dir=runs)
     assert outcomes == [{"type-linear_lm": "skipped", "type-mlp_lm": "skipped"}]
@@ -102,13 +109,28 @@ def record(name, model_type, cot, exact, reached_at=None, **extra):
     curve = [{"step": 1, "tokens": 1000, "exact_match": 0.0, "per_digit_accuracy": 0.5}]
     if reached_at:
         curve.append({"step": 2, "tokens": reached_at, "exact_match": 0.995, "per_digit_accuracy": 0.999})
-    return {"name": name, "model_type": model_type, "cot": cot, "final": {"exact_match": exact, "per_digit_accuracy": 0.5},
-            "curve": curve, "parameters": 3_400_000, "tokens": 5_000_000, "wall_seconds": 360, "sequence_tokens": 80, **extra}  # fmt: skip
+    return {
+        "name": name,
+        "model_type": model_type,
+        "cot": cot,
+        "final": {"exact_match": exact, "per_digit_accuracy": 0.5},
+        "curve": curve,
+        "parameters": 3_400_000,
+        "tokens": 5_000_000,
+        "wall_seconds": 360,
+        "sequence_tokens": 80,
+        **extra,
+    }
 
 
 def test_formats_claims_follow_the_numbers():
-    failing = claims_formats({"p": record("p", "mlp_lm", "paper", 0.0), "l": record("l", "mlp_lm", "lsb", 1.0, 2_000_000),
-                              "d": record("d", "mlp_lm", "direct", 0.0)})  # fmt: skip
+    failing = claims_formats(
+        {
+            "p": record("p", "mlp_lm", "paper", 0.0),
+            "l": record("l", "mlp_lm", "lsb", 1.0, 2_000_000),
+            "d": record("d", "mlp_lm", "direct", 0.0),
+        }
+    )
     assert "not reproduced at this budget" in failing[0]
     assert any("100.0% with the 80-token `lsb` CoT and 0.0% with no CoT" in line for line in failing)
     assert "**reproduced**" in claims_formats({"p": record("p", "mlp_lm", "paper", 0.97)})[0]
@@ -148,10 +170,15 @@ def test_one_hour_claims_follow_the_numbers():
     paper = record("paper-4x4", "mlp_lm", "paper", 0.0)
     # per-digit error 0.5 * (tokens / 1e6)^-0.5 over six evaluations: 96.9% exact over 8 digits needs
     # 1 - 0.969^(1/8) = 0.394% error, at tokens = 1e6 * (0.5 / 0.00394)^2
-    paper["curve"] = [{"tokens": t, "per_digit_accuracy": 1 - 0.5 * (t / 1e6) ** -0.5} for t in (1e6, 2e6, 4e6, 8e6, 16e6, 32e6)]
+    paper["curve"] = [
+        {"tokens": t, "per_digit_accuracy": 1 - 0.5 * (t / 1e6) ** -0.5} for t in (1e6, 2e6, 4e6, 8e6, 16e6, 32e6)
+    ]
     lines = claims_one_hour({"lsb-8x8": eight, "paper-4x4": paper})
     assert lines[0].startswith("* **8x8 with `lsb` in 6.0 min** (target ≥ 99% held out): **met** — 99.2% exact")
-    assert "after 11,000 steps" in lines[0] and "50% after 20M tokens, 90% after 40M tokens, 99% after 40M tokens" in lines[0]
+    assert (
+        "after 11,000 steps" in lines[0]
+        and "50% after 20M tokens, 90% after 40M tokens, 99% after 40M tokens" in lines[0]
+    )
     assert "not reproduced at this budget" in lines[1]
     needed = 1e6 * (0.5 / (1 - 0.969 ** (1 / 8))) ** 2
     assert f"**{needed / 1e9:.3g}B tokens**" in lines[2]
@@ -162,8 +189,10 @@ def test_one_hour_claims_follow_the_numbers():
 
 
 def test_seed_claims_need_every_seed():
-    seeds = {f"seed-{i}": record(f"seed-{i}", "mlp_lm", "lsb", exact, 4_000_000, wall_seconds=seconds)
-             for i, (exact, seconds) in enumerate([(1.0, 150), (0.995, 168), (0.99, 159)])}  # fmt: skip
+    seeds = {
+        f"seed-{i}": record(f"seed-{i}", "mlp_lm", "lsb", exact, 4_000_000, wall_seconds=seconds)
+        for i, (exact, seconds) in enumerate([(1.0, 150), (0.995, 168), (0.99, 159)])
+    }
     for r in seeds.values():
         r["final"]["num_samples"] = 1000
     line = claims_seeds(seeds)[0]

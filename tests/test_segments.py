@@ -13,16 +13,22 @@ from hf_linear.data.arithmetic.formats import segments_of
 from hf_linear.evaluation.cli import main as eval_main
 from hf_linear.evaluation.segments import segment_accuracy, teacher_forced_predictions
 
-
 TOKENIZER = build_arithmetic_tokenizer()
 # the fields of a tiny LinearLM over the arithmetic vocabulary (tiny_model(context_length=..., **ARITHMETIC))
-ARITHMETIC = {"hidden_size": 6, "vocab_size": len(TOKENIZER), "bos_token_id": TOKENIZER.bos_token_id,
-              "eos_token_id": TOKENIZER.eos_token_id, "pad_token_id": TOKENIZER.pad_token_id}  # fmt: skip
+ARITHMETIC = {
+    "hidden_size": 6,
+    "vocab_size": len(TOKENIZER),
+    "bos_token_id": TOKENIZER.bos_token_id,
+    "eos_token_id": TOKENIZER.eos_token_id,
+    "pad_token_id": TOKENIZER.pad_token_id,
+}
 
 
 @pytest.fixture(scope="module")
 def split():
-    return build_arithmetic_dataset("multiplication", 2, "lsb", train_size=0, validation_size=0, test_size=40, seed=1)["test"]
+    return build_arithmetic_dataset("multiplication", 2, "lsb", train_size=0, validation_size=0, test_size=40, seed=1)[
+        "test"
+    ]
 
 
 def test_teacher_forced_predictions_are_the_predictions_from_each_prefix(split):
@@ -48,14 +54,20 @@ def test_segment_accuracy_matches_a_loop(split):
     # reference: per example, predict every token from its prefix, then cut at "=" by hand
     tokens = split[0]["text"].split()
     cuts = [i for i, token in enumerate(tokens) if token == "="]
-    bounds = [("prompt", 1, cuts[0]), ("long multiplication", cuts[0] + 1, cuts[1]), ("answer", cuts[1] + 1, len(tokens) - 1)]
+    bounds = [
+        ("prompt", 1, cuts[0]),
+        ("long multiplication", cuts[0] + 1, cuts[1]),
+        ("answer", cuts[1] + 1, len(tokens) - 1),
+    ]
     hits = {name: [] for name, _, _ in bounds}
     whole = {name: [] for name, _, _ in bounds}
     with torch.no_grad():
         for text in split["text"]:
             ids = torch.tensor([tokenizer.convert_tokens_to_ids(text.split())])
             for name, start, end in bounds:
-                right = [bool(model(input_ids=ids[:, :t]).logits[0, -1].argmax() == ids[0, t]) for t in range(start, end + 1)]
+                right = [
+                    bool(model(input_ids=ids[:, :t]).logits[0, -1].argmax() == ids[0, t]) for t in range(start, end + 1)
+                ]
                 hits[name] += right
                 whole[name].append(all(right))
     assert [part["name"] for part in report] == [name for name, _, _ in bounds]
@@ -70,8 +82,11 @@ def test_segment_accuracy_matches_a_loop(split):
     plus = [i for i, token in enumerate(tokens) if token == "+"]
     assert [(row["start"], row["end"]) for row in rows] == [(cuts[0] + 1, plus[0]), (plus[0] + 1, cuts[1])]
     first = (bounds[1][1], plus[0])  # the first row, scored from the loop's per-token hits
-    right = [hits["long multiplication"][e * (cuts[1] - cuts[0]) + t - cuts[0] - 1]
-             for e in range(len(split)) for t in range(first[0], first[1] + 1)]  # fmt: skip
+    right = [
+        hits["long multiplication"][e * (cuts[1] - cuts[0]) + t - cuts[0] - 1]
+        for e in range(len(split))
+        for t in range(first[0], first[1] + 1)
+    ]
     assert rows[0]["token_accuracy"] == pytest.approx(sum(right) / len(right))
     assert "steps" not in report[0] and "steps" not in report[2]
 
@@ -79,7 +94,13 @@ def test_segment_accuracy_matches_a_loop(split):
 def test_the_paper_format_has_named_segments():
     spec = ArithmeticSpec.create("multiplication", 4, "paper")
     parts = segments_of(spec.format.tokens((1234, 5678)) + ["[EOS]"], spec.format.step_names)
-    assert [p["name"] for p in parts] == ["prompt", "operand expansions", "digit-pair terms", "partial products", "answer"]
+    assert [p["name"] for p in parts] == [
+        "prompt",
+        "operand expansions",
+        "digit-pair terms",
+        "partial products",
+        "answer",
+    ]
     assert parts[0] == {"name": "prompt", "start": 0, "end": 10}  # [BOS] 4 digits x 4 digits =
     assert parts[-1] == {"name": "answer", "start": 307 - 8, "end": 307}  # 8 digits + [EOS]
     assert all(a["end"] + 1 == b["start"] for a, b in zip(parts, parts[1:]))
@@ -88,7 +109,9 @@ def test_the_paper_format_has_named_segments():
 def test_segments_refuse_examples_of_different_lengths():
     tokenizer = build_arithmetic_tokenizer()
     with pytest.raises(ValueError, match="differ in length"):
-        segment_accuracy(tiny_model(context_length=40, **ARITHMETIC), tokenizer, ["[BOS] 1 x 2 = 2 [EOS]", "[BOS] 1 x 2 = 0 2 [EOS]"])
+        segment_accuracy(
+            tiny_model(context_length=40, **ARITHMETIC), tokenizer, ["[BOS] 1 x 2 = 2 [EOS]", "[BOS] 1 x 2 = 0 2 [EOS]"]
+        )
 
 
 def test_eval_cli_segments(tmp_path, capsys):
@@ -96,10 +119,21 @@ def test_eval_cli_segments(tmp_path, capsys):
     window = ArithmeticSpec.create("multiplication", 2, "paper").length + 1
     tiny_model(context_length=window, **ARITHMETIC).save_pretrained(tmp_path / "ckpt")
     tokenizer.save_pretrained(tmp_path / "ckpt")
-    arithmetic = json.dumps({"task": "multiplication", "digits": [2, 2], "cot": "paper", "test_size": 20, "validation_size": 0})
-    assert eval_main([str(tmp_path / "ckpt"), "--arithmetic", arithmetic, "--segments", "--num-samples", "20", "--show", "0"]) == 0
+    arithmetic = json.dumps(
+        {"task": "multiplication", "digits": [2, 2], "cot": "paper", "test_size": 20, "validation_size": 0}
+    )
+    assert (
+        eval_main(
+            [str(tmp_path / "ckpt"), "--arithmetic", arithmetic, "--segments", "--num-samples", "20", "--show", "0"]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "ckpt" / "eval_results.json").read_text())
-    assert [p["name"] for p in report["segments"]][1:4] == ["operand expansions", "digit-pair terms", "partial products"]
+    assert [p["name"] for p in report["segments"]][1:4] == [
+        "operand expansions",
+        "digit-pair terms",
+        "partial products",
+    ]
     assert "teacher-forced accuracy per segment" in capsys.readouterr().out
 
 
@@ -139,8 +173,15 @@ def test_dead_positions_are_those_whose_units_never_fire(split, tmp_path, capsys
 
     model.save_pretrained(tmp_path / "ckpt")
     TOKENIZER.save_pretrained(tmp_path / "ckpt")
-    arithmetic = json.dumps({"task": "multiplication", "digits": [2, 2], "cot": "lsb", "test_size": 20, "validation_size": 0})
-    assert eval_main([str(tmp_path / "ckpt"), "--arithmetic", arithmetic, "--segments", "--num-samples", "20", "--show", "0"]) == 0
+    arithmetic = json.dumps(
+        {"task": "multiplication", "digits": [2, 2], "cot": "lsb", "test_size": 20, "validation_size": 0}
+    )
+    assert (
+        eval_main(
+            [str(tmp_path / "ckpt"), "--arithmetic", arithmetic, "--segments", "--num-samples", "20", "--show", "0"]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "ckpt" / "eval_results.json").read_text())["dead_positions"] == [5]
     out = capsys.readouterr().out
     assert "are 0 on every example" in out and "[5]" in out

@@ -65,7 +65,9 @@ def test_a_tiny_study_end_to_end_with_an_interrupted_run(tmp_path):
     assert mlp["varied"] == {"model.type": "mlp_lm"} and mlp["model_type"] == "mlp_lm"
     assert mlp["steps"] == 6 and mlp["tokens"] > 0 and mlp["parameters"] > 0
     assert [p["step"] for p in mlp["curve"]] == [3, 6]
-    assert mlp["curve"][1]["tokens"] == mlp["tokens"] == 2 * mlp["curve"][0]["tokens"]  # 16 sequences of equal length per step
+    assert (
+        mlp["curve"][1]["tokens"] == mlp["tokens"] == 2 * mlp["curve"][0]["tokens"]
+    )  # 16 sequences of equal length per step
     # the clock continues across the resume
     assert 0 < mlp["curve"][0]["wall_seconds"] < mlp["curve"][1]["wall_seconds"] <= mlp["wall_seconds"]
     assert {"exact_match", "per_digit_accuracy", "loss"} <= set(mlp["curve"][1])
@@ -87,14 +89,18 @@ def test_a_tiny_study_end_to_end_with_an_interrupted_run(tmp_path):
     for name in records:
         assert f"| {name} |" in report
     pngs = sorted((study_dir / "plots").glob("*.png"))
-    assert {"curves_tokens.png", "curves_minutes.png", "final_vs_length.png", "inspect_best.png"} <= {p.name for p in pngs}
+    assert {"curves_tokens.png", "curves_minutes.png", "final_vs_length.png", "inspect_best.png"} <= {
+        p.name for p in pngs
+    }
     for png in pngs:
         assert png.read_bytes()[:8] == PNG_SIGNATURE and 5_000 < png.stat().st_size < 300_000
         assert f"plots/{png.name}" in report
     assert (study_dir / "plots" / "inspect_best.json").is_file()
 
     # a third time: nothing to do, no new lines
-    assert set(run_study(Study.load(write_study(tmp_path, tiny_study())), study_dir, write_report=False).values()) == {"skipped"}
+    assert set(run_study(Study.load(write_study(tmp_path, tiny_study())), study_dir, write_report=False).values()) == {
+        "skipped"
+    }
     assert len(results_lines(study_dir)) == 3
 
     # a changed config does not silently reuse the old run
@@ -109,13 +115,22 @@ def test_report_beside_the_paper_and_with_tokens_to_target(tmp_path):
     study_dir = tmp_path / "study"
     study_dir.mkdir()
     record = {
-        "name": "cot-paper", "varied": {"dataset.arithmetic.cot": "paper"}, "run_dir": "runs/cot-paper",
-        "config": "configs/cot-paper.yaml", "model_type": "gpt2", "task": "4x4-digit multiplication", "cot": "paper",
-        "sequence_tokens": 307, "parameters": 1000, "steps": 20, "tokens": 20 * 3080, "wall_seconds": 90.0,
+        "name": "cot-paper",
+        "varied": {"dataset.arithmetic.cot": "paper"},
+        "run_dir": "runs/cot-paper",
+        "config": "configs/cot-paper.yaml",
+        "model_type": "gpt2",
+        "task": "4x4-digit multiplication",
+        "cot": "paper",
+        "sequence_tokens": 307,
+        "parameters": 1000,
+        "steps": 20,
+        "tokens": 20 * 3080,
+        "wall_seconds": 90.0,
         "final": {"exact_match": 0.5, "per_digit_accuracy": 0.9, "num_samples": 100},
         "curve": [{"step": s, "tokens": s * 3080, "wall_seconds": 4.5 * s, "exact_match": s / 20} for s in (5, 10, 20)],
         "machine": {"cpu": "test cpu", "threads": 2},
-    }  # fmt: skip
+    }
     (study_dir / "results.jsonl").write_text(json.dumps(record) + "\n")
     (study_dir / "study.yaml").write_text(yaml.safe_dump({"name": "fabricated", "report": {"target": 0.5}}))
     report = write_report(study_dir).read_text()
@@ -138,12 +153,21 @@ def test_grid_groups_named_axes_and_null(tmp_path):
         runs=[{"name": "nolr", "set": {"training.learning_rate": None}, "axes": {"training.seed": [1, 2]}}],
     )
     runs = {run.name: run for run in Study.load(write_study(tmp_path, spec)).runs}
-    assert list(runs) == ["type-lin_size-small", "type-lin_size-big", "type-mlp_size-small", "type-mlp_size-big",
-                          "nolr_seed-1", "nolr_seed-2"]  # fmt: skip
+    assert list(runs) == [
+        "type-lin_size-small",
+        "type-lin_size-big",
+        "type-mlp_size-small",
+        "type-mlp_size-big",
+        "nolr_seed-1",
+        "nolr_seed-2",
+    ]
     small = runs["type-mlp_size-small"]
     assert small.config["model"] == {"type": "mlp_lm", "hidden_size": 4} and small.config["training"]["max_steps"] == 2
     assert small.varied == {"model.type": "mlp", "size": "small"}
-    assert "learning_rate" not in runs["nolr_seed-2"].config["training"] and runs["nolr_seed-2"].config["training"]["seed"] == 2
+    assert (
+        "learning_rate" not in runs["nolr_seed-2"].config["training"]
+        and runs["nolr_seed-2"].config["training"]["seed"] == 2
+    )
 
     with pytest.raises(ValueError, match="appear twice"):
         Study.load(write_study(tmp_path, tiny_study(runs=[{"set": {}}, {"set": {}}], axes={})))
@@ -164,16 +188,23 @@ def test_quick_scales_steps_budgets_and_data(tmp_path):
     run = Study.load(write_study(tmp_path, spec), quick=True).runs[0]
     assert run.config["training"]["max_steps"] == 200 and run.config["training"]["eval_steps"] == 34
     assert run.config["budget"]["max_minutes"] == 2
-    assert run.config["dataset"]["arithmetic"]["train_size"] == 2000 and run.config["dataset"]["arithmetic"]["validation_size"] == 64
+    assert (
+        run.config["dataset"]["arithmetic"]["train_size"] == 2000
+        and run.config["dataset"]["arithmetic"]["validation_size"] == 64
+    )
     assert run.config["evaluation"]["batch_size"] == 4
-    assert Study.load(write_study(tmp_path, spec)).runs[0].config["training"]["max_steps"] == 600  # not quick: unchanged
+    assert (
+        Study.load(write_study(tmp_path, spec)).runs[0].config["training"]["max_steps"] == 600
+    )  # not quick: unchanged
 
 
 @pytest.mark.parametrize("path", sorted((REPO_ROOT / "configs" / "studies").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_studies_expand_and_check(path, tmp_path, monkeypatch):
     """Every shipped study expands into runs whose configs pass the training config checks."""
     checked = []
-    monkeypatch.setattr(study_module, "train_run", lambda study, study_dir, run, config, callbacks: checked.append(config) or "done")
+    monkeypatch.setattr(
+        study_module, "train_run", lambda study, study_dir, run, config, callbacks: checked.append(config) or "done"
+    )
     for quick in (False, True):
         study = Study.load(path, quick=quick)
         outcome = run_study(study, tmp_path / path.stem, write_report=False)
@@ -190,7 +221,9 @@ def test_cli_lists_the_runs(capsys):
 def test_series_styles_keep_a_dozen_lines_apart():
     from hf_linear.studies.report import series_styles
 
-    keys = [(n, cot, model) for n in ("16", "32", "64") for cot in ("running", "threshold") for model in ("linear", "mlp")]
+    keys = [
+        (n, cot, model) for n in ("16", "32", "64") for cot in ("running", "threshold") for model in ("linear", "mlp")
+    ]
     styles = series_styles(keys)
     assert len({tuple(sorted(style.items())) for style in styles.values()}) == 12
     # one colour per n, one line style per format, one marker per model

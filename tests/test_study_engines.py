@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import tiny_search, tiny_study
 from transformers import TrainerCallback
 
 from hf_linear.studies.study import Study, run_study
-from helpers import tiny_search, tiny_study
 
 ray = pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install -e '.[engines]'")
 from hf_linear.studies.ray_engine import RayEngine  # noqa: E402
@@ -50,10 +50,12 @@ def comparable(study_dir: Path) -> dict:
     records = [json.loads(line) for line in (study_dir / "results.jsonl").read_text().splitlines()]
     return {
         r["name"]: {
-            "steps": r["steps"], "tokens": r["tokens"], "exact_match": r["final"]["exact_match"],
+            "steps": r["steps"],
+            "tokens": r["tokens"],
+            "exact_match": r["final"]["exact_match"],
             "per_digit_accuracy": r["final"]["per_digit_accuracy"],
             "curve": [(p["step"], p["tokens"], p["exact_match"]) for p in r["curve"]],
-        }  # fmt: skip
+        }
         for r in records
     }
 
@@ -66,7 +68,9 @@ def test_ray_gives_the_sequential_results_and_survives_a_killed_worker(tmp_path,
 
     marker = tmp_path / "killed"
     kill_once = lambda run: KillWorkerOnce(marker) if run.name == KILLED_RUN else TrainerCallback()  # noqa: E731
-    on_ray = run_study(Study.load(path), tmp_path / "ray", callbacks=[kill_once], write_report=False, engine=RayEngine(cpus_per_run=1))
+    on_ray = run_study(
+        Study.load(path), tmp_path / "ray", callbacks=[kill_once], write_report=False, engine=RayEngine(cpus_per_run=1)
+    )
     assert on_ray == {"type-linear_lm": "done", KILLED_RUN: "done"}
     assert marker.read_text() != str(os.getpid())  # a worker died, not this process
     assert comparable(tmp_path / "ray") == comparable(tmp_path / "sequential")

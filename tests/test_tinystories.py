@@ -18,14 +18,6 @@ from helpers import tiny_model
 from transformers import AutoTokenizer
 
 from hf_linear import LinearLMConfig, LinearLMForCausalLM
-from hf_linear.evaluation.lm_report import (
-    distinct_n,
-    new_token_count,
-    repetition_rate,
-    sample_continuations,
-    text_statistics,
-    validation_loss,
-)
 from hf_linear.data.tinystories import (
     build_record_of,
     build_tinystories_dataset,
@@ -35,6 +27,14 @@ from hf_linear.data.tinystories import (
     save_tinystories_dataset,
     split_stories,
     tinystories_tokenizer,
+)
+from hf_linear.evaluation.lm_report import (
+    distinct_n,
+    new_token_count,
+    repetition_rate,
+    sample_continuations,
+    text_statistics,
+    validation_loss,
 )
 from hf_linear.output_dirs import OutputDirError
 
@@ -91,8 +91,9 @@ def test_full_windows_hold_t_inputs_and_t_targets():
 
 def test_local_files_build_matches_a_plain_loop(sample):
     T, n = 64, 150
-    dataset = build_tinystories_dataset(str(sample["stories"]), tokenizer=sample["tokenizer"], context_length=T,
-                                        max_stories=n, num_proc=2)  # fmt: skip
+    dataset = build_tinystories_dataset(
+        str(sample["stories"]), tokenizer=sample["tokenizer"], context_length=T, max_stories=n, num_proc=2
+    )
     tokenizer = tinystories_tokenizer(str(sample["stories"]), sample["tokenizer"], None, n)
     # the paper's vocabulary: GPT-2 BPE + [PAD]
     assert len(tokenizer) == 50258 and tokenizer.pad_token == "[PAD]" and tokenizer.pad_token_id == 50257
@@ -154,7 +155,9 @@ def test_trained_bpe_is_deterministic_and_round_trips(sample):
 
     tinystories_tokenizer.cache_clear()  # train again from scratch: same merges, same windows
     again = build_tinystories_dataset(source, context_length=T, bpe_vocab_size=vocab, max_stories=n)
-    assert tinystories_tokenizer(source, None, vocab, n).backend_tokenizer.to_str() == tokenizer.backend_tokenizer.to_str()
+    assert (
+        tinystories_tokenizer(source, None, vocab, n).backend_tokenizer.to_str() == tokenizer.backend_tokenizer.to_str()
+    )
     assert again["train"]["input_ids"] == dataset["train"]["input_ids"]
 
 
@@ -215,8 +218,20 @@ def test_cli_builds_and_refuses_an_existing_output(sample, tmp_path, capsys):
     build_tinystories = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build_tinystories)
     out = tmp_path / "cli"
-    argv = ["--source", str(sample["stories"]), "--train-bpe", "300", "--context-length", "32",
-            "--max-stories", "20", "--num-proc", "1", "--out", str(out)]  # fmt: skip
+    argv = [
+        "--source",
+        str(sample["stories"]),
+        "--train-bpe",
+        "300",
+        "--context-length",
+        "32",
+        "--max-stories",
+        "20",
+        "--num-proc",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert build_tinystories.main(argv) == 0
     assert len(AutoTokenizer.from_pretrained(out)) == 301 and len(load_from_disk(str(out))["train"]) > 0
     assert "--train-bpe 300 --context-length 32 --max-stories 20" in (out / "README.md").read_text()
@@ -239,9 +254,14 @@ def test_push_to_local_hub_with_card_then_load(hub_server, sample):
     metadata = DatasetCard.load(repo_id, repo_type="dataset").data.to_dict()
     assert metadata["license"] == "cdla-sharing-1.0" and "dataset_info" in metadata
     assert {c["config_name"] for c in metadata["configs"]} == {"default"}
-    pushed_tokenizer = AutoTokenizer.from_pretrained(snapshot_download(repo_id, repo_type="dataset"), subfolder="tokenizer")
+    pushed_tokenizer = AutoTokenizer.from_pretrained(
+        snapshot_download(repo_id, repo_type="dataset"), subfolder="tokenizer"
+    )
     assert pushed_tokenizer.pad_token_id == 50257 and len(pushed_tokenizer) == 50258
-    assert render_dataset_card(dataset, tokenizer).split("---\n")[2] in DatasetCard.load(repo_id, repo_type="dataset").content
+    assert (
+        render_dataset_card(dataset, tokenizer).split("---\n")[2]
+        in DatasetCard.load(repo_id, repo_type="dataset").content
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,8 +305,15 @@ def test_new_token_count_stops_at_the_first_eos():
 def test_samples_are_seeded_and_fill_the_window(sample):
     tokenizer = tinystories_tokenizer(str(sample["stories"]), None, 300, 80)
     torch.manual_seed(0)
-    model = LinearLMForCausalLM(LinearLMConfig(vocab_size=len(tokenizer), context_length=12, hidden_size=4,
-                                               eos_token_id=None, pad_token_id=tokenizer.pad_token_id)).eval()  # fmt: skip
+    model = LinearLMForCausalLM(
+        LinearLMConfig(
+            vocab_size=len(tokenizer),
+            context_length=12,
+            hidden_size=4,
+            eos_token_id=None,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    ).eval()
     texts, speed = sample_continuations(model, tokenizer, "Once upon a", num_samples=3, temperature=0.5, seed=3)
     again, _ = sample_continuations(model, tokenizer, "Once upon a", num_samples=3, temperature=0.5, seed=3)
     other, _ = sample_continuations(model, tokenizer, "Once upon a", num_samples=3, temperature=0.5, seed=4)
@@ -304,14 +331,36 @@ def test_samples_are_seeded_and_fill_the_window(sample):
 def tiny_run(output_dir, model: dict, sample, max_steps: int) -> dict:
     return {
         "model": model,
-        "dataset": {"tinystories": {"source": str(sample["stories"]), "tokenizer": sample["tokenizer"],
-                                    "context_length": 16, "max_stories": 40}},  # fmt: skip
-        "training": {"output_dir": str(output_dir), "per_device_train_batch_size": 32, "learning_rate": 5e-2,
-                     "lr_scheduler_type": "constant", "max_steps": max_steps, "logging_steps": 1,
-                     "eval_strategy": "steps", "eval_steps": max_steps, "save_strategy": "no",
-                     "report_to": [], "disable_tqdm": True, "seed": 0},  # fmt: skip
-        "evaluation": {"split": "validation", "num_samples": 64, "during_training_samples": 64, "batch_size": 32,
-                       "num_generations": 4, "num_examples": 2},  # fmt: skip
+        "dataset": {
+            "tinystories": {
+                "source": str(sample["stories"]),
+                "tokenizer": sample["tokenizer"],
+                "context_length": 16,
+                "max_stories": 40,
+            }
+        },
+        "training": {
+            "output_dir": str(output_dir),
+            "per_device_train_batch_size": 32,
+            "learning_rate": 5e-2,
+            "lr_scheduler_type": "constant",
+            "max_steps": max_steps,
+            "logging_steps": 1,
+            "eval_strategy": "steps",
+            "eval_steps": max_steps,
+            "save_strategy": "no",
+            "report_to": [],
+            "disable_tqdm": True,
+            "seed": 0,
+        },
+        "evaluation": {
+            "split": "validation",
+            "num_samples": 64,
+            "during_training_samples": 64,
+            "batch_size": 32,
+            "num_generations": 4,
+            "num_examples": 2,
+        },
     }
 
 
@@ -363,8 +412,24 @@ def test_eval_cli_scores_language_model_data_by_perplexity(sample, tmp_path, cap
     windows = build_tinystories_dataset(str(sample["stories"]), sample["tokenizer"], context_length=16, max_stories=40)
     data = save_tinystories_dataset(windows, AutoTokenizer.from_pretrained(out), tmp_path / "windows")
     report_path = tmp_path / "report.json"
-    assert main([str(out), "--dataset", str(data), "--split", "validation", "--num-samples", "64",
-                 "--batch-size", "32", "--output", str(report_path)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                str(out),
+                "--dataset",
+                str(data),
+                "--split",
+                "validation",
+                "--num-samples",
+                "64",
+                "--batch-size",
+                "32",
+                "--output",
+                str(report_path),
+            ]
+        )
+        == 0
+    )
     report = json.loads(report_path.read_text())
     assert report["num_samples"] == 64 and report["num_tokens"] == 64 * 16
     assert report["perplexity"] == pytest.approx(trained["perplexity"], rel=1e-5)

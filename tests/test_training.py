@@ -82,7 +82,9 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path):
     config = tiny_config(tmp_path / "out")
     config["training"]["warmup_stepz"] = 3
     result = subprocess.run(
-        [sys.executable, "-m", "hf_linear.cli", "train", str(write_config(tmp_path, config))], capture_output=True, text=True
+        [sys.executable, "-m", "hf_linear.cli", "train", str(write_config(tmp_path, config))],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
     assert "warmup_stepz" in result.stderr and "Traceback" not in result.stderr
@@ -165,8 +167,22 @@ def test_accelerate_two_processes(tmp_path):
     config = tiny_config(tmp_path / "ddp", max_steps=6, save_strategy="steps", save_steps=6)
     path = write_config(tmp_path, config)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    command = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "hf_linear.training.train", str(path)]  # fmt: skip
+    command = [
+        "accelerate",
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "hf_linear.training.train",
+        str(path),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads((tmp_path / "ddp" / "eval_results.json").read_text())
@@ -202,7 +218,9 @@ def test_eval_cli_writes_a_report(tmp_path, capsys):
 
     report_path = tmp_path / "report.json"
     spec = json.dumps({"task": "multiplication", "digits": [2, 2], "cot": "lsb", "train_size": 0, "test_size": 25})
-    assert main([str(out), "--arithmetic", spec, "--num-samples", "20", "--output", str(report_path), "--show", "3"]) == 0
+    assert (
+        main([str(out), "--arithmetic", spec, "--num-samples", "20", "--output", str(report_path), "--show", "3"]) == 0
+    )
     report = json.loads(report_path.read_text())
     assert report["num_samples"] == 20 and len(report["examples"]) == 3
     printed = capsys.readouterr().out
@@ -222,8 +240,16 @@ def test_eval_cli_writes_a_report(tmp_path, capsys):
 def test_streamed_training_data(tmp_path):
     """arithmetic_stream: endless on-the-fly examples (max_steps), held-out splits materialised."""
     config = tiny_config(tmp_path / "run", max_steps=5)
-    config["dataset"] = {"arithmetic_stream": {"task": "multiplication", "digits": [2, 2], "cot": "direct",
-                                               "seed": 1, "validation_size": 10, "test_size": 12}}  # fmt: skip
+    config["dataset"] = {
+        "arithmetic_stream": {
+            "task": "multiplication",
+            "digits": [2, 2],
+            "cot": "direct",
+            "seed": 1,
+            "validation_size": 10,
+            "test_size": 12,
+        }
+    }
     config["evaluation"]["num_samples"] = 12
     report = train(check_config(config))
     assert report["training"]["global_step"] == 5 and report["num_samples"] == 12

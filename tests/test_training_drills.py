@@ -16,16 +16,19 @@ import yaml
 from helpers import losses, tiny_config, write_config
 
 from hf_linear.checkpoints import load_model
-from hf_linear.output_dirs import OUTPUT_MARKER
 from hf_linear.data.arithmetic import sequence_length
-from hf_linear.training import run_dir, train as train_module, trainer as trainer_module
+from hf_linear.output_dirs import OUTPUT_MARKER
+from hf_linear.training import run_dir
+from hf_linear.training import train as train_module
+from hf_linear.training import trainer as trainer_module
 from hf_linear.training.config import check_config, load_config
 from hf_linear.training.train import split_command_line, train
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "hf_linear.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "hf_linear.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def assert_one_line_error(result, *fragments):
@@ -94,7 +97,10 @@ def test_resume_skips_an_incomplete_checkpoint(tmp_path, caplog):
     # a kill -9 while checkpoint-6 was being written: weights there, trainer_state.json missing
     (out / "checkpoint-6" / "trainer_state.json").unlink()
     assert run_dir.last_complete_checkpoint(out).name == "checkpoint-3"
-    train(check_config(tiny_config(out, max_steps=6, save_strategy="steps", save_steps=3, save_total_limit=3)), resume=True)
+    train(
+        check_config(tiny_config(out, max_steps=6, save_strategy="steps", save_steps=3, save_total_limit=3)),
+        resume=True,
+    )
     assert "incomplete checkpoint" in caplog.text
     resumed = losses(out)
     for step in (4, 5, 6):
@@ -195,8 +201,12 @@ def test_train_cli_errors_are_one_line(tmp_path):
     path = write_config(tmp_path, config)
     assert_one_line_error(run_cli("train", str(path)), "already holds files")
     assert_one_line_error(run_cli("train", str(path), "--resume"), "no complete checkpoint")
-    assert_one_line_error(run_cli("train", str(path), "--dataset.arithmetic.digits", "[12, 3]",
-                                  "--training.output_dir", str(tmp_path / "new")), "digits")  # fmt: skip
+    assert_one_line_error(
+        run_cli(
+            "train", str(path), "--dataset.arithmetic.digits", "[12, 3]", "--training.output_dir", str(tmp_path / "new")
+        ),
+        "digits",
+    )
     assert_one_line_error(run_cli("train", str(path), "--dataset.arithmetic.digits", "null"), "digits")
     assert_one_line_error(run_cli("train", str(tmp_path / "missing.yaml")), "does not exist")
     assert (tmp_path / "out" / "notes.txt").read_text() == "keep"
@@ -204,7 +214,9 @@ def test_train_cli_errors_are_one_line(tmp_path):
 
 def test_eval_cli_errors_are_one_line(tmp_path):
     arithmetic = '{"task": "multiplication", "digits": [2, 2], "cot": "lsb", "test_size": 5}'
-    assert_one_line_error(run_cli("eval", str(tmp_path / "no-such-checkpoint"), "--arithmetic", arithmetic), "no-such-checkpoint")
+    assert_one_line_error(
+        run_cli("eval", str(tmp_path / "no-such-checkpoint"), "--arithmetic", arithmetic), "no-such-checkpoint"
+    )
     assert_one_line_error(run_cli("eval", str(tmp_path), "--dataset", str(tmp_path / "no-such-data")), "no-such-data")
     assert_one_line_error(run_cli("eval", str(tmp_path), "--arithmetic", "{not json"), "not valid JSON")
 
@@ -217,8 +229,15 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_an_error(tmp_path):
     (out / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="do not match its config"):
         load_model(str(out))
-    assert_one_line_error(run_cli("eval", str(out), "--arithmetic", '{"task": "multiplication", "digits": [2, 2], '
-                                  '"cot": "lsb", "test_size": 5}'), "do not match")  # fmt: skip
+    assert_one_line_error(
+        run_cli(
+            "eval",
+            str(out),
+            "--arithmetic",
+            '{"task": "multiplication", "digits": [2, 2], "cot": "lsb", "test_size": 5}',
+        ),
+        "do not match",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,7 +294,9 @@ def run_script(capsys, script: str, *argv) -> str:
     """A dataset script's main(argv) in this process; returns its error line (as `run_main`)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(script, Path(__file__).parents[1] / "dataset_scripts" / f"{script}.py")
+    spec = importlib.util.spec_from_file_location(
+        script, Path(__file__).parents[1] / "dataset_scripts" / f"{script}.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     code = module.main(list(argv))
@@ -342,7 +363,11 @@ def test_the_disk_estimate_counts_every_checkpoint_kept(tmp_path, monkeypatch):
         train(check_config(tiny_config(tmp_path / "all", max_steps=6, save_strategy="steps", save_steps=1)))
     assert not (tmp_path / "all").exists()
     # with save_total_limit: 2, at most 3 on disk at once (the newest before rotation): fits
-    train(check_config(tiny_config(tmp_path / "two", max_steps=6, save_strategy="steps", save_steps=1, save_total_limit=2)))
+    train(
+        check_config(
+            tiny_config(tmp_path / "two", max_steps=6, save_strategy="steps", save_steps=1, save_total_limit=2)
+        )
+    )
     assert sorted(p.name for p in run_dir.checkpoints(tmp_path / "two")) == ["checkpoint-5", "checkpoint-6"]
 
 
@@ -357,8 +382,10 @@ def test_a_failing_checkpoint_save_is_a_one_line_error(tmp_path, capsys, monkeyp
     from transformers import Trainer
 
     def disk_full(self, output_dir):
-        raise RuntimeError("[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing file "
-                           "data/0: file write failed")  # fmt: skip
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing file "
+            "data/0: file write failed"
+        )
 
     monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", disk_full)
     out = tmp_path / "run"
@@ -377,8 +404,9 @@ def test_unreadable_checkpoints_are_one_line_errors_and_pickles_are_never_loaded
         weights = broken[kind] / "checkpoint-3" / "model.safetensors"
         data = weights.read_bytes()
         if kind == "pickle":  # a pickle that would run code when loaded
-            (weights.parent / "pytorch_model.bin").write_bytes(b"cos\nsystem\n(S'touch " + str(tmp_path / "pwned").encode()
-                                                               + b"'\ntR.")  # fmt: skip
+            (weights.parent / "pytorch_model.bin").write_bytes(
+                b"cos\nsystem\n(S'touch " + str(tmp_path / "pwned").encode() + b"'\ntR."
+            )
             weights.unlink()
         else:
             weights.write_bytes(data[: len(data) // 2] if kind == "truncated" else data[:8] + b"x" * 32 + data[40:])
@@ -398,7 +426,10 @@ def test_unreadable_checkpoints_are_one_line_errors_and_pickles_are_never_loaded
         assert_in(run_main(capsys, "train", str(resumed), "--resume"), checkpoint, expected[kind])
     not_a_checkpoint = tiny_config(tmp_path / "tuned", max_steps=1)
     not_a_checkpoint["model"] = {"init_from": str(tmp_path / "notes")}
-    assert_in(run_main(capsys, "train", str(write_config(tmp_path, not_a_checkpoint))), "notes is not a checkpoint: no config.json")
+    assert_in(
+        run_main(capsys, "train", str(write_config(tmp_path, not_a_checkpoint))),
+        "notes is not a checkpoint: no config.json",
+    )
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "tuned").exists()
 
 
@@ -407,30 +438,77 @@ def test_cli_mistakes_are_one_line_errors(tmp_path, capsys, refusing_dir):
     train(check_config(tiny_config(run, max_steps=1)))
     arithmetic = '{"task": "multiplication", "digits": [2, 2], "cot": "lsb", "test_size": 5}'
     assert_in(run_main(capsys, "eval", str(run), "--arithmetic", "[1,2]"), "--arithmetic must be a JSON object")
-    assert_in(run_main(capsys, "eval", str(run), "--arithmetic", arithmetic, "--output", str(tmp_path)), "--output", "is a directory")
-    assert_in(run_main(capsys, "eval", str(run), "--arithmetic", arithmetic, "--output", str(refusing_dir / "r.json")), "--output")
+    assert_in(
+        run_main(capsys, "eval", str(run), "--arithmetic", arithmetic, "--output", str(tmp_path)),
+        "--output",
+        "is a directory",
+    )
+    assert_in(
+        run_main(capsys, "eval", str(run), "--arithmetic", arithmetic, "--output", str(refusing_dir / "r.json")),
+        "--output",
+    )
     assert_in(run_main(capsys, "inspect", str(run), "--top", "-1"), "--top must be >= 1")
     assert_in(run_main(capsys, "inspect", str(run), "--out", str(refusing_dir / "map.png")), "--out")
     (tmp_path / "empty.pt").write_bytes(b"")
-    assert_in(run_main(capsys, "convert-authors", str(tmp_path / "empty.pt"), str(tmp_path / "converted"), "--tokenizer",
-                       "arithmetic"), "empty.pt")  # fmt: skip
-    assert_in(run_script(capsys, "build_arithmetic", "--task", "multiplication", "--digits", "2", "--cot", "lsb",
-                         "--train-size", "10", "--out", str(refusing_dir / "data")), "--out")  # fmt: skip
+    assert_in(
+        run_main(
+            capsys,
+            "convert-authors",
+            str(tmp_path / "empty.pt"),
+            str(tmp_path / "converted"),
+            "--tokenizer",
+            "arithmetic",
+        ),
+        "empty.pt",
+    )
+    assert_in(
+        run_script(
+            capsys,
+            "build_arithmetic",
+            "--task",
+            "multiplication",
+            "--digits",
+            "2",
+            "--cot",
+            "lsb",
+            "--train-size",
+            "10",
+            "--out",
+            str(refusing_dir / "data"),
+        ),
+        "--out",
+    )
     stories = tmp_path / "binary-stories"
     stories.mkdir()
     for name in ("TinyStories-train.txt", "TinyStories-valid.txt"):
         (stories / name).write_bytes(bytes(range(128, 256)) * 8)
-    assert_in(run_script(capsys, "build_tinystories", "--source", str(stories), "--train-bpe", "300", "--num-proc", "1",
-                         "--out", str(tmp_path / "ts")), "TinyStories-train.txt", "not UTF-8")  # fmt: skip
+    assert_in(
+        run_script(
+            capsys,
+            "build_tinystories",
+            "--source",
+            str(stories),
+            "--train-bpe",
+            "300",
+            "--num-proc",
+            "1",
+            "--out",
+            str(tmp_path / "ts"),
+        ),
+        "TinyStories-train.txt",
+        "not UTF-8",
+    )
     (tmp_path / "target").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "target")
     config = write_config(tmp_path, tiny_config(tmp_path / "link", max_steps=1))
     assert_in(run_main(capsys, "train", str(config), "--overwrite"), "is a symlink")
 
     base = tiny_config(tmp_path / "unused", max_steps=1)
-    for extra, fragment in (({"axes": {"training.learning_rate": 0.1}}, "axis 'training.learning_rate': give a list"),
-                            ({"axes": {"training.learning_rate": []}}, "axis 'training.learning_rate' has no values"),
-                            ({"stop_when": "exact_match"}, "stop_when must be a mapping")):  # fmt: skip
+    for extra, fragment in (
+        ({"axes": {"training.learning_rate": 0.1}}, "axis 'training.learning_rate': give a list"),
+        ({"axes": {"training.learning_rate": []}}, "axis 'training.learning_rate' has no values"),
+        ({"stop_when": "exact_match"}, "stop_when must be a mapping"),
+    ):
         study = tmp_path / "study.yaml"
         study.write_text(yaml.safe_dump({"base": base, **extra}))
         assert_in(run_main(capsys, "study", str(study), "--out", str(tmp_path / "study")), fragment)
@@ -460,6 +538,21 @@ def test_silent_mistakes_are_errors(tmp_path, capsys):
     stories.mkdir()
     for name in ("TinyStories-train.txt", "TinyStories-valid.txt"):
         (stories / name).write_text("Once upon a time there was a cat.\n<|endoftext|>\nThe dog ran home.\n")
-    assert_in(run_script(capsys, "build_tinystories", "--source", str(stories), "--train-bpe", "300", "--num-proc", "1",
-                         "--context-length", "100000", "--out", str(tmp_path / "ts")), "context_length=100000")  # fmt: skip
+    assert_in(
+        run_script(
+            capsys,
+            "build_tinystories",
+            "--source",
+            str(stories),
+            "--train-bpe",
+            "300",
+            "--num-proc",
+            "1",
+            "--context-length",
+            "100000",
+            "--out",
+            str(tmp_path / "ts"),
+        ),
+        "context_length=100000",
+    )
     assert not (tmp_path / "ts").exists()

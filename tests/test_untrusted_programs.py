@@ -19,14 +19,14 @@ from hf_linear.data.programs import compile_program
 from hf_linear.data.programs.certificate import certificate_model
 from hf_linear.data.programs.dataset import build_program_dataset, build_program_tokenizer, program_of
 
-PLANTED = '''
+PLANTED = """
 import pathlib
 pathlib.Path(__file__).with_name("IMPORTED").write_text("ran")
 
 def program(size):
     from hf_linear.data.programs import compile_program
     return compile_program("multiplication", size)
-'''
+"""
 
 
 @pytest.fixture
@@ -49,7 +49,9 @@ def hostile_checkpoint(tmp_path, planted):
     path = tmp_path / "hostile"
     certificate_model(program).save_pretrained(path)
     build_program_tokenizer(program).save_pretrained(path)
-    (path / "training_config.yaml").write_text(yaml.safe_dump({"dataset": {"program_stream": {"program": name, "size": 16}}}))
+    (path / "training_config.yaml").write_text(
+        yaml.safe_dump({"dataset": {"program_stream": {"program": name, "size": 16}}})
+    )
     return path
 
 
@@ -59,7 +61,9 @@ def test_compile_program_imports_only_when_trusted(planted):
         with pytest.raises(ValueError, match="trust-program-code"):
             compile_program(hostile, 16)
     assert not marker.exists()
-    assert compile_program(name, 16, trust_program_code=True).tokens(3, 5) == compile_program("multiplication", 16).tokens(3, 5)
+    assert compile_program(name, 16, trust_program_code=True).tokens(3, 5) == compile_program(
+        "multiplication", 16
+    ).tokens(3, 5)
     assert marker.exists()
     with pytest.raises(ValueError, match="not a program function"):
         compile_program("json:loads", 16, trust_program_code=True)  # json.loads(16): a TypeError, named
@@ -93,14 +97,17 @@ def test_eval_refuses_program_json_that_names_code(hostile_checkpoint, planted, 
     assert not marker.exists()
 
 
-def test_train_refuses_a_config_that_names_code_and_init_from_reads_no_program(tmp_path, hostile_checkpoint, planted,
-                                                                             capsys):  # fmt: skip
+def test_train_refuses_a_config_that_names_code_and_init_from_reads_no_program(
+    tmp_path, hostile_checkpoint, planted, capsys
+):
     from hf_linear.training.train import main
 
     name, marker = planted
-    config = {"model": {"type": "linear_lm", "hidden_size": 4, "context_length": 40},
-              "dataset": {"program": {"program": name, "size": 16, "train_size": 64}},
-              "training": {"output_dir": str(tmp_path / "run"), "max_steps": 1, "report_to": "none"}}  # fmt: skip
+    config = {
+        "model": {"type": "linear_lm", "hidden_size": 4, "context_length": 40},
+        "dataset": {"program": {"program": name, "size": 16, "train_size": 64}},
+        "training": {"output_dir": str(tmp_path / "run"), "max_steps": 1, "report_to": "none"},
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(SystemExit) as exit_:
         main([str(tmp_path / "config.yaml")])
@@ -109,8 +116,10 @@ def test_train_refuses_a_config_that_names_code_and_init_from_reads_no_program(t
 
     # fine-tuning the hostile checkpoint on a shipped program: its training_config.yaml is never acted on
     config["model"] = {"init_from": str(hostile_checkpoint)}
-    config["dataset"] = {"program": {"program": "multiplication", "size": 16, "train_size": 64, "validation_size": 4,
-                                     "test_size": 4}, "allow_sliding": True}  # fmt: skip
+    config["dataset"] = {
+        "program": {"program": "multiplication", "size": 16, "train_size": 64, "validation_size": 4, "test_size": 4},
+        "allow_sliding": True,
+    }
     config["evaluation"] = {"num_samples": 4}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     assert main([str(tmp_path / "config.yaml")]) == 0

@@ -1,6 +1,6 @@
 """Entry point: exact-match evaluation of a checkpoint by greedy generation (same as `hf-linear eval`).
 
-    python training/evaluate_checkpoint.py CHECKPOINT --dataset data/mul4x4-lsb [--split test --num-samples 1000]
+python training/evaluate_checkpoint.py CHECKPOINT --dataset data/mul4x4-lsb [--split test --num-samples 1000]
 """
 
 import sys

@@ -24,8 +24,15 @@ from hf_linear.atomic import staged_directory
 from hf_linear.output_dirs import check_output_dir
 
 # the Hub's size categories of a dataset card (`size_categories` metadata), by upper bound
-SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-                   (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))  # fmt: skip
+SIZE_CATEGORIES = (
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
+)
 
 
 def size_category(count: int) -> str:
@@ -33,7 +40,9 @@ def size_category(count: int) -> str:
     return next((label for bound, label in SIZE_CATEGORIES if count < bound), "1B<n<10B")
 
 
-def save_dataset(dataset_dict: DatasetDict, tokenizer, card: str, out: str | os.PathLike, overwrite: bool = False) -> Path:
+def save_dataset(
+    dataset_dict: DatasetDict, tokenizer, card: str, out: str | os.PathLike, overwrite: bool = False
+) -> Path:
     """Write dataset, tokenizer and card (README.md) to `out`; see the module docstring. `out`
     follows the project's output-directory rule (`hf_linear.output_dirs`)."""
     out = check_output_dir(out, overwrite, "--out")
@@ -64,7 +73,8 @@ def push_dataset(
         tokenizer.save_pretrained(directory)
         operations = [CommitOperationAdd("README.md", render_card(hub_metadata).encode())]
         operations += [
-            CommitOperationAdd(f"tokenizer/{name}", str(Path(directory) / name)) for name in sorted(os.listdir(directory))
+            CommitOperationAdd(f"tokenizer/{name}", str(Path(directory) / name))
+            for name in sorted(os.listdir(directory))
         ]
         HfApi(token=token).create_commit(
             repo_id, operations, commit_message="Add dataset card and tokenizer", repo_type="dataset"
@@ -86,8 +96,11 @@ def build_record(dataset, prefix: str, builder: str) -> dict:
 def add_output_arguments(parser) -> None:
     """The output and Hub options every dataset script shares."""
     parser.add_argument("--out", required=True, help="output directory (save_to_disk)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a non-empty --out written by an earlier build (never other files)")  # fmt: skip
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out written by an earlier build (never other files)",
+    )
     parser.add_argument("--push-to-hub", metavar="REPO", default=None, help="also push to this Hub dataset repo")
     parser.add_argument("--private", action="store_true", help="create the Hub repo private")
     parser.add_argument("--hub-token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")

@@ -28,7 +28,12 @@ from huggingface_hub import snapshot_download
 from transformers import AutoTokenizer
 
 from hf_linear.checkpoints import load_named_tokenizer
-from hf_linear.data.arithmetic import ArithmeticSpec, ArithmeticStream, build_arithmetic_dataset, build_arithmetic_tokenizer
+from hf_linear.data.arithmetic import (
+    ArithmeticSpec,
+    ArithmeticStream,
+    build_arithmetic_dataset,
+    build_arithmetic_tokenizer,
+)
 from hf_linear.data.programs import compile_program
 from hf_linear.data.programs.dataset import ProgramStream, build_program_dataset, build_program_tokenizer
 from hf_linear.data.tinystories import DEFAULT_SOURCE, build_tinystories_dataset, tinystories_tokenizer
@@ -85,7 +90,9 @@ class DataSource:
             raise ValueError(f"dataset.{self.key} must be a mapping of arguments, got {self.arguments!r}")
         unknown = sorted(set(self.arguments) - accepted)
         if unknown:
-            raise ValueError(f"dataset.{self.key}: unknown key(s) {', '.join(unknown)} (accepted: {', '.join(sorted(accepted))})")
+            raise ValueError(
+                f"dataset.{self.key}: unknown key(s) {', '.join(unknown)} (accepted: {', '.join(sorted(accepted))})"
+            )
 
 
 class ArithmeticSource(DataSource):
@@ -109,11 +116,18 @@ class ArithmeticSource(DataSource):
         return _named(self.key, build_arithmetic_dataset, **arguments, train_size=0)
 
     def example_lengths(self):
-        spec = ArithmeticSpec.create(self.arguments["task"], self.arguments["digits"], self.arguments["cot"],
-                                     self.arguments.get("every"))  # fmt: skip
-        return {"sequence_tokens": spec.length, "prompt_tokens": spec.prompt_length, "answer_tokens": spec.answer_length,
-                "cot_tokens": spec.length - spec.prompt_length - spec.answer_length, "task": spec.describe(),
-                "cot": spec.cot, "every": spec.every}  # fmt: skip
+        spec = ArithmeticSpec.create(
+            self.arguments["task"], self.arguments["digits"], self.arguments["cot"], self.arguments.get("every")
+        )
+        return {
+            "sequence_tokens": spec.length,
+            "prompt_tokens": spec.prompt_length,
+            "answer_tokens": spec.answer_length,
+            "cot_tokens": spec.length - spec.prompt_length - spec.answer_length,
+            "task": spec.describe(),
+            "cot": spec.cot,
+            "every": spec.every,
+        }
 
     def tokenizer(self):
         # the data's token ids are the arithmetic vocabulary's, whatever tokenizer is named
@@ -122,9 +136,11 @@ class ArithmeticSource(DataSource):
             named, vocabulary = _load_tokenizer(self.tokenizer_name), arithmetic.get_vocab()
             wrong = [t for t, i in vocabulary.items() if named.convert_tokens_to_ids(t) != i]
             if wrong:
-                raise ValueError(f"dataset.tokenizer: {self.tokenizer_name!r} does not give the arithmetic tokens "
-                                 f"their ids (e.g. {wrong[0]!r}); arithmetic data needs the arithmetic tokenizer "
-                                 "(leave dataset.tokenizer out)")  # fmt: skip
+                raise ValueError(
+                    f"dataset.tokenizer: {self.tokenizer_name!r} does not give the arithmetic tokens "
+                    f"their ids (e.g. {wrong[0]!r}); arithmetic data needs the arithmetic tokenizer "
+                    "(leave dataset.tokenizer out)"
+                )
             return named
         return arithmetic
 
@@ -163,7 +179,9 @@ class ArithmeticMixtureSource(DataSource):
 
     def check(self):
         if not isinstance(self.arguments, list) or len(self.arguments) < 2:
-            raise ValueError(f"dataset.{self.key} must be a list of at least two arithmetic sections, got {self.arguments!r}")
+            raise ValueError(
+                f"dataset.{self.key} must be a list of at least two arithmetic sections, got {self.arguments!r}"
+            )
         self.parts = [ArithmeticSource(part) for part in self.arguments]
 
     def load(self):
@@ -194,23 +212,35 @@ class ProgramSource(DataSource):
     def check(self):
         self._check_keyword_arguments(self.accepted_keys())
         self._check_required(("program", "size"))
-        self.compiled = _named(self.key, compile_program, name=self.arguments["program"], size=self.arguments["size"],
-                               trust_program_code=self.trust_program_code)  # fmt: skip
+        self.compiled = _named(
+            self.key,
+            compile_program,
+            name=self.arguments["program"],
+            size=self.arguments["size"],
+            trust_program_code=self.trust_program_code,
+        )
 
     def load(self):
         return _named(self.key, build_program_dataset, **self.arguments, trust_program_code=self.trust_program_code)
 
     def held_out(self):
         arguments = {key: value for key, value in self.arguments.items() if key in self.HELDOUT_ARGUMENTS}
-        return _named(self.key, build_program_dataset, **arguments, train_size=0,
-                      trust_program_code=self.trust_program_code)  # fmt: skip
+        return _named(
+            self.key, build_program_dataset, **arguments, train_size=0, trust_program_code=self.trust_program_code
+        )
 
     def example_lengths(self):
         program = self.compiled
         answer = program.length - program.answer_start
-        return {"sequence_tokens": program.length, "prompt_tokens": program.prompt_length, "answer_tokens": answer,
-                "cot_tokens": program.cot_length, "task": program.name, "program": self.arguments["program"],
-                "size": self.arguments["size"]}  # fmt: skip
+        return {
+            "sequence_tokens": program.length,
+            "prompt_tokens": program.prompt_length,
+            "answer_tokens": answer,
+            "cot_tokens": program.cot_length,
+            "task": program.name,
+            "program": self.arguments["program"],
+            "size": self.arguments["size"],
+        }
 
     def tokenizer(self):
         if self.tokenizer_name:
@@ -228,7 +258,9 @@ class ProgramStreamSource(ProgramSource):
     HELDOUT_KEYS = ("validation_size", "test_size")
 
     def accepted_keys(self) -> set[str]:
-        return set(inspect.signature(ProgramStream).parameters) - {"rank", "trust_program_code"} | set(self.HELDOUT_KEYS)
+        return set(inspect.signature(ProgramStream).parameters) - {"rank", "trust_program_code"} | set(
+            self.HELDOUT_KEYS
+        )
 
     def load(self):
         stream = dict(self.arguments)
@@ -258,7 +290,9 @@ class TinyStoriesSource(DataSource):
         return _named(self.key, tinystories_tokenizer, **keys)
 
     def describe(self):
-        return f"TinyStories {self.arguments.get('source', DEFAULT_SOURCE)} T={self.arguments.get('context_length', 64)}"
+        return (
+            f"TinyStories {self.arguments.get('source', DEFAULT_SOURCE)} T={self.arguments.get('context_length', 64)}"
+        )
 
 
 class PathSource(DataSource):
@@ -271,8 +305,9 @@ class PathSource(DataSource):
         if not isinstance(self.arguments, str) or not self.arguments:
             raise ValueError(f"dataset.path must be a directory, got {self.arguments!r}")
         if not (Path(self.arguments) / "dataset_dict.json").is_file():
-            raise ValueError(f"dataset.path: {self.arguments} is not a DatasetDict saved with save_to_disk "
-                             "(no dataset_dict.json)")  # fmt: skip
+            raise ValueError(
+                f"dataset.path: {self.arguments} is not a DatasetDict saved with save_to_disk (no dataset_dict.json)"
+            )
 
     def load(self):
         return load_from_disk(self.arguments)
@@ -300,16 +335,19 @@ class HubSource(DataSource):
         try:
             return load_dataset(self.arguments)
         except Exception as error:  # the Hub is down, the repo is missing or private, ...
-            raise ValueError(f"dataset.hub: {self.arguments!r} is no local directory and could not be loaded "
-                             f"from the Hub: {error}") from error  # fmt: skip
+            raise ValueError(
+                f"dataset.hub: {self.arguments!r} is no local directory and could not be loaded from the Hub: {error}"
+            ) from error
 
     def default_tokenizer(self):
         try:
             folder = snapshot_download(self.arguments, repo_type="dataset", allow_patterns=["tokenizer/*"])
             return AutoTokenizer.from_pretrained(Path(folder) / "tokenizer")
         except Exception as error:
-            raise ValueError(f"dataset.tokenizer: none given, and dataset repo {self.arguments!r} carries no "
-                             f"tokenizer/ folder ({type(error).__name__})") from error  # fmt: skip
+            raise ValueError(
+                f"dataset.tokenizer: none given, and dataset repo {self.arguments!r} carries no "
+                f"tokenizer/ folder ({type(error).__name__})"
+            ) from error
 
     def describe(self):
         return self.arguments
@@ -322,8 +360,16 @@ GENERATED_SOURCES = (*ARITHMETIC_SOURCES, ProgramSource.key, ProgramStreamSource
 
 SOURCES: dict[str, type[DataSource]] = {
     source.key: source
-    for source in (ArithmeticSource, ArithmeticStreamSource, ArithmeticMixtureSource, ProgramSource,
-                   ProgramStreamSource, TinyStoriesSource, PathSource, HubSource)
+    for source in (
+        ArithmeticSource,
+        ArithmeticStreamSource,
+        ArithmeticMixtureSource,
+        ProgramSource,
+        ProgramStreamSource,
+        TinyStoriesSource,
+        PathSource,
+        HubSource,
+    )
 }
 
 
@@ -334,8 +380,10 @@ def data_source(config: dict, trust_program_code: bool = False) -> DataSource:
         raise ValueError(f"dataset: must be a mapping, got {config!r}")
     unknown = sorted(set(config) - set(SOURCES) - set(OPTIONS))
     if unknown:
-        raise ValueError(f"dataset: unknown key(s) {', '.join(unknown)} (expected one of {', '.join(SOURCES)}, "
-                         f"and {', '.join(OPTIONS)})")  # fmt: skip
+        raise ValueError(
+            f"dataset: unknown key(s) {', '.join(unknown)} (expected one of {', '.join(SOURCES)}, "
+            f"and {', '.join(OPTIONS)})"
+        )
     given = [key for key in SOURCES if config.get(key) is not None]
     if len(given) != 1:
         raise ValueError(f"dataset: give exactly one of {', '.join(SOURCES)} (got {', '.join(given) or 'none'})")

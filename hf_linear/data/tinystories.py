@@ -143,8 +143,10 @@ def story_files(directory: Path) -> dict[str, Path]:
         found = sorted(directory.glob(pattern))
         if len(found) != 1:
             names = ", ".join(p.name for p in found) or "none"
-            raise ValueError(f"tinystories source {directory}: expected exactly one {pattern} file for the "
-                             f"{split} split, found {names}")
+            raise ValueError(
+                f"tinystories source {directory}: expected exactly one {pattern} file for the "
+                f"{split} split, found {names}"
+            )
         files[split] = found[0]
     return files
 
@@ -154,10 +156,11 @@ def _stories_dataset(path: Path, split: str) -> Dataset:
     stat = path.stat()
     try:
         return Dataset.from_generator(
-            _stories_of_file, features=Features({"text": Value("string")}),
+            _stories_of_file,
+            features=Features({"text": Value("string")}),
             gen_kwargs={"path": str(path.resolve()), "stamp": (stat.st_size, stat.st_mtime_ns)},
             split=split,
-        )  # fmt: skip
+        )
     except DatasetGenerationError as error:  # datasets wraps what the generator raised
         if isinstance(error.__cause__, UnicodeDecodeError):
             raise ValueError(f"tinystories source {path}: not UTF-8 text ({error.__cause__})") from None
@@ -182,16 +185,21 @@ def load_stories(source: str = DEFAULT_SOURCE, max_stories: int | None = None) -
         try:
             stories = load_dataset(source)
         except OSError as error:  # not found (DatasetNotFoundError), or the Hub unreachable (ConnectionError)
-            raise ValueError(f"tinystories source {source!r} could not be loaded (a local directory of TinyStories "
-                             f"text files, or a dataset load_dataset can find): {error}") from error
+            raise ValueError(
+                f"tinystories source {source!r} could not be loaded (a local directory of TinyStories "
+                f"text files, or a dataset load_dataset can find): {error}"
+            ) from error
     missing = [split for split in SPLITS if split not in stories]
     if missing:
-        raise ValueError(f"tinystories source {source!r} has no {' / '.join(missing)} split "
-                         f"(splits: {', '.join(stories)})")
+        raise ValueError(
+            f"tinystories source {source!r} has no {' / '.join(missing)} split (splits: {', '.join(stories)})"
+        )
     for split in SPLITS:
         if "text" not in stories[split].column_names:
-            raise ValueError(f"tinystories source {source!r}: the {split} split has no 'text' column "
-                             f"(columns: {', '.join(stories[split].column_names)})")
+            raise ValueError(
+                f"tinystories source {source!r}: the {split} split has no 'text' column "
+                f"(columns: {', '.join(stories[split].column_names)})"
+            )
     stories = DatasetDict({split: stories[split].select_columns(["text"]) for split in SPLITS})
     if max_stories is not None:
         stories = DatasetDict({split: ds.select(range(min(max_stories, len(ds)))) for split, ds in stories.items()})
@@ -210,14 +218,19 @@ def train_byte_level_bpe(stories: Iterable[str], vocab_size: int):
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # as GPT-2
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=[STORY_SEPARATOR], show_progress=False,
+        vocab_size=vocab_size,
+        special_tokens=[STORY_SEPARATOR],
+        show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte: no unknown input
-    )  # fmt: skip
+    )
     bpe.train_from_iterator(stories, trainer)
     return PreTrainedTokenizerFast(
-        tokenizer_object=bpe, bos_token=STORY_SEPARATOR, eos_token=STORY_SEPARATOR, unk_token=STORY_SEPARATOR,
+        tokenizer_object=bpe,
+        bos_token=STORY_SEPARATOR,
+        eos_token=STORY_SEPARATOR,
+        unk_token=STORY_SEPARATOR,
         clean_up_tokenization_spaces=False,
-    )  # fmt: skip
+    )
 
 
 def with_pad_token(tokenizer):
@@ -239,13 +252,14 @@ def tinystories_tokenizer(
     trained once per process; training is deterministic, so every process gets the same one)."""
     _check_tokenizer_arguments(tokenizer, bpe_vocab_size)
     if bpe_vocab_size is None:
-
         name = tokenizer or DEFAULT_TOKENIZER
         try:
             return with_pad_token(AutoTokenizer.from_pretrained(name))
         except OSError as error:
-            raise ValueError(f"tokenizer {name!r} could not be loaded (a tokenizer name on the Hub or a local "
-                             f"directory of tokenizer files): {error}") from error
+            raise ValueError(
+                f"tokenizer {name!r} could not be loaded (a tokenizer name on the Hub or a local "
+                f"directory of tokenizer files): {error}"
+            ) from error
     train = load_stories(source, max_stories)["train"]
     if len(train) == 0:
         raise ValueError(f"tinystories source {source!r} has no train stories to train a BPE on")
@@ -259,8 +273,10 @@ def _check_tokenizer_arguments(tokenizer: str | None, bpe_vocab_size: int | None
     if tokenizer is not None and (not isinstance(tokenizer, str) or not tokenizer):
         raise ValueError(f"tokenizer must be a tokenizer name or path, got {tokenizer!r}")
     if bpe_vocab_size is not None and not _is_int(bpe_vocab_size, MIN_BPE_VOCAB_SIZE):
-        raise ValueError(f"bpe_vocab_size must be an integer >= {MIN_BPE_VOCAB_SIZE} "
-                         f"(256 bytes + <|endoftext|>), got {bpe_vocab_size!r}")
+        raise ValueError(
+            f"bpe_vocab_size must be an integer >= {MIN_BPE_VOCAB_SIZE} "
+            f"(256 bytes + <|endoftext|>), got {bpe_vocab_size!r}"
+        )
 
 
 def _is_int(value, minimum: int) -> bool:
@@ -299,7 +315,9 @@ def build_tinystories_dataset(
     if not isinstance(source, str) or not source:
         raise ValueError(f"source must be a dataset name or path, got {source!r}")
     if not _is_int(context_length, 2):
-        raise ValueError(f"context_length must be an integer >= 2 (a window needs a next token), got {context_length!r}")
+        raise ValueError(
+            f"context_length must be an integer >= 2 (a window needs a next token), got {context_length!r}"
+        )
     if max_stories is not None and not _is_int(max_stories, 1):
         raise ValueError(f"max_stories must be an integer >= 1 or None, got {max_stories!r}")
     if num_proc is not None and not _is_int(num_proc, 1):
@@ -312,25 +330,38 @@ def build_tinystories_dataset(
     token_ids = tinystories_tokenizer(source, tokenizer, bpe_vocab_size, max_stories)
     features = Features({"input_ids": List(Value("int32"), length=context_length + 1)})
     record = {
-        "arguments": {"source": source, "tokenizer": tokenizer, "context_length": context_length,
-                      "bpe_vocab_size": bpe_vocab_size, "max_stories": max_stories, "stride": stride},
+        "arguments": {
+            "source": source,
+            "tokenizer": tokenizer,
+            "context_length": context_length,
+            "bpe_vocab_size": bpe_vocab_size,
+            "max_stories": max_stories,
+            "stride": stride,
+        },
         "tokenizer_name": token_ids.name_or_path if bpe_vocab_size is None else f"byte-level BPE ({bpe_vocab_size})",
         "vocab_size": len(token_ids),
         "stories": {split: len(stories[split]) for split in SPLITS},
-    }  # fmt: skip
+    }
     windows = {}
     for split in SPLITS:
         data = stories[split].map(
-            windows_of_batch, batched=True, batch_size=1000, num_proc=num_proc,
+            windows_of_batch,
+            batched=True,
+            batch_size=1000,
+            num_proc=num_proc,
             fn_kwargs={"tokenizer": token_ids, "context_length": context_length, "stride": stride},
-            remove_columns=["text"], features=features, desc=f"Tokenizing {split} stories",
-        )  # fmt: skip
+            remove_columns=["text"],
+            features=features,
+            desc=f"Tokenizing {split} stories",
+        )
         data.info.description = _DESCRIPTION_PREFIX + json.dumps(record, sort_keys=True)
         data.info.license = LICENSE
         data.info.citation = TINYSTORIES_CITATION
         if len(data) == 0:  # save_to_disk would write a dataset load_from_disk cannot read
-            raise ValueError(f"context_length={context_length}: no {split} story has the {context_length + 1} tokens "
-                             f"of a window ({len(stories[split])} stories); lower context_length")  # fmt: skip
+            raise ValueError(
+                f"context_length={context_length}: no {split} story has the {context_length + 1} tokens "
+                f"of a window ({len(stories[split])} stories); lower context_length"
+            )
         windows[split] = data
     return DatasetDict(windows)
 
@@ -367,11 +398,12 @@ def render_dataset_card(dataset_dict: DatasetDict, tokenizer, hub_metadata: dict
     merged into the card's metadata so that the Hub still finds the data files.
     """
 
-
     record = build_record_of(dataset_dict)
     T = record["arguments"]["context_length"]
     windows = {split: len(dataset_dict[split]) for split in SPLITS}
-    rows = [f"| {split} | {record['stories'][split]:,} | {windows[split]:,} | {windows[split] * T:,} |" for split in SPLITS]
+    rows = [
+        f"| {split} | {record['stories'][split]:,} | {windows[split]:,} | {windows[split] * T:,} |" for split in SPLITS
+    ]
     example = dataset_dict["train"][0]["input_ids"] if windows["train"] else []
     values = {
         "pretty_name": f"TinyStories in windows for T={T} ({record['tokenizer_name']})",
@@ -379,8 +411,10 @@ def render_dataset_card(dataset_dict: DatasetDict, tokenizer, hub_metadata: dict
         "source": record["arguments"]["source"],
         "tokenizer": record["tokenizer_name"],
         "vocab_size": f"{record['vocab_size']:,}",
-        "special_tokens": (f"BOS `{tokenizer.bos_token}`, EOS `{tokenizer.eos_token}` (id {tokenizer.eos_token_id}), "
-                           f"pad `{tokenizer.pad_token}` (id {tokenizer.pad_token_id})"),
+        "special_tokens": (
+            f"BOS `{tokenizer.bos_token}`, EOS `{tokenizer.eos_token}` (id {tokenizer.eos_token_id}), "
+            f"pad `{tokenizer.pad_token}` (id {tokenizer.pad_token_id})"
+        ),
         "context_length": T,
         "split_table": "\n".join(["| split | stories | windows | tokens |", "|---|---|---|---|", *rows]),
         "example": tokenizer.decode(example).replace("```", "'''"),
@@ -388,14 +422,16 @@ def render_dataset_card(dataset_dict: DatasetDict, tokenizer, hub_metadata: dict
         "arguments": json.dumps(record["arguments"], sort_keys=True),
         "tinystories_citation": TINYSTORIES_CITATION,
         "paper_citation": PAPER_CITATION,
-    }  # fmt: skip
+    }
     card = DatasetCard(string.Template(card_template("dataset_card_tinystories.md")).substitute(values))
     if hub_metadata:
         card.data = DatasetCardData(**{**card.data.to_dict(), **hub_metadata})
     return str(card)
 
 
-def save_tinystories_dataset(dataset_dict: DatasetDict, tokenizer, out: str | os.PathLike, overwrite: bool = False) -> Path:
+def save_tinystories_dataset(
+    dataset_dict: DatasetDict, tokenizer, out: str | os.PathLike, overwrite: bool = False
+) -> Path:
     """`save_to_disk` the dataset into `out` with its tokenizer files and README.md card, so that
     `load_from_disk(out)` and `AutoTokenizer.from_pretrained(out)` both work.
 

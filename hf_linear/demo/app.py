@@ -19,8 +19,14 @@ from hf_linear.attribution import attribute_token
 from hf_linear.data.arithmetic.formats import EQUALS
 from hf_linear.demo.generation import stream_tokens
 from hf_linear.demo.models import DemoModel
-from hf_linear.demo.render import (attribution_html, figure_image, heatmap_figure, message_html, tokens_html,
-                                   verdict_html)  # fmt: skip
+from hf_linear.demo.render import (
+    attribution_html,
+    figure_image,
+    heatmap_figure,
+    message_html,
+    tokens_html,
+    verdict_html,
+)
 
 ANSWER_SLACK = 4  # tokens generated past the reference's length: enough to see a model that does not stop
 INPUT_BOXES = 4  # input boxes built once (Gradio components are fixed); each task shows as many as it has
@@ -84,7 +90,9 @@ def input_boxes(demo_model: DemoModel) -> list[dict]:
     (a text model keeps two plain boxes: its handler says what to do instead)."""
     task = demo_model.task
     fields = [(field.label, field.placeholder) for field in task.fields] if task else [("a", ""), ("b", "")]
-    boxes = [{"label": label, "placeholder": placeholder, "visible": True} for label, placeholder in fields[:INPUT_BOXES]]
+    boxes = [
+        {"label": label, "placeholder": placeholder, "visible": True} for label, placeholder in fields[:INPUT_BOXES]
+    ]
     return boxes + [{"label": "", "placeholder": "", "visible": False}] * (INPUT_BOXES - len(boxes))
 
 
@@ -96,7 +104,9 @@ class DemoApp:
             raise ValueError("the demo needs at least one checkpoint")
         for model in models:  # refused at start, not on the first click
             if model.task is not None and len(model.task.fields) > INPUT_BOXES:
-                raise ValueError(f"{model.name}: its task has {len(model.task.fields)} inputs; the demo shows at most {INPUT_BOXES}")
+                raise ValueError(
+                    f"{model.name}: its task has {len(model.task.fields)} inputs; the demo shows at most {INPUT_BOXES}"
+                )
         self.models = {model.name: model for model in models}
 
     def model(self, name: str | None) -> DemoModel:
@@ -113,8 +123,10 @@ class DemoApp:
         demo_model = self.model(name)
         task = demo_model.task
         if task is None:
-            yield self._failed("this checkpoint was trained on neither arithmetic nor a program (no such task "
-                               "in its training_config.yaml): use the Text tab")  # fmt: skip
+            yield self._failed(
+                "this checkpoint was trained on neither arithmetic nor a program (no such task "
+                "in its training_config.yaml): use the Text tab"
+            )
             return
         try:
             prompt_text = task.prompt(values)
@@ -127,14 +139,21 @@ class DemoApp:
         budget = task.continuation_length + ANSWER_SLACK
         tokens = []
         try:
-            for tokens in stream_tokens(demo_model.model, tokenizer, prompt_ids, max_new_tokens=budget, do_sample=False):
+            for tokens in stream_tokens(
+                demo_model.model, tokenizer, prompt_ids, max_new_tokens=budget, do_sample=False
+            ):
                 yield tokens_html(prompt, tokens), "", gr.update(), None
         except Exception as error:  # an unexpected failure of generation: one line on the page
             yield self._failed(f"generation failed: {type(error).__name__}: {error}")
             return
         check = task.check(values, [token.text.strip() for token in tokens])
         choices = gr.update(choices=token_choices(tokens), value=default_choice(tokens, check.departure))
-        yield tokens_html(prompt, tokens, check.departure), verdict_html(check), choices, Generation(name, prompt_ids, tokens)
+        yield (
+            tokens_html(prompt, tokens, check.departure),
+            verdict_html(check),
+            choices,
+            Generation(name, prompt_ids, tokens),
+        )
 
     # -- text ------------------------------------------------------------------------------
 
@@ -151,7 +170,9 @@ class DemoApp:
             sampling = {"do_sample": True, "temperature": float(temperature), "top_k": int(top_k or 0)}
         prompt_text, tokens = tokenizer.decode(prompt_ids), []
         try:
-            for tokens in stream_tokens(demo_model.model, tokenizer, prompt_ids, max_new_tokens=int(max_new_tokens), **sampling):
+            for tokens in stream_tokens(
+                demo_model.model, tokenizer, prompt_ids, max_new_tokens=int(max_new_tokens), **sampling
+            ):
                 yield tokens_html(prompt_text, tokens), "", gr.update(), None
         except Exception as error:
             yield self._failed(f"generation failed: {type(error).__name__}: {error}")
@@ -173,11 +194,16 @@ class DemoApp:
         ids, k = generation.ids, int(choice)
         index = len(generation.prompt_ids) + k  # the token's place in the whole sequence
         attribution = attribute_token(demo_model.model, ids, index - 1, ids[index])
-        text = lambda token_id: demo_model.tokenizer.decode([token_id]).strip() or repr(demo_model.tokenizer.decode([token_id]))  # noqa: E731
+
+        def text(token_id):
+            return demo_model.tokenizer.decode([token_id]).strip() or repr(demo_model.tokenizer.decode([token_id]))
+
         start, T = attribution.input_positions[0], demo_model.model.config.context_length
         labels = [text(i) for i in ids[start : start + T]]
         title = f"block norms of the masked map; framed: row {attribution.map_row}, which wrote #{k}"
-        return attribution_html(attribution, text), figure_image(heatmap_figure(demo_model.block_norms, labels, attribution.map_row, title))
+        return attribution_html(attribution, text), figure_image(
+            heatmap_figure(demo_model.block_norms, labels, attribution.map_row, title)
+        )
 
 
 def build_demo(models: list[DemoModel]) -> gr.Blocks:
@@ -185,10 +211,14 @@ def build_demo(models: list[DemoModel]) -> gr.Blocks:
     app = DemoApp(models)
     first = models[0]
     with gr.Blocks(title="hf-linear demo") as demo:
-        gr.Markdown("# hf-linear: linear and MLP next-token predictors\nMalach, *Auto-Regressive Next-Token "
-                    "Predictors are Universal Learners* (ICML 2024): a model that only maps a window of tokens "
-                    "linearly (or through a small MLP) to the next token, writing a Chain of Thought.")  # fmt: skip
-        model_name = gr.Dropdown([m.name for m in models], value=first.name, label="Checkpoint", visible=len(models) > 1)
+        gr.Markdown(
+            "# hf-linear: linear and MLP next-token predictors\nMalach, *Auto-Regressive Next-Token "
+            "Predictors are Universal Learners* (ICML 2024): a model that only maps a window of tokens "
+            "linearly (or through a small MLP) to the next token, writing a Chain of Thought."
+        )
+        model_name = gr.Dropdown(
+            [m.name for m in models], value=first.name, label="Checkpoint", visible=len(models) > 1
+        )
         about = gr.Markdown(first.description)
         generation = gr.State(None)
         with gr.Tabs():
@@ -207,18 +237,29 @@ def build_demo(models: list[DemoModel]) -> gr.Blocks:
                 write = gr.Button("Generate", variant="primary", elem_id="hfl-generate")
                 text_tokens = gr.HTML(elem_id="hfl-text")
                 text_message = gr.HTML(elem_id="hfl-text-message")
-        gr.Markdown("## Why this token\nThe share of every earlier (position, token) in the chosen token's logit "
-                    "and in its margin over the runner-up: exact for a LinearLM, an approximation for an MLPLM.")  # fmt: skip
+        gr.Markdown(
+            "## Why this token\nThe share of every earlier (position, token) in the chosen token's logit "
+            "and in its margin over the runner-up: exact for a LinearLM, an approximation for an MLPLM."
+        )
         token = gr.Dropdown(choices=[], label="Generated token to explain", interactive=True, elem_id="hfl-token")
         with gr.Row():
             attribution = gr.HTML(elem_id="hfl-attribution")
-            heatmap = gr.Image(label="Block norms ‖W[i, j]‖ (as hf-linear inspect; the selected row framed)",
-                               type="pil", elem_id="hfl-heatmap", interactive=False)  # fmt: skip
+            heatmap = gr.Image(
+                label="Block norms ‖W[i, j]‖ (as hf-linear inspect; the selected row framed)",
+                type="pil",
+                elem_id="hfl-heatmap",
+                interactive=False,
+            )
 
-        model_name.change(lambda name: (app.model(name).description, *app.box_updates(name)), model_name, [about, *boxes])
+        model_name.change(
+            lambda name: (app.model(name).description, *app.box_updates(name)), model_name, [about, *boxes]
+        )
         compute.click(app.run_arithmetic, [model_name, *boxes], [arithmetic_tokens, verdict, token, generation])
-        write.click(app.run_text, [model_name, prompt, temperature, top_k, max_new_tokens],
-                    [text_tokens, text_message, token, generation])  # fmt: skip
+        write.click(
+            app.run_text,
+            [model_name, prompt, temperature, top_k, max_new_tokens],
+            [text_tokens, text_message, token, generation],
+        )
         token.change(app.explain, [generation, token], [attribution, heatmap])
     return demo
 

@@ -26,17 +26,32 @@ DEFAULT_HOST = "127.0.0.1"
 
 
 def parse_arguments(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
-    parser = argparse.ArgumentParser(prog="hf-linear demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT", help="hf-linear checkpoint directories or Hub repo ids")
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
+    parser = argparse.ArgumentParser(
+        prog="hf-linear demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "checkpoints", nargs="+", metavar="CHECKPOINT", help="hf-linear checkpoint directories or Hub repo ids"
+    )
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only)"
+    )
     parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
-    parser.add_argument("--arithmetic", help="JSON task for the checkpoints without a training_config.yaml, e.g. "
-                                             '\'{"task": "multiplication", "digits": [4, 4], "cot": "lsb"}\'')  # fmt: skip
-    parser.add_argument("--program", help="JSON compiled program for the checkpoints without a training_config.yaml, "
-                                          'e.g. \'{"program": "multiplication", "size": 10000}\'')  # fmt: skip
-    parser.add_argument("--trust-program-code", action="store_true",
-                        help="import a module:function program named by --program or a checkpoint's training_config.yaml "
-                             "(importing runs its code; default: shipped programs only)")  # fmt: skip
+    parser.add_argument(
+        "--arithmetic",
+        help="JSON task for the checkpoints without a training_config.yaml, e.g. "
+        '\'{"task": "multiplication", "digits": [4, 4], "cot": "lsb"}\'',
+    )
+    parser.add_argument(
+        "--program",
+        help="JSON compiled program for the checkpoints without a training_config.yaml, "
+        'e.g. \'{"program": "multiplication", "size": 10000}\'',
+    )
+    parser.add_argument(
+        "--trust-program-code",
+        action="store_true",
+        help="import a module:function program named by --program or a checkpoint's training_config.yaml "
+        "(importing runs its code; default: shipped programs only)",
+    )
     return parser, parser.parse_args(argv)
 
 
@@ -51,14 +66,23 @@ def parse_json(option: str, text: str | None):
 def main(argv: list[str] | None = None) -> int:
     parser, args = parse_arguments(argv)
     if importlib.util.find_spec("gradio") is None:
-        parser.exit(2, f'{parser.prog}: error: the demo needs gradio: pip install -e ".[demo]" (or pip install gradio)\n')
+        parser.exit(
+            2, f'{parser.prog}: error: the demo needs gradio: pip install -e ".[demo]" (or pip install gradio)\n'
+        )
     from hf_linear.demo.app import build_demo, launch
     from hf_linear.demo.models import load_demo_model
 
     try:
-        tasks = {option: parse_json(option, text) for option, text in (("arithmetic", args.arithmetic), ("program", args.program))}
-        demo = build_demo([load_demo_model(checkpoint, **tasks, trust_program_code=args.trust_program_code)
-                           for checkpoint in dict.fromkeys(args.checkpoints)])  # fmt: skip
+        tasks = {
+            option: parse_json(option, text)
+            for option, text in (("arithmetic", args.arithmetic), ("program", args.program))
+        }
+        demo = build_demo(
+            [
+                load_demo_model(checkpoint, **tasks, trust_program_code=args.trust_program_code)
+                for checkpoint in dict.fromkeys(args.checkpoints)
+            ]
+        )
     except ValueError as error:  # not a checkpoint, not hf-linear, a bad task: one line, no traceback
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     launch(demo, args.host, args.port)

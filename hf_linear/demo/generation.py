@@ -72,8 +72,13 @@ def stream_tokens(model, tokenizer, prompt_ids: Sequence[int], **generate_kwargs
     def generate():
         try:
             with torch.no_grad():
-                model.generate(ids, attention_mask=torch.ones_like(ids), streamer=streamer,
-                               logits_processor=LogitsProcessorList([distribution]), **generate_kwargs)  # fmt: skip
+                model.generate(
+                    ids,
+                    attention_mask=torch.ones_like(ids),
+                    streamer=streamer,
+                    logits_processor=LogitsProcessorList([distribution]),
+                    **generate_kwargs,
+                )
         except Exception as error:  # handed to the reader, which would otherwise wait for the end
             failure.append(error)
             streamer.end()
@@ -109,7 +114,9 @@ class CotCheck:
     def expected_token(self) -> str | None:
         if self.departure is None:
             return None
-        return self.reference[self.departure] if self.departure < len(self.reference) else "(nothing: the reference ends)"
+        return (
+            self.reference[self.departure] if self.departure < len(self.reference) else "(nothing: the reference ends)"
+        )
 
 
 def true_result(spec: ArithmeticSpec, operands: tuple) -> tuple[int, str]:
@@ -139,12 +146,19 @@ def step_of(tokens: Sequence[str], index: int, step_names: Sequence[str]) -> str
 def first_departure(generated: Sequence[str], reference: Sequence[str]) -> int | None:
     """Index of the first generated token off the reference; len(generated) when generation
     stopped where the reference goes on; None when they agree token for token."""
-    return next((i for i in range(max(len(generated), len(reference)))
-                 if i >= len(generated) or i >= len(reference) or generated[i] != reference[i]), None)  # fmt: skip
+    return next(
+        (
+            i
+            for i in range(max(len(generated), len(reference)))
+            if i >= len(generated) or i >= len(reference) or generated[i] != reference[i]
+        ),
+        None,
+    )
 
 
-def departure_of(full_reference: Sequence[str], prompt_length: int, generated: Sequence[str],
-                 step_names: Sequence[str]) -> tuple[int | None, str | None]:  # fmt: skip
+def departure_of(
+    full_reference: Sequence[str], prompt_length: int, generated: Sequence[str], step_names: Sequence[str]
+) -> tuple[int | None, str | None]:
     """(first departing generated token, the CoT step it falls in) against a full reference
     example ([BOS] to [EOS]) whose prompt is `prompt_length` tokens."""
     departure = first_departure(generated, full_reference[prompt_length:])

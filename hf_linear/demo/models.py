@@ -70,8 +70,9 @@ def training_config_of(checkpoint: str) -> dict | None:
     return config if isinstance(config, dict) else None
 
 
-def load_demo_model(checkpoint: str, arithmetic: dict | None = None, program: dict | None = None,
-                    trust_program_code: bool = False) -> DemoModel:  # fmt: skip
+def load_demo_model(
+    checkpoint: str, arithmetic: dict | None = None, program: dict | None = None, trust_program_code: bool = False
+) -> DemoModel:
     """Load an hf-linear checkpoint for the demo; ValueError naming it when it is not one. The task
     is `arithmetic` or `program` when given (JSON of the CLI), else the training config's; a
     "module:function" program is imported only with `trust_program_code`."""
@@ -81,8 +82,7 @@ def load_demo_model(checkpoint: str, arithmetic: dict | None = None, program: di
     except (OSError, ValueError):
         model_type = None  # load_model says why
     if model_type is not None and not is_hf_linear(model_type):
-        raise ValueError(f"checkpoint {checkpoint} is a {model_type!r} model, not an hf-linear one "
-                         f"({type_names()})")  # fmt: skip
+        raise ValueError(f"checkpoint {checkpoint} is a {model_type!r} model, not an hf-linear one ({type_names()})")
     model = load_model(checkpoint).eval()
     tokenizer = load_tokenizer(checkpoint)
     if given is None:

@@ -8,13 +8,13 @@ from collections.abc import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.patches import Rectangle
 
-from hf_linear.attribution import TokenAttribution  # noqa: E402
-from hf_linear.demo.generation import CotCheck, GeneratedToken  # noqa: E402
-from hf_linear.studies.inspection import TOKEN_LABELS_UP_TO, draw_block_norms  # noqa: E402
+from hf_linear.attribution import TokenAttribution
+from hf_linear.demo.generation import CotCheck, GeneratedToken
+from hf_linear.studies.inspection import TOKEN_LABELS_UP_TO, draw_block_norms
 
 
 def message_html(text: str, kind: str = "error") -> str:
@@ -33,12 +33,18 @@ def tokens_html(prompt: str, tokens: Sequence[GeneratedToken], departure: int | 
         marked = index == departure
         style = f"background: rgba(37, 99, 235, {alpha:.2f});" + (" outline: 2px solid #dc2626;" if marked else "")
         title = f"#{index} p = {token.probability:.3f}" + (" (first departure from the reference)" if marked else "")
-        parts.append(f'<span class="hfl-token" data-index="{index}" data-p="{token.probability:.4f}" '
-                     f'style="{style}" title="{html.escape(title)}">{html.escape(token.text)}</span>')  # fmt: skip
+        parts.append(
+            f'<span class="hfl-token" data-index="{index}" data-p="{token.probability:.4f}" '
+            f'style="{style}" title="{html.escape(title)}">{html.escape(token.text)}</span>'
+        )
     if departure is not None and departure == len(tokens):
-        parts.append('<span class="hfl-token hfl-missing" title="generation stopped here; the reference goes on">…</span>')
-    legend = ('<div class="hfl-legend">shade = the model\'s probability of each generated token '
-              '(light: unsure, dark: sure; hover for the value)</div>')  # fmt: skip
+        parts.append(
+            '<span class="hfl-token hfl-missing" title="generation stopped here; the reference goes on">…</span>'
+        )
+    legend = (
+        '<div class="hfl-legend">shade = the model\'s probability of each generated token '
+        "(light: unsure, dark: sure; hover for the value)</div>"
+    )
     return f'<div class="hfl-tokens">{"".join(parts)}</div>{legend}'
 
 
@@ -48,13 +54,17 @@ def verdict_html(check: CotCheck) -> str:
     if check.correct:
         head = f'<div class="hfl-verdict hfl-correct">✓ correct: answer {html.escape(answer)}; {html.escape(check.statement)}</div>'
     else:
-        head = (f'<div class="hfl-verdict hfl-wrong">✗ wrong: answer {html.escape(answer)}, expected '
-                f'{html.escape(check.expected_answer)}; {html.escape(check.statement)}</div>')  # fmt: skip
+        head = (
+            f'<div class="hfl-verdict hfl-wrong">✗ wrong: answer {html.escape(answer)}, expected '
+            f"{html.escape(check.expected_answer)}; {html.escape(check.statement)}</div>"
+        )
     if check.departure is None:
         cot = "The chain of thought follows the reference format token for token."
     else:
-        cot = (f"First departure from the reference at generated token #{check.departure} "
-               f"({html.escape(check.departure_step)}): expected {html.escape(check.expected_token)}.")  # fmt: skip
+        cot = (
+            f"First departure from the reference at generated token #{check.departure} "
+            f"({html.escape(check.departure_step)}): expected {html.escape(check.expected_token)}."
+        )
     return f'{head}<div class="hfl-cot-check">{cot}</div>'
 
 
@@ -76,22 +86,34 @@ def attribution_html(attribution: TokenAttribution, token_text, strongest: int =
     rows = []
     for k, (position, token_id) in enumerate(zip(a.input_positions, a.input_ids)):
         css = ' class="hfl-strong"' if k in top else ""
-        rows.append(f"<tr{css}><td>{position}</td><td>{html.escape(token_text(token_id))}</td>"
-                    f"<td>{float(a.to_logit[k]):+.4f}</td><td>{float(a.to_margin[k]):+.4f}</td>"
-                    f"<td>{_bar(float(a.to_margin[k]), scale)}</td></tr>")  # fmt: skip
-    rows.append(f'<tr class="hfl-bias"><td colspan="2">bias (no input)</td><td>{a.logit_bias:+.4f}</td>'
-                f"<td>{a.margin_bias:+.4f}</td><td></td></tr>")  # fmt: skip
-    rows.append(f'<tr class="hfl-sum"><td colspan="2">sum of the parts</td><td>{total:+.4f}</td><td>{margin_total:+.4f}</td><td></td></tr>')
-    rows.append(f'<tr class="hfl-sum"><td colspan="2">the model\'s logit / margin</td><td>{a.logit:+.4f}</td>'
-                f"<td>{a.margin:+.4f}</td><td></td></tr>")  # fmt: skip
+        rows.append(
+            f"<tr{css}><td>{position}</td><td>{html.escape(token_text(token_id))}</td>"
+            f"<td>{float(a.to_logit[k]):+.4f}</td><td>{float(a.to_margin[k]):+.4f}</td>"
+            f"<td>{_bar(float(a.to_margin[k]), scale)}</td></tr>"
+        )
+    rows.append(
+        f'<tr class="hfl-bias"><td colspan="2">bias (no input)</td><td>{a.logit_bias:+.4f}</td>'
+        f"<td>{a.margin_bias:+.4f}</td><td></td></tr>"
+    )
+    rows.append(
+        f'<tr class="hfl-sum"><td colspan="2">sum of the parts</td><td>{total:+.4f}</td><td>{margin_total:+.4f}</td><td></td></tr>'
+    )
+    rows.append(
+        f'<tr class="hfl-sum"><td colspan="2">the model\'s logit / margin</td><td>{a.logit:+.4f}</td>'
+        f"<td>{a.margin:+.4f}</td><td></td></tr>"
+    )
     label = "exact" if a.exact else "approximation"
-    head = (f'<div class="hfl-attribution-head">Why <b>{html.escape(token_text(a.token_id))}</b> at position '
-            f"{a.position + 1} (output position {a.position}, row {a.map_row} of the masked map): logit "
-            f"{a.logit:.4f}, margin {a.margin:.4f} over the runner-up <b>{html.escape(token_text(a.runner_up_id))}</b> "
-            f'({a.runner_up_logit:.4f}).</div><div class="hfl-method hfl-{label}">{html.escape(a.method)}</div>')  # fmt: skip
-    table = ('<table class="hfl-attribution"><thead><tr><th>input position</th><th>token</th>'
-             "<th>share in the logit</th><th>share in the margin</th><th></th></tr></thead>"
-             f"<tbody>{''.join(rows)}</tbody></table>")  # fmt: skip
+    head = (
+        f'<div class="hfl-attribution-head">Why <b>{html.escape(token_text(a.token_id))}</b> at position '
+        f"{a.position + 1} (output position {a.position}, row {a.map_row} of the masked map): logit "
+        f"{a.logit:.4f}, margin {a.margin:.4f} over the runner-up <b>{html.escape(token_text(a.runner_up_id))}</b> "
+        f'({a.runner_up_logit:.4f}).</div><div class="hfl-method hfl-{label}">{html.escape(a.method)}</div>'
+    )
+    table = (
+        '<table class="hfl-attribution"><thead><tr><th>input position</th><th>token</th>'
+        "<th>share in the logit</th><th>share in the margin</th><th></th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
     return head + table
 
 

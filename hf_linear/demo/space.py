@@ -56,7 +56,7 @@ def requirements() -> str:
         if extra is None or extra.group(1) == DEMO_EXTRA:
             lines.append(name.strip())
     if not any(line.startswith("gradio") for line in lines):
-        raise ValueError("the installed hf-linear has no demo extra: reinstall it (pip install -e \".[demo]\")")
+        raise ValueError('the installed hf-linear has no demo extra: reinstall it (pip install -e ".[demo]")')
     return "\n".join(dict.fromkeys(lines)) + "\n"
 
 
@@ -66,23 +66,36 @@ def space_readme(space_repo: str, models: list[str]) -> str:
     except importlib.metadata.PackageNotFoundError:
         sdk_version = None
     metadata = SpaceCardData(
-        title=f"hf-linear demo: {space_repo.split('/')[-1]}"[:60], sdk="gradio", sdk_version=sdk_version,
-        app_file="app.py", license="apache-2.0", models=models, tags=["hf-linear", "next-token-prediction", "chain-of-thought"],
-        emoji="🧮", colorFrom="blue", colorTo="green", pinned=False,
+        title=f"hf-linear demo: {space_repo.split('/')[-1]}"[:60],
+        sdk="gradio",
+        sdk_version=sdk_version,
+        app_file="app.py",
+        license="apache-2.0",
+        models=models,
+        tags=["hf-linear", "next-token-prediction", "chain-of-thought"],
+        emoji="🧮",
+        colorFrom="blue",
+        colorTo="green",
+        pinned=False,
         short_description="Linear next-token predictors: CoT arithmetic, why each token",
-    )  # fmt: skip
+    )
     listed = "\n".join(f"- [{model}](https://huggingface.co/{model})" for model in models)
-    return (f"---\n{metadata.to_yaml()}\n---\n\n# hf-linear demo\n\nThe linear and MLP next-token predictors of "
-            "Malach, *Auto-Regressive Next-Token Predictors are Universal Learners* (ICML 2024), to try: "
-            "arithmetic with the Chain of Thought streamed and checked step by step, free text, and *why this "
-            "token*: the share of every earlier (position, token) in a generated token's logit (exact for a "
-            f"LinearLM).\n\nModels:\n\n{listed}\n\nRun it locally: `pip install -r requirements.txt && python app.py`.\n")  # fmt: skip
+    return (
+        f"---\n{metadata.to_yaml()}\n---\n\n# hf-linear demo\n\nThe linear and MLP next-token predictors of "
+        "Malach, *Auto-Regressive Next-Token Predictors are Universal Learners* (ICML 2024), to try: "
+        "arithmetic with the Chain of Thought streamed and checked step by step, free text, and *why this "
+        "token*: the share of every earlier (position, token) in a generated token's logit (exact for a "
+        f"LinearLM).\n\nModels:\n\n{listed}\n\nRun it locally: `pip install -r requirements.txt && python app.py`.\n"
+    )
 
 
 def package_files() -> dict[str, Path]:
     """path in the Space → file: the hf_linear package's Python sources."""
-    return {f"hf_linear/{path.relative_to(PACKAGE_DIR).as_posix()}": path
-            for path in sorted(PACKAGE_DIR.rglob("*.py")) if "__pycache__" not in path.parts}  # fmt: skip
+    return {
+        f"hf_linear/{path.relative_to(PACKAGE_DIR).as_posix()}": path
+        for path in sorted(PACKAGE_DIR.rglob("*.py"))
+        if "__pycache__" not in path.parts
+    }
 
 
 def space_files(space_repo: str, models: list[str]) -> dict[str, bytes | Path]:
@@ -97,20 +110,35 @@ def space_files(space_repo: str, models: list[str]) -> dict[str, bytes | Path]:
     }
 
 
-def push_space(space_repo: str, models: list[str], *, private: bool = False, token: str | None = None,
-               endpoint: str | None = None, commit_message: str = "hf-linear demo") -> CommitInfo:
+def push_space(
+    space_repo: str,
+    models: list[str],
+    *,
+    private: bool = False,
+    token: str | None = None,
+    endpoint: str | None = None,
+    commit_message: str = "hf-linear demo",
+) -> CommitInfo:
     """Create (or update) the Space `space_repo` running the demo of `models` (Hub repo ids)."""
     from hf_linear.hub.push import HubPushError, _httpx  # the push command's error and HTTP client
 
     files = space_files(space_repo, models)
     api = HfApi(endpoint=endpoint, token=token)
     try:
-        space_repo = api.create_repo(space_repo, repo_type="space", space_sdk="gradio", private=private, exist_ok=True).repo_id
-        operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=content if isinstance(content, bytes) else str(content))
-                      for name, content in files.items()]  # fmt: skip
+        space_repo = api.create_repo(
+            space_repo, repo_type="space", space_sdk="gradio", private=private, exist_ok=True
+        ).repo_id
+        operations = [
+            CommitOperationAdd(
+                path_in_repo=name, path_or_fileobj=content if isinstance(content, bytes) else str(content)
+            )
+            for name, content in files.items()
+        ]
         return api.create_commit(space_repo, operations, commit_message=commit_message, repo_type="space")
     except HfHubHTTPError as error:
         raise HubPushError(f"The Hub refused the Space {space_repo} on {api.endpoint}: {error}") from error
     except _httpx.TransportError as error:
-        raise HubPushError(f"Cannot reach the Hub at {api.endpoint} ({type(error).__name__}: {error}); "
-                           f"the Space {space_repo} was not pushed") from error  # fmt: skip
+        raise HubPushError(
+            f"Cannot reach the Hub at {api.endpoint} ({type(error).__name__}: {error}); "
+            f"the Space {space_repo} was not pushed"
+        ) from error

@@ -124,8 +124,10 @@ class ProgramTask(Task):
 
     @property
     def fields(self) -> tuple[Field, ...]:
-        return tuple(Field(f"{number.name} (0 – {number.limit - 1:,})", f"e.g. {number.limit * 3 // 7}")
-                     for number in self.program.inputs)  # fmt: skip
+        return tuple(
+            Field(f"{number.name} (0 – {number.limit - 1:,})", f"e.g. {number.limit * 3 // 7}")
+            for number in self.program.inputs
+        )
 
     def describe(self) -> str:
         inputs = ", ".join(f"{number.name} < {number.limit:,}" for number in self.program.inputs)
@@ -134,8 +136,10 @@ class ProgramTask(Task):
     def numbers(self, values: Sequence[str]) -> tuple:
         """The box texts as integers where they are plain digits; anything else is passed on as
         text, so that `program_prompt` refuses it with its own message."""
-        return tuple(int(text) if text.isascii() and text.isdigit() else text
-                     for text in _stripped(values, len(self.program.inputs)))  # fmt: skip
+        return tuple(
+            int(text) if text.isascii() and text.isdigit() else text
+            for text in _stripped(values, len(self.program.inputs))
+        )
 
     def prompt(self, values):
         return program_prompt(self.program, None, *self.numbers(values))
@@ -154,8 +158,16 @@ class ProgramTask(Task):
         departure, step = departure_of(full_reference, self.program.prompt_length, generated, PROGRAM_COT)
         answer, expected = answer_of(generated), " ".join(expected_tokens)
         value = bits_value(expected_tokens)
-        return CotCheck(full_reference[self.program.prompt_length :], answer, expected, value,
-                        self.statement(values, expected_tokens, answer), answer == expected, departure, step)  # fmt: skip
+        return CotCheck(
+            full_reference[self.program.prompt_length :],
+            answer,
+            expected,
+            value,
+            self.statement(values, expected_tokens, answer),
+            answer == expected,
+            departure,
+            step,
+        )
 
     def statement(self, values, expected_tokens: Sequence[str], answer: str) -> str:
         """E.g. "multiplication-10000 of a=4321, b=8765 = 37873565 (answer bits least significant
@@ -207,11 +219,14 @@ def arithmetic_task(arguments: dict) -> ArithmeticTask:
     """`{"task": ..., "digits": ..., "cot": ..., "every": ...}` (the keys of `hf-linear eval --arithmetic`)."""
     if not isinstance(arguments, dict) or not {"task", "digits", "cot"} <= set(arguments):
         raise ValueError(f"arithmetic task {arguments!r} needs the keys task, digits and cot")
-    return ArithmeticTask(ArithmeticSpec.create(arguments["task"], arguments["digits"], arguments["cot"], arguments.get("every")))
+    return ArithmeticTask(
+        ArithmeticSpec.create(arguments["task"], arguments["digits"], arguments["cot"], arguments.get("every"))
+    )
 
 
-def task_from_arguments(arithmetic: dict | None = None, program: dict | None = None,
-                        trust_program_code: bool = False) -> Task | None:  # fmt: skip
+def task_from_arguments(
+    arithmetic: dict | None = None, program: dict | None = None, trust_program_code: bool = False
+) -> Task | None:
     """The task given on the command line (--arithmetic or --program JSON), None when neither is."""
     if arithmetic is not None and program is not None:
         raise ValueError("give --arithmetic or --program, not both")

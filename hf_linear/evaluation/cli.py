@@ -63,20 +63,33 @@ def evaluate_checkpoint(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hf-linear eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="hf-linear eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoint", help="a checkpoint directory or Hub repo id")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", help="a DatasetDict saved with save_to_disk (a directory), or a Hub dataset repo id")
+    source.add_argument(
+        "--dataset", help="a DatasetDict saved with save_to_disk (a directory), or a Hub dataset repo id"
+    )
     source.add_argument("--arithmetic", help="JSON of build_arithmetic_dataset arguments (built on the fly)")
-    source.add_argument("--program", help='JSON of build_program_dataset arguments, e.g. \'{"program": "multiplication", "size": 10000}\'')
-    parser.add_argument("--trust-program-code", action="store_true",
-                        help="let --program name a module:function program to import (your own code)")  # fmt: skip
+    source.add_argument(
+        "--program",
+        help='JSON of build_program_dataset arguments, e.g. \'{"program": "multiplication", "size": 10000}\'',
+    )
+    parser.add_argument(
+        "--trust-program-code",
+        action="store_true",
+        help="let --program name a module:function program to import (your own code)",
+    )
     parser.add_argument("--split", default="test")
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--show", type=int, default=5, help="sample generations to print")
-    parser.add_argument("--segments", action="store_true",
-                        help="also the teacher-forced accuracy of each CoT segment (where the chain breaks)")
+    parser.add_argument(
+        "--segments",
+        action="store_true",
+        help="also the teacher-forced accuracy of each CoT segment (where the chain breaks)",
+    )
     parser.add_argument("--output", help="JSON report path (default: CHECKPOINT/eval_results.json)")
     args = parser.parse_args(argv)
     if args.num_samples < 1 or args.batch_size < 1:

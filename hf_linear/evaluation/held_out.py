@@ -32,8 +32,16 @@ def held_out_split(datasets, name: str, where: str):
     return datasets[name]
 
 
-def evaluate_held_out(model, tokenizer, split, batch_size: int = 256, num_examples: int = 5, segments: bool = False,
-                      exact_match: bool = True, sampling: dict | None = None) -> dict:  # fmt: skip
+def evaluate_held_out(
+    model,
+    tokenizer,
+    split,
+    batch_size: int = 256,
+    num_examples: int = 5,
+    segments: bool = False,
+    exact_match: bool = True,
+    sampling: dict | None = None,
+) -> dict:
     """The held-out report of `split` (already cut to the examples to score).
 
     segments: add the teacher-forced accuracy per CoT segment (`report["segments"]`; data with
@@ -51,7 +59,9 @@ def evaluate_held_out(model, tokenizer, split, batch_size: int = 256, num_exampl
                 add_alive_units(report["segments"], alive)
         return report
     if segments:
-        raise ValueError("segment accuracy needs arithmetic data (prompt / answer columns); this is language-model data")
+        raise ValueError(
+            "segment accuracy needs arithmetic data (prompt / answer columns); this is language-model data"
+        )
     return lm_report(model, tokenizer, split, batch_size=batch_size, num_examples=num_examples, **(sampling or {}))
 
 
@@ -65,6 +75,8 @@ def format_held_out(report: dict) -> str:
     if report.get("segments"):
         parts.append(format_segments(report["segments"]))
     if report.get("dead_positions"):  # (None: no ReLU to check; []: none dead)
-        parts.append(f"positions whose units after the masked map's ReLU are 0 on every example (no gradient reaches "
-                     f"them, their tokens at chance): {report['dead_positions']}")
+        parts.append(
+            f"positions whose units after the masked map's ReLU are 0 on every example (no gradient reaches "
+            f"them, their tokens at chance): {report['dead_positions']}"
+        )
     return "\n".join(parts)

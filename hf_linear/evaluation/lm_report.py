@@ -126,17 +126,25 @@ def sample_continuations(
         max_new_tokens = default_max_new_tokens(model, prompt_ids.shape[1])
     positions = getattr(model.config, "n_positions", None)  # models with absolute position embeddings
     if positions is not None and prompt_ids.shape[1] + max_new_tokens > positions:
-        raise ValueError(f"prompt ({prompt_ids.shape[1]} tokens) + max_new_tokens={max_new_tokens} exceed the "
-                         f"model's {positions} positions")
+        raise ValueError(
+            f"prompt ({prompt_ids.shape[1]} tokens) + max_new_tokens={max_new_tokens} exceed the "
+            f"model's {positions} positions"
+        )
     batch = prompt_ids.repeat(num_samples, 1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         start = time.perf_counter()
         out = model.generate(
-            input_ids=batch, attention_mask=torch.ones_like(batch), do_sample=True, temperature=temperature,
-            top_k=0, top_p=1.0, max_new_tokens=max_new_tokens,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        )  # fmt: skip
+            input_ids=batch,
+            attention_mask=torch.ones_like(batch),
+            do_sample=True,
+            temperature=temperature,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
         seconds = time.perf_counter() - start
     new = out[:, prompt_ids.shape[1] :]
     generated = new_token_count(new, tokenizer.eos_token_id)
@@ -174,8 +182,9 @@ def lm_report(
     """Validation loss / perplexity on `windows`, samples from `prompt`, their statistics and the
     generation speed. The metrics are top-level numbers (what `hf-linear push` puts in a card)."""
     report = validation_loss(model, windows, batch_size)
-    texts, tokens_per_second = sample_continuations(model, tokenizer, prompt, num_generations, max_new_tokens,
-                                                    temperature, seed)  # fmt: skip
+    texts, tokens_per_second = sample_continuations(
+        model, tokenizer, prompt, num_generations, max_new_tokens, temperature, seed
+    )
     report.update(text_statistics(texts))
     report.update(
         generation_tokens_per_second=tokens_per_second,

@@ -99,14 +99,21 @@ def add_alive_units(report: list[dict], alive: list[int]) -> None:
 
 def format_segments(report: list[dict]) -> str:
     with_units = bool(report) and "alive_units" in report[0]
-    lines = ["teacher-forced accuracy per segment (the model reads the true tokens so far"
-             + ("; alive units: of the positions that predict the segment, mean / fewest" if with_units else "") + "):",
-             f"  {'segment':<22} {'positions':>10} {'tokens':>7} {'token acc':>10} {'whole segment':>14}"
-             + (f" {'alive units':>12}" if with_units else "")]  # fmt: skip
+    lines = [
+        "teacher-forced accuracy per segment (the model reads the true tokens so far"
+        + ("; alive units: of the positions that predict the segment, mean / fewest" if with_units else "")
+        + "):",
+        f"  {'segment':<22} {'positions':>10} {'tokens':>7} {'token acc':>10} {'whole segment':>14}"
+        + (f" {'alive units':>12}" if with_units else ""),
+    ]
     for part in report:
-        for name, span in [(part["name"], part)] + [(f"  step {k}", step) for k, step in enumerate(part.get("steps", []), 1)]:
-            line = (f"  {name:<22} {span['start']:>4}-{span['end']:<5} {span['tokens']:>7} "
-                    f"{100 * span['token_accuracy']:>9.1f}% {100 * span['segment_accuracy']:>13.1f}%")  # fmt: skip
+        for name, span in [(part["name"], part)] + [
+            (f"  step {k}", step) for k, step in enumerate(part.get("steps", []), 1)
+        ]:
+            line = (
+                f"  {name:<22} {span['start']:>4}-{span['end']:<5} {span['tokens']:>7} "
+                f"{100 * span['token_accuracy']:>9.1f}% {100 * span['segment_accuracy']:>13.1f}%"
+            )
             if with_units:
                 line += f" {span['alive_units']['mean']:>7.1f} / {span['alive_units']['min']:<2}"
             lines.append(line)

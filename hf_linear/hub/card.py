@@ -54,13 +54,17 @@ def read_eval_report(source: str | Path | dict) -> EvalReport:
     if not isinstance(dataset, str):
         raise ValueError(f"{name} needs a 'dataset' string naming the evaluated dataset")
     candidates = report["metrics"] if isinstance(report.get("metrics"), dict) else report
-    metrics = {key: value for key, value in candidates.items()
-               if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in REPORT_SETTINGS}
+    metrics = {
+        key: value
+        for key, value in candidates.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in REPORT_SETTINGS
+    }
     if not metrics:
         raise ValueError(f"{name} holds no numeric metric (e.g. 'exact_match')")
     num_samples = report.get("num_samples")
-    return EvalReport(dataset, report.get("split"), num_samples if isinstance(num_samples, int) else None,
-                      metrics, report)
+    return EvalReport(
+        dataset, report.get("split"), num_samples if isinstance(num_samples, int) else None, metrics, report
+    )
 
 
 def metric_title(metric: str) -> str:
@@ -68,10 +72,19 @@ def metric_title(metric: str) -> str:
 
 
 def eval_results(report: EvalReport) -> list[EvalResult]:
-    return [EvalResult(task_type="text-generation", task_name="Text generation", dataset_type=report.dataset,
-                       dataset_name=report.dataset, dataset_split=report.split, metric_type=metric,
-                       metric_name=metric_title(metric), metric_value=value)
-            for metric, value in report.metrics.items()]
+    return [
+        EvalResult(
+            task_type="text-generation",
+            task_name="Text generation",
+            dataset_type=report.dataset,
+            dataset_name=report.dataset,
+            dataset_split=report.split,
+            metric_type=metric,
+            metric_name=metric_title(metric),
+            metric_value=value,
+        )
+        for metric, value in report.metrics.items()
+    ]
 
 
 def dataset_ids(training_config: Any) -> list[str]:
@@ -107,18 +120,23 @@ def read_training_config(path: Path | None) -> tuple[str | None, Any]:
 def architecture_text(config: dict) -> tuple[str, str, str]:
     """(summary, description, extra table rows) of the model in the paper's terms."""
     if config["model_type"] == LINEAR_LM:
-        return ("A **linear** auto-regressive next-token predictor (the paper's §4.1 model).",
-                "Token embedding V → d at each of the T positions, then one linear map T·d → T·d with "
-                "bias, masked so that output position i only sees input positions j ≤ i, then an output "
-                "layer d → V with bias at each position. No nonlinearity, no normalization; trained with "
-                "cross-entropy on the next token.", "")
+        return (
+            "A **linear** auto-regressive next-token predictor (the paper's §4.1 model).",
+            "Token embedding V → d at each of the T positions, then one linear map T·d → T·d with "
+            "bias, masked so that output position i only sees input positions j ≤ i, then an output "
+            "layer d → V with bias at each position. No nonlinearity, no normalization; trained with "
+            "cross-entropy on the next token.",
+            "",
+        )
     layers = config.get("num_mlp_layers", 1)
     width = config.get("mlp_hidden_size") or config["hidden_size"]
-    return ("An **MLP** auto-regressive next-token predictor (the paper's multiplication model).",
-            "As the paper's linear model (token embedding V → d, one masked linear map T·d → T·d in which "
-            "output position i only sees input positions j ≤ i), with a ReLU after the masked map, then "
-            f"{layers} per-position layer(s) Linear(·, {width}) + ReLU, then the output layer → V.",
-            f"| per-position MLP layers | {layers} × width {width} |\n")
+    return (
+        "An **MLP** auto-regressive next-token predictor (the paper's multiplication model).",
+        "As the paper's linear model (token embedding V → d, one masked linear map T·d → T·d in which "
+        "output position i only sees input positions j ≤ i), with a ReLU after the masked map, then "
+        f"{layers} per-position layer(s) Linear(·, {width}) + ReLU, then the output layer → V.",
+        f"| per-position MLP layers | {layers} × width {width} |\n",
+    )
 
 
 def intended_use_text(config: dict, training_dataset: Any = None) -> str:
@@ -133,29 +151,50 @@ def intended_use_text(config: dict, training_dataset: Any = None) -> str:
         except (ValueError, OSError):  # data this machine cannot describe (e.g. a local path elsewhere)
             facts = {}
     if facts.get("program"):
-        return (f"Trained on the compiled Chain of Thought of the program `{facts['task']}` "
-                f"({facts['sequence_tokens']} tokens per example, {facts['cot_tokens']} of them CoT; every CoT "
-                f"token a linear-threshold step of earlier tokens). Prompt it with `hf_linear.data.programs.dataset."
-                f"program_prompt({facts['program']!r}, {facts['size']}, ...)`; the answer follows the last `=`.")  # fmt: skip
+        return (
+            f"Trained on the compiled Chain of Thought of the program `{facts['task']}` "
+            f"({facts['sequence_tokens']} tokens per example, {facts['cot_tokens']} of them CoT; every CoT "
+            f"token a linear-threshold step of earlier tokens). Prompt it with `hf_linear.data.programs.dataset."
+            f"program_prompt({facts['program']!r}, {facts['size']}, ...)`; the answer follows the last `=`."
+        )
     if facts.get("task"):
-        return (f"Trained on {facts['task']} written as a Chain of Thought ({facts['sequence_tokens']} tokens per "
-                "example): the prompt is everything up to the first `=`, the answer follows the last `=`.")  # fmt: skip
+        return (
+            f"Trained on {facts['task']} written as a Chain of Thought ({facts['sequence_tokens']} tokens per "
+            "example): the prompt is everything up to the first `=`, the answer follows the last `=`."
+        )
     if config["model_type"] == LINEAR_LM:
-        return ("The paper trains this model on TinyStories (simple children's stories) and samples "
-                "from a prompt such as \"Once upon a\" at temperature 0.5.")
-    return ("The paper trains this model on 4-digit × 4-digit multiplication written as a Chain of "
-            "Thought: the prompt is everything up to the first `=`, the answer follows the last `=`.")
+        return (
+            "The paper trains this model on TinyStories (simple children's stories) and samples "
+            'from a prompt such as "Once upon a" at temperature 0.5.'
+        )
+    return (
+        "The paper trains this model on 4-digit × 4-digit multiplication written as a Chain of "
+        "Thought: the prompt is everything up to the first `=`, the answer follows the last `=`."
+    )
 
 
 def usage_text(repo_id: str, has_tokenizer: bool) -> str:
     load = f'model = AutoModelForCausalLM.from_pretrained("{repo_id}", trust_remote_code=True)'
     if has_tokenizer:
-        return "\n".join(["from transformers import AutoModelForCausalLM, AutoTokenizer", "", load,
-                          f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")',
-                          'inputs = tokenizer("Once upon a", return_tensors="pt")',
-                          "print(tokenizer.decode(model.generate(**inputs, max_new_tokens=40)[0]))"])
-    return "\n".join(["import torch", "from transformers import AutoModelForCausalLM", "", load,
-                      "logits = model(torch.tensor([[1, 2, 3]])).logits  # token ids < vocab_size"])
+        return "\n".join(
+            [
+                "from transformers import AutoModelForCausalLM, AutoTokenizer",
+                "",
+                load,
+                f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")',
+                'inputs = tokenizer("Once upon a", return_tensors="pt")',
+                "print(tokenizer.decode(model.generate(**inputs, max_new_tokens=40)[0]))",
+            ]
+        )
+    return "\n".join(
+        [
+            "import torch",
+            "from transformers import AutoModelForCausalLM",
+            "",
+            load,
+            "logits = model(torch.tensor([[1, 2, 3]])).logits  # token ids < vocab_size",
+        ]
+    )
 
 
 def evaluation_text(report: EvalReport | None) -> tuple[str, str]:
@@ -165,24 +204,43 @@ def evaluation_text(report: EvalReport | None) -> tuple[str, str]:
     where = f"`{report.dataset}`" + (f", split `{report.split}`" if report.split else "")
     samples = f", {report.num_samples:,} samples" if report.num_samples is not None else ""
     rows = "\n".join(f"| {metric_title(m)} (`{m}`) | {v:.4g} |" for m, v in report.metrics.items())
-    section = (f"From the evaluation report `{EVAL_REPORT_FILE}` (uploaded with the checkpoint), on "
-               f"{where}{samples}:\n\n"
-               f"| metric | value |\n|---|---|\n{rows}")
+    section = (
+        f"From the evaluation report `{EVAL_REPORT_FILE}` (uploaded with the checkpoint), on "
+        f"{where}{samples}:\n\n"
+        f"| metric | value |\n|---|---|\n{rows}"
+    )
     return section, f"- The evaluation covers only {where}{samples}.\n"
 
 
-def render_model_card(config: dict, *, repo_id: str, parameters: int, report: EvalReport | None,
-                      training_config_name: str | None, training_config_text: str | None,
-                      training_datasets: list[str], has_tokenizer: bool, license: str = "apache-2.0",
-                      training_dataset: Any = None) -> str:
+def render_model_card(
+    config: dict,
+    *,
+    repo_id: str,
+    parameters: int,
+    report: EvalReport | None,
+    training_config_name: str | None,
+    training_config_text: str | None,
+    training_datasets: list[str],
+    has_tokenizer: bool,
+    license: str = "apache-2.0",
+    training_dataset: Any = None,
+) -> str:
     """README.md for the Hub: YAML metadata (with model-index eval results) + the card body."""
     named = ([report.dataset] if report else []) + training_datasets
     datasets = list(dict.fromkeys(name for name in named if is_hub_dataset_id(name)))
     metadata = ModelCardData(
-        license=license, library_name="transformers", pipeline_tag="text-generation",
-        tags=["hf-linear", config["model_type"].replace("_", "-"), "next-token-prediction",
-              "chain-of-thought", "custom_code"],
-        datasets=datasets or None, model_name=repo_id,
+        license=license,
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        tags=[
+            "hf-linear",
+            config["model_type"].replace("_", "-"),
+            "next-token-prediction",
+            "chain-of-thought",
+            "custom_code",
+        ],
+        datasets=datasets or None,
+        model_name=repo_id,
         eval_results=eval_results(report) if report else None,
     )
     summary, architecture, extra_rows = architecture_text(config)
@@ -191,17 +249,32 @@ def render_model_card(config: dict, *, repo_id: str, parameters: int, report: Ev
         training = "No training configuration was stored with this checkpoint."
     else:
         language = "json" if training_config_name.endswith(".json") else "yaml"
-        training = (f"Trained with this configuration (`{training_config_name}`, uploaded with the "
-                    f"checkpoint):\n\n```{language}\n{training_config_text.rstrip()}\n```")
+        training = (
+            f"Trained with this configuration (`{training_config_name}`, uploaded with the "
+            f"checkpoint):\n\n```{language}\n{training_config_text.rstrip()}\n```"
+        )
     parameter_text = f"{parameters:,}" + (f" ({parameters / 1e6:.1f}M)" if parameters >= 100_000 else "")
     template = string.Template(card_template("model_card.md"))
     return template.substitute(
-        metadata=metadata.to_yaml(), model_name=repo_id.split("/")[-1], summary=summary,
-        architecture=architecture, architecture_class=(config.get("architectures") or ["?"])[0],
-        model_type=config["model_type"], context_length=config["context_length"],
-        hidden_size=config["hidden_size"], vocab_size=config["vocab_size"], extra_rows=extra_rows,
-        parameters=parameter_text, paper_reference=MODEL_TYPES[config["model_type"]].paper_model, training=training,
-        evaluation=evaluation, intended_use=intended_use_text(config, training_dataset),
-        evaluation_limitations=evaluation_limitations, usage=usage_text(repo_id, has_tokenizer), repo_id=repo_id,
-        citation=CITATION, arxiv_id=ARXIV_ID, arxiv_url=ARXIV_URL,
+        metadata=metadata.to_yaml(),
+        model_name=repo_id.split("/")[-1],
+        summary=summary,
+        architecture=architecture,
+        architecture_class=(config.get("architectures") or ["?"])[0],
+        model_type=config["model_type"],
+        context_length=config["context_length"],
+        hidden_size=config["hidden_size"],
+        vocab_size=config["vocab_size"],
+        extra_rows=extra_rows,
+        parameters=parameter_text,
+        paper_reference=MODEL_TYPES[config["model_type"]].paper_model,
+        training=training,
+        evaluation=evaluation,
+        intended_use=intended_use_text(config, training_dataset),
+        evaluation_limitations=evaluation_limitations,
+        usage=usage_text(repo_id, has_tokenizer),
+        repo_id=repo_id,
+        citation=CITATION,
+        arxiv_id=ARXIV_ID,
+        arxiv_url=ARXIV_URL,
     )

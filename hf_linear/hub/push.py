@@ -39,14 +39,29 @@ try:
 except ImportError:  # huggingface_hub 1.x
     import httpx as _httpx
 
-__all__ = ["HubPushError", "push_checkpoint", "verify_checkpoint", "read_eval_report", "render_model_card",
-           "dataset_ids", "main"]
+__all__ = [
+    "HubPushError",
+    "push_checkpoint",
+    "verify_checkpoint",
+    "read_eval_report",
+    "render_model_card",
+    "dataset_ids",
+    "main",
+]
 
 
-def push_checkpoint(checkpoint_dir: str | Path, repo_id: str, *, revision: str | None = None,
-                    private: bool = False, commit_message: str = "Upload hf-linear checkpoint",
-                    eval_results: str | Path | dict | None = None, create_repo: bool = True,
-                    token: str | None = None, endpoint: str | None = None) -> CommitInfo:
+def push_checkpoint(
+    checkpoint_dir: str | Path,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    private: bool = False,
+    commit_message: str = "Upload hf-linear checkpoint",
+    eval_results: str | Path | dict | None = None,
+    create_repo: bool = True,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> CommitInfo:
     """Push a saved checkpoint (weights, configs, tokenizer, code, card) as one commit.
 
     `eval_results`: an eval report (path or dict); default: `eval_results.json` in the checkpoint.
@@ -73,31 +88,44 @@ def push_checkpoint(checkpoint_dir: str | Path, repo_id: str, *, revision: str |
         if revision is not None:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         card = render_model_card(
-            config, repo_id=repo_id, parameters=parameters, report=report,
+            config,
+            repo_id=repo_id,
+            parameters=parameters,
+            report=report,
             training_config_name=checkpoint.training_config.name if checkpoint.training_config else None,
-            training_config_text=training_text, training_datasets=dataset_ids(training_config),
+            training_config_text=training_text,
+            training_datasets=dataset_ids(training_config),
             has_tokenizer=checkpoint.has_tokenizer,
-            training_dataset=training_config.get("dataset") if isinstance(training_config, dict) else None)
-        operations = upload_operations(checkpoint, config, missing_code, card,
-                                       report.raw if eval_results is not None else None)
+            training_dataset=training_config.get("dataset") if isinstance(training_config, dict) else None,
+        )
+        operations = upload_operations(
+            checkpoint, config, missing_code, card, report.raw if eval_results is not None else None
+        )
         uploaded = {op.path_in_repo for op in operations}
-        stale_weights = [f for f in api.list_repo_files(repo_id, revision=revision)
-                         if (f.endswith(".safetensors") or f == SAFETENSORS_INDEX) and f not in uploaded]
+        stale_weights = [
+            f
+            for f in api.list_repo_files(repo_id, revision=revision)
+            if (f.endswith(".safetensors") or f == SAFETENSORS_INDEX) and f not in uploaded
+        ]
         operations += [CommitOperationDelete(path_in_repo=f) for f in stale_weights]
         return api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision)
     except RepositoryNotFoundError as e:
         hint = " (it is created only with create_repo=True / without --no-create)" if not create_repo else ""
-        raise HubPushError(f"Repository {where} not found{hint}; nothing was pushed, "
-                           f"{checkpoint.path} is unchanged") from e
+        raise HubPushError(
+            f"Repository {where} not found{hint}; nothing was pushed, {checkpoint.path} is unchanged"
+        ) from e
     except HfHubHTTPError as e:
         raise HubPushError(f"The Hub refused the push to {where}: {e}; {checkpoint.path} is unchanged") from e
     except _httpx.TransportError as e:
-        raise HubPushError(f"Cannot reach the Hub at {api.endpoint} ({type(e).__name__}: {e}); nothing was "
-                           f"pushed, {checkpoint.path} is unchanged") from e
+        raise HubPushError(
+            f"Cannot reach the Hub at {api.endpoint} ({type(e).__name__}: {e}); nothing was "
+            f"pushed, {checkpoint.path} is unchanged"
+        ) from e
 
 
-def upload_operations(checkpoint: Checkpoint, config: dict, missing_code: dict[str, bytes], card: str,
-                      explicit_report: dict | None) -> list[CommitOperationAdd]:
+def upload_operations(
+    checkpoint: Checkpoint, config: dict, missing_code: dict[str, bytes], card: str, explicit_report: dict | None
+) -> list[CommitOperationAdd]:
     """Files read from the checkpoint, plus what was built in memory (card, config, code, report)."""
     built = {"README.md": card.encode(), **missing_code}
     if config != checkpoint.config:  # auto_map was added
@@ -105,8 +133,11 @@ def upload_operations(checkpoint: Checkpoint, config: dict, missing_code: dict[s
     if explicit_report is not None:  # a report given to push_checkpoint replaces the checkpoint's own
         built[EVAL_REPORT_FILE] = (json.dumps(explicit_report, indent=2) + "\n").encode()
     operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=content) for name, content in built.items()]
-    operations += [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p))
-                   for p in checkpoint.weights + checkpoint.files if p.name not in built]
+    operations += [
+        CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p))
+        for p in checkpoint.weights + checkpoint.files
+        if p.name not in built
+    ]
     return operations
 
 
@@ -114,22 +145,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hf-linear push",
         description="Push an hf-linear checkpoint (safetensors weights, config, tokenizer, model code for "
-                    "trust_remote_code, model card) to the Hugging Face Hub (or the endpoint in HF_ENDPOINT).")
+        "trust_remote_code, model card) to the Hugging Face Hub (or the endpoint in HF_ENDPOINT).",
+    )
     parser.add_argument("checkpoint", help="directory written by save_pretrained / the trainer")
     parser.add_argument("repo", help="Hub repo id, 'namespace/name' (or 'name' in your namespace)")
     parser.add_argument("--private", action="store_true", help="create the repo as private")
     parser.add_argument("--revision", help="branch to push to (created if missing; default main)")
     parser.add_argument("--commit-message", default="Upload hf-linear checkpoint")
-    parser.add_argument("--eval-report", help=f"evaluation JSON for the card (default: {EVAL_REPORT_FILE} "
-                                              "in the checkpoint, if present)")
+    parser.add_argument(
+        "--eval-report",
+        help=f"evaluation JSON for the card (default: {EVAL_REPORT_FILE} in the checkpoint, if present)",
+    )
     parser.add_argument("--no-create", action="store_true", help="fail instead of creating a missing repo")
-    parser.add_argument("--space", metavar="SPACE_REPO", help="then also push a Space (Gradio) running `hf-linear demo` "
-                                                              "on the pushed model (hf_linear.demo.space)")
+    parser.add_argument(
+        "--space",
+        metavar="SPACE_REPO",
+        help="then also push a Space (Gradio) running `hf-linear demo` on the pushed model (hf_linear.demo.space)",
+    )
     args = parser.parse_args(argv)
     try:
-        commit = push_checkpoint(args.checkpoint, args.repo, revision=args.revision, private=args.private,
-                                 commit_message=args.commit_message, eval_results=args.eval_report,
-                                 create_repo=not args.no_create)
+        commit = push_checkpoint(
+            args.checkpoint,
+            args.repo,
+            revision=args.revision,
+            private=args.private,
+            commit_message=args.commit_message,
+            eval_results=args.eval_report,
+            create_repo=not args.no_create,
+        )
         if args.space:
             from hf_linear.demo.space import push_space
 

@@ -23,9 +23,18 @@ logger = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # hf_linear/
 
 CONFIG_FILES = ("config.json", "generation_config.json")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-                   "vocab.json", "vocab.txt", "merges.txt", "tokenizer.model", "chat_template.jinja",
-                   "chat_template.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "tokenizer.model",
+    "chat_template.jinja",
+    "chat_template.json",
+)
 TRAINING_CONFIG_FILES = ("training_config.yaml", "training_config.yml", "training_config.json")
 EVAL_REPORT_FILE = "eval_results.json"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -65,8 +74,10 @@ def inspect_checkpoint(checkpoint_dir: str | Path) -> Checkpoint:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{config_path} is not valid JSON: {e}") from e
     if not is_hf_linear(config.get("model_type")):
-        raise ValueError(f"{config_path} has model_type {config.get('model_type')!r}; hf-linear pushes "
-                         f"{type_names(' or ')} checkpoints")
+        raise ValueError(
+            f"{config_path} has model_type {config.get('model_type')!r}; hf-linear pushes "
+            f"{type_names(' or ')} checkpoints"
+        )
     top_level = sorted(p for p in path.iterdir() if p.is_file())
     try:
         weights = check_safetensors_weights(path)  # the loaders' rule: safetensors only, each one readable
@@ -127,8 +138,10 @@ def remote_code_files(checkpoint: Checkpoint) -> tuple[dict, dict[str, bytes]]:
         if not (checkpoint.path / name).is_file():
             source = PACKAGE_DIR / name
             if not source.is_file():
-                raise ValueError(f"{checkpoint.path}: auto_map refers to {name}, which is neither in the "
-                                 "checkpoint nor in the hf_linear package")
+                raise ValueError(
+                    f"{checkpoint.path}: auto_map refers to {name}, which is neither in the "
+                    "checkpoint nor in the hf_linear package"
+                )
             missing[name] = source.read_bytes()
     return config, missing
 
@@ -145,7 +158,9 @@ def verify_checkpoint(checkpoint_dir: str | Path) -> None:
         json.loads(config_path.read_text(encoding="utf-8"))
         config = AutoConfig.from_pretrained(path)
         with torch.device("meta"):
-            expected = {name: tuple(t.shape) for name, t in AutoModelForCausalLM.from_config(config).state_dict().items()}
+            expected = {
+                name: tuple(t.shape) for name, t in AutoModelForCausalLM.from_config(config).state_dict().items()
+            }
     except Exception as e:  # any failure here means the config cannot describe a loadable model
         raise HubPushError(f"{config_path} does not describe a buildable model: {type(e).__name__}: {e}") from e
 
@@ -153,7 +168,7 @@ def verify_checkpoint(checkpoint_dir: str | Path) -> None:
     for weights in sorted(path.glob("*.safetensors")):
         try:
             with safe_open(str(weights), framework="pt") as f:
-                for name in f.keys():
+                for name in f.keys():  # noqa: SIM118 (safe_open has no __iter__)
                     if name in stored:
                         raise ValueError(f"tensor {name!r} is stored twice (also in another shard)")
                     stored[name] = tuple(f.get_tensor(name).shape)  # a full read: truncation fails here
@@ -163,11 +178,15 @@ def verify_checkpoint(checkpoint_dir: str | Path) -> None:
     where = ", ".join(sorted(p.name for p in path.glob("*.safetensors"))) or "no *.safetensors file"
     missing = sorted(set(expected) - set(stored))
     unexpected = sorted(set(stored) - set(expected))
-    wrong_shape = [f"{n}: stored {stored[n]}, config expects {expected[n]}"
-                   for n in sorted(set(stored) & set(expected)) if stored[n] != expected[n]]
-    problems = ([f"missing tensors {missing[:5]}"] if missing else []) + (
-        [f"unexpected tensors {unexpected[:5]}"] if unexpected else []) + (
-        [f"wrong shapes ({'; '.join(wrong_shape[:5])})"] if wrong_shape else [])
+    wrong_shape = [
+        f"{n}: stored {stored[n]}, config expects {expected[n]}"
+        for n in sorted(set(stored) & set(expected))
+        if stored[n] != expected[n]
+    ]
+    problems = (
+        ([f"missing tensors {missing[:5]}"] if missing else [])
+        + ([f"unexpected tensors {unexpected[:5]}"] if unexpected else [])
+        + ([f"wrong shapes ({'; '.join(wrong_shape[:5])})"] if wrong_shape else [])
+    )
     if problems:
-        raise HubPushError(f"{path} ({where}) does not match the model {config_path} describes: "
-                           + ", ".join(problems))
+        raise HubPushError(f"{path} ({where}) does not match the model {config_path} describes: " + ", ".join(problems))

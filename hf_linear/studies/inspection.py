@@ -23,17 +23,17 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+import yaml
+from matplotlib.colors import LogNorm
 
-from hf_linear.atomic import write_json_atomically  # noqa: E402
-from hf_linear.checkpoints import load_model, load_tokenizer  # noqa: E402
-from hf_linear.data.arithmetic.formats import EOS, segments_of  # noqa: E402
-from hf_linear.model_types import is_hf_linear, type_names  # noqa: E402
-from hf_linear.output_dirs import check_output_file  # noqa: E402
-from hf_linear.studies.results import arithmetic_spec  # noqa: E402
+from hf_linear.atomic import write_json_atomically
+from hf_linear.checkpoints import load_model, load_tokenizer
+from hf_linear.data.arithmetic.formats import EOS, segments_of
+from hf_linear.model_types import is_hf_linear, type_names
+from hf_linear.output_dirs import check_output_file
+from hf_linear.studies.results import arithmetic_spec
 
 TOKEN_LABELS_UP_TO = 100  # windows up to this length get their tokens as tick labels
 
@@ -75,7 +75,9 @@ def example_tokens(model, tokenizer, text: str) -> list[str]:
     window = model.config.context_length
     if EOS not in tokenizer.convert_ids_to_tokens(ids[0]) and ids.shape[1] < window:
         with torch.no_grad():
-            ids = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=window - ids.shape[1], do_sample=False)
+            ids = model.generate(
+                ids, attention_mask=torch.ones_like(ids), max_new_tokens=window - ids.shape[1], do_sample=False
+            )
     return tokenizer.convert_ids_to_tokens(ids[0][:window])
 
 
@@ -118,8 +120,9 @@ def draw_heatmap(norms: torch.Tensor, tokens: list[str], title: str, out: Path) 
     plt.close(figure)
 
 
-def inspect_checkpoint(checkpoint: str | Path, out: str | Path | None = None, example: str | None = None,
-                       top: int = 3, quiet: bool = False) -> dict:  # fmt: skip
+def inspect_checkpoint(
+    checkpoint: str | Path, out: str | Path | None = None, example: str | None = None, top: int = 3, quiet: bool = False
+) -> dict:
     """Heatmap PNG and per-position JSON of a checkpoint; returns the JSON summary."""
     checkpoint = Path(checkpoint)
     if top < 1:
@@ -127,7 +130,9 @@ def inspect_checkpoint(checkpoint: str | Path, out: str | Path | None = None, ex
     out = check_output_file(out, "--out") if out else checkpoint / "block_norms.png"
     model = load_model(str(checkpoint)).eval()
     if not is_hf_linear(model.config.model_type):
-        raise ValueError(f"inspect needs an hf-linear model ({type_names()}), {checkpoint} is {model.config.model_type}")
+        raise ValueError(
+            f"inspect needs an hf-linear model ({type_names()}), {checkpoint} is {model.config.model_type}"
+        )
     text = example if example is not None else example_from_config(checkpoint)
     tokens = example_tokens(model, load_tokenizer(str(checkpoint)), text) if text else []
     norms = block_norms(model)
@@ -140,14 +145,23 @@ def inspect_checkpoint(checkpoint: str | Path, out: str | Path | None = None, ex
         "example": " ".join(tokens) if tokens else None,
         "segments": segments_of(tokens) if tokens else [],
         "positions": [
-            {"i": i, "token": token_at(i), "top_inputs": [{"j": j, "token": token_at(j), "norm": norm} for j, norm in reads]}
+            {
+                "i": i,
+                "token": token_at(i),
+                "top_inputs": [{"j": j, "token": token_at(j), "norm": norm} for j, norm in reads],
+            }
             for i, reads in enumerate(top_inputs(norms, top))
         ],
     }
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        draw_heatmap(norms, tokens, f"{model.config.model_type} {checkpoint.name}\nblock norms of the masked map "
-                     f"(T={norms.shape[0]}, d={model.config.hidden_size})", out)  # fmt: skip
+        draw_heatmap(
+            norms,
+            tokens,
+            f"{model.config.model_type} {checkpoint.name}\nblock norms of the masked map "
+            f"(T={norms.shape[0]}, d={model.config.hidden_size})",
+            out,
+        )
         write_json_atomically(out.with_suffix(".json"), summary)
     except OSError as error:  # e.g. a read-only file system
         raise ValueError(f"--out {out}: cannot be written ({error.strerror or error})") from None
@@ -160,7 +174,9 @@ def inspect_checkpoint(checkpoint: str | Path, out: str | Path | None = None, ex
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hf-linear inspect", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="hf-linear inspect", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoint", help=f"an hf-linear checkpoint directory ({type_names(' or ')})")
     parser.add_argument("--out", help="PNG to write (default: CHECKPOINT/block_norms.png); the JSON goes beside it")
     parser.add_argument("--example", help="example text or prompt (default: one from the checkpoint's arithmetic data)")

@@ -33,14 +33,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
-import yaml  # noqa: E402
+import matplotlib.pyplot as plt
+import yaml
 
-from hf_linear import paper  # noqa: E402
-from hf_linear.atomic import write_json_atomically, write_text_atomically  # noqa: E402
-from hf_linear.data.sources import data_source  # noqa: E402
-from hf_linear.model_types import is_hf_linear  # noqa: E402
-from hf_linear.studies.results import first_reaching, read_results  # noqa: E402
+from hf_linear import paper
+from hf_linear.atomic import write_json_atomically, write_text_atomically
+from hf_linear.data.sources import data_source
+from hf_linear.model_types import is_hf_linear
+from hf_linear.studies.results import first_reaching, read_results
 
 DEFAULT_TARGET = 0.99  # the accuracy whose training tokens reports (and reproduce's claims) count
 FIGURE_SIZE, DPI = (7.0, 4.2), 100  # ~30-90 KB per PNG
@@ -107,8 +107,9 @@ def save_figure(figure, axes, path: Path, legend: bool = True) -> str:
 # Plots
 
 
-def plot_curves(records: list[dict], out: Path, x_key: str, xlabel: str, scale: float, name: str,
-                per_digit: bool = False) -> str | None:  # fmt: skip
+def plot_curves(
+    records: list[dict], out: Path, x_key: str, xlabel: str, scale: float, name: str, per_digit: bool = False
+) -> str | None:
     """Held-out metric (or, `per_digit`, the per-digit accuracy of the answer) against training
     tokens (or minutes) of every run with an eval curve."""
     with_curves = [r for r in records if any(x_key in p for p in r["curve"])]
@@ -124,7 +125,12 @@ def plot_curves(records: list[dict], out: Path, x_key: str, xlabel: str, scale: 
     figure, axes = new_figure(f"Learning curves: {ylabel.split(' (')[0]} vs {xlabel.split(' (')[0]}", xlabel, ylabel)
     for record in with_curves:
         points = [p for p in record["curve"] if x_key in p and metric in p]
-        axes.plot([p[x_key] * scale for p in points], [shown(p[metric], metric) for p in points], marker=".", label=record["name"])
+        axes.plot(
+            [p[x_key] * scale for p in points],
+            [shown(p[metric], metric) for p in points],
+            marker=".",
+            label=record["name"],
+        )
     if x_key == "tokens":
         axes.set_xscale("log")
     if metric == "perplexity":
@@ -138,24 +144,40 @@ def plot_final_vs_length(records: list[dict], out: Path) -> str | None:
     arithmetic = [r for r in records if not is_lm(r) and r.get("sequence_tokens")]
     if not arithmetic:
         return None
-    figure, axes = new_figure("Final accuracy vs length of an example (length complexity)",
-                              "tokens per example (prompt + CoT + answer)", "held-out exact match (%)")  # fmt: skip
+    figure, axes = new_figure(
+        "Final accuracy vs length of an example (length complexity)",
+        "tokens per example (prompt + CoT + answer)",
+        "held-out exact match (%)",
+    )
     for record in arithmetic:
         axes.scatter(record["sequence_tokens"], 100 * record["final"]["exact_match"], label=record["name"], s=25)
     for result in PAPER_RESULTS:
-        axes.scatter(result["sequence_tokens"], 100 * result["exact_match"], marker="*", s=150, color="black",
-                     label=f"paper: MLP-775M, 4x4, {result['sequence_tokens']}-token CoT")  # fmt: skip
+        axes.scatter(
+            result["sequence_tokens"],
+            100 * result["exact_match"],
+            marker="*",
+            s=150,
+            color="black",
+            label=f"paper: MLP-775M, 4x4, {result['sequence_tokens']}-token CoT",
+        )
     axes.set_ylim(-3, 103)
     return save_figure(figure, axes, out / "final_vs_length.png")
 
 
 def plot_tokens_to_target(records: list[dict], out: Path, target: float) -> str | None:
-    reached = [(r, first_reaching(r["curve"], "exact_match", target)) for r in records if not is_lm(r) and r.get("sequence_tokens")]
+    reached = [
+        (r, first_reaching(r["curve"], "exact_match", target))
+        for r in records
+        if not is_lm(r) and r.get("sequence_tokens")
+    ]
     reached = [(r, p) for r, p in reached if p and "tokens" in p]
     if not reached:
         return None
-    figure, axes = new_figure(f"Training tokens to reach {100 * target:g}% exact match",
-                              "tokens per example (prompt + CoT + answer)", "training tokens (first eval at target)")  # fmt: skip
+    figure, axes = new_figure(
+        f"Training tokens to reach {100 * target:g}% exact match",
+        "tokens per example (prompt + CoT + answer)",
+        "training tokens (first eval at target)",
+    )
     for record, point in reached:
         axes.scatter(record["sequence_tokens"], point["tokens"], label=record["name"], s=25)
     axes.set_yscale("log")
@@ -222,20 +244,38 @@ def plot_against_axis(records: list[dict], out: Path, settings: dict, target: fl
     figure, axes = new_figure(f"Final {ylabel.split(' (')[0]} vs {short}", xlabel, ylabel)
     for key, points in sorted(lines.items()):
         points.sort(key=lambda p: p[0])
-        axes.plot([x for x, _ in points], [shown(r["final"].get(metric, math.nan), metric) for _, r in points],
-                  label=", ".join(key), **styles[key])  # fmt: skip
+        axes.plot(
+            [x for x, _ in points],
+            [shown(r["final"].get(metric, math.nan), metric) for _, r in points],
+            label=", ".join(key),
+            **styles[key],
+        )
     if settings.get("log_x"):
         axes.set_xscale("log", base=2)
     names.append(save_figure(figure, axes, out / f"final_vs_{short}.png"))
     if metric == "exact_match":
-        figure, axes = new_figure(f"Training tokens to {100 * target:g}% exact match vs {short}", xlabel,
-                                  "training tokens (hollow: not reached, total trained)")  # fmt: skip
+        figure, axes = new_figure(
+            f"Training tokens to {100 * target:g}% exact match vs {short}",
+            xlabel,
+            "training tokens (hollow: not reached, total trained)",
+        )
         for key, points in sorted(lines.items()):
             reached = [(x, first_reaching(r["curve"], "exact_match", target)) for x, r in points]
-            axes.plot([x for x, p in reached if p], [p["tokens"] for _, p in reached if p], label=", ".join(key), **styles[key])
+            axes.plot(
+                [x for x, p in reached if p],
+                [p["tokens"] for _, p in reached if p],
+                label=", ".join(key),
+                **styles[key],
+            )
             missed = [(x, r["tokens"]) for x, r in points if not first_reaching(r["curve"], "exact_match", target)]
-            axes.scatter([x for x, _ in missed], [t for _, t in missed], facecolors="none", edgecolors=styles[key]["color"],
-                         marker=styles[key]["marker"], s=40)  # fmt: skip
+            axes.scatter(
+                [x for x, _ in missed],
+                [t for _, t in missed],
+                facecolors="none",
+                edgecolors=styles[key]["color"],
+                marker=styles[key]["marker"],
+                s=40,
+            )
         axes.set_yscale("log")
         if settings.get("log_x"):
             axes.set_xscale("log", base=2)
@@ -249,8 +289,13 @@ def plot_inspection(study_dir: Path, records: list[dict], out: Path) -> tuple[st
     candidates = [r for r in records if is_hf_linear(r.get("model_type"))]
     if not candidates:
         return None
-    best = max(candidates, key=lambda r: (r["final"].get("exact_match", -r["final"].get("perplexity", math.inf)),
-                                          r["final"].get("per_digit_accuracy", 0.0)))  # fmt: skip
+    best = max(
+        candidates,
+        key=lambda r: (
+            r["final"].get("exact_match", -r["final"].get("perplexity", math.inf)),
+            r["final"].get("per_digit_accuracy", 0.0),
+        ),
+    )
     from hf_linear.studies.inspection import inspect_checkpoint
 
     name = "inspect_best.png"
@@ -284,19 +329,22 @@ def run_segments(study_dir: Path, record: dict) -> list[dict] | None:
     split = held_out_split(source.held_out(), record.get("split") or "test", "evaluation.split")
     split = split.select(range(min(SEGMENT_SAMPLES, len(split))))
     # the run's exact match is in its record: only the segments are computed here
-    report = evaluate_held_out(load_model(run_dir), load_tokenizer(run_dir), split, SEGMENT_BATCH_SIZE, segments=True,
-                               exact_match=False)["segments"]  # fmt: skip
+    report = evaluate_held_out(
+        load_model(run_dir), load_tokenizer(run_dir), split, SEGMENT_BATCH_SIZE, segments=True, exact_match=False
+    )["segments"]
     write_json_atomically(cache, report)
     return report
 
 
 def weakest_step(segment: dict) -> str:
-    """", weakest step k of K: token / whole" for a segment of "+"-joined steps, else ""."""
+    """ ", weakest step k of K: token / whole" for a segment of "+"-joined steps, else ""."""
     steps = segment.get("steps") or []
     if len(steps) < 2:
         return ""
     k, step = min(enumerate(steps, 1), key=lambda item: (item[1]["segment_accuracy"], item[1]["token_accuracy"]))
-    return f", weakest step {k} of {len(steps)}: {percent(step['token_accuracy'])} / {percent(step['segment_accuracy'])}"
+    return (
+        f", weakest step {k} of {len(steps)}: {percent(step['token_accuracy'])} / {percent(step['segment_accuracy'])}"
+    )
 
 
 def segment_lines(study_dir: Path, records: list[dict]) -> list[str]:
@@ -312,8 +360,12 @@ def segment_lines(study_dir: Path, records: list[dict]) -> list[str]:
             print(f"hf-linear report: no segment accuracy for {record['name']}: {error}", file=sys.stderr)
             continue
         if parts:
-            cells = "; ".join(f"{p['name']} ({p['tokens']} tok): {percent(p['token_accuracy'])} / {percent(p['segment_accuracy'])}"
-                              + weakest_step(p) for p in parts if p["name"] != "prompt")  # fmt: skip
+            cells = "; ".join(
+                f"{p['name']} ({p['tokens']} tok): {percent(p['token_accuracy'])} / {percent(p['segment_accuracy'])}"
+                + weakest_step(p)
+                for p in parts
+                if p["name"] != "prompt"
+            )
             rows.append(f"| {record['name']} | {percent(record['final'].get('exact_match'))} | {cells} |")
     if not rows:
         return []
@@ -377,15 +429,34 @@ def write_report(study_dir: str | Path) -> Path:
     plots_dir.mkdir(exist_ok=True)
 
     plots = [
-        ("Learning curves against training tokens", plot_curves(records, plots_dir, "tokens", "training tokens (log scale)", 1.0, "curves_tokens.png")),
-        ("Learning curves against wall-clock time", plot_curves(records, plots_dir, "wall_seconds", "wall-clock training time (minutes, evaluations included)", 1 / 60, "curves_minutes.png")),
-        ("Per-digit accuracy of the answer against training tokens (progress before exact match moves)",
-         plot_curves(records, plots_dir, "tokens", "training tokens (log scale)", 1.0, "curves_per_digit.png", per_digit=True)),
+        (
+            "Learning curves against training tokens",
+            plot_curves(records, plots_dir, "tokens", "training tokens (log scale)", 1.0, "curves_tokens.png"),
+        ),
+        (
+            "Learning curves against wall-clock time",
+            plot_curves(
+                records,
+                plots_dir,
+                "wall_seconds",
+                "wall-clock training time (minutes, evaluations included)",
+                1 / 60,
+                "curves_minutes.png",
+            ),
+        ),
+        (
+            "Per-digit accuracy of the answer against training tokens (progress before exact match moves)",
+            plot_curves(
+                records, plots_dir, "tokens", "training tokens (log scale)", 1.0, "curves_per_digit.png", per_digit=True
+            ),
+        ),
         ("Final accuracy against the length of an example", plot_final_vs_length(records, plots_dir)),
         (f"Training tokens to reach {100 * target:g}%", plot_tokens_to_target(records, plots_dir, target)),
-    ] + [(f"Against {settings['x']}", name) for name in plot_against_axis(records, plots_dir, settings, target)]  # fmt: skip
+    ] + [(f"Against {settings['x']}", name) for name in plot_against_axis(records, plots_dir, settings, target)]
 
-    machines = sorted({f"{m.get('cpu')} ({m.get('threads')} threads)" for m in (r.get("machine") for r in records) if m})
+    machines = sorted(
+        {f"{m.get('cpu')} ({m.get('threads')} threads)" for m in (r.get("machine") for r in records) if m}
+    )
     lines = [
         f"# Study: {spec.get('name', study_dir.name)}{' (quick: scaled down)' if spec.get('quick_run') else ''}",
         "",
@@ -396,7 +467,8 @@ def write_report(study_dir: str | Path) -> Path:
         f"run with everything below. Tokens to {100 * target:g}%: training tokens at the first evaluation at or "
         "above the target (an upper bound, at the resolution of `eval_steps`); during-training evaluations use "
         "the validation split, the final number the held-out split named in the config. Machine(s): "
-        + ("; ".join(machines) or "not recorded") + ".",
+        + ("; ".join(machines) or "not recorded")
+        + ".",
         "",
         "## Runs",
         "",
@@ -415,7 +487,7 @@ def write_report(study_dir: str | Path) -> Path:
             f"## Inside the best run: {best['name']}",
             "",
             f"Block norms ‖W[i, j]‖_F of the masked map of `{best['run_dir']}` (output position i reads input "
-            "position j ≤ i); dashed lines: the \"=\" tokens of an example, i.e. the prompt and the CoT segments. "
+            'position j ≤ i); dashed lines: the "=" tokens of an example, i.e. the prompt and the CoT segments. '
             f"`hf-linear inspect {best['run_dir']}` prints, per output position, the inputs it reads most "
             f"(saved in `plots/{Path(name).stem}.json`).",
             "",
@@ -428,7 +500,9 @@ def write_report(study_dir: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hf-linear report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="hf-linear report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("study_dir", help="a study directory written by `hf-linear study`")
     args = parser.parse_args(argv)
     try:

@@ -28,6 +28,7 @@ import numpy as np
 from hf_linear.atomic import staged_directory, write_text_atomically
 from hf_linear.model_types import LINEAR_LM, MLP_LM
 from hf_linear.output_dirs import check_output_dir
+
 # the paper's 4x4 result, under the names the claims below use
 from hf_linear.paper import MULTIPLICATION_EXACT_MATCH as PAPER_EXACT_MATCH
 from hf_linear.paper import MULTIPLICATION_SEQUENCE_TOKENS as PAPER_SEQUENCE_TOKENS
@@ -57,7 +58,9 @@ def study_files(directory: Path, only: list[str] | None) -> list[Path]:
         names = {path.stem for path in paths}
         unknown = sorted(set(only) - names)
         if unknown:
-            raise ValueError(f"--only: no study {', '.join(unknown)} in {directory} (studies: {', '.join(sorted(names))})")
+            raise ValueError(
+                f"--only: no study {', '.join(unknown)} in {directory} (studies: {', '.join(sorted(names))})"
+            )
         paths = [path for path in paths if path.stem in only]
     if not paths:
         raise ValueError(f"no study files (*.yaml) in {directory}")
@@ -116,7 +119,9 @@ def tokens_to_per_digit(curve: list[dict], target: float) -> tuple[float, float]
     """Extrapolate a learning curve: fit the per-digit error of the second half of the eval
     points as a power law of the training tokens, and return (tokens where the error falls to
     1 - target, the exponent). None when the curve is too short or does not improve."""
-    points = [(p["tokens"], 1.0 - p["per_digit_accuracy"]) for p in curve if p.get("tokens") and "per_digit_accuracy" in p]
+    points = [
+        (p["tokens"], 1.0 - p["per_digit_accuracy"]) for p in curve if p.get("tokens") and "per_digit_accuracy" in p
+    ]
     points = [(t, e) for t, e in points[len(points) // 2 :] if e > 0]
     if len(points) < 3:
         return None
@@ -182,7 +187,11 @@ def claims_formats(records: dict[str, dict]) -> list[str]:
             f"{percent(lsb['final'].get('exact_match'))} with the {lsb['sequence_tokens']}-token `lsb` CoT and "
             f"{percent(direct['final'].get('exact_match'))} with no CoT (`direct`, {percent(direct['final'].get('per_digit_accuracy'))} "
             "of digits)."
-            + (f" `lsb` first reached {100 * TARGET:g}% after {format_tokens(reached(lsb)['tokens'])} tokens." if reached(lsb) else "")
+            + (
+                f" `lsb` first reached {100 * TARGET:g}% after {format_tokens(reached(lsb)['tokens'])} tokens."
+                if reached(lsb)
+                else ""
+            )
         )
     transformer = next((r for r in records.values() if r["model_type"] == "gpt2"), None)
     if transformer and "lsb" in by_cot:
@@ -193,8 +202,11 @@ def claims_formats(records: dict[str, dict]) -> list[str]:
             f"wall-clock): {percent(transformer['final'].get('exact_match'))} exact after {format_tokens(transformer['tokens'])} tokens, "
             f"against the MLPLM's {percent(mlp['final'].get('exact_match'))} after {format_tokens(mlp['tokens'])}: on these cores the "
             f"MLPLM trains on {speed:.0f}× more tokens per second (evaluations included)"
-            + (", and the transformer learns the format all the same." if transformer["final"].get("exact_match", 0) >= TARGET else
-               ", so at equal wall-clock the transformer sees too little data to say whether it would learn the format.")
+            + (
+                ", and the transformer learns the format all the same."
+                if transformer["final"].get("exact_match", 0) >= TARGET
+                else ", so at equal wall-clock the transformer sees too little data to say whether it would learn the format."
+            )
         )
     return lines
 
@@ -209,15 +221,20 @@ def claims_scaling(records: dict[str, dict]) -> list[str]:
     hit = [(r["sequence_tokens"], point["tokens"], r) for r in arithmetic if (point := reached(r))]
     missed = [r for r in arithmetic if not reached(r)]
     line = "* **Tokens to 99% against the length of an example** (`lsb`, MLPLM d=32): " + (
-        ", ".join(f"{operand_size(r)}: {format_tokens(t)} ({L} tokens/example)" for L, t, r in hit) or "none")
+        ", ".join(f"{operand_size(r)}: {format_tokens(t)} ({L} tokens/example)" for L, t, r in hit) or "none"
+    )
     if missed:
         line += ". Not reached within the budget: " + ", ".join(
-            f"{operand_size(r)} ({percent(r['final'].get('exact_match'))} after {minutes(r)})" for r in missed)
+            f"{operand_size(r)} ({percent(r['final'].get('exact_match'))} after {minutes(r)})" for r in missed
+        )
     lines = [line + "."]
     # the fit needs three sizes: at the highest validation exact match that three of them reached
     for level in FIT_LEVELS:
-        points = [(r["sequence_tokens"], point["tokens"], r)
-                  for r in arithmetic if (point := first_reaching(r["curve"], "exact_match", level))]
+        points = [
+            (r["sequence_tokens"], point["tokens"], r)
+            for r in arithmetic
+            if (point := first_reaching(r["curve"], "exact_match", level))
+        ]
         if len(points) >= 3:
             c, p = power_law_fit([L for L, _, _ in points], [t for _, t, _ in points])
             predicted = c * PAPER_SEQUENCE_TOKENS**p
@@ -243,20 +260,36 @@ def claims_parity(records: dict[str, dict]) -> list[str]:
         by_n = defaultdict(list)
         for r in done:
             by_n[r.get("task")].append((r.get("every"), reached(r)["tokens"]))
-        detail = "; ".join(f"{task}: " + ", ".join(f"k={k}: {format_tokens(t)}" for k, t in sorted(points))
-                           for task, points in sorted(by_n.items()))  # fmt: skip
-        lines.append(f"* `{model_type}` on `{cot}`: {len(done)} of {len(runs)} runs reached {100 * TARGET:g}% "
-                     f"(best held-out exact {percent(best)})" + (f". Tokens to {100 * TARGET:g}%: {detail}" if detail else "") + ".")  # fmt: skip
+        detail = "; ".join(
+            f"{task}: " + ", ".join(f"k={k}: {format_tokens(t)}" for k, t in sorted(points))
+            for task, points in sorted(by_n.items())
+        )
+        lines.append(
+            f"* `{model_type}` on `{cot}`: {len(done)} of {len(runs)} runs reached {100 * TARGET:g}% "
+            f"(best held-out exact {percent(best)})"
+            + (f". Tokens to {100 * TARGET:g}%: {detail}" if detail else "")
+            + "."
+        )
     linear_running = groups.get((LINEAR_LM, "running"), [])
     linear_threshold = groups.get((LINEAR_LM, "threshold"), [])
     if linear_running and linear_threshold:
-        with_cot = [r for r in linear_running if r.get("every") and r.get("task") and r["every"] < int(r["task"].split()[2])]
+        with_cot = [
+            r for r in linear_running if r.get("every") and r.get("task") and r["every"] < int(r["task"].split()[2])
+        ]
         fails = all(not reached(r) for r in with_cot)
         learns = any(reached(r) for r in linear_threshold)
         lines.append(
             "* **The theorem made visible**: a LinearLM "
-            + ("cannot learn the running-parity CoT at any k" if fails else "learned the running-parity CoT in some runs (unexpected)")
-            + (" and learns the linear-threshold CoT" if learns else " and did not learn the threshold CoT within the budget either")
+            + (
+                "cannot learn the running-parity CoT at any k"
+                if fails
+                else "learned the running-parity CoT in some runs (unexpected)"
+            )
+            + (
+                " and learns the linear-threshold CoT"
+                if learns
+                else " and did not learn the threshold CoT within the budget either"
+            )
             + " — each threshold step is a linear-threshold function of earlier tokens, each running step an XOR."
         )
     return lines
@@ -266,11 +299,16 @@ def claims_tinystories(records: dict[str, dict]) -> list[str]:
     ranked = sorted((r for r in records.values() if "perplexity" in r["final"]), key=lambda r: r["final"]["perplexity"])
     if not ranked:
         return []
-    perplexities = ", ".join(f"{r['model_type']} {r['final']['perplexity']:.1f} ({r['parameters'] / 1e6:.1f}M parameters, "
-                             f"{format_tokens(r['tokens'])} tokens)" for r in ranked)
+    perplexities = ", ".join(
+        f"{r['model_type']} {r['final']['perplexity']:.1f} ({r['parameters'] / 1e6:.1f}M parameters, "
+        f"{format_tokens(r['tokens'])} tokens)"
+        for r in ranked
+    )
     return [
-        ("* **TinyStories at CPU scale** (the paper's §4.1 trains a 162M LinearLM for 5.5 A100-hours and grades samples "
-         f"with GPT-4, which is not possible offline): validation perplexity {perplexities} at equal wall-clock.")
+        (
+            "* **TinyStories at CPU scale** (the paper's §4.1 trains a 162M LinearLM for 5.5 A100-hours and grades samples "
+            f"with GPT-4, which is not possible offline): validation perplexity {perplexities} at equal wall-clock."
+        )
     ]
 
 
@@ -282,14 +320,18 @@ def claims_one_hour(records: dict[str, dict]) -> list[str]:
             lines += paper_format_claims(r)
             continue
         exact = r["final"].get("exact_match", 0.0)
-        milestones = ", ".join(f"{100 * level:g}% after {format_tokens(point['tokens'])} tokens"
-                               for level in (0.5, 0.9, TARGET) if (point := first_reaching(r["curve"], "exact_match", level)))  # fmt: skip
+        milestones = ", ".join(
+            f"{100 * level:g}% after {format_tokens(point['tokens'])} tokens"
+            for level in (0.5, 0.9, TARGET)
+            if (point := first_reaching(r["curve"], "exact_match", level))
+        )
         lines.append(
             f"* **{operand_size(r)} with `{r.get('cot')}` in {minutes(r)}** (target ≥ {100 * TARGET:g}% held out): "
             f"{'**met**' if exact >= TARGET else '**not met**'} — {percent(exact)} exact, "
             f"{percent(r['final'].get('per_digit_accuracy'))} of answer digits on {r['final'].get('num_samples')} held-out pairs, "
             f"after {r['steps']:,} steps and {format_tokens(r['tokens'])} tokens"
-            + (f"; validation exact match {milestones}" if milestones else "") + "."
+            + (f"; validation exact match {milestones}" if milestones else "")
+            + "."
         )
     return lines
 
@@ -302,9 +344,11 @@ def claims_seeds(records: dict[str, dict]) -> list[str]:
     held = [r for r in runs if r["final"].get("exact_match", 0.0) >= TARGET]
     tokens = max(r["tokens"] for r in runs)
     walls = [(r.get("wall_seconds") or 0) / 60 for r in runs]
-    per_seed = ", ".join(f"{r['name']}: {percent(r['final'].get('exact_match'))} of {r['final'].get('num_samples')}"
-                         + (f" (99% validation after {format_tokens(point['tokens'])})" if (point := reached(r)) else "")
-                         for r in runs)  # fmt: skip
+    per_seed = ", ".join(
+        f"{r['name']}: {percent(r['final'].get('exact_match'))} of {r['final'].get('num_samples')}"
+        + (f" (99% validation after {format_tokens(point['tokens'])})" if (point := reached(r)) else "")
+        for r in runs
+    )
     return [
         f"* **The recipe over seeds** (target ≥ {100 * TARGET:g}% held out on every seed within {format_tokens(tokens)} "
         f"training tokens): {'**met**' if len(held) == len(runs) else '**not met**'} on {len(held)} of {len(runs)} seeds — "
@@ -326,14 +370,21 @@ NEEDS_STUDY_DIR = {"linear_universality"}  # claims that read the run directorie
 
 def study_summary(name: str, study_dir: Path, reports_link: str) -> list[str]:
     records = read_results(study_dir)
-    machines = sorted({f"{m.get('cpu')}, {'native bf16' if m.get('native_bf16') else 'fp32 (no native bf16)'}"
-                       for m in (r.get("machine") for r in records.values()) if m})  # fmt: skip
+    machines = sorted(
+        {
+            f"{m.get('cpu')}, {'native bf16' if m.get('native_bf16') else 'fp32 (no native bf16)'}"
+            for m in (r.get("machine") for r in records.values())
+            if m
+        }
+    )
     total = sum(r.get("wall_seconds") or 0 for r in records.values()) / 60
     lines = [
         f"### {name}",
         "",
-        (f"{len(records)} runs, {total:.0f} minutes of training in all, on {'; '.join(machines) or 'an unrecorded machine'}. "
-         f"Report with plots, per-run table, segment accuracy and configs: [{reports_link}/REPORT.md]({reports_link}/REPORT.md)."),
+        (
+            f"{len(records)} runs, {total:.0f} minutes of training in all, on {'; '.join(machines) or 'an unrecorded machine'}. "
+            f"Report with plots, per-run table, segment accuracy and configs: [{reports_link}/REPORT.md]({reports_link}/REPORT.md)."
+        ),
         "",
     ]
     claims_of = CLAIMS.get(name, lambda records: [])
@@ -359,7 +410,9 @@ def results_section(summaries: list[list[str]], quick: bool) -> str:
 # Command line
 
 
-def reproduce(studies_dir: Path, reports_dir: Path, results: Path | None, only=None, quick=False, runs_dir=None) -> list[Path]:
+def reproduce(
+    studies_dir: Path, reports_dir: Path, results: Path | None, only=None, quick=False, runs_dir=None
+) -> list[Path]:
     """Run (or finish) every study (or those in `only`), publish each to reports_dir/NAME, and
     regenerate the section of `results`; returns the published report directories. Studies left
     out by `only` are not run, but keep their summary in the section if they have results."""
@@ -371,14 +424,19 @@ def reproduce(studies_dir: Path, reports_dir: Path, results: Path | None, only=N
     published, summaries = [], []
     for path in study_files(studies_dir, None):
         study = Study.load(path, quick=quick)
-        study_dir = Path(runs_dir) / (study.name + ("-quick" if quick else "")) if runs_dir else default_study_dir(study)
+        study_dir = (
+            Path(runs_dir) / (study.name + ("-quick" if quick else "")) if runs_dir else default_study_dir(study)
+        )
         destination = Path(reports_dir) / study.name
         if path.stem in selected:
             print(f"\n##### study {study.name} -> {study_dir}", flush=True)
             outcome = run_study(study, study_dir, write_report=False)
             failed = [name for name, status in outcome.items() if status.startswith("failed")]
             if failed:
-                print(f"hf-linear reproduce: study {study.name}: runs {', '.join(failed)} failed (reported without them)", file=sys.stderr)
+                print(
+                    f"hf-linear reproduce: study {study.name}: runs {', '.join(failed)} failed (reported without them)",
+                    file=sys.stderr,
+                )
             write_report(study_dir)
             published.append(publish(study_dir, destination))
         elif not (study_dir / "results.jsonl").is_file():
@@ -391,7 +449,9 @@ def reproduce(studies_dir: Path, reports_dir: Path, results: Path | None, only=N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hf-linear reproduce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="hf-linear reproduce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--studies", default=None, help="folder of study files (default: the shipped configs/studies)")
     parser.add_argument("--only", help="comma-separated study names (file names without .yaml)")
     parser.add_argument("--quick", action="store_true", help="every study scaled down (a smoke test in minutes)")
@@ -402,8 +462,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     studies_dir = Path(args.studies) if args.studies else Path(str(packaged_config("studies")))
     try:
-        reproduce(studies_dir, Path(args.reports), None if args.no_results else Path(args.results),
-                  only=args.only.split(",") if args.only else None, quick=args.quick, runs_dir=args.runs)  # fmt: skip
+        reproduce(
+            studies_dir,
+            Path(args.reports),
+            None if args.no_results else Path(args.results),
+            only=args.only.split(",") if args.only else None,
+            quick=args.quick,
+            runs_dir=args.runs,
+        )
     except ValueError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     return 0

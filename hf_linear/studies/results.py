@@ -100,8 +100,11 @@ def run_record(run_dir: Path, name: str, varied: dict, config_path: Path, study_
         # the clock of the whole run across resumes (StudyClock), else this session's runtime
         "wall_seconds": max(wall) if wall else facts.get("runtime_s"),
         "budget_minutes": (config.get("budget") or {}).get("max_minutes"),
-        "final": {key: final[key] for key in ("exact_match", "per_digit_accuracy", "perplexity", "loss", "num_samples")
-                  if key in final},  # fmt: skip
+        "final": {
+            key: final[key]
+            for key in ("exact_match", "per_digit_accuracy", "perplexity", "loss", "num_samples")
+            if key in final
+        },
         "split": final.get("split"),
         "curve": curve,
         "machine": facts.get("machine"),

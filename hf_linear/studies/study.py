@@ -116,7 +116,11 @@ class Study:
         check_stop_when(spec.get("stop_when"))
         spec = {**spec, "base": base, "name": spec.get("name", path.stem), "quick_run": quick}
         spec.pop("base_config", None)
-        groups = [{"name": None, "set": {}, "axes": spec.get("axes") or {}}] if spec.get("axes") or not spec.get("runs") else []
+        groups = (
+            [{"name": None, "set": {}, "axes": spec.get("axes") or {}}]
+            if spec.get("axes") or not spec.get("runs")
+            else []
+        )
         groups += list(spec.get("runs") or [])
         runs = [run for group in groups for run in expand_group(base, group)]
         if quick:
@@ -128,7 +132,9 @@ class Study:
         names = [run.name for run in runs]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
-            raise ValueError(f"study {spec['name']}: run names {', '.join(duplicates)} appear twice; name the groups of `runs:`")
+            raise ValueError(
+                f"study {spec['name']}: run names {', '.join(duplicates)} appear twice; name the groups of `runs:`"
+            )
         return cls(spec["name"], spec, runs)
 
     def select(self, only: str | None) -> list[Run]:
@@ -137,7 +143,9 @@ class Study:
             return self.runs
         chosen = [run for run in self.runs if fnmatch.fnmatchcase(run.name, only)]
         if not chosen:
-            raise ValueError(f"--only {only}: no run of study {self.name} matches (runs: {', '.join(r.name for r in self.runs)})")
+            raise ValueError(
+                f"--only {only}: no run of study {self.name} matches (runs: {', '.join(r.name for r in self.runs)})"
+            )
         return chosen
 
 
@@ -167,7 +175,9 @@ def check_stop_when(stop_when) -> None:
     if not isinstance(stop_when, dict) or not all(
         isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in stop_when.items()
     ):
-        raise ValueError(f"stop_when must be a mapping {{metric: target}} (e.g. {{exact_match: 0.99}}), got {stop_when!r}")
+        raise ValueError(
+            f"stop_when must be a mapping {{metric: target}} (e.g. {{exact_match: 0.99}}), got {stop_when!r}"
+        )
 
 
 def axis_choices(axis: str, values) -> list[tuple[str, str, dict]]:
@@ -201,9 +211,13 @@ def expand_group(base: dict, group: dict) -> list[Run]:
         for _, _, settings in combination:
             for key, value in settings.items():
                 set_dotted(config, key, value)
-        parts = ([group["name"]] if group.get("name") else []) + [f"{axis.split('.')[-1]}-{label}" for axis, label, _ in combination]
+        parts = ([group["name"]] if group.get("name") else []) + [
+            f"{axis.split('.')[-1]}-{label}" for axis, label, _ in combination
+        ]
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts) or "run")
-        varied = ({"group": group["name"]} if group.get("name") else {}) | {axis: label for axis, label, _ in combination}
+        varied = ({"group": group["name"]} if group.get("name") else {}) | {
+            axis: label for axis, label, _ in combination
+        }
         runs.append(Run(name, varied, config))
     return runs
 
@@ -272,8 +286,15 @@ def default_study_dir(study: Study) -> Path:
     return Path("runs/studies") / (study.name + ("-quick" if study.spec["quick_run"] else ""))
 
 
-def run_study(study: Study, study_dir: Path, only: str | None = None, callbacks=(), write_report: bool = True,
-              engine=None, trust_program_code: bool = False) -> dict:  # fmt: skip
+def run_study(
+    study: Study,
+    study_dir: Path,
+    only: str | None = None,
+    callbacks=(),
+    write_report: bool = True,
+    engine=None,
+    trust_program_code: bool = False,
+) -> dict:
     """Train every selected run not yet finished; returns {name: "done" | "skipped" | error}.
 
     `callbacks`: factories of extra TrainerCallbacks, called with the run (e.g. progress, tests).
@@ -330,8 +351,10 @@ def is_finished(study_dir: Path, run: Run, config) -> bool:
     run_dir, config_path = study_dir / "runs" / run.name, study_dir / "configs" / f"{run.name}.yaml"
     finished = (run_dir / "eval_results.json").is_file()
     if config_path.is_file() and config_path.read_text() != config_text(config) and run_dir.is_dir():
-        raise ValueError(f"its config changed since it {'ran' if finished else 'started'} ({config_path}); "
-                         f"remove {run_dir} to run it again with the new one")  # fmt: skip
+        raise ValueError(
+            f"its config changed since it {'ran' if finished else 'started'} ({config_path}); "
+            f"remove {run_dir} to run it again with the new one"
+        )
     return finished
 
 
@@ -369,20 +392,40 @@ def record_result(study_dir: Path, run: Run, status: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hf-linear study", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="hf-linear study", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config", help="study YAML (configs/studies/*.yaml)")
-    parser.add_argument("--quick", action="store_true", help=f"scaled down (steps and budgets ÷ {QUICK_FACTOR}, tiny data): a smoke test in minutes")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"scaled down (steps and budgets ÷ {QUICK_FACTOR}, tiny data): a smoke test in minutes",
+    )
     parser.add_argument("--only", help="run only the runs of this name (or glob, e.g. 'cot-*')")
     parser.add_argument("--out", help="study directory (default: runs/studies/NAME, NAME-quick with --quick)")
     parser.add_argument("--list", action="store_true", help="print the runs of the study and exit")
     parser.add_argument("--no-report", action="store_true", help="do not write REPORT.md at the end")
-    parser.add_argument("--trust-program-code", action="store_true",
-                        help="let dataset.program name a module:function program to import (your own code)")  # fmt: skip
+    parser.add_argument(
+        "--trust-program-code",
+        action="store_true",
+        help="let dataset.program name a module:function program to import (your own code)",
+    )
     ray = parser.add_argument_group("engine", "where the runs train (default: one after the other, here)")
-    ray.add_argument("--engine", choices=("sequential", "ray"), default="sequential",
-                     help="ray: each run a Ray task (pip install -e '.[engines]'), as many at once as resources allow")  # fmt: skip
-    ray.add_argument("--address", help="Ray cluster to join (e.g. auto, or ray://HOST:10001); default: a local instance")
-    ray.add_argument("--cpus-per-run", type=float, default=1, help="CPUs a run declares to Ray, and the torch threads it uses (default 1)")
+    ray.add_argument(
+        "--engine",
+        choices=("sequential", "ray"),
+        default="sequential",
+        help="ray: each run a Ray task (pip install -e '.[engines]'), as many at once as resources allow",
+    )
+    ray.add_argument(
+        "--address", help="Ray cluster to join (e.g. auto, or ray://HOST:10001); default: a local instance"
+    )
+    ray.add_argument(
+        "--cpus-per-run",
+        type=float,
+        default=1,
+        help="CPUs a run declares to Ray, and the torch threads it uses (default 1)",
+    )
     ray.add_argument("--gpus-per-run", type=float, default=0, help="GPUs a run declares to Ray (default 0)")
     args = parser.parse_args(argv)
     if args.engine != "ray" and (args.address or args.cpus_per_run != 1 or args.gpus_per_run):
@@ -398,9 +441,14 @@ def main(argv: list[str] | None = None) -> int:
             from hf_linear.studies.ray_engine import RayEngine
 
             engine = RayEngine(address=args.address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
-        outcome = run_study(study, Path(args.out) if args.out else default_study_dir(study), args.only,
-                            write_report=not args.no_report, engine=engine,
-                            trust_program_code=args.trust_program_code)  # fmt: skip
+        outcome = run_study(
+            study,
+            Path(args.out) if args.out else default_study_dir(study),
+            args.only,
+            write_report=not args.no_report,
+            engine=engine,
+            trust_program_code=args.trust_program_code,
+        )
     except ValueError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     failed = {name: status for name, status in outcome.items() if status.startswith("failed")}

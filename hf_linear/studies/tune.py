@@ -56,8 +56,21 @@ from hf_linear.training.models import model_for
 from hf_linear.training.run_data import data_for
 from hf_linear.training.trainer import HFLinearTrainer, trainer_for
 
-SEARCH_KEYS = ("name", "description", "base", "base_config", "set", "space", "objective", "budget_tokens", "trials",
-               "evaluations", "pruner", "seed", "start_with")  # fmt: skip
+SEARCH_KEYS = (
+    "name",
+    "description",
+    "base",
+    "base_config",
+    "set",
+    "space",
+    "objective",
+    "budget_tokens",
+    "trials",
+    "evaluations",
+    "pruner",
+    "seed",
+    "start_with",
+)
 OBJECTIVES = {"exact_match": ("eval_exact_match", "maximize"), "eval_loss": ("eval_loss", "minimize")}
 PARAMETER_TYPES = ("float", "int", "categorical")
 BATCH_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps")  # what the steps of a budget depend on
@@ -92,7 +105,9 @@ class Search:
             check_parameter(key, distribution)
         check_start_with(spec.get("start_with"), space)
         if spec.get("objective", "exact_match") not in OBJECTIVES:
-            raise ValueError(f"search file {path}: objective must be one of {', '.join(OBJECTIVES)}, got {spec['objective']!r}")
+            raise ValueError(
+                f"search file {path}: objective must be one of {', '.join(OBJECTIVES)}, got {spec['objective']!r}"
+            )
         for key in ("budget_tokens", "trials", "evaluations"):
             if key == "evaluations" and key not in spec:
                 continue
@@ -100,13 +115,23 @@ class Search:
                 raise ValueError(f"search file {path}: {key} must be a positive integer, got {spec.get(key)!r}")
         spec = {**spec, "base": config, "name": spec.get("name", path.stem)}
         spec.pop("base_config", None)
-        return cls(spec["name"], spec, config, space, spec.get("objective", "exact_match"), spec["budget_tokens"],
-                   spec["trials"], spec.get("evaluations", 4))  # fmt: skip
+        return cls(
+            spec["name"],
+            spec,
+            config,
+            space,
+            spec.get("objective", "exact_match"),
+            spec["budget_tokens"],
+            spec["trials"],
+            spec.get("evaluations", 4),
+        )
 
 
 def check_parameter(key: str, distribution) -> None:
     if not key.startswith(("training.", "model.")) or key.count(".") != 1:
-        raise ValueError(f"space: {key!r}: only training.* and model.* keys can vary (the data is built once for all trials)")
+        raise ValueError(
+            f"space: {key!r}: only training.* and model.* keys can vary (the data is built once for all trials)"
+        )
     if not isinstance(distribution, dict) or distribution.get("type") not in PARAMETER_TYPES:
         raise ValueError(f"space: {key}: give {{type: {' | '.join(PARAMETER_TYPES)}, ...}}, got {distribution!r}")
     needed = ("choices",) if distribution["type"] == "categorical" else ("low", "high")
@@ -125,8 +150,13 @@ def check_start_with(points, space: dict) -> None:
             d = space.get(key)
             if d is None:
                 raise ValueError(f"start_with: {key!r} is not a parameter of `space` ({', '.join(space)})")
-            inside = value in d["choices"] if d["type"] == "categorical" else (
-                isinstance(value, (int, float)) and not isinstance(value, bool) and d["low"] <= value <= d["high"])
+            inside = (
+                value in d["choices"]
+                if d["type"] == "categorical"
+                else (
+                    isinstance(value, (int, float)) and not isinstance(value, bool) and d["low"] <= value <= d["high"]
+                )
+            )
             if not inside:
                 raise ValueError(f"start_with: {key} = {value!r} is outside the space {d!r}")
 
@@ -193,19 +223,27 @@ def search_trainer(search: Search, config: RunConfig, out: Path) -> tuple[HFLine
     """A Trainer whose model_init builds each trial's model, on data built once; the same
     arguments, data, model and Trainer as `hf_linear.training.train.train`."""
     if config.budget.max_minutes or config.lora is not None:
-        raise ValueError("a search trains every trial on budget_tokens: remove budget.max_minutes and lora from the config")
+        raise ValueError(
+            "a search trains every trial on budget_tokens: remove budget.max_minutes and lora from the config"
+        )
     tune_cpu_allocator()
     args, _ = training_arguments_for(
-        config, output_dir=str(out / "trials"), include_num_input_tokens_seen=True,
+        config,
+        output_dir=str(out / "trials"),
+        include_num_input_tokens_seen=True,
         # trials log nowhere unless the config says so (a run's TensorBoard default is not theirs)
         report_to=config.training.get("report_to", "none"),
         # a trial is its objective: no checkpoints (the best config is rerun with `hf-linear train`)
-        save_strategy="no", eval_strategy="steps", do_eval=True,
-    )  # fmt: skip
+        save_strategy="no",
+        eval_strategy="steps",
+        do_eval=True,
+    )
     data = data_for(config)
     if not data.during_training:
-        raise ValueError(f"a search evaluates its trials on {config.evaluation.during_training_split!r}: it must be a "
-                         "non-empty split and evaluation.during_training_samples > 0")  # fmt: skip
+        raise ValueError(
+            f"a search evaluates its trials on {config.evaluation.during_training_split!r}: it must be a "
+            "non-empty split and evaluation.during_training_samples > 0"
+        )
     if search.objective == "exact_match" and not has_prompts(data.during_training):
         raise ValueError("objective exact_match needs prompts and answers in the data; use eval_loss")
     model_keys = [key for key in search.space if key.startswith("model.")]
@@ -238,11 +276,20 @@ def trial_record(number, state: str, params: dict, objective, curve: list, budge
     batch = params.get("training.per_device_train_batch_size", defaults["per_device_train_batch_size"])
     accumulation = params.get("training.gradient_accumulation_steps", defaults["gradient_accumulation_steps"])
     tokens = steps * batch * accumulation * budget.world_size * budget.tokens_per_example
-    return {"trial": number, "state": state, "params": params, "objective": objective, "curve": curve,
-            "max_steps": steps, "tokens": tokens}  # fmt: skip
+    return {
+        "trial": number,
+        "state": state,
+        "params": params,
+        "objective": objective,
+        "curve": curve,
+        "max_steps": steps,
+        "tokens": tokens,
+    }
 
 
-def search_with_optuna(search: Search, trainer: HFLinearTrainer, budget: Budget, out: Path, trials: int) -> tuple[list[dict], object]:
+def search_with_optuna(
+    search: Search, trainer: HFLinearTrainer, budget: Budget, out: Path, trials: int
+) -> tuple[list[dict], object]:
     """Optuna through Trainer.hyperparameter_search; the search lives in out/optuna.journal, so a
     second run continues it. Returns the finished trials' records and the Optuna study."""
     import optuna
@@ -267,17 +314,27 @@ def search_with_optuna(search: Search, trainer: HFLinearTrainer, budget: Budget,
             return arguments | budget.steps({**batch_of(trainer.args), **arguments})
 
         trainer.hyperparameter_search(
-            hp_space=hp_space, compute_objective=lambda metrics: metrics[metric], n_trials=remaining,
-            direction=direction, backend="optuna", study_name=search.name, storage=storage, load_if_exists=True,
+            hp_space=hp_space,
+            compute_objective=lambda metrics: metrics[metric],
+            n_trials=remaining,
+            direction=direction,
+            backend="optuna",
+            study_name=search.name,
+            storage=storage,
+            load_if_exists=True,
             # a different seed per resumed session: the same seed would propose the same first trials again
-            sampler=optuna.samplers.TPESampler(seed=seed + len(finished)), pruner=optuna_pruner(search.spec.get("pruner", "median")),
-        )  # fmt: skip
+            sampler=optuna.samplers.TPESampler(seed=seed + len(finished)),
+            pruner=optuna_pruner(search.spec.get("pruner", "median")),
+        )
     study = optuna.load_study(study_name=search.name, storage=storage)
     defaults = batch_of(trainer.args)
     records = [
-        trial_record(t.number, t.state.name.lower(), t.params, t.value, sorted(t.intermediate_values.items()), budget, defaults)
-        for t in study.trials if t.state.is_finished()
-    ]  # fmt: skip
+        trial_record(
+            t.number, t.state.name.lower(), t.params, t.value, sorted(t.intermediate_values.items()), budget, defaults
+        )
+        for t in study.trials
+        if t.state.is_finished()
+    ]
     return records, study
 
 
@@ -287,16 +344,20 @@ def optuna_pruner(setting):
     if setting in (None, "none"):
         return optuna.pruners.NopPruner()
     setting = {"type": setting} if isinstance(setting, str) else dict(setting)
-    kinds = {"median": optuna.pruners.MedianPruner, "hyperband": optuna.pruners.HyperbandPruner,
-             "successive_halving": optuna.pruners.SuccessiveHalvingPruner}  # fmt: skip
+    kinds = {
+        "median": optuna.pruners.MedianPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    }
     kind = setting.pop("type", "median")
     if kind not in kinds:
         raise ValueError(f"pruner: type must be one of none, {', '.join(kinds)}, got {kind!r}")
     return kinds[kind](**setting)
 
 
-def search_with_ray(search: Search, trainer: HFLinearTrainer, budget: Budget, out: Path, trials: int,
-                    cpus_per_trial: float = 1) -> tuple[list[dict], None]:  # fmt: skip
+def search_with_ray(
+    search: Search, trainer: HFLinearTrainer, budget: Budget, out: Path, trials: int, cpus_per_trial: float = 1
+) -> tuple[list[dict], None]:
     """Ray Tune through Trainer.hyperparameter_search (trials as Ray actors, an ASHA scheduler
     stopping hopeless ones); returns the trials' records."""
     from ray import tune
@@ -309,18 +370,29 @@ def search_with_ray(search: Search, trainer: HFLinearTrainer, budget: Budget, ou
         defaults = batch_of(trainer.args)
         for key in ("max_steps", "eval_steps"):  # from the trial's own batch
             space[key] = tune.sample_from(lambda spec, key=key: budget.steps({**defaults, **spec.config})[key])
-    scheduler = None if search.spec.get("pruner", "median") in (None, "none") else ASHAScheduler(metric="objective", mode=direction[:3])
+    scheduler = (
+        None
+        if search.spec.get("pruner", "median") in (None, "none")
+        else ASHAScheduler(metric="objective", mode=direction[:3])
+    )
     starts = [{arguments_name(k): v for k, v in point.items()} for point in search.spec.get("start_with") or []]
     # Ray Tune pickles the Trainer. accelerate's GradientState, a process-wide singleton, keeps
     # weak references (which do not pickle) to the data loaders of earlier trainings in this
     # process; none of this search's exists yet, so it starts from none.
     trainer.accelerator.gradient_state.dataloader_references = [None]
     best = trainer.hyperparameter_search(
-        hp_space=lambda _: space, compute_objective=lambda metrics: metrics[metric], n_trials=trials,
-        direction=direction, backend="ray", resources_per_trial={"cpu": cpus_per_trial}, scheduler=scheduler,
+        hp_space=lambda _: space,
+        compute_objective=lambda metrics: metrics[metric],
+        n_trials=trials,
+        direction=direction,
+        backend="ray",
+        resources_per_trial={"cpu": cpus_per_trial},
+        scheduler=scheduler,
         search_alg=BasicVariantGenerator(points_to_evaluate=starts) if starts else None,
-        storage_path=str((out / "ray").resolve()), name=search.name, verbose=1,
-    )  # fmt: skip
+        storage_path=str((out / "ray").resolve()),
+        name=search.name,
+        verbose=1,
+    )
     analysis, defaults = best.run_summary, batch_of(trainer.args)
     names = {arguments_name(key): key for key in search.space}
     records = []
@@ -329,14 +401,20 @@ def search_with_ray(search: Search, trainer: HFLinearTrainer, budget: Budget, ou
         params = {names[k]: v for k, v in trial.config.items() if k in names}
         steps = budget.steps({**defaults, **{arguments_name(k): v for k, v in params.items()}})
         # Tune counts reports (one per evaluation): back to the trial's steps
-        curve = [] if history is None or "objective" not in history else [
-            (min(int(i) * steps["eval_steps"], steps["max_steps"]), value)
-            for i, value in zip(history["training_iteration"], history["objective"])
-        ]  # fmt: skip
+        curve = (
+            []
+            if history is None or "objective" not in history
+            else [
+                (min(int(i) * steps["eval_steps"], steps["max_steps"]), value)
+                for i, value in zip(history["training_iteration"], history["objective"])
+            ]
+        )
         state = trial.status.lower()
         if trial.status == "TERMINATED":  # ASHA stops a trial as "terminated" too: before its last evaluation
             state = "complete" if len(curve) >= math.ceil(steps["max_steps"] / steps["eval_steps"]) else "pruned"
-        records.append(trial_record(number, state, params, (trial.last_result or {}).get("objective"), curve, budget, defaults))
+        records.append(
+            trial_record(number, state, params, (trial.last_result or {}).get("objective"), curve, budget, defaults)
+        )
     return records, None
 
 
@@ -381,31 +459,52 @@ def plot_search(records: list[dict], search: Search, plots: Path, best: dict, st
     figures = []
     figure, axes = new_figure(f"{search.name}: {search.objective} per trial", "trial", search.objective)
     for state, style in (("complete", {"color": "tab:blue"}), ("pruned", {"color": "0.6", "marker": "x"})):
-        points = [(r["trial"], r["objective"] if r["objective"] is not None else r["curve"][-1][1]) for r in shown if r["state"] == state]
+        points = [
+            (r["trial"], r["objective"] if r["objective"] is not None else r["curve"][-1][1])
+            for r in shown
+            if r["state"] == state
+        ]
         if points:
             axes.scatter(*zip(*points), label=state, **style)
-    complete = sorted((r["trial"], r["objective"]) for r in records if r["state"] == "complete" and r["objective"] is not None)
+    complete = sorted(
+        (r["trial"], r["objective"]) for r in records if r["state"] == "complete" and r["objective"] is not None
+    )
     if complete:
         running = [complete[0][1]]
         for _, value in complete[1:]:
             running.append(max(running[-1], value) if maximize else min(running[-1], value))
         axes.step([n for n, _ in complete], running, where="post", color="tab:green", label="best so far")
-    figures.append(("Objective per trial (pruned trials: their last evaluation)", save_figure(figure, axes, plots / "objective_per_trial.png")))
+    figures.append(
+        (
+            "Objective per trial (pruned trials: their last evaluation)",
+            save_figure(figure, axes, plots / "objective_per_trial.png"),
+        )
+    )
     # every trial's evaluations against the training tokens it had seen: where the pruner cut
-    figure, axes = new_figure(f"{search.name}: {search.objective} at each evaluation", "training tokens", search.objective)
+    figure, axes = new_figure(
+        f"{search.name}: {search.objective} at each evaluation", "training tokens", search.objective
+    )
     for r in shown:
         if not r["curve"]:
             continue
         per_step = r["tokens"] / r["max_steps"]
-        style = {"color": "0.7", "marker": "x", "linewidth": 0.8} if r["state"] != "complete" else {"color": "tab:blue", "marker": "o", "linewidth": 1}
+        style = (
+            {"color": "0.7", "marker": "x", "linewidth": 0.8}
+            if r["state"] != "complete"
+            else {"color": "tab:blue", "marker": "o", "linewidth": 1}
+        )
         if r is best:
             style = {"color": "tab:green", "marker": "o", "linewidth": 2.5, "label": f"best (trial {r['trial']})"}
         axes.plot([step * per_step for step, _ in r["curve"]], [value for _, value in r["curve"]], **style)
     axes.plot([], [], color="tab:blue", marker="o", label="complete")
     axes.plot([], [], color="0.7", marker="x", label="pruned")
-    figures.append(("Every trial's evaluations against its training tokens", save_figure(figure, axes, plots / "curves.png")))
+    figures.append(
+        ("Every trial's evaluations against its training tokens", save_figure(figure, axes, plots / "curves.png"))
+    )
     for key, distribution in search.space.items():  # slice plots: the objective against each parameter
-        points = [(r["params"][key], r["objective"]) for r in records if r["state"] == "complete" and key in r["params"]]
+        points = [
+            (r["params"][key], r["objective"]) for r in records if r["state"] == "complete" and key in r["params"]
+        ]
         if not points:
             continue
         figure, axes = new_figure(f"{search.objective} against {key}", key, search.objective)
@@ -448,28 +547,42 @@ def publish(search: Search, records: list[dict], out: Path, engine: str, study=N
     keys = list(search.space)
     counts = {state: sum(r["state"] == state for r in records) for state in ("complete", "pruned", "fail")}
     lines = [
-        f"# Search: {search.name}", "",
+        f"# Search: {search.name}",
+        "",
         *([search.spec["description"].strip(), ""] if search.spec.get("description") else []),
         f"{len(records)} trials ({counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed), "
         f"engine {engine}. Objective: {search.objective} ({OBJECTIVES[search.objective][1]}d) at the last evaluation of "
         f"a trial, on the validation prompts (equal objectives: the better mean over its evaluations wins); every trial trains on {search.budget_tokens:,} tokens "
         f"({search.evaluations} evaluations, where the pruner may stop it). `trials.jsonl` holds every trial "
-        "(parameters, objective at each evaluation, steps, tokens).", "",
+        "(parameters, objective at each evaluation, steps, tokens).",
+        "",
         f"**Best: trial {best['trial']}**, {search.objective} = {best['objective']:.4g} "
         f"({best['max_steps']:,} steps, {best['tokens']:,} tokens): "
-        + ", ".join(f"`{k}` = {best['params'][k]:.4g}" if isinstance(best['params'][k], float) else f"`{k}` = {best['params'][k]}" for k in keys)
+        + ", ".join(
+            f"`{k}` = {best['params'][k]:.4g}"
+            if isinstance(best["params"][k], float)
+            else f"`{k}` = {best['params'][k]}"
+            for k in keys
+        )
         + ". Its config: `best_config.yaml` — `hf-linear train best_config.yaml` trains it "
-        "(held-out test evaluation at the end).", "",
-        "## Trials", "",
+        "(held-out test evaluation at the end).",
+        "",
+        "## Trials",
+        "",
         "| trial | state | " + " | ".join(keys) + f" | {search.objective} | steps |",
         "|---|---|" + "---|" * len(keys) + "---|---|",
-    ]  # fmt: skip
+    ]
     for r in records:
-        values = [f"{r['params'][k]:.4g}" if isinstance(r["params"].get(k), float) else str(r["params"].get(k, "—")) for k in keys]
+        values = [
+            f"{r['params'][k]:.4g}" if isinstance(r["params"].get(k), float) else str(r["params"].get(k, "—"))
+            for k in keys
+        ]
         objective = "—" if r["objective"] is None else f"{r['objective']:.4g}"
         if r["state"] == "pruned" and r["curve"]:
             objective = f"({r['curve'][-1][1]:.4g} at step {r['curve'][-1][0]})"
-        lines.append(f"| {r['trial']} | {r['state']} | " + " | ".join(values) + f" | {objective} | {r['max_steps']:,} |")
+        lines.append(
+            f"| {r['trial']} | {r['state']} | " + " | ".join(values) + f" | {objective} | {r['max_steps']:,} |"
+        )
     lines.append("")
     for title, name in figures:
         lines += [f"## {title}", "", f"![{title}](plots/{name})", ""]
@@ -482,7 +595,9 @@ def publish(search: Search, records: list[dict], out: Path, engine: str, study=N
 # Command line
 
 
-def tune(search: Search, out: Path, engine: str = "optuna", trials: int | None = None, cpus_per_trial: float = 1) -> Path:
+def tune(
+    search: Search, out: Path, engine: str = "optuna", trials: int | None = None, cpus_per_trial: float = 1
+) -> Path:
     """Run the search (or finish it) and publish it in `out`; returns REPORT.md's path."""
     out = Path(out)
     config = copy.deepcopy(search.config)
@@ -499,16 +614,27 @@ def tune(search: Search, out: Path, engine: str = "optuna", trials: int | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hf-linear tune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="hf-linear tune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config", help="search YAML (configs/tune/*.yaml)")
     parser.add_argument("--out", help="search directory (default: runs/tune/NAME)")
     parser.add_argument("--trials", type=int, help="number of trials (default: the file's `trials`)")
-    parser.add_argument("--engine", choices=("optuna", "ray"), default="optuna", help="Optuna in this process (default), or Ray Tune trials")
-    parser.add_argument("--cpus-per-trial", type=float, default=1, help="with --engine ray: the CPUs a trial declares (default 1)")
+    parser.add_argument(
+        "--engine",
+        choices=("optuna", "ray"),
+        default="optuna",
+        help="Optuna in this process (default), or Ray Tune trials",
+    )
+    parser.add_argument(
+        "--cpus-per-trial", type=float, default=1, help="with --engine ray: the CPUs a trial declares (default 1)"
+    )
     args = parser.parse_args(argv)
     try:
         search = Search.load(args.config)
-        report = tune(search, Path(args.out or Path("runs/tune") / search.name), args.engine, args.trials, args.cpus_per_trial)
+        report = tune(
+            search, Path(args.out or Path("runs/tune") / search.name), args.engine, args.trials, args.cpus_per_trial
+        )
     except ValueError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     print(f"report: {report}\nbest config: {report.parent / 'best_config.yaml'}")

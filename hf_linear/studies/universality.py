@@ -59,7 +59,11 @@ def claims_linear_universality(records: dict[str, dict], study_dir: Path | None 
                 point = first_reaching(r.get("curve", []), "exact_match", TARGET)
                 exact = r["final"].get("exact_match", 0.0)
                 text = f"{size_label(r['program'], r['size'])}: {r['cot_tokens']}-token CoT, {percent(exact)}"
-                text += f" ({format_tokens(point['tokens'])} tokens to {100 * TARGET:g}%)" if point else " (target not reached)"
+                text += (
+                    f" ({format_tokens(point['tokens'])} tokens to {100 * TARGET:g}%)"
+                    if point
+                    else " (target not reached)"
+                )
                 if model_type == LINEAR_LM:
                     linear_total += 1
                     linear_all += exact >= TARGET
@@ -94,8 +98,10 @@ def plot_wiring(model, program, path: Path, input_ids=None) -> dict:
     from hf_linear.data.programs.certificate import certificate_model, heldout_ids, influence_map, wiring_agreement
 
     input_ids = heldout_ids(program) if input_ids is None else input_ids
-    maps = {"certificate (compiled steps)": influence_map(certificate_model(program), program, input_ids),
-            "trained": influence_map(model, program, input_ids)}  # fmt: skip
+    maps = {
+        "certificate (compiled steps)": influence_map(certificate_model(program), program, input_ids),
+        "trained": influence_map(model, program, input_ids),
+    }
     agreement = wiring_agreement(model, program, input_ids)
     figure, axes = plt.subplots(1, 2, figsize=(11, 5.2))
     for axis, (title, influence) in zip(axes, maps.items()):
@@ -104,9 +110,12 @@ def plot_wiring(model, program, path: Path, input_ids=None) -> dict:
         axis.set_title(f"{title}: {program.name}", fontsize=10)
         axis.set_xlabel("read position j")
         axis.set_ylabel("written position p")
-    figure.suptitle(f"influence of position j on token p (log10, relative to each map's largest); trained: "
-                    f"{agreement['mean_share_on_compiled_reads']:.0%} on the compiled reads, strongest input a compiled "
-                    f"read in {agreement['steps_whose_top_input_is_a_compiled_read']:.0%} of steps", fontsize=9)  # fmt: skip
+    figure.suptitle(
+        f"influence of position j on token p (log10, relative to each map's largest); trained: "
+        f"{agreement['mean_share_on_compiled_reads']:.0%} on the compiled reads, strongest input a compiled "
+        f"read in {agreement['steps_whose_top_input_is_a_compiled_read']:.0%} of steps",
+        fontsize=9,
+    )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)

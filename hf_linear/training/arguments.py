@@ -45,17 +45,24 @@ def training_arguments_for(config: RunConfig, **fixed) -> tuple[TrainingArgument
     training.setdefault("report_to", ["tensorboard"])
     training.setdefault("use_cpu", not torch.cuda.is_available())
     if training.get("bf16") and training["use_cpu"] and not cpu_has_native_bf16():
-        print("hf-linear: this CPU has no native bf16 (avx512_bf16 / amx_bf16): training in fp32 "
-              "instead of bf16 autocast", file=sys.stderr)  # fmt: skip
+        print(
+            "hf-linear: this CPU has no native bf16 (avx512_bf16 / amx_bf16): training in fp32 "
+            "instead of bf16 autocast",
+            file=sys.stderr,
+        )
         training["bf16"] = False
     training["remove_unused_columns"] = False
-    facts = RunFacts(push_to_hub=training.pop("push_to_hub", False), resume_from=training.pop("resume_from_checkpoint", None))
+    facts = RunFacts(
+        push_to_hub=training.pop("push_to_hub", False), resume_from=training.pop("resume_from_checkpoint", None)
+    )
     if config.budget.max_minutes:
         training.setdefault("restore_callback_states_from_checkpoint", True)
         scheduler = str(training.get("lr_scheduler_type", "linear"))
         if scheduler not in BUDGET_SCHEDULES:
-            raise ValueError(f"training.lr_scheduler_type={scheduler!r} cannot follow a time budget; "
-                             f"use one of {', '.join(BUDGET_SCHEDULES)}")  # fmt: skip
+            raise ValueError(
+                f"training.lr_scheduler_type={scheduler!r} cannot follow a time budget; "
+                f"use one of {', '.join(BUDGET_SCHEDULES)}"
+            )
     training.setdefault("include_num_input_tokens_seen", True)
     training.update(fixed)
     return training_arguments(training), facts

@@ -79,8 +79,13 @@ class EvaluationConfig:
 
     def sampling(self, seed: int) -> dict:
         """The samples of a language-model report (lm_report's arguments)."""
-        return {"prompt": self.sample_prompt, "temperature": self.temperature, "num_generations": self.num_generations,
-                "max_new_tokens": self.max_new_tokens, "seed": seed}  # fmt: skip
+        return {
+            "prompt": self.sample_prompt,
+            "temperature": self.temperature,
+            "num_generations": self.num_generations,
+            "max_new_tokens": self.max_new_tokens,
+            "seed": seed,
+        }
 
 
 @dataclass
@@ -108,7 +113,9 @@ class OptimizerConfig:
     def __post_init__(self):
         reference = self.mixing_lr_fan_in_reference
         if reference is not None and (isinstance(reference, bool) or reference < 1):
-            raise ValueError(f"optimizer.mixing_lr_fan_in_reference must be a positive number of positions, got {reference!r}")
+            raise ValueError(
+                f"optimizer.mixing_lr_fan_in_reference must be a positive number of positions, got {reference!r}"
+            )
 
 
 @dataclass
@@ -173,13 +180,19 @@ class _Yaml12Loader(yaml.SafeLoader):
 
 
 _Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")]
+    first: [
+        (tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")
+    ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 _Yaml12Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
     list("-+0123456789."),
 )
 
@@ -196,7 +209,7 @@ _Yaml12Loader.add_constructor("tag:yaml.org,2002:float", _construct_number)
 
 
 def read_yaml(text: str):
-    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 (a SafeLoader subclass)
+    return yaml.load(text, Loader=_Yaml12Loader)
 
 
 def read_yaml_file(path: Path, what: str = "config file"):
@@ -303,8 +316,9 @@ def _field_types(cls) -> dict:
         for klass in reversed(cls.__mro__):
             for name, annotation in getattr(klass, "__annotations__", {}).items():
                 try:
-                    hints[name] = typing.get_type_hints(type("_", (), {"__annotations__": {name: annotation},
-                                                                       "__module__": klass.__module__}))[name]  # fmt: skip
+                    hints[name] = typing.get_type_hints(
+                        type("_", (), {"__annotations__": {name: annotation}, "__module__": klass.__module__})
+                    )[name]
                 except Exception:
                     hints[name] = typing.Any
         return hints
@@ -334,8 +348,9 @@ def model_config_class(model_type):
     try:
         return type(AutoConfig.for_model(model_type))
     except (ValueError, KeyError, TypeError):
-        raise ValueError(f"model.type must be a model type AutoConfig knows ({type_names()}, gpt2, ...), "
-                         f"got {model_type!r}") from None  # fmt: skip
+        raise ValueError(
+            f"model.type must be a model type AutoConfig knows ({type_names()}, gpt2, ...), got {model_type!r}"
+        ) from None
 
 
 def check_config(config: dict, trust_program_code: bool = False) -> RunConfig:
@@ -352,14 +367,18 @@ def check_config(config: dict, trust_program_code: bool = False) -> RunConfig:
     model = dict(config["model"])
     if "init_from" in model:
         if not isinstance(model["init_from"], str) or not model["init_from"]:
-            raise ValueError(f"model.init_from must be a checkpoint directory or Hub repo id, got {model['init_from']!r}")
+            raise ValueError(
+                f"model.init_from must be a checkpoint directory or Hub repo id, got {model['init_from']!r}"
+            )
         if "type" in model:
             raise ValueError("model.type: give either type (a new model) or init_from (a checkpoint's model), not both")
         init_from = model.pop("init_from")
         cannot_change = sorted(set(model) - set(FINETUNE_MODEL_KEYS))
         if cannot_change:
-            raise ValueError(f"model.{cannot_change[0]}: with init_from the checkpoint's architecture is kept; "
-                             f"only {', '.join(FINETUNE_MODEL_KEYS)} can be given (to grow the model)")  # fmt: skip
+            raise ValueError(
+                f"model.{cannot_change[0]}: with init_from the checkpoint's architecture is kept; "
+                f"only {', '.join(FINETUNE_MODEL_KEYS)} can be given (to grow the model)"
+            )
         for key, value in model.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"model.{key} must be a positive integer, got {value!r}")
@@ -373,7 +392,9 @@ def check_config(config: dict, trust_program_code: bool = False) -> RunConfig:
     if not isinstance(training.get("output_dir"), str) or not training["output_dir"]:
         raise ValueError(f"training.output_dir is required (a directory), got {training.get('output_dir')!r}")
     if training.get("max_steps") == 0 or (training.get("max_steps") or -1) < -1:
-        raise ValueError(f"training.max_steps must be >= 1 (or -1: train by num_train_epochs), got {training['max_steps']}")
+        raise ValueError(
+            f"training.max_steps must be >= 1 (or -1: train by num_train_epochs), got {training['max_steps']}"
+        )
     try:
         evaluation = EvaluationConfig(**check_fields("evaluation", config.get("evaluation") or {}, EvaluationConfig))
         budget = BudgetConfig(**check_fields("budget", config.get("budget") or {}, BudgetConfig))
@@ -382,12 +403,15 @@ def check_config(config: dict, trust_program_code: bool = False) -> RunConfig:
         raise ValueError(str(error)) from None
     lora = None
     if config.get("lora") is not None:
-
         lora = check_fields("lora", config["lora"], LoraConfig)
     if optimizer.mixing_lr_fan_in_reference is not None and "type" in model and not is_hf_linear(model["type"]):
-        raise ValueError(f"optimizer.mixing_lr_fan_in_reference: model type {model['type']} has no masked map "
-                         f"(types with one: {type_names()})")  # fmt: skip
+        raise ValueError(
+            f"optimizer.mixing_lr_fan_in_reference: model type {model['type']} has no masked map "
+            f"(types with one: {type_names()})"
+        )
     if optimizer.mixing_lr_fan_in_reference is not None and lora is not None:
-        raise ValueError("optimizer.mixing_lr_fan_in_reference scales the masked map's own steps; under lora: "
-                         "that weight is frozen (leave one of them out)")  # fmt: skip
+        raise ValueError(
+            "optimizer.mixing_lr_fan_in_reference scales the masked map's own steps; under lora: "
+            "that weight is frozen (leave one of them out)"
+        )
     return RunConfig(model, dict(config["dataset"]), training, evaluation, budget, lora, optimizer, source)

@@ -58,9 +58,12 @@ def attach_fan_in_lr(optimizer: torch.optim.Optimizer, model: torch.nn.Module, r
     """Hook `FanInScaledMixingLR` for the masked map of `model` (found inside wrappers) onto `optimizer`."""
     mixing = next((m for m in model.modules() if isinstance(m, MaskedPositionMixing)), None)
     if mixing is None:
-        raise ValueError("optimizer.mixing_lr_fan_in_reference: the model has no masked map (a linear_lm or "
-                         "mlp_lm model has one)")  # fmt: skip
+        raise ValueError(
+            "optimizer.mixing_lr_fan_in_reference: the model has no masked map (a linear_lm or mlp_lm model has one)"
+        )
     if not mixing.weight.requires_grad:
-        raise ValueError("optimizer.mixing_lr_fan_in_reference: the masked map's weight is not trained "
-                         "(under a LoRA adapter the base weight is frozen); leave it out")  # fmt: skip
+        raise ValueError(
+            "optimizer.mixing_lr_fan_in_reference: the masked map's weight is not trained "
+            "(under a LoRA adapter the base weight is frozen); leave it out"
+        )
     return FanInScaledMixingLR(optimizer, mixing, reference)

@@ -23,8 +23,13 @@ def model_for(config: RunConfig, data: RunData, model_section: dict | None = Non
     """The run's model, sized by its data: the `model:` section's (or `model_section`, a search
     trial's variant of it); with a `lora:` section, a LoRA adapter of the masked map on it, the
     rest frozen."""
-    model, _ = build_model(model_section or config.model, data.tokenizer, data.sequence_length,
-                           language_model_windows=data.language_model, allow_sliding=bool(config.dataset.get("allow_sliding")))  # fmt: skip
+    model, _ = build_model(
+        model_section or config.model,
+        data.tokenizer,
+        data.sequence_length,
+        language_model_windows=data.language_model,
+        allow_sliding=bool(config.dataset.get("allow_sliding")),
+    )
     if config.lora is not None:
         model = get_peft_model(model, hf_linear.lora.lora_config(**config.lora))
     return model
@@ -53,8 +58,9 @@ def data_window(sequence_length: int, language_model_windows: bool) -> int:
     return sequence_length - 1 if language_model_windows else sequence_length
 
 
-def build_model(model_section: dict, tokenizer, sequence_length: int, language_model_windows: bool,
-                allow_sliding: bool = False):  # fmt: skip
+def build_model(
+    model_section: dict, tokenizer, sequence_length: int, language_model_windows: bool, allow_sliding: bool = False
+):
     """The run's model. The window, vocabulary size and special tokens default to the data's;
     data longer than an explicitly given (or the checkpoint's) window is an error unless
     `allow_sliding`."""
@@ -63,14 +69,20 @@ def build_model(model_section: dict, tokenizer, sequence_length: int, language_m
     if "init_from" in model_section:
         model = load_model(model_section["init_from"])
         if not is_hf_linear(model.config.model_type):
-            raise ValueError(f"model.init_from: fine-tuning needs an hf-linear checkpoint ({type_names()}), "
-                             f"got {model.config.model_type}")  # fmt: skip
+            raise ValueError(
+                f"model.init_from: fine-tuning needs an hf-linear checkpoint ({type_names()}), "
+                f"got {model.config.model_type}"
+            )
         # keep the checkpoint's chunk schedule unless asked otherwise: inputs of its old length
         # are then computed exactly as before (bit for bit), not just up to rounding
         fields.setdefault("mixing_chunk_size", model.base_model.mixing.chunk_size)
         try:
-            adapt_pretrained(model, context_length=fields.pop("context_length", None),
-                             vocab_size=fields.pop("vocab_size", max(len(tokenizer), model.config.vocab_size)), **fields)  # fmt: skip
+            adapt_pretrained(
+                model,
+                context_length=fields.pop("context_length", None),
+                vocab_size=fields.pop("vocab_size", max(len(tokenizer), model.config.vocab_size)),
+                **fields,
+            )
         except ValueError as error:
             raise ValueError(f"model: {error}") from None
         window = model.config.context_length
@@ -92,7 +104,9 @@ def build_model(model_section: dict, tokenizer, sequence_length: int, language_m
         model.loss_type = "ForCausalLM"
         window = fields[window_key] if window_key == "context_length" else needed
     if len(tokenizer) > model.config.vocab_size:
-        raise ValueError(f"model.vocab_size={model.config.vocab_size} is smaller than the tokenizer's {len(tokenizer)} tokens")
+        raise ValueError(
+            f"model.vocab_size={model.config.vocab_size} is smaller than the tokenizer's {len(tokenizer)} tokens"
+        )
     if needed > window and not allow_sliding:
         raise ValueError(
             f"model.context_length={window} is shorter than the data's sequences (a window of {needed} needed): "

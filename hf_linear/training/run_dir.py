@@ -21,7 +21,8 @@ from datasets import Dataset
 
 from hf_linear.atomic import pid_alive
 from hf_linear.checkpoints import check_safetensors_weights
-from hf_linear.output_dirs import OutputDirError, check_output_dir as check_replaceable, directory_mode, write_marker
+from hf_linear.output_dirs import OutputDirError, directory_mode, write_marker
+from hf_linear.output_dirs import check_output_dir as check_replaceable
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,10 @@ def check_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> None:
         check_replaceable(output_dir, overwrite, "training.output_dir")
     except OutputDirError as error:
         if "pass --overwrite" in str(error):
-            raise ValueError(f"training.output_dir {output_dir} already holds files; pass --resume to continue that "
-                             "run, --overwrite to replace it, or choose another output_dir") from None  # fmt: skip
+            raise ValueError(
+                f"training.output_dir {output_dir} already holds files; pass --resume to continue that "
+                "run, --overwrite to replace it, or choose another output_dir"
+            ) from None
         raise
 
 
@@ -87,8 +90,10 @@ def training_ended_at(checkpoint: Path, max_steps: int) -> bool:
 
 def checkpoints(output_dir: Path) -> list[Path]:
     """checkpoint-N directories by step."""
-    found = [p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir() and p.name[len(CHECKPOINT_PREFIX):].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+    found = [
+        p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir() and p.name[len(CHECKPOINT_PREFIX) :].isdigit()
+    ]
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]))
 
 
 def last_complete_checkpoint(output_dir: Path) -> Path | None:
@@ -151,7 +156,7 @@ def remove_killed_final_saves(output_dir: Path) -> None:
     """Remove the staging directories of final saves whose process is gone (killed while saving);
     they are named `.final-PID-...` (older runs: without the pid, also removed)."""
     for staging in output_dir.glob(f"{FINAL_STAGING_PREFIX}*"):
-        pid = staging.name[len(FINAL_STAGING_PREFIX):].split("-", 1)[0]
+        pid = staging.name[len(FINAL_STAGING_PREFIX) :].split("-", 1)[0]
         if staging.is_dir() and not (pid.isdigit() and pid_alive(int(pid))):
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -169,8 +174,10 @@ def save_final(model, tokenizer, output_dir: Path, extra_files: dict[str, str]) 
         for item in staging.iterdir():
             os.replace(item, output_dir / item.name)
     except OSError as error:
-        raise ValueError(f"saving the final model into {output_dir} failed ({error.strerror or error}); "
-                         f"the run's checkpoints are still there (--resume)") from error  # fmt: skip
+        raise ValueError(
+            f"saving the final model into {output_dir} failed ({error.strerror or error}); "
+            f"the run's checkpoints are still there (--resume)"
+        ) from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -60,8 +60,10 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, call
     data = data_for(config)
     model = model_for(config, data)
     if args.eval_strategy != "no" and not data.during_training:
-        raise ValueError(f"training.eval_strategy={args.eval_strategy} needs a non-empty "
-                         f"{config.evaluation.during_training_split!r} split and evaluation.during_training_samples > 0")  # fmt: skip
+        raise ValueError(
+            f"training.eval_strategy={args.eval_strategy} needs a non-empty "
+            f"{config.evaluation.during_training_split!r} split and evaluation.during_training_samples > 0"
+        )
 
     # everything is built: only now touch the output directory
     if args.process_index == 0:
@@ -90,8 +92,11 @@ def train_or_restore(trainer, checkpoint: Path | None) -> dict:
     if checkpoint is not None and training_ended_at(checkpoint, trainer.args.max_steps):
         # killed during the final save or evaluation: Trainer would train one step past the
         # end; instead the last checkpoint's weights and history are the final model's
-        print(f"hf-linear train: training had ended at {checkpoint.name}: saving and evaluating its model, "
-              "no further step", file=sys.stderr)  # fmt: skip
+        print(
+            f"hf-linear train: training had ended at {checkpoint.name}: saving and evaluating its model, "
+            "no further step",
+            file=sys.stderr,
+        )
         trainer._load_from_checkpoint(str(checkpoint))  # the model (or adapter) weights, as train() loads them
         trainer.state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
         return {}
@@ -118,8 +123,12 @@ def save_final_model(trainer, config: RunConfig, output_dir: Path):
     if config.lora is not None:
         final_model.save_pretrained(output_dir / "adapter")
         final_model = final_model.merge_and_unload()
-    save_final(final_model, trainer.processing_class, output_dir,
-               {"training_config.yaml": yaml.safe_dump(config.as_dict(), sort_keys=False)})  # fmt: skip
+    save_final(
+        final_model,
+        trainer.processing_class,
+        output_dir,
+        {"training_config.yaml": yaml.safe_dump(config.as_dict(), sort_keys=False)},
+    )
     trainer.save_state()  # trainer_state.json: the logged losses and metrics of the whole run
     return final_model
 
@@ -129,8 +138,14 @@ def final_evaluation(model, tokenizer, config: RunConfig, data, seed: int) -> di
     those), the split and the data they come from."""
     evaluation = config.evaluation
     held_out = data.held_out.select(range(min(evaluation.num_samples, len(data.held_out))))
-    report = evaluate_held_out(model, tokenizer, held_out, evaluation.batch_size, evaluation.num_examples,
-                               sampling=evaluation.sampling(seed=seed))  # fmt: skip
+    report = evaluate_held_out(
+        model,
+        tokenizer,
+        held_out,
+        evaluation.batch_size,
+        evaluation.num_examples,
+        sampling=evaluation.sampling(seed=seed),
+    )
     report.update(split=evaluation.split, dataset=data.source.describe())
     return report
 
@@ -147,12 +162,19 @@ def split_command_line(argv: list[str]) -> tuple[str, list[str], list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hf-linear train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="hf-linear train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("config", nargs="?", help=f"YAML config (default: the packaged {packaged_config().name})")
-    parser.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in output_dir")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the last complete checkpoint in output_dir"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier run in output_dir")
-    parser.add_argument("--trust-program-code", action="store_true",
-                        help="let dataset.program name a module:function program to import (your own code)")  # fmt: skip
+    parser.add_argument(
+        "--trust-program-code",
+        action="store_true",
+        help="let dataset.program name a module:function program to import (your own code)",
+    )
     argv = sys.argv[1:] if argv is None else list(argv)
     config_path, flags, overrides = split_command_line(argv)
     args = parser.parse_args(flags)

@@ -72,8 +72,15 @@ class HFLinearTrainer(Trainer):
     evaluate each prompt once.
     """
 
-    def __init__(self, *args, generation_eval_dataset=None, generation_batch_size=256, report_perplexity=False,
-                 mixing_lr_fan_in_reference=None, **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        *args,
+        generation_eval_dataset=None,
+        generation_batch_size=256,
+        report_perplexity=False,
+        mixing_lr_fan_in_reference=None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.generation_eval_dataset = generation_eval_dataset
         self.generation_batch_size = generation_batch_size
@@ -121,8 +128,10 @@ class HFLinearTrainer(Trainer):
             if not (checkpoint / "trainer_state.json").is_file():  # incomplete: its space is better freed
                 shutil.rmtree(checkpoint, ignore_errors=True)
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ValueError(f"saving {checkpoint} failed ({reason}); the earlier checkpoints are kept: free space "
-                             "(or set a lower training.save_total_limit) and continue with --resume") from error  # fmt: skip
+            raise ValueError(
+                f"saving {checkpoint} failed ({reason}); the earlier checkpoints are kept: free space "
+                "(or set a lower training.save_total_limit) and continue with --resume"
+            ) from error
 
     # --- evaluation ----------------------------------------------------------------------------
 
@@ -140,8 +149,11 @@ class HFLinearTrainer(Trainer):
         model = self.accelerator.unwrap_model(self.model)
         report = exact_match_report(model, self.processing_class, shard, self.generation_batch_size, num_examples=0)
         n = report["num_samples"]
-        counts = torch.tensor([report["exact_match"] * n, report["per_digit_accuracy"] * n, n],
-                              dtype=torch.float64, device=self.args.device)  # fmt: skip
+        counts = torch.tensor(
+            [report["exact_match"] * n, report["per_digit_accuracy"] * n, n],
+            dtype=torch.float64,
+            device=self.args.device,
+        )
         if world > 1:
             counts = self.accelerator.reduce(counts, reduction="sum")
         exact, per_digit, n = counts.tolist()
@@ -159,7 +171,9 @@ class HFLinearTrainer(Trainer):
         return metrics
 
 
-def trainer_for(config, args, data, model=None, model_init=None, exact_match: bool = True, callbacks=()) -> HFLinearTrainer:
+def trainer_for(
+    config, args, data, model=None, model_init=None, exact_match: bool = True, callbacks=()
+) -> HFLinearTrainer:
     """The Trainer of a checked config (`RunConfig`) on its data (`RunData`): a model, or a search's
     `model_init`. During training the `during_training` examples are evaluated by their loss, and
     by exact match (prompts and answers, unless `exact_match` is false) or perplexity (language-model

@@ -69,9 +69,7 @@ def _record_batch(spec: ArithmeticSpec, inputs: tuple[np.ndarray, ...]) -> pa.Re
 def examples_table(spec: ArithmeticSpec, inputs: tuple[np.ndarray, ...]) -> pa.Table:
     """The Arrow table of the examples of `inputs`, built block by block."""
     count = len(inputs[0])
-    batches = [
-        _record_batch(spec, tuple(x[start : start + BLOCK] for x in inputs)) for start in range(0, count, BLOCK)
-    ]
+    batches = [_record_batch(spec, tuple(x[start : start + BLOCK] for x in inputs)) for start in range(0, count, BLOCK)]
     return pa.Table.from_batches(batches, schema=features_of(spec).arrow_schema)
 
 
@@ -113,8 +111,14 @@ def build_arithmetic_dataset(
         name: check_count(f"{name}_size", size) for name, size in zip(SPLITS, (train_size, validation_size, test_size))
     }
     check_count("seed", seed)
-    arguments = {**asdict(spec), "digits": list(spec.digits), "train_size": train_size,
-                 "validation_size": validation_size, "test_size": test_size, "seed": seed}  # fmt: skip
+    arguments = {
+        **asdict(spec),
+        "digits": list(spec.digits),
+        "train_size": train_size,
+        "validation_size": validation_size,
+        "test_size": test_size,
+        "seed": seed,
+    }
     inputs = {
         "train": train_inputs(spec, sizes["train"], seed),
         "validation": heldout_inputs(spec, VALIDATION, sizes["validation"]),

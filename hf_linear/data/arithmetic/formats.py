@@ -43,7 +43,9 @@ def check_every(n_bits: int, every: int | None, cot: str) -> int:
     if not 1 <= every <= n_bits:
         raise ValueError(f"every={every} must be between 1 and the number of bits n={n_bits}")
     if cot == "threshold" and every > MAX_THRESHOLD_EVERY:
-        raise ValueError(f"every={every}: cot='threshold' writes half-counts as one digit, so k <= {MAX_THRESHOLD_EVERY}")
+        raise ValueError(
+            f"every={every}: cot='threshold' writes half-counts as one digit, so k <= {MAX_THRESHOLD_EVERY}"
+        )
     return every
 
 
@@ -112,20 +114,27 @@ def multiplication_paper(a: int, b: int) -> list[str]:
         return ["(", *_joined(terms, STEP_JOINER), ")"]
 
     pair_terms = [
-        [f"{a_lsb[i]}x{b_lsb[j]}", "x", *_power_of_ten(i), "x", *_power_of_ten(j)]
-        for i in range(n)
-        for j in range(m)
+        [f"{a_lsb[i]}x{b_lsb[j]}", "x", *_power_of_ten(i), "x", *_power_of_ten(j)] for i in range(n) for j in range(m)
     ]
     partials = [
         digits_msb(int(a_lsb[i]) * int(b_lsb[j]) * 10 ** (i + j), i + j + 2) for i in range(n) for j in range(m)
     ]
     return [
-        BOS, *digits_msb(a, n), "x", *digits_msb(b, m), EQUALS,
-        *expansion(a_lsb), "x", *expansion(b_lsb), EQUALS,
-        *_joined(pair_terms, STEP_JOINER), EQUALS,
-        *_joined(partials, STEP_JOINER), EQUALS,
+        BOS,
+        *digits_msb(a, n),
+        "x",
+        *digits_msb(b, m),
+        EQUALS,
+        *expansion(a_lsb),
+        "x",
+        *expansion(b_lsb),
+        EQUALS,
+        *_joined(pair_terms, STEP_JOINER),
+        EQUALS,
+        *_joined(partials, STEP_JOINER),
+        EQUALS,
         *digits_msb(a * b, n + m),
-    ]  # fmt: skip
+    ]
 
 
 def multiplication_direct(a: int, b: int) -> list[str]:
@@ -165,8 +174,16 @@ def multiplication_lsb(a: int, b: int) -> list[str]:
         if j > 0:
             step += digits_lsb(running_sum, n + j + 1)
         steps.append(step)
-    return [BOS, *digits_msb(a, n), "x", *digits_msb(b, m), EQUALS, *_joined(steps, STEP_JOINER), EQUALS,
-            *digits_msb(a * b, n + m)]  # fmt: skip
+    return [
+        BOS,
+        *digits_msb(a, n),
+        "x",
+        *digits_msb(b, m),
+        EQUALS,
+        *_joined(steps, STEP_JOINER),
+        EQUALS,
+        *digits_msb(a * b, n + m),
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,8 +216,7 @@ def addition_lsb(a: int, b: int) -> list[str]:
         column_sum = int(a_digit) + int(b_digit) + carry
         columns += digits_msb(column_sum, 2)
         carry = column_sum // 10
-    return [BOS, *digits_msb(a, n), "+", *digits_msb(b, m), EQUALS, *columns, EQUALS,
-            *digits_msb(a + b, width + 1)]  # fmt: skip
+    return [BOS, *digits_msb(a, n), "+", *digits_msb(b, m), EQUALS, *columns, EQUALS, *digits_msb(a + b, width + 1)]
 
 
 # ---------------------------------------------------------------------------------------------

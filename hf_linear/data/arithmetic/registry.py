@@ -65,18 +65,27 @@ class Format:
 
 _FORMATS = (
     Format(
-        "multiplication", "paper", formats.multiplication_paper, vectorised.multiplication_paper_ids,
+        "multiplication",
+        "paper",
+        formats.multiplication_paper,
+        vectorised.multiplication_paper_ids,
         "exactly the paper's format: the operands expanded least-significant digit first as "
         "`( d x 1 + d x 1 0 + ... )`, then the n·m joined digit-pair terms `AxB x 10^i x 10^j`, then "
         "the n·m partial products zero-padded to i+j+2 digits, then the product zero-padded to n+m digits",
         step_names=("operand expansions", "digit-pair terms", "partial products"),
     ),
     Format(
-        "multiplication", "direct", formats.multiplication_direct, vectorised.multiplication_direct_ids,
+        "multiplication",
+        "direct",
+        formats.multiplication_direct,
+        vectorised.multiplication_direct_ids,
         "no CoT: `a x b = product`, the product zero-padded to n+m digits",
     ),
     Format(
-        "multiplication", "lsb", formats.multiplication_lsb, vectorised.multiplication_lsb_ids,
+        "multiplication",
+        "lsb",
+        formats.multiplication_lsb,
+        vectorised.multiplication_lsb_ids,
         "long multiplication, least-significant digit first: for each digit b_j of b the n digit-pair "
         "tokens `a_i x b_j`, the partial product a·b_j (n+1 digits) and, from the second digit on, the "
         "running sum (n+j+1 digits), all least-significant digit first so that carries flow in "
@@ -84,27 +93,42 @@ _FORMATS = (
         step_names=("long multiplication",),
     ),
     Format(
-        "addition", "lsb", formats.addition_lsb, vectorised.addition_lsb_ids,
+        "addition",
+        "lsb",
+        formats.addition_lsb,
+        vectorised.addition_lsb_ids,
         "for each column, least significant first, its sum a_i + b_i + carry written as the two "
         "digits `carry s_i`; then the sum, zero-padded to max(n, m)+1 digits",
         step_names=("column sums",),
     ),
     Format(
-        "addition", "direct", formats.addition_direct, vectorised.addition_direct_ids,
+        "addition",
+        "direct",
+        formats.addition_direct,
+        vectorised.addition_direct_ids,
         "no CoT: `a + b = sum`, the sum zero-padded to max(n, m)+1 digits",
     ),
     Format(
-        "parity", "running", formats.parity_running, vectorised.parity_running_ids,
+        "parity",
+        "running",
+        formats.parity_running,
+        vectorised.parity_running_ids,
         "the parity of the first k, 2k, ... bits (k = `every`), then the parity; k = n means no CoT",
         stepped=True,
         step_names=("running parities",),
     ),
     Format(
-        "parity", "direct", formats.parity_direct, vectorised.parity_direct_ids,
+        "parity",
+        "direct",
+        formats.parity_direct,
+        vectorised.parity_direct_ids,
         "no CoT: the parity alone (`running` with k = n)",
     ),
     Format(
-        "parity", "threshold", formats.parity_threshold, vectorised.parity_threshold_ids,
+        "parity",
+        "threshold",
+        formats.parity_threshold,
+        vectorised.parity_threshold_ids,
         "a linear-threshold circuit: per block of k bits (k = `every`) with sum s, the pair "
         "`a p` with a = ⌊(p' + s)/2⌋ (for k = 1: AND(p', bit)) and p = p' + s − 2a, the parity so far "
         "(p' the previous p); the last block's `a`, then `= p`; every token is a linear-threshold "
@@ -112,7 +136,7 @@ _FORMATS = (
         stepped=True,
         step_names=("threshold steps",),
     ),
-)  # fmt: skip
+)
 
 REGISTRY: dict[tuple[str, str], Format] = {(f.task, f.name): f for f in _FORMATS}
 

@@ -110,8 +110,10 @@ class ArithmeticSpec:
             (bits,) = operands
             n_bits = self.digits[0]
             if not isinstance(bits, str) or len(bits) != n_bits or set(bits) - {"0", "1"}:
-                raise ValueError(f"bits={bits!r} must be a string of exactly {n_bits} characters '0'/'1' "
-                                 f"(the inputs of {self.describe()})")  # fmt: skip
+                raise ValueError(
+                    f"bits={bits!r} must be a string of exactly {n_bits} characters '0'/'1' "
+                    f"(the inputs of {self.describe()})"
+                )
             return (bits,)
         return tuple(_checked_number(name, x, d, self.describe()) for name, x, d in zip(names, operands, self.digits))
 
@@ -119,7 +121,7 @@ class ArithmeticSpec:
 _EQUALS_ID = TOKEN_TO_ID[EQUALS]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _template(spec: ArithmeticSpec) -> tuple[int, ...]:
     """The token ids of one example of `spec` (the smallest input): every example has the same
     template, so this one gives the lengths of all."""
@@ -142,8 +144,10 @@ def _checked_number(name: str, x, digits: int, what: str) -> int:
     elif isinstance(x, bool) or not isinstance(x, Integral):
         raise ValueError(f"{rule}, not a {type(x).__name__}")
     if not low <= x <= high:
-        raise ValueError(f"{rule}: the operands of {what} all have exactly {digits} digits "
-                         "(a model trained on them answers others confidently and wrongly)")  # fmt: skip
+        raise ValueError(
+            f"{rule}: the operands of {what} all have exactly {digits} digits "
+            "(a model trained on them answers others confidently and wrongly)"
+        )
     return int(x)
 
 

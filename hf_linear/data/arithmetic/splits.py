@@ -200,5 +200,7 @@ def heldout_inputs(spec: ArithmeticSpec, split: int, count: int) -> Inputs:
         _, first_index = np.unique(_unique_keys(spec, merged), return_index=True)
         if len(first_index) >= count:
             return select(merged, np.sort(first_index)[:count])
-    raise ValueError(f"{name}={count}: only {len(first_index)} distinct {SPLITS[split]} inputs of "
-                     f"{spec.describe()} in {max_blocks * BLOCK} random draws")  # fmt: skip
+    raise ValueError(
+        f"{name}={count}: only {len(first_index)} distinct {SPLITS[split]} inputs of "
+        f"{spec.describe()} in {max_blocks * BLOCK} random draws"
+    )

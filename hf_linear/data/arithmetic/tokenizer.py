@@ -24,9 +24,16 @@ from transformers import PreTrainedTokenizerFast
 from hf_linear.data.arithmetic.formats import BOS, EOS, PAD, UNK
 
 PAPER_VOCABULARY: tuple[str, ...] = (
-    UNK, BOS, *"0123456789", "(", ")", "+", "x", "=",
+    UNK,
+    BOS,
+    *"0123456789",
+    "(",
+    ")",
+    "+",
+    "x",
+    "=",
     *(f"{a}x{b}" for a in range(10) for b in range(10)),
-)  # fmt: skip
+)
 VOCABULARY: tuple[str, ...] = (*PAPER_VOCABULARY, EOS, PAD)
 TOKEN_TO_ID: dict[str, int] = {token: index for index, token in enumerate(VOCABULARY)}
 

@@ -25,8 +25,14 @@ def certificate_model(program: Program) -> LinearLMForCausalLM:
     """The LinearLM (window T = program.length, d = V) that computes `program`'s steps exactly."""
     ids = program.token_ids()
     V, T = len(ids), program.length
-    config = LinearLMConfig(vocab_size=V, context_length=T, hidden_size=V, bos_token_id=ids["[BOS]"],
-                            eos_token_id=ids[EOS], pad_token_id=ids["[PAD]"])  # fmt: skip
+    config = LinearLMConfig(
+        vocab_size=V,
+        context_length=T,
+        hidden_size=V,
+        bos_token_id=ids["[BOS]"],
+        eos_token_id=ids[EOS],
+        pad_token_id=ids["[PAD]"],
+    )
     model = LinearLMForCausalLM(config)
     mixing = model.model.mixing
     with torch.no_grad():
@@ -105,6 +111,8 @@ def wiring_agreement(model, program: Program, input_ids: torch.Tensor | None = N
         reads = list(step.reads)
         shares.append(float(influence[position, reads].sum()) / total)
         top_hits.append(int(influence[position].argmax()) in reads)
-    return {"mean_share_on_compiled_reads": sum(shares) / max(1, len(shares)),
-            "steps_whose_top_input_is_a_compiled_read": sum(top_hits) / max(1, len(top_hits)),
-            "steps": len(shares)}  # fmt: skip
+    return {
+        "mean_share_on_compiled_reads": sum(shares) / max(1, len(shares)),
+        "steps_whose_top_input_is_a_compiled_read": sum(top_hits) / max(1, len(top_hits)),
+        "steps": len(shares),
+    }

@@ -39,8 +39,23 @@ import numpy as np
 from hf_linear.data.arithmetic.formats import BOS, EOS, EQUALS, PAD, STEP_JOINER, UNK
 
 SPECIALS = (UNK, BOS, EOS, PAD)
-__all__ = ["BITS", "BOS", "EOS", "EQUALS", "ONE", "PAD", "STEP_JOINER", "UNK", "ZERO", "Constant", "NumberInput",
-           "Program", "ProgramBuilder", "Step", "dense_table"]  # fmt: skip
+__all__ = [
+    "BITS",
+    "BOS",
+    "EOS",
+    "EQUALS",
+    "ONE",
+    "PAD",
+    "STEP_JOINER",
+    "UNK",
+    "ZERO",
+    "Constant",
+    "NumberInput",
+    "Program",
+    "ProgramBuilder",
+    "Step",
+    "dense_table",
+]
 BITS = ("0", "1")
 MIN_MARGIN = 0.5  # every step's best token beats the runner-up by at least this much
 
@@ -159,8 +174,10 @@ class Program:
                 runner_up = scores_allowed[np.arange(count), order[:, 1]]
                 if (best - runner_up < MIN_MARGIN - 1e-6).any():
                     row = int(np.argmax(best - runner_up < MIN_MARGIN - 1e-6))
-                    raise ValueError(f"{self.name}: the {step.kind} step at position {position} has no clear winner "
-                                     f"for input {[int(x[row]) for x in inputs]} (a program bug)")  # fmt: skip
+                    raise ValueError(
+                        f"{self.name}: the {step.kind} step at position {position} has no clear winner "
+                        f"for input {[int(x[row]) for x in inputs]} (a program bug)"
+                    )
             trace[:, position] = np.asarray(allowed, dtype=np.int32)[order[:, 0]]
         return trace
 
@@ -206,13 +223,15 @@ class ProgramBuilder:
         self.answer_start: int | None = None
 
     # -- the prompt -------------------------------------------------------------------------
-    def number(self, name: str, limit: int, base: int = 2, width: int | None = None, msb_first: bool = False) -> list[int]:
+    def number(
+        self, name: str, limit: int, base: int = 2, width: int | None = None, msb_first: bool = False
+    ) -> list[int]:
         """An integer input in [0, limit); returns the positions of its digits, least significant first."""
         self._in_prompt("number")
         if not 2 <= limit <= 2**63:  # inputs are drawn and hashed as int64
             raise ValueError(f"{name}: limit={limit} must be between 2 and 2**63")
         width = width or max(1, int(np.ceil(np.log(limit) / np.log(base) - 1e-9)))
-        if base ** width < limit:
+        if base**width < limit:
             raise ValueError(f"{name}: {width} digits in base {base} cannot hold {limit - 1}")
         start = len(self.layout)
         positions = tuple(range(start, start + width))
@@ -249,7 +268,9 @@ class ProgramBuilder:
         position = len(self.values)
         for read in reads:
             if not 0 <= read < position:
-                raise ValueError(f"{self.name}: a step at position {position} reads position {read}, not an earlier one")
+                raise ValueError(
+                    f"{self.name}: a step at position {position} reads position {read}, not an earlier one"
+                )
         self.steps[position] = Step(tuple(reads), tuple(tables), dict(bias), kind)
         self.values.append(tuple(bias))
         return position
@@ -270,7 +291,9 @@ class ProgramBuilder:
 
     def _check_bit(self, position: int) -> None:
         if not set(self.values[position]) <= set(BITS):
-            raise ValueError(f"{self.name}: a gate reads position {position}, which is not a bit ({self.values[position]})")
+            raise ValueError(
+                f"{self.name}: a gate reads position {position}, which is not a bit ({self.values[position]})"
+            )
 
     def and_(self, *xs: int) -> int:
         return self.gate([(x, 1) for x in xs], len(xs), "and")
@@ -302,8 +325,14 @@ class ProgramBuilder:
         outputs = ["(" + ",".join(combo) + ")" for combo in itertools.product(*value_sets)]
         tables = []
         for k, values in enumerate(value_sets):
-            tables.append({(v, out): 1.0 for v in values for out, combo in
-                           zip(outputs, itertools.product(*value_sets)) if combo[k] == v})  # fmt: skip
+            tables.append(
+                {
+                    (v, out): 1.0
+                    for v in values
+                    for out, combo in zip(outputs, itertools.product(*value_sets))
+                    if combo[k] == v
+                }
+            )
         return self.step(xs, tables, dict.fromkeys(outputs, 0.0), "tuple")
 
     def lookup(self, x: int, table: dict[str, str], kind: str = "lookup") -> int:
@@ -329,5 +358,6 @@ class ProgramBuilder:
     def build(self) -> Program:
         if self.prompt_length is None or self.answer_start is None:
             raise ValueError(f"{self.name}: a program needs begin_cot() and begin_answer()")
-        return Program(self.name, self.layout, tuple(self.inputs), self.steps, self.prompt_length,
-                       self.answer_start, self.values)  # fmt: skip
+        return Program(
+            self.name, self.layout, tuple(self.inputs), self.steps, self.prompt_length, self.answer_start, self.values
+        )

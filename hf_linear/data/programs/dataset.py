@@ -72,7 +72,9 @@ def input_blocks(program: Program, split: int, rng: np.random.Generator) -> Iter
     while True:
         block = _of_split(program, _draw(program, rng, BLOCK), split)
         if len(block[0]) == 0:
-            raise ValueError(f"{program.name}: no {SPLITS[split]} input among {BLOCK} random inputs (use larger inputs)")
+            raise ValueError(
+                f"{program.name}: no {SPLITS[split]} input among {BLOCK} random inputs (use larger inputs)"
+            )
         yield block
 
 
@@ -101,7 +103,9 @@ def heldout_inputs(program: Program, split: int, count: int) -> tuple[np.ndarray
         order = rng.permutation(len(pool[0]))[:count]
         return tuple(x[order] for x in pool)
     if count > size // 16:
-        raise ValueError(f"{name}={count} is too many for {program.name}: at most {size // 16} distinct held-out inputs")
+        raise ValueError(
+            f"{name}={count} is too many for {program.name}: at most {size // 16} distinct held-out inputs"
+        )
     found: dict[tuple, None] = {}
     for _ in range(4 * (count * 16 // BLOCK + 1)):  # bounded: a block holds ~BLOCK/8 new inputs
         for row in zip(*(x.tolist() for x in _of_split(program, _draw(program, rng, BLOCK), split))):
@@ -121,13 +125,17 @@ def build_program_tokenizer(program: Program) -> PreTrainedTokenizerFast:
     return word_level_tokenizer(program.token_ids())
 
 
-def program_prompt(program: str | Program, size: int | None = None, *numbers: int, trust_program_code: bool = False) -> str:
+def program_prompt(
+    program: str | Program, size: int | None = None, *numbers: int, trust_program_code: bool = False
+) -> str:
     """The prompt text of one input, e.g. program_prompt("multiplication", 10000, 4321, 8765);
     refuses inputs outside the program's input space."""
     if isinstance(program, str):
         program = compile_program(program, size, trust_program_code=trust_program_code)
     if len(numbers) != len(program.inputs):
-        raise ValueError(f"{program.name} takes {len(program.inputs)} input(s) ({', '.join(n.name for n in program.inputs)})")
+        raise ValueError(
+            f"{program.name} takes {len(program.inputs)} input(s) ({', '.join(n.name for n in program.inputs)})"
+        )
     for number, x in zip(program.inputs, numbers):
         if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < number.limit:
             raise ValueError(f"{program.name}: {number.name}={x!r} must be an integer in [0, {number.limit})")
@@ -139,9 +147,16 @@ def program_prompt(program: str | Program, size: int | None = None, *numbers: in
 
 
 def features_of(program: Program) -> Features:
-    return Features({"prompt": Value("string"), "text": Value("string"), "answer": Value("string"),
-                     "input_ids": List(Value("int32")), "prompt_length": Value("int32"),
-                     **{number.name: Value("int64") for number in program.inputs}})  # fmt: skip
+    return Features(
+        {
+            "prompt": Value("string"),
+            "text": Value("string"),
+            "answer": Value("string"),
+            "input_ids": List(Value("int32")),
+            "prompt_length": Value("int32"),
+            **{number.name: Value("int64") for number in program.inputs},
+        }
+    )
 
 
 def with_eos(program: Program, trace: np.ndarray) -> np.ndarray:
@@ -162,8 +177,16 @@ def examples(program: Program, inputs: tuple[np.ndarray, ...]) -> dict[str, list
     }
 
 
-def build_program_dataset(program: str, size: int, train_size: int, validation_size: int = 1000,
-                          test_size: int = 1000, seed: int = 0, *, trust_program_code: bool = False) -> DatasetDict:  # fmt: skip
+def build_program_dataset(
+    program: str,
+    size: int,
+    train_size: int,
+    validation_size: int = 1000,
+    test_size: int = 1000,
+    seed: int = 0,
+    *,
+    trust_program_code: bool = False,
+) -> DatasetDict:
     """Train / validation / test of one compiled program (see the module docstring).
 
     Args:
@@ -177,18 +200,31 @@ def build_program_dataset(program: str, size: int, train_size: int, validation_s
     compiled = compile_program(program, size, trust_program_code=trust_program_code)
     sizes = {name: check_count(f"{name}_size", n) for name, n in zip(SPLITS, (train_size, validation_size, test_size))}
     check_count("seed", seed)
-    arguments = {"program": program, "size": size, "train_size": train_size, "validation_size": validation_size,
-                 "test_size": test_size, "seed": seed}  # fmt: skip
-    inputs = {"train": train_inputs(compiled, sizes["train"], seed),
-              "validation": heldout_inputs(compiled, VALIDATION, sizes["validation"]),
-              "test": heldout_inputs(compiled, TEST, sizes["test"])}  # fmt: skip
+    arguments = {
+        "program": program,
+        "size": size,
+        "train_size": train_size,
+        "validation_size": validation_size,
+        "test_size": test_size,
+        "seed": seed,
+    }
+    inputs = {
+        "train": train_inputs(compiled, sizes["train"], seed),
+        "validation": heldout_inputs(compiled, VALIDATION, sizes["validation"]),
+        "test": heldout_inputs(compiled, TEST, sizes["test"]),
+    }
     splits = {}
     for name in SPLITS:
-        info = DatasetInfo(description=_DESCRIPTION_PREFIX + json.dumps(arguments, sort_keys=True), citation=CITATION,
-                           license=LICENSE, features=features_of(compiled))  # fmt: skip
+        info = DatasetInfo(
+            description=_DESCRIPTION_PREFIX + json.dumps(arguments, sort_keys=True),
+            citation=CITATION,
+            license=LICENSE,
+            features=features_of(compiled),
+        )
         fingerprint = hashlib.sha256(json.dumps([FORMAT_VERSION, arguments, name], sort_keys=True).encode())
-        splits[name] = Dataset.from_dict(examples(compiled, inputs[name]), features=features_of(compiled), info=info,
-                                         split=name)  # fmt: skip
+        splits[name] = Dataset.from_dict(
+            examples(compiled, inputs[name]), features=features_of(compiled), info=info, split=name
+        )
         splits[name]._fingerprint = fingerprint.hexdigest()[:16]
     return DatasetDict(splits)
 
@@ -204,8 +240,9 @@ class ProgramStream(SeededStream):
     """Endless training examples ``{"input_ids", "prompt_length"}`` of a program, drawn from the
     train inputs; each (seed, epoch, rank, worker) its own random stream (as `ArithmeticStream`)."""
 
-    def __init__(self, program: str, size: int, seed: int = 0, rank: int | None = None, *,
-                 trust_program_code: bool = False):  # fmt: skip
+    def __init__(
+        self, program: str, size: int, seed: int = 0, rank: int | None = None, *, trust_program_code: bool = False
+    ):
         super().__init__(seed, rank)
         self.program = compile_program(program, size, trust_program_code=trust_program_code)
 
@@ -222,20 +259,31 @@ class ProgramStream(SeededStream):
 # Card, saving, pushing
 
 
-def render_dataset_card(dataset_dict: DatasetDict, certificate: dict | None = None, hub_metadata: dict | None = None,
-                        trust_program_code: bool = False) -> str:  # fmt: skip
+def render_dataset_card(
+    dataset_dict: DatasetDict,
+    certificate: dict | None = None,
+    hub_metadata: dict | None = None,
+    trust_program_code: bool = False,
+) -> str:
     """README.md of a program dataset: the program, its CoT length (the measured length
     complexity), the steps it is made of, an example, and the certificate's result."""
     arguments = build_record(dataset_dict, _DESCRIPTION_PREFIX, "build_program_dataset")
     program = program_of(dataset_dict, trust_program_code)
     steps = ", ".join(f"{kind} {count}" for kind, count in program.describe_steps().items())
     rows = "\n".join(f"| {name} | {len(split):,} |" for name, split in dataset_dict.items())
-    certified = ("not run" if certificate is None else
-                 f"{100 * certificate['exact_match']:.2f}% exact match through `generate` on "
-                 f"{certificate['num_samples']} held-out examples")  # fmt: skip
+    certified = (
+        "not run"
+        if certificate is None
+        else f"{100 * certificate['exact_match']:.2f}% exact match through `generate` on "
+        f"{certificate['num_samples']} held-out examples"
+    )
     example = dataset_dict["validation"][0]["text"] if len(dataset_dict["validation"]) else ""
-    metadata = {"license": LICENSE, "task_categories": ["text-generation"],
-                "tags": ["chain-of-thought", "universal-learners", "hf-linear"], **(hub_metadata or {})}  # fmt: skip
+    metadata = {
+        "license": LICENSE,
+        "task_categories": ["text-generation"],
+        "tags": ["chain-of-thought", "universal-learners", "hf-linear"],
+        **(hub_metadata or {}),
+    }
     return f"""---
 {yaml.safe_dump(metadata, sort_keys=False).strip()}
 ---
@@ -245,7 +293,7 @@ def render_dataset_card(dataset_dict: DatasetDict, certificate: dict | None = No
 Every CoT token is the argmax of a sum of one term per (earlier position, token): a step a
 *linear* next-token predictor can write (Malach, "Auto-Regressive Next-Token Predictors are
 Universal Learners", ICML 2024). Built by hf-linear's program compiler
-(`build_program_dataset(program={arguments['program']!r}, size={arguments['size']})`).
+(`build_program_dataset(program={arguments["program"]!r}, size={arguments["size"]})`).
 
 | | tokens |
 | --- | --- |
@@ -274,20 +322,35 @@ never appear in training; validation and test are the same for every seed.
 """
 
 
-def save_program_dataset(dataset_dict: DatasetDict, out: str | os.PathLike, overwrite: bool = False,
-                         certificate: dict | None = None, trust_program_code: bool = False) -> Path:  # fmt: skip
+def save_program_dataset(
+    dataset_dict: DatasetDict,
+    out: str | os.PathLike,
+    overwrite: bool = False,
+    certificate: dict | None = None,
+    trust_program_code: bool = False,
+) -> Path:
     program = program_of(dataset_dict, trust_program_code)
     card = render_dataset_card(dataset_dict, certificate, trust_program_code=trust_program_code)
     return save_dataset(dataset_dict, build_program_tokenizer(program), card, out, overwrite)
 
 
-def push_program_dataset_to_hub(dataset_dict: DatasetDict, repo_id: str, token: str | None = None,
-                                private: bool = False, certificate: dict | None = None,
-                                trust_program_code: bool = False) -> str:  # fmt: skip
+def push_program_dataset_to_hub(
+    dataset_dict: DatasetDict,
+    repo_id: str,
+    token: str | None = None,
+    private: bool = False,
+    certificate: dict | None = None,
+    trust_program_code: bool = False,
+) -> str:
     program = program_of(dataset_dict, trust_program_code)
-    return push_dataset(dataset_dict, build_program_tokenizer(program),
-                        lambda metadata: render_dataset_card(dataset_dict, certificate, metadata, trust_program_code),
-                        repo_id, token, private)  # fmt: skip
+    return push_dataset(
+        dataset_dict,
+        build_program_tokenizer(program),
+        lambda metadata: render_dataset_card(dataset_dict, certificate, metadata, trust_program_code),
+        repo_id,
+        token,
+        private,
+    )
 
 
 __all__ = ["ProgramStream", "build_program_dataset", "build_program_tokenizer", "program_of", "program_prompt"]

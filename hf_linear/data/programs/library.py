@@ -225,8 +225,11 @@ def turing_machine_program(machine: TuringMachine, bits: int) -> Program:
             cells.append(program.step(reads, tables, outputs, "tm-cell"))
     program.begin_answer()
     for cell in cells:
-        program.lookup(cell, {**{s: s for s in machine.symbols},
-                              **{h: s for state in heads.values() for s, h in state.items()}}, "tm-read")  # fmt: skip
+        program.lookup(
+            cell,
+            {**{s: s for s in machine.symbols}, **{h: s for state in heads.values() for s, h in state.items()}},
+            "tm-read",
+        )
     return program.build()
 
 
@@ -291,9 +294,13 @@ DOUBLE = TuringMachine(
     start="z",
     halt="h",
     transitions={
-        ("z", "0"): ("z", "0", "R"), ("z", "1"): ("o", "0", "R"), ("z", "_"): ("h", "0", "S"),
-        ("o", "0"): ("z", "1", "R"), ("o", "1"): ("o", "1", "R"), ("o", "_"): ("h", "1", "S"),
-    },  # fmt: skip
+        ("z", "0"): ("z", "0", "R"),
+        ("z", "1"): ("o", "0", "R"),
+        ("z", "_"): ("h", "0", "S"),
+        ("o", "0"): ("z", "1", "R"),
+        ("o", "1"): ("o", "1", "R"),
+        ("o", "_"): ("h", "1", "S"),
+    },
     steps=lambda bits: bits + 1,
 )
 MACHINES = {machine.name: machine for machine in (INCREMENT, DOUBLE)}
@@ -329,11 +336,22 @@ def _machine_family(machine: TuringMachine) -> ProgramFamily:
 PROGRAMS: dict[str, ProgramFamily] = {
     family.name: family
     for family in (
-        ProgramFamily("parity", parity, parity_reference, "bits", "parity of n bits, MSB first (AND, then XOR per bit)"),
-        ProgramFamily("addition", addition, addition_reference, "limit", "a + b, binary LSB first (carry, sum per column)"),
-        ProgramFamily("comparison", comparison, comparison_reference, "limit", "[a > b], binary LSB first (one gate per bit)"),
-        ProgramFamily("multiplication", multiplication, multiplication_reference, "limit",
-                      "a x b, binary LSB first (partial-product bit, carry, sum per row and column)"),  # fmt: skip
+        ProgramFamily(
+            "parity", parity, parity_reference, "bits", "parity of n bits, MSB first (AND, then XOR per bit)"
+        ),
+        ProgramFamily(
+            "addition", addition, addition_reference, "limit", "a + b, binary LSB first (carry, sum per column)"
+        ),
+        ProgramFamily(
+            "comparison", comparison, comparison_reference, "limit", "[a > b], binary LSB first (one gate per bit)"
+        ),
+        ProgramFamily(
+            "multiplication",
+            multiplication,
+            multiplication_reference,
+            "limit",
+            "a x b, binary LSB first (partial-product bit, carry, sum per row and column)",
+        ),
         *(_machine_family(machine) for machine in MACHINES.values()),
     )
 }
@@ -356,9 +374,11 @@ def compile_program(name: str | Callable[[int], Program], size: int, *, trust_pr
     if not isinstance(name, str) or name.count(":") != 1 or not all(part.strip() for part in name.split(":")):
         raise ValueError(f"program={name!r} is not one of {', '.join(PROGRAMS)}, nor 'module:function'")
     if not trust_program_code:
-        raise ValueError(f"program={name!r} is not a shipped program ({', '.join(PROGRAMS)}): it names code to "
-                         "import; pass --trust-program-code (Python: trust_program_code=True) if you wrote it or "
-                         "trust it")  # fmt: skip
+        raise ValueError(
+            f"program={name!r} is not a shipped program ({', '.join(PROGRAMS)}): it names code to "
+            "import; pass --trust-program-code (Python: trust_program_code=True) if you wrote it or "
+            "trust it"
+        )
     module_name, function_name = name.split(":")
     try:
         function = getattr(importlib.import_module(module_name), function_name)

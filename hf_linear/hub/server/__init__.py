@@ -66,6 +66,17 @@ from .store import USER_NAME, HubStore, Repo
 from .validation import HubError
 
 __all__ = [
-    "USER_NAME", "Accounts", "User", "HubHTTPServer", "HubRequestHandler", "HubStore", "HubError", "Repo",
-    "serve_in_background", "run_hub_server", "main", "DEFAULT_MAX_UPLOAD_BYTES", "DEFAULT_MAX_JSON_BYTES",
+    "USER_NAME",
+    "Accounts",
+    "User",
+    "HubHTTPServer",
+    "HubRequestHandler",
+    "HubStore",
+    "HubError",
+    "Repo",
+    "serve_in_background",
+    "run_hub_server",
+    "main",
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "DEFAULT_MAX_JSON_BYTES",
 ]

@@ -101,7 +101,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.headers.get('Host') or '%s:%d' % self.server.server_address[:2]}"
+        host, port = self.server.server_address[:2]
+        return f"http://{self.headers.get('Host') or f'{host}:{port}'}"
 
     # -- who is asking
     def _authenticate(self) -> User | None:
@@ -200,8 +201,13 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             raise bad_request(f"Form body is not UTF-8: {e}") from e
 
     # -- responses
-    def send(self, status: int, body: bytes = b"", headers: dict | None = None,
-             content_type: str = "application/json; charset=utf-8") -> None:
+    def send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict | None = None,
+        content_type: str = "application/json; charset=utf-8",
+    ) -> None:
         self._status = status
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -241,5 +247,3 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 chunk = f.read(min(remaining, READ_CHUNK))
                 self.wfile.write(chunk)
                 remaining -= len(chunk)
-
-

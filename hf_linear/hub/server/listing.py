@@ -26,8 +26,11 @@ README_HEAD_BYTES = MAX_CARD_METADATA_BYTES + 16  # what is read of a README: th
 def file_info(path: str, entry: dict) -> dict:
     info = {"type": "file", "oid": entry["oid"], "size": entry["size"], "path": path}
     if entry["lfs"]:
-        info["lfs"] = {"oid": entry["sha256"], "size": entry["size"],
-                       "pointerSize": len(lfs_pointer(entry["sha256"], entry["size"]))}
+        info["lfs"] = {
+            "oid": entry["sha256"],
+            "size": entry["size"],
+            "pointerSize": len(lfs_pointer(entry["sha256"], entry["size"])),
+        }
     return info
 
 
@@ -62,10 +65,11 @@ def list_tree(files: dict, folders: dict[str, str], path: str, recursive: bool) 
         folder_paths = {f for f in folders if f.startswith(prefix)}
         file_paths = below
     else:
-        folder_paths = {prefix + p[len(prefix):].split("/")[0] for p in below if "/" in p[len(prefix):]}
-        file_paths = [p for p in below if "/" not in p[len(prefix):]]
-    return ([folder_info(f, folders) for f in sorted(folder_paths)]
-            + [file_info(p, files[p]) for p in sorted(file_paths)])
+        folder_paths = {prefix + p[len(prefix) :].split("/")[0] for p in below if "/" in p[len(prefix) :]}
+        file_paths = [p for p in below if "/" not in p[len(prefix) :]]
+    return [folder_info(f, folders) for f in sorted(folder_paths)] + [
+        file_info(p, files[p]) for p in sorted(file_paths)
+    ]
 
 
 # ----------------------------------------------------------------------------- last commits
@@ -103,8 +107,11 @@ def last_commits(store: HubStore, repo: Repo, commit_id: str) -> dict[str, dict]
 def expand_info(store: HubStore, repo: Repo, commit_id: str, info: dict) -> dict:
     info = {**info, "lastCommit": last_commits(store, repo, commit_id)[info["path"]]}
     if info["type"] == "file":
-        info["securityFileStatus"] = {"status": "safe", "avScan": {"virusFound": False, "virusNames": None},
-                                      "pickleImportScan": None}
+        info["securityFileStatus"] = {
+            "status": "safe",
+            "avScan": {"virusFound": False, "virusNames": None},
+            "pickleImportScan": None,
+        }
     return info
 
 
@@ -127,11 +134,15 @@ class CardMetadataLoader(yaml.SafeLoader):
       and dates such as `2024-01-01` stay strings, so the metadata can be answered as JSON.
     """
 
-    yaml_constructors = {tag: constructor for tag, constructor in yaml.SafeLoader.yaml_constructors.items()
-                         if tag in _JSON_TAGS or tag is None}  # None: unknown tags → ConstructorError
+    yaml_constructors = {
+        tag: constructor
+        for tag, constructor in yaml.SafeLoader.yaml_constructors.items()
+        if tag in _JSON_TAGS or tag is None
+    }  # None: unknown tags → ConstructorError
     yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag in _JSON_TAGS]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
     def __init__(self, stream: str):
         super().__init__(stream)
@@ -140,11 +151,13 @@ class CardMetadataLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in card metadata",
-                                              event.start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in card metadata", event.start_mark
+            )
         if self._depth >= MAX_CARD_METADATA_DEPTH:
-            raise yaml.composer.ComposerError(None, None, f"card metadata nests deeper than "
-                                              f"{MAX_CARD_METADATA_DEPTH} levels", event.start_mark)
+            raise yaml.composer.ComposerError(
+                None, None, f"card metadata nests deeper than {MAX_CARD_METADATA_DEPTH} levels", event.start_mark
+            )
         self._depth += 1
         try:
             return super().compose_node(parent, index)
@@ -183,7 +196,7 @@ def _parse_card_metadata_cached(text: str) -> dict | str:
     """The mapping or the error message. READMEs are parsed on every (anonymous) repo-info request
     and the parse is the expensive part, so invalid metadata is remembered too."""
     try:
-        data = yaml.load(text, Loader=CardMetadataLoader)  # noqa: S506 (a SafeLoader subclass)
+        data = yaml.load(text, Loader=CardMetadataLoader)
     except (yaml.YAMLError, ValueError, RecursionError) as e:  # ValueError: e.g. an int of 5,000 digits
         return f"README.md metadata is not valid YAML: {e}"
     if data is None:

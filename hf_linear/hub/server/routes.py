@@ -56,7 +56,6 @@ _SPECIAL_REF_KINDS = ("heads", "tags", "pr", "convert")
 _MISSING = object()
 
 
-
 def field(obj: dict, key: str, kind: type | tuple[type, ...], default: Any = _MISSING) -> Any:
     """`obj[key]` checked to be of `kind` (bools are not ints); 400 naming the field otherwise."""
     value = obj.get(key, _MISSING)
@@ -160,9 +159,13 @@ RepoRoute = Callable[["Handler", Repo, list[str], dict], None]
 
 
 def route_api(req: Handler, method: str, segments: list[str], query: dict, not_implemented: HubError) -> None:
-    account_routes = {(("whoami-v2",), "GET"): whoami, (("repos", "create"), "POST"): create_repo,
-                      (("repos", "delete"), "DELETE"): delete_repo, (("repos", "delete"), "POST"): delete_repo,
-                      (("validate-yaml",), "POST"): validate_yaml}
+    account_routes = {
+        (("whoami-v2",), "GET"): whoami,
+        (("repos", "create"), "POST"): create_repo,
+        (("repos", "delete"), "DELETE"): delete_repo,
+        (("repos", "delete"), "POST"): delete_repo,
+        (("validate-yaml",), "POST"): validate_yaml,
+    }
     if (tuple(segments), method) in account_routes:
         return account_routes[tuple(segments), method](req)
     if len(segments) < 3 or segments[0] not in REPO_TYPES:
@@ -183,18 +186,27 @@ def route_api(req: Handler, method: str, segments: list[str], query: dict, not_i
 
 def whoami(req: Handler) -> None:
     user = req.require_user()
-    req.send_json({"type": "user", "id": "0" * 24, "name": user.name, "fullname": user.name,
-                   "email": None, "emailVerified": False, "isPro": False,
-                   "orgs": [{"type": "org", "name": org, "fullname": org, "roleInOrg": "write"}
-                            for org in sorted(user.orgs)],
-                   "auth": {"type": "access_token", "accessToken": {"displayName": "local", "role": "write"}}})
+    req.send_json(
+        {
+            "type": "user",
+            "id": "0" * 24,
+            "name": user.name,
+            "fullname": user.name,
+            "email": None,
+            "emailVerified": False,
+            "isPro": False,
+            "orgs": [{"type": "org", "name": org, "fullname": org, "roleInOrg": "write"} for org in sorted(user.orgs)],
+            "auth": {"type": "access_token", "accessToken": {"displayName": "local", "role": "write"}},
+        }
+    )
 
 
 def repo_from_payload(req: Handler, payload: dict) -> Repo:
     repo_type = field(payload, "type", str, "model")
     if repo_type not in SUPPORTED_REPO_TYPES:
-        raise bad_request(f"Repo type {repo_type!r} is not supported by the local hub server "
-                          f"(only {', '.join(SUPPORTED_REPO_TYPES)})")
+        raise bad_request(
+            f"Repo type {repo_type!r} is not supported by the local hub server (only {', '.join(SUPPORTED_REPO_TYPES)})"
+        )
     name = field(payload, "name", str)
     namespace = field(payload, "organization", str, "") or req.require_user().name
     return Repo(repo_type, f"{namespace}/{name}")
@@ -207,8 +219,7 @@ def create_repo(req: Handler) -> None:
     private = field(payload, "visibility", str, "") == "private" or field(payload, "private", bool, False)
     sdk = space_sdk(payload) if repo.type == "space" else None
     if not user.can_write(repo.namespace):
-        raise HubError(403, f"You don't have the rights to create a {repo.type} under the namespace "
-                            f"'{repo.namespace}'")
+        raise HubError(403, f"You don't have the rights to create a {repo.type} under the namespace '{repo.namespace}'")
     url = f"{req.base_url}/{repo.url_prefix}{repo.id}"
     if not req.store.create_repo(repo, private, author=user.name, sdk=sdk):
         return req.send_json({"error": f"You already created this {repo.type} repo", "url": url}, 409)
@@ -271,10 +282,19 @@ def repo_info(req: Handler, repo: Repo, args: list[str], query: dict, revision: 
     # Only the head of the README can hold metadata; unparsable metadata is left out, as on the Hub.
     card = parse_card_metadata(store.read_blob(readme["sha256"], README_HEAD_BYTES)) if readme else None
     info: dict[str, Any] = {
-        "_id": hashlib.sha1(repo.id.encode()).hexdigest()[:24], "id": repo.id,
-        "author": repo.namespace, "sha": commit_id, "lastModified": commit["date"],
-        "createdAt": meta["createdAt"], "private": meta["private"], "gated": False, "disabled": False,
-        "downloads": 0, "likes": 0, "tags": card_tags(card or {}), "siblings": siblings,
+        "_id": hashlib.sha1(repo.id.encode()).hexdigest()[:24],
+        "id": repo.id,
+        "author": repo.namespace,
+        "sha": commit_id,
+        "lastModified": commit["date"],
+        "createdAt": meta["createdAt"],
+        "private": meta["private"],
+        "gated": False,
+        "disabled": False,
+        "downloads": 0,
+        "likes": 0,
+        "tags": card_tags(card or {}),
+        "siblings": siblings,
     }
     if card is not None:
         info["cardData"] = card
@@ -308,7 +328,7 @@ def tree(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
     # larger `limit` is cut down, not refused (the Link header leads to the rest).
     page_size = TREE_PAGE_SIZE_EXPANDED if expand else TREE_PAGE_SIZE
     limit = min(page_size, query_int(query, "limit", page_size, minimum=1, maximum=TREE_PAGE_SIZE))
-    page = entries[start:start + limit]
+    page = entries[start : start + limit]
     if expand:
         page = [expand_info(req.store, repo, commit_id, info) for info in page]
     more = start + limit < len(entries)
@@ -342,11 +362,16 @@ def paths_info(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
 
 def list_refs(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
     refs = req.store.refs(repo)
-    req.send_json({
-        "branches": [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": c} for n, c in sorted(refs["branches"].items())],
-        "tags": [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": c} for n, c in sorted(refs["tags"].items())],
-        "converts": [], "pullRequests": [],
-    })
+    req.send_json(
+        {
+            "branches": [
+                {"name": n, "ref": f"refs/heads/{n}", "targetCommit": c} for n, c in sorted(refs["branches"].items())
+            ],
+            "tags": [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": c} for n, c in sorted(refs["tags"].items())],
+            "converts": [],
+            "pullRequests": [],
+        }
+    )
 
 
 def list_commits(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
@@ -361,9 +386,19 @@ def list_commits(req: Handler, repo: Repo, args: list[str], query: dict) -> None
         head = store.resolve(repo, cursor)
     page = list(itertools.islice(store.history(repo, head), COMMITS_PAGE_SIZE))
     parents = page[-1]["parents"]
-    req.send_json([{"id": c["id"], "title": c["title"], "message": c["message"], "date": c["date"],
-                    "authors": [{"user": a} for a in c["authors"]]} for c in page],
-                  headers=next_page_link(req, query, parents[0]) if parents else {})
+    req.send_json(
+        [
+            {
+                "id": c["id"],
+                "title": c["title"],
+                "message": c["message"],
+                "date": c["date"],
+                "authors": [{"user": a} for a in c["authors"]],
+            }
+            for c in page
+        ],
+        headers=next_page_link(req, query, parents[0]) if parents else {},
+    )
 
 
 def resolve_file(req: Handler, repo: Repo, revision: str, path: str) -> None:
@@ -373,8 +408,12 @@ def resolve_file(req: Handler, repo: Repo, revision: str, path: str) -> None:
         raise entry_not_found(path, commit_id)
     size = entry["size"]
     etag = f'"{entry["sha256"]}"' if entry["lfs"] else f'"{entry["oid"]}"'
-    headers = {"X-Repo-Commit": commit_id, "ETag": etag, "Accept-Ranges": "bytes",
-               "Content-Disposition": content_disposition(path)}
+    headers = {
+        "X-Repo-Commit": commit_id,
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": content_disposition(path),
+    }
     if entry["lfs"]:
         headers.update({"X-Linked-Etag": f'"{entry["sha256"]}"', "X-Linked-Size": str(size)})
     start, end, status = 0, size - 1, 200
@@ -382,8 +421,11 @@ def resolve_file(req: Handler, repo: Repo, revision: str, path: str) -> None:
     if range_header:
         byte_range = parse_range(range_header, size)
         if byte_range is None:
-            raise HubError(416, f"Range not satisfiable: {range_header} (size {size})",
-                           headers={**headers, "Content-Range": f"bytes */{size}"})
+            raise HubError(
+                416,
+                f"Range not satisfiable: {range_header} (size {size})",
+                headers={**headers, "Content-Range": f"bytes */{size}"},
+            )
         start, end = byte_range
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
@@ -398,8 +440,9 @@ def preupload(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
     requested = field(req.json_body(), "files", list, [])
     commit_id, files = commit_files(req, repo, revision)
     gitattributes = files.get(".gitattributes")
-    patterns = lfs_patterns(req.store.read_blob(gitattributes["sha256"]).decode("utf-8", "replace")) \
-        if gitattributes else []
+    patterns = (
+        lfs_patterns(req.store.read_blob(gitattributes["sha256"]).decode("utf-8", "replace")) if gitattributes else []
+    )
     answer = []
     for item in requested:
         if not isinstance(item, dict):
@@ -412,8 +455,14 @@ def preupload(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
         existing = files.get(path)
         # What the client compares with its local oid to skip unchanged files.
         remote_oid = (existing["sha256"] if existing["lfs"] else existing["oid"]) if existing else None
-        answer.append({"path": path, "uploadMode": choose_upload_mode(path, size, sample, patterns),
-                       "shouldIgnore": False, "oid": remote_oid})
+        answer.append(
+            {
+                "path": path,
+                "uploadMode": choose_upload_mode(path, size, sample, patterns),
+                "shouldIgnore": False,
+                "oid": remote_oid,
+            }
+        )
     req.send_json({"files": answer, "commitOid": commit_id})
 
 
@@ -441,8 +490,14 @@ def commit(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
         raise bad_request("Pull requests are not supported by the local hub server")
     header, operations = parse_commit_payload(req.body())
     commit_id = req.store.commit(repo, revision, header, operations, author=req.require_user().name)
-    req.send_json({"success": True, "commitOid": commit_id, "hookOutput": "",
-                   "commitUrl": f"{req.base_url}/{repo.url_prefix}{repo.id}/commit/{commit_id}"})
+    req.send_json(
+        {
+            "success": True,
+            "commitOid": commit_id,
+            "hookOutput": "",
+            "commitUrl": f"{req.base_url}/{repo.url_prefix}{repo.id}/commit/{commit_id}",
+        }
+    )
 
 
 def branch(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
@@ -496,10 +551,20 @@ def lfs_batch(req: Handler, repo: Repo) -> None:
     for obj in field(payload, "objects", list, []):
         oid = obj.get("oid") if isinstance(obj, dict) else None
         size = obj.get("size") if isinstance(obj, dict) else None
-        if (not isinstance(oid, str) or not SHA256_RE.match(oid) or not isinstance(size, int)
-                or isinstance(size, bool) or size < 0):
-            objects.append({"oid": str(oid), "size": size if isinstance(size, int) else -1,
-                            "error": {"code": 422, "message": "Invalid oid (64 hex characters) or size"}})
+        if (
+            not isinstance(oid, str)
+            or not SHA256_RE.match(oid)
+            or not isinstance(size, int)
+            or isinstance(size, bool)
+            or size < 0
+        ):
+            objects.append(
+                {
+                    "oid": str(oid),
+                    "size": size if isinstance(size, int) else -1,
+                    "error": {"code": 422, "message": "Invalid oid (64 hex characters) or size"},
+                }
+            )
         elif req.store.has_lfs_object(repo, oid, size):
             # No "actions": nothing to upload. Only for objects of this repo: an answer about the
             # whole store would tell anyone who can create a repo which contents exist elsewhere.
@@ -509,10 +574,19 @@ def lfs_batch(req: Handler, repo: Repo) -> None:
             # for this object into this repo.
             upload_url = f"{req.base_url}/lfs-upload/{oid}?{req.server.upload_signer.query(oid, repo_key(repo))}"
             verify_url = f"{req.base_url}/{repo.url_prefix}{repo.id}.git/info/lfs/objects/verify"
-            objects.append({"oid": oid, "size": size, "authenticated": True, "actions": {
-                "upload": {"href": upload_url}, "verify": {"href": verify_url}}})
-    req.send(200, json.dumps({"transfer": "basic", "objects": objects, "hash_algo": "sha256"}).encode(),
-             content_type="application/vnd.git-lfs+json")
+            objects.append(
+                {
+                    "oid": oid,
+                    "size": size,
+                    "authenticated": True,
+                    "actions": {"upload": {"href": upload_url}, "verify": {"href": verify_url}},
+                }
+            )
+    req.send(
+        200,
+        json.dumps({"transfer": "basic", "objects": objects, "hash_algo": "sha256"}).encode(),
+        content_type="application/vnd.git-lfs+json",
+    )
 
 
 def repo_key(repo: Repo) -> str:

@@ -13,19 +13,25 @@ from .auth import Accounts, UploadSigner
 from .handler import HubRequestHandler
 from .store import HubStore
 
-DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024 ** 3  # one LFS object (PUT /lfs-upload), streamed to disk
+DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024**3  # one LFS object (PUT /lfs-upload), streamed to disk
 # JSON and ndjson bodies are held in memory; commits carry small files inline (>= 10 MB go
 # through LFS), as base64, so 64 MiB leaves room for a few of the largest.
-DEFAULT_MAX_JSON_BYTES = 64 * 1024 ** 2
+DEFAULT_MAX_JSON_BYTES = 64 * 1024**2
 
 
 class HubHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], store: HubStore, verbose: bool = False,
-                 accounts: Accounts | None = None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-                 max_json_bytes: int = DEFAULT_MAX_JSON_BYTES):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        store: HubStore,
+        verbose: bool = False,
+        accounts: Accounts | None = None,
+        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+        max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
+    ):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, HubRequestHandler)

@@ -76,11 +76,41 @@ TEMP_PREFIXES = (".tmp-", ".upload-")
 DEFAULT_GITATTRIBUTES = "".join(
     f"{pattern} filter=lfs diff=lfs merge=lfs -text\n"
     for pattern in (
-        "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gz", "*.h5", "*.joblib",
-        "*.lfs.*", "*.mlmodel", "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot",
-        "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt", "*.pth", "*.rar", "*.safetensors",
-        "saved_model/**/*", "*.tar.*", "*.tar", "*.tflite", "*.tgz", "*.wasm", "*.xz", "*.zip",
-        "*.zst", "*tfevents*",
+        "*.7z",
+        "*.arrow",
+        "*.bin",
+        "*.bz2",
+        "*.ckpt",
+        "*.ftz",
+        "*.gz",
+        "*.h5",
+        "*.joblib",
+        "*.lfs.*",
+        "*.mlmodel",
+        "*.model",
+        "*.msgpack",
+        "*.npy",
+        "*.npz",
+        "*.onnx",
+        "*.ot",
+        "*.parquet",
+        "*.pb",
+        "*.pickle",
+        "*.pkl",
+        "*.pt",
+        "*.pth",
+        "*.rar",
+        "*.safetensors",
+        "saved_model/**/*",
+        "*.tar.*",
+        "*.tar",
+        "*.tflite",
+        "*.tgz",
+        "*.wasm",
+        "*.xz",
+        "*.zip",
+        "*.zst",
+        "*tfevents*",
     )
 )
 
@@ -113,7 +143,7 @@ def matches_gitattributes_pattern(path: str, pattern: str) -> bool:
 
 
 def choose_upload_mode(path: str, size: int, sample: bytes, patterns: list[str]) -> str:
-    """"lfs" for files tracked by `.gitattributes`, files >= 10 MB and binary files; else "regular"."""
+    """ "lfs" for files tracked by `.gitattributes`, files >= 10 MB and binary files; else "regular"."""
     if size >= LFS_SIZE_THRESHOLD or b"\0" in sample:
         return "lfs"
     if any(matches_gitattributes_pattern(path, pattern) for pattern in patterns):
@@ -330,7 +360,7 @@ class HubStore:
         refs = self.refs(repo)
         for kind, table in (("heads", "branches"), ("tags", "tags")):
             if revision.startswith(f"refs/{kind}/"):
-                name = revision[len(f"refs/{kind}/"):]
+                name = revision[len(f"refs/{kind}/") :]
                 if name in refs[table]:
                     return refs[table][name]
                 raise revision_not_found(revision)
@@ -382,16 +412,20 @@ class HubStore:
     def _lfs_entry(sha256: str, size: int) -> dict:
         return {"size": size, "sha256": sha256, "lfs": True, "oid": git_blob_oid(lfs_pointer(sha256, size))}
 
-    def _write_commit(self, repo: Repo, parents: list[str], title: str, message: str, files: dict,
-                      author: str) -> str:
-        body = {"parents": parents, "title": title, "message": message, "date": now_iso(),
-                "authors": [author], "files": files}
+    def _write_commit(self, repo: Repo, parents: list[str], title: str, message: str, files: dict, author: str) -> str:
+        body = {
+            "parents": parents,
+            "title": title,
+            "message": message,
+            "date": now_iso(),
+            "authors": [author],
+            "files": files,
+        }
         commit_id = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()
         _write_json_atomic(self._repo_dir(repo) / "commits" / f"{commit_id}.json", {"id": commit_id, **body})
         return commit_id
 
-    def commit(self, repo: Repo, branch: str, header: dict, operations: list[tuple[str, dict]],
-               author: str) -> str:
+    def commit(self, repo: Repo, branch: str, header: dict, operations: list[tuple[str, dict]], author: str) -> str:
         """Apply validated commit operations on top of `branch` and advance it, as one step under the
         write lock (another request or server process cannot move the branch in between)."""
         with self._write_lock():
@@ -403,13 +437,15 @@ class HubStore:
             head = refs["branches"][branch]
             parent = header.get("parentCommit")
             if parent and not head.startswith(parent):
-                raise HubError(412, f"A commit has happened since {parent}: {branch} is at {head}. "
-                                    "Please refresh and try again.")
+                raise HubError(
+                    412, f"A commit has happened since {parent}: {branch} is at {head}. Please refresh and try again."
+                )
             files = dict(self.read_commit(repo, head)["files"])
             for key, value in operations:
                 self._apply_operation(repo, files, key, value)
-            commit_id = self._write_commit(repo, [head], header.get("summary") or "Update",
-                                           header.get("description") or "", files, author)
+            commit_id = self._write_commit(
+                repo, [head], header.get("summary") or "Update", header.get("description") or "", files, author
+            )
             refs["branches"][branch] = commit_id
             _write_json_atomic(self._repo_dir(repo) / "refs.json", refs)
             return commit_id
@@ -432,8 +468,9 @@ class HubStore:
             if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
                 raise bad_request(f"lfsFile {path}: size must be a non-negative integer, got {size!r}")
             if not self.has_lfs_object(repo, sha256, size):  # not: stored somewhere on the server
-                raise HubError(422, f"lfsFile {path}: LFS object {sha256} was not uploaded to this repo "
-                                    "(use the LFS batch API)")
+                raise HubError(
+                    422, f"lfsFile {path}: LFS object {sha256} was not uploaded to this repo (use the LFS batch API)"
+                )
             files[path] = self._lfs_entry(sha256, self.blob_path(sha256).stat().st_size)
         elif key == "deletedFile":
             if path not in files:

@@ -62,8 +62,9 @@ def entry_not_found(path: str, commit_id: str | None = None) -> HubError:
 def validate_repo_id(repo_id: str) -> str:
     parts = repo_id.split("/") if isinstance(repo_id, str) else []
     if len(parts) != 2 or not all(NAME_RE.match(p) for p in parts) or any("--" in p or ".." in p for p in parts):
-        raise bad_request(f"Invalid repo id {repo_id!r}: expected 'namespace/name' "
-                          "(letters, digits, '-', '_', '.'; no '--' or '..')")
+        raise bad_request(
+            f"Invalid repo id {repo_id!r}: expected 'namespace/name' (letters, digits, '-', '_', '.'; no '--' or '..')"
+        )
     return repo_id
 
 
@@ -73,9 +74,13 @@ def validate_path_in_repo(path: Any) -> str:
     if not isinstance(path, str):
         raise bad_request(f"Invalid path in repo: expected a string, got {type(path).__name__}")
     parts = path.split("/")
-    if (not path or len(path) > MAX_PATH_LENGTH or CONTROL_CHARS_RE.search(path)
-            or any(part in ("", ".", "..") or BAD_PATH_SEGMENT_RE.search(part) for part in parts)
-            or ".git" in parts):
+    if (
+        not path
+        or len(path) > MAX_PATH_LENGTH
+        or CONTROL_CHARS_RE.search(path)
+        or any(part in ("", ".", "..") or BAD_PATH_SEGMENT_RE.search(part) for part in parts)
+        or ".git" in parts
+    ):
         raise bad_request(f"Invalid path in repo: {path!r}")
     return path
 
@@ -89,8 +94,15 @@ def validate_revision(revision: str) -> str:
 
 def validate_ref_name(name: Any, kind: str) -> str:
     """A new branch or tag name (not a commit id, not under `refs/`)."""
-    if (not isinstance(name, str) or not REF_NAME_RE.match(name) or FULL_SHA_RE.match(name) or ".." in name
-            or "//" in name or name.endswith("/") or name.startswith("refs/")):
+    if (
+        not isinstance(name, str)
+        or not REF_NAME_RE.match(name)
+        or FULL_SHA_RE.match(name)
+        or ".." in name
+        or "//" in name
+        or name.endswith("/")
+        or name.startswith("refs/")
+    ):
         raise bad_request(f"Invalid {kind} name {name!r}")
     return name
 
