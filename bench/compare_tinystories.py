@@ -18,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+from hf_linear.run_files import EVAL_RESULTS, TRAINER_STATE
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
     "linear (paper §4.1)": REPO_ROOT / "configs" / "cpu" / "tinystories_linear.yaml",
@@ -63,8 +65,8 @@ def row_of(output_dir: Path) -> dict:
 
     import hf_linear  # noqa: F401  (registers the model types)
 
-    report = json.loads((output_dir / "eval_results.json").read_text())
-    state = json.loads((output_dir / "trainer_state.json").read_text())
+    report = json.loads((output_dir / EVAL_RESULTS).read_text())
+    state = json.loads((output_dir / TRAINER_STATE).read_text())
     model = AutoModelForCausalLM.from_pretrained(output_dir)
     tokens = state["num_input_tokens_seen"]
     runtime = report["training"]["runtime_s"]

@@ -373,6 +373,25 @@ SOURCES: dict[str, type[DataSource]] = {
 }
 
 
+def arithmetic_source(dataset: dict) -> str | None:
+    """Which arithmetic source (`arithmetic` / `arithmetic_stream`) a dataset section uses, or None (LM data)."""
+    return next((key for key in ARITHMETIC_SOURCES if isinstance(dataset.get(key), dict)), None)
+
+
+def arithmetic_section(dataset: dict) -> dict | None:
+    """The `arithmetic` / `arithmetic_stream` arguments of a dataset section, or None (LM data)."""
+    key = arithmetic_source(dataset)
+    return None if key is None else dataset[key]
+
+
+def arithmetic_spec(dataset: dict) -> ArithmeticSpec | None:
+    """The ArithmeticSpec of a run's dataset section (None for language-model data)."""
+    arguments = arithmetic_section(dataset)
+    if arguments is None:
+        return None
+    return ArithmeticSpec.create(arguments["task"], arguments["digits"], arguments["cot"], arguments.get("every"))
+
+
 def data_source(config: dict, trust_program_code: bool = False) -> DataSource:
     """The source of a `dataset:` section; ValueError naming what is wrong. `trust_program_code`
     lets a program source import a "module:function" program (see `compile_program`)."""

@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-import yaml
-from huggingface_hub import hf_hub_download
-from huggingface_hub.errors import HfHubHTTPError
 from transformers import AutoConfig
 
 from hf_linear.checkpoints import load_model, load_tokenizer
 from hf_linear.demo.tasks import Task, task_from_arguments, task_from_dataset
 from hf_linear.model_types import LINEAR_LM, is_hf_linear, type_names
+from hf_linear.run_files import read_training_config
 from hf_linear.studies.inspection import block_norms
-
-TRAINING_CONFIG = "training_config.yaml"
 
 
 @dataclass
@@ -50,26 +45,6 @@ class DemoModel:
         return block_norms(self.model)
 
 
-def training_config_of(checkpoint: str) -> dict | None:
-    """The run's training config (a dict), from a directory or a Hub repo; None where there is none."""
-    path = Path(checkpoint)
-    if path.is_dir():
-        candidates = [path / TRAINING_CONFIG, path.parent / TRAINING_CONFIG]
-        found = next((p for p in candidates if p.is_file()), None)
-    else:
-        try:
-            found = Path(hf_hub_download(checkpoint, TRAINING_CONFIG))
-        except (HfHubHTTPError, OSError, ValueError):  # no such file or repo, Hub unreachable, bad repo id
-            found = None
-    if found is None:
-        return None
-    try:
-        config = yaml.safe_load(found.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ValueError(f"{found} is not valid YAML: {error}") from error
-    return config if isinstance(config, dict) else None
-
-
 def load_demo_model(
     checkpoint: str, arithmetic: dict | None = None, program: dict | None = None, trust_program_code: bool = False
 ) -> DemoModel:
@@ -86,6 +61,6 @@ def load_demo_model(
     model = load_model(checkpoint).eval()
     tokenizer = load_tokenizer(checkpoint)
     if given is None:
-        given = task_from_dataset((training_config_of(checkpoint) or {}).get("dataset"), trust_program_code)
+        given = task_from_dataset((read_training_config(checkpoint) or {}).get("dataset"), trust_program_code)
     task = given
     return DemoModel(checkpoint, model, tokenizer, task)

@@ -20,9 +20,14 @@ from hf_linear.data.arithmetic.formats import EOS, answer_of
 from hf_linear.data.programs import Program, compile_program
 from hf_linear.data.programs.compiler import BITS
 from hf_linear.data.programs.dataset import program_prompt
-from hf_linear.data.sources import ArithmeticMixtureSource, ArithmeticSource, ProgramSource, ProgramStreamSource
+from hf_linear.data.sources import (
+    ArithmeticMixtureSource,
+    ArithmeticSource,
+    ProgramSource,
+    ProgramStreamSource,
+    arithmetic_spec,
+)
 from hf_linear.demo.generation import CotCheck, check_cot, departure_of
-from hf_linear.studies.results import arithmetic_spec
 
 PROGRAM_COT = ("chain of thought",)  # a program's trace has one CoT segment, its steps "+"-joined
 

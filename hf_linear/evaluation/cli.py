@@ -29,6 +29,7 @@ from hf_linear.checkpoints import load_model, load_tokenizer
 from hf_linear.data.sources import data_source
 from hf_linear.evaluation.held_out import evaluate_held_out, format_held_out, held_out_split
 from hf_linear.output_dirs import check_output_file
+from hf_linear.run_files import EVAL_RESULTS
 
 
 def generated_source(option: str, text: str, builder: str, trust_program_code: bool = False):
@@ -109,8 +110,8 @@ def report_path(args) -> Path:
     if args.output:
         return check_output_file(args.output, "--output")
     if Path(args.checkpoint).is_dir():
-        return Path(args.checkpoint) / "eval_results.json"
-    return Path("eval_results.json")  # a Hub checkpoint: beside the command
+        return Path(args.checkpoint) / EVAL_RESULTS
+    return Path(EVAL_RESULTS)  # a Hub checkpoint: beside the command
 
 
 def write_report(output: Path, report: dict) -> None:

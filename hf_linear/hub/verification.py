@@ -17,6 +17,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from hf_linear.checkpoints import CorruptWeightsError, check_safetensors_weights
 from hf_linear.model_types import is_hf_linear, type_names
+from hf_linear.run_files import EVAL_RESULTS, TRAINING_CONFIG_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,7 @@ TOKENIZER_FILES = (
     "chat_template.jinja",
     "chat_template.json",
 )
-TRAINING_CONFIG_FILES = ("training_config.yaml", "training_config.yml", "training_config.json")
-EVAL_REPORT_FILE = "eval_results.json"
+EVAL_REPORT_FILE = EVAL_RESULTS
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 
 

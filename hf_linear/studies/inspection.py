@@ -25,15 +25,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
-import yaml
 from matplotlib.colors import LogNorm
 
 from hf_linear.atomic import write_json_atomically
 from hf_linear.checkpoints import load_model, load_tokenizer
 from hf_linear.data.arithmetic.formats import EOS, segments_of
+from hf_linear.data.sources import arithmetic_spec
 from hf_linear.model_types import is_hf_linear, type_names
 from hf_linear.output_dirs import check_output_file
-from hf_linear.studies.results import arithmetic_spec
+from hf_linear.run_files import read_training_config
 
 TOKEN_LABELS_UP_TO = 100  # windows up to this length get their tokens as tick labels
 
@@ -52,12 +52,10 @@ def block_norms(model) -> torch.Tensor:
 def example_from_config(checkpoint: Path, seed: int = 0) -> str | None:
     """The full text (prompt, CoT, answer, [EOS]) of one example of the checkpoint's arithmetic
     data, read from its training_config.yaml; None for other data."""
-    config_path = checkpoint / "training_config.yaml"
-    if not config_path.is_file():  # a checkpoint-N directory: the run's config is one level up
-        config_path = checkpoint.parent / "training_config.yaml"
-    if not config_path.is_file():
+    config = read_training_config(checkpoint) if Path(checkpoint).is_dir() else None
+    if config is None:
         return None
-    spec = arithmetic_spec(yaml.safe_load(config_path.read_text()).get("dataset") or {})
+    spec = arithmetic_spec(config.get("dataset") or {})
     if spec is None:
         return None
     rng = random.Random(seed)

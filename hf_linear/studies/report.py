@@ -40,6 +40,7 @@ from hf_linear import paper
 from hf_linear.atomic import write_json_atomically, write_text_atomically
 from hf_linear.data.sources import data_source
 from hf_linear.model_types import is_hf_linear
+from hf_linear.run_files import SEGMENT_ACCURACY, TRAINING_CONFIG
 from hf_linear.studies.results import first_reaching, read_results
 
 DEFAULT_TARGET = 0.99  # the accuracy whose training tokens reports (and reproduce's claims) count
@@ -308,7 +309,7 @@ def plot_inspection(study_dir: Path, records: list[dict], out: Path) -> tuple[st
 
 
 SEGMENT_SAMPLES = 500  # held-out examples scored per run for the segment table
-SEGMENTS_FILE = "segment_accuracy.json"  # cached in each run directory
+SEGMENTS_FILE = SEGMENT_ACCURACY  # cached in each run directory
 SEGMENT_BATCH_SIZE = 250  # examples per teacher-forced forward pass
 
 
@@ -319,7 +320,7 @@ def run_segments(study_dir: Path, record: dict) -> list[dict] | None:
     cache = run_dir / SEGMENTS_FILE
     if cache.is_file():
         return json.loads(cache.read_text())
-    config = yaml.safe_load((run_dir / "training_config.yaml").read_text())
+    config = yaml.safe_load((run_dir / TRAINING_CONFIG).read_text())
     source = data_source(config["dataset"])
     if not source.example_lengths() or not (run_dir / "model.safetensors").is_file():
         return None  # language-model data: no CoT segments

@@ -34,6 +34,7 @@ from hf_linear.paper import MULTIPLICATION_EXACT_MATCH as PAPER_EXACT_MATCH
 from hf_linear.paper import MULTIPLICATION_SEQUENCE_TOKENS as PAPER_SEQUENCE_TOKENS
 from hf_linear.paper import MULTIPLICATION_TRAINING_TOKENS as PAPER_TRAINING_TOKENS
 from hf_linear.resources import packaged_config
+from hf_linear.run_files import EVAL_RESULTS, SEGMENT_ACCURACY, TRAINER_STATE, TRAINING_CONFIG
 from hf_linear.studies.report import DEFAULT_TARGET, format_tokens, percent, write_report
 from hf_linear.studies.results import first_reaching, read_results
 from hf_linear.studies.study import Study, default_study_dir, run_study
@@ -41,7 +42,7 @@ from hf_linear.studies.universality import claims_linear_universality
 
 BEGIN = "<!-- BEGIN hf-linear reproduce: generated, do not edit by hand -->"
 END = "<!-- END hf-linear reproduce -->"
-RUN_FILES = ("eval_results.json", "trainer_state.json", "training_config.yaml", "segment_accuracy.json")
+RUN_FILES = (EVAL_RESULTS, TRAINER_STATE, TRAINING_CONFIG, SEGMENT_ACCURACY)
 STUDY_FILES = ("REPORT.md", "results.jsonl", "study.yaml")
 
 TARGET = DEFAULT_TARGET

@@ -18,30 +18,11 @@ from pathlib import Path
 
 import yaml
 
-from hf_linear.data.arithmetic import ArithmeticSpec
-from hf_linear.data.sources import ARITHMETIC_SOURCES, data_source
+from hf_linear.data.sources import data_source
+from hf_linear.run_files import EVAL_RESULTS, TRAINER_STATE, TRAINING_CONFIG
 
 # eval_* metrics of log_history that make the curve (per-digit accuracy and perplexity where logged)
 CURVE_METRICS = ("exact_match", "per_digit_accuracy", "perplexity", "loss")
-
-
-def arithmetic_source(dataset: dict) -> str | None:
-    """Which arithmetic source (`arithmetic` / `arithmetic_stream`) a dataset section uses, or None (LM data)."""
-    return next((key for key in ARITHMETIC_SOURCES if isinstance(dataset.get(key), dict)), None)
-
-
-def arithmetic_section(dataset: dict) -> dict | None:
-    """The `arithmetic` / `arithmetic_stream` arguments of a dataset section, or None (LM data)."""
-    key = arithmetic_source(dataset)
-    return None if key is None else dataset[key]
-
-
-def arithmetic_spec(dataset: dict) -> ArithmeticSpec | None:
-    """The ArithmeticSpec of a run's dataset section (None for language-model data)."""
-    arguments = arithmetic_section(dataset)
-    if arguments is None:
-        return None
-    return ArithmeticSpec.create(arguments["task"], arguments["digits"], arguments["cot"], arguments.get("every"))
 
 
 def example_lengths(dataset: dict) -> dict:
@@ -78,9 +59,9 @@ def first_reaching(curve: list[dict], metric: str, target: float) -> dict | None
 
 def run_record(run_dir: Path, name: str, varied: dict, config_path: Path, study_dir: Path) -> dict:
     """The results.jsonl line of a finished run."""
-    final = json.loads((run_dir / "eval_results.json").read_text())
-    state = json.loads((run_dir / "trainer_state.json").read_text())
-    config = yaml.safe_load((run_dir / "training_config.yaml").read_text())
+    final = json.loads((run_dir / EVAL_RESULTS).read_text())
+    state = json.loads((run_dir / TRAINER_STATE).read_text())
+    config = yaml.safe_load((run_dir / TRAINING_CONFIG).read_text())
     facts = final.get("training", {})
     steps, tokens = facts.get("global_step") or state.get("global_step"), facts.get("tokens_seen")
     tokens_per_step = tokens / steps if tokens and steps else None

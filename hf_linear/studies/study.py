@@ -51,6 +51,7 @@ from transformers import TrainerCallback
 from hf_linear.atomic import write_text_atomically
 from hf_linear.data.sources import GENERATED_SOURCES
 from hf_linear.dotted_keys import set_dotted  # also imported from here by studies.tune
+from hf_linear.run_files import EVAL_RESULTS
 from hf_linear.studies.results import read_results, run_record
 from hf_linear.training.config import SECTIONS, check_config, read_yaml_file, resolve_data_paths
 from hf_linear.training.run_dir import last_complete_checkpoint
@@ -349,7 +350,7 @@ def is_finished(study_dir: Path, run: Run, config) -> bool:
     """Whether the run has finished (eval_results.json); ValueError if its config changed since
     it started (a rerun must not mix two configs in one run directory)."""
     run_dir, config_path = study_dir / "runs" / run.name, study_dir / "configs" / f"{run.name}.yaml"
-    finished = (run_dir / "eval_results.json").is_file()
+    finished = (run_dir / EVAL_RESULTS).is_file()
     if config_path.is_file() and config_path.read_text() != config_text(config) and run_dir.is_dir():
         raise ValueError(
             f"its config changed since it {'ran' if finished else 'started'} ({config_path}); "

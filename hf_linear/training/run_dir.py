@@ -23,13 +23,14 @@ from hf_linear.atomic import pid_alive
 from hf_linear.checkpoints import check_safetensors_weights
 from hf_linear.output_dirs import OutputDirError, directory_mode, write_marker
 from hf_linear.output_dirs import check_output_dir as check_replaceable
+from hf_linear.run_files import TRAINER_STATE
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "checkpoint-"
 # Trainer writes trainer_state.json after the weights and the optimizer: its presence means the
 # checkpoint was completed
-CHECKPOINT_COMPLETE = "trainer_state.json"
+CHECKPOINT_COMPLETE = TRAINER_STATE
 
 
 def check_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> None:

@@ -30,6 +30,7 @@ from hf_linear.atomic import write_json_atomically
 from hf_linear.evaluation.held_out import evaluate_held_out, format_held_out
 from hf_linear.hub.push import push_checkpoint
 from hf_linear.resources import packaged_config
+from hf_linear.run_files import EVAL_RESULTS, TRAINER_STATE, TRAINING_CONFIG
 from hf_linear.runtime import machine_description, tune_cpu_allocator
 from hf_linear.training.arguments import training_arguments_for
 from hf_linear.training.config import RunConfig, load_config
@@ -77,7 +78,7 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, call
         # the final model first: a failing evaluation must not lose the training
         final_model = save_final_model(trainer, config, output_dir)
         report.update(final_evaluation(final_model, trainer.processing_class, config, data, args.seed))
-        write_json_atomically(output_dir / "eval_results.json", report)
+        write_json_atomically(output_dir / EVAL_RESULTS, report)
         print("\n" + format_held_out(report))
         print(f"\nmodel saved to {output_dir} (AutoModelForCausalLM.from_pretrained({str(output_dir)!r}))")
         if facts.push_to_hub:
@@ -98,7 +99,7 @@ def train_or_restore(trainer, checkpoint: Path | None) -> dict:
             file=sys.stderr,
         )
         trainer._load_from_checkpoint(str(checkpoint))  # the model (or adapter) weights, as train() loads them
-        trainer.state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+        trainer.state = TrainerState.load_from_json(str(checkpoint / TRAINER_STATE))
         return {}
     return trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None).metrics
 
@@ -127,7 +128,7 @@ def save_final_model(trainer, config: RunConfig, output_dir: Path):
         final_model,
         trainer.processing_class,
         output_dir,
-        {"training_config.yaml": yaml.safe_dump(config.as_dict(), sort_keys=False)},
+        {TRAINING_CONFIG: yaml.safe_dump(config.as_dict(), sort_keys=False)},
     )
     trainer.save_state()  # trainer_state.json: the logged losses and metrics of the whole run
     return final_model

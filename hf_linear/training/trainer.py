@@ -16,6 +16,7 @@ from transformers.trainer_callback import ExportableState
 from hf_linear.data.collator import CausalLMCollator, training_columns
 from hf_linear.evaluation.dead_units import dead_positions
 from hf_linear.evaluation.exact_match import exact_match_report, has_prompts
+from hf_linear.run_files import TRAINER_STATE
 from hf_linear.training.fan_in_lr import attach_fan_in_lr
 
 # learning-rate shapes that can follow a budget: progress p in [0, 1] → factor
@@ -125,7 +126,7 @@ class HFLinearTrainer(Trainer):
             # a full disk surfaces as torch's "PytorchStreamWriter failed writing file"
             # (RuntimeError), safetensors' error or an OSError: one line naming the checkpoint
             checkpoint = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
-            if not (checkpoint / "trainer_state.json").is_file():  # incomplete: its space is better freed
+            if not (checkpoint / TRAINER_STATE).is_file():  # incomplete: its space is better freed
                 shutil.rmtree(checkpoint, ignore_errors=True)
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ValueError(
