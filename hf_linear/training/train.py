@@ -29,6 +29,7 @@ from transformers import TrainerState, set_seed
 from hf_linear.atomic import write_json_atomically
 from hf_linear.evaluation.held_out import evaluate_held_out, format_held_out
 from hf_linear.hub.push import push_checkpoint
+from hf_linear.provenance import source_commit
 from hf_linear.resources import packaged_config
 from hf_linear.run_files import EVAL_RESULTS, TRAINER_STATE, TRAINING_CONFIG
 from hf_linear.runtime import machine_description, tune_cpu_allocator
@@ -114,6 +115,7 @@ def run_facts(trainer, metrics: dict) -> dict:
         "tokens_seen": trainer.state.num_input_tokens_seen,
         "world_size": trainer.args.world_size,
         "machine": machine_description(),
+        **source_commit(),  # the code the run trained with
     }
 
 
