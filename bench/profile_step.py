@@ -1,5 +1,5 @@
 """Where a training step of the main job spends its CPU time: self CPU time by op, and the
-share of the matrix multiplications (issue 20: target ≥ 50%).
+share of the matrix multiplications (target: ≥ 50%).
 
     python bench/profile_step.py                 # main job: MLPLM d=64, T=81, V=119, batch 128
     python bench/profile_step.py --hidden 32 --batch 256   # the main job until 2026-12-06

@@ -270,7 +270,7 @@ def test_the_learning_rate_follows_the_time_budget(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------
-# reliability round 3 (issue 21): resume at the end, the disk estimate, one-line errors
+# reliability: resume at the end, the disk estimate, one-line errors
 
 
 def run_main(capsys, *argv) -> str:
