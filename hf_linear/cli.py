@@ -37,7 +37,7 @@ SUBCOMMANDS = {
         "run all shipped studies, publish their reports, regenerate RESULTS.md",
     ),
     "inspect": (
-        "hf_linear.studies.inspection",
+        "hf_linear.analysis.block_norms",
         "heatmap of the block norms of a checkpoint's masked map, per position",
     ),
     "demo": ("hf_linear.demo.cli", "interactive app (Gradio): arithmetic with a checked CoT, text, why each token"),

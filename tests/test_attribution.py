@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM
-from hf_linear.attribution import attribute_token, window_of
+from hf_linear.analysis.attribution import attribute_token, window_of
 
 V, T, D = 23, 9, 6
 

@@ -9,9 +9,9 @@ import torch
 import yaml
 
 from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM
+from hf_linear.analysis.block_norms import block_norms, inspect_checkpoint, main
 from hf_linear.data.arithmetic import build_arithmetic_tokenizer, sequence_length
 from hf_linear.data.arithmetic.formats import segments_of
-from hf_linear.studies.inspection import block_norms, inspect_checkpoint, main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

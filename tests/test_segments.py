@@ -8,10 +8,10 @@ import pytest
 import torch
 from helpers import tiny_model
 
+from hf_linear.analysis.segments import segment_accuracy, teacher_forced_predictions
 from hf_linear.data.arithmetic import ArithmeticSpec, build_arithmetic_dataset, build_arithmetic_tokenizer
 from hf_linear.data.arithmetic.formats import segments_of
 from hf_linear.evaluation.cli import main as eval_main
-from hf_linear.evaluation.segments import segment_accuracy, teacher_forced_predictions
 
 TOKENIZER = build_arithmetic_tokenizer()
 # the fields of a tiny LinearLM over the arithmetic vocabulary (tiny_model(context_length=..., **ARITHMETIC))
@@ -154,7 +154,7 @@ def test_segments_of_a_transformer(split):
 def test_dead_positions_are_those_whose_units_never_fire(split, tmp_path, capsys):
     """A position whose masked-map outputs are all negative (here: its bias pushed down) has no
     live unit after the ReLU: its prediction cannot depend on the input, and it is reported."""
-    from hf_linear.evaluation.dead_units import dead_positions
+    from hf_linear.analysis.dead_units import dead_positions
 
     window = len(split[0]["input_ids"])
     ids = torch.tensor(split["input_ids"], dtype=torch.long)
@@ -194,7 +194,7 @@ def test_dead_positions_are_those_whose_units_never_fire(split, tmp_path, capsys
 def test_alive_units_match_a_plain_loop(split):
     """Units after the ReLU that fire on some example, per position, against the pre-activations
     computed block row by block row from the embeddings."""
-    from hf_linear.evaluation.dead_units import alive_units
+    from hf_linear.analysis.dead_units import alive_units
 
     window = len(split[0]["input_ids"])
     ids = torch.tensor(split["input_ids"], dtype=torch.long)

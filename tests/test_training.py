@@ -15,7 +15,7 @@ import yaml
 from helpers import losses, tiny_config, write_config
 from transformers import AutoModelForCausalLM
 
-from hf_linear.evaluation.dead_units import dead_positions
+from hf_linear.analysis.dead_units import dead_positions
 from hf_linear.evaluation.exact_match import load_metric
 from hf_linear.training.config import check_config, load_config
 from hf_linear.training.train import train

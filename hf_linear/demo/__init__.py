@@ -9,5 +9,5 @@
 * `cli`        — `hf-linear demo`
 
 Nothing here imports gradio at import time except `app`, so `import hf_linear` never needs it;
-install it with `pip install -e ".[demo]"`. The attribution math is `hf_linear.attribution`.
+install it with `pip install -e ".[demo]"`. The attribution math is `hf_linear.analysis.attribution`.
 """

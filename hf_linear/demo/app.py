@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from hf_linear.attribution import attribute_token
+from hf_linear.analysis.attribution import attribute_token
 from hf_linear.data.arithmetic.formats import EQUALS
 from hf_linear.demo.generation import stream_tokens
 from hf_linear.demo.models import DemoModel

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import torch
 from transformers import AutoConfig
 
+from hf_linear.analysis.block_norms import block_norms
 from hf_linear.checkpoints import load_model, load_tokenizer
 from hf_linear.demo.tasks import Task, task_from_arguments, task_from_dataset
 from hf_linear.model_types import LINEAR_LM, is_hf_linear, type_names
 from hf_linear.run_files import read_training_config
-from hf_linear.studies.inspection import block_norms
 
 
 @dataclass

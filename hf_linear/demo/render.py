@@ -12,9 +12,9 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.patches import Rectangle
 
-from hf_linear.attribution import TokenAttribution
+from hf_linear.analysis.attribution import TokenAttribution
+from hf_linear.analysis.block_norms import TOKEN_LABELS_UP_TO, draw_block_norms
 from hf_linear.demo.generation import CotCheck, GeneratedToken
-from hf_linear.studies.inspection import TOKEN_LABELS_UP_TO, draw_block_norms
 
 
 def message_html(text: str, kind: str = "error") -> str:

@@ -9,9 +9,9 @@ Data with `prompt` / `answer` columns is scored by exact match; language-model d
 `input_ids` only, e.g. TinyStories) by perplexity, with samples from "Once upon a" at
 temperature 0.5 and their distinct-n / repetition statistics (hf_linear.evaluation.lm_report).
 `--segments` adds, for arithmetic data, the teacher-forced accuracy of each CoT segment
-(hf_linear.evaluation.segments): which step of the chain the model gets wrong; and for an MLPLM
+(hf_linear.analysis.segments): which step of the chain the model gets wrong; and for an MLPLM
 how many units after the masked map's ReLU are alive (fire on some example) at the positions of
-each segment, and the positions where none is (hf_linear.evaluation.dead_units).
+each segment, and the positions where none is (hf_linear.analysis.dead_units).
 
 Writes a JSON report (default: CHECKPOINT/eval_results.json, which `hf-linear push` puts into the
 model card) and prints a table and a few sample generations.

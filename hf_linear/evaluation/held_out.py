@@ -5,9 +5,9 @@ What is measured follows from the data, so that the three commands cannot disagr
 
 * data with `prompt` / `answer` columns (arithmetic, compiled programs): exact match of the answer
   generated greedily from the prompt (hf_linear.evaluation.exact_match), and on request the
-  teacher-forced accuracy of each CoT segment (hf_linear.evaluation.segments) and, for an
+  teacher-forced accuracy of each CoT segment (hf_linear.analysis.segments) and, for an
   MLPLM, the alive units of each segment's positions and the positions whose units have all
-  died (hf_linear.evaluation.dead_units);
+  died (hf_linear.analysis.dead_units);
 * language-model data (windows of `input_ids` only, e.g. TinyStories): perplexity and samples
   (hf_linear.evaluation.lm_report).
 
@@ -16,10 +16,10 @@ Callers add what only they know (the split's name, `DataSource.describe()`, the 
 
 from __future__ import annotations
 
-from hf_linear.evaluation.dead_units import alive_units, without_units
+from hf_linear.analysis.dead_units import alive_units, without_units
+from hf_linear.analysis.segments import add_alive_units, format_segments, segment_accuracy, step_names_of
 from hf_linear.evaluation.exact_match import exact_match_report, format_report, has_prompts
 from hf_linear.evaluation.lm_report import format_lm_report, lm_report
-from hf_linear.evaluation.segments import add_alive_units, format_segments, segment_accuracy, step_names_of
 
 
 def held_out_split(datasets, name: str, where: str):

@@ -18,7 +18,7 @@ Settings, from the study file's `report:` section:
     x_label: "k (bits per CoT step)"  # the x axis title, with its unit
     log_x: true                       # x axis on a log scale (base 2)
     segments: true                    # the teacher-forced accuracy per CoT segment of each
-                                      # arithmetic run (hf_linear.evaluation.segments)
+                                      # arithmetic run (hf_linear.analysis.segments)
 """
 
 from __future__ import annotations
@@ -297,7 +297,7 @@ def plot_inspection(study_dir: Path, records: list[dict], out: Path) -> tuple[st
             r["final"].get("per_digit_accuracy", 0.0),
         ),
     )
-    from hf_linear.studies.inspection import inspect_checkpoint
+    from hf_linear.analysis.block_norms import inspect_checkpoint
 
     name = "inspect_best.png"
     try:

@@ -13,8 +13,8 @@ from torch.optim.lr_scheduler import LambdaLR
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
 
+from hf_linear.analysis.dead_units import dead_positions
 from hf_linear.data.collator import CausalLMCollator, training_columns
-from hf_linear.evaluation.dead_units import dead_positions
 from hf_linear.evaluation.exact_match import exact_match_report, has_prompts
 from hf_linear.run_files import TRAINER_STATE
 from hf_linear.training.fan_in_lr import attach_fan_in_lr
