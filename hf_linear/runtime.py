@@ -57,7 +57,7 @@ def machine_description() -> dict:
                     model = line.split(":", 1)[1].strip()
                 elif line.startswith("flags"):
                     flags = set(line.split(":", 1)[1].split())
-                break
+                    break  # the first processor's flags (every core of a CPU lists the same)
     except OSError:
         pass
     return {
