@@ -21,10 +21,8 @@ from .omp_policy import choose_wait_policy
 
 choose_wait_policy()
 
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM  # noqa: E402
-
 from .configuration_hf_linear import LinearLMConfig, MLPLMConfig  # noqa: E402
-from .model_types import MODEL_TYPES  # noqa: E402
+from .model_types import MODEL_TYPES  # noqa: E402, F401  (registers the types with the Auto classes)
 from .modeling_hf_linear import (  # noqa: E402
     LinearLMForCausalLM,
     LinearLMModel,
@@ -35,14 +33,6 @@ from .modeling_hf_linear import (  # noqa: E402
 from .peft_support import register_lora_support  # noqa: E402
 
 __version__ = "0.1.0"
-
-for _row in MODEL_TYPES.values():
-    AutoConfig.register(_row.name, _row.config_class, exist_ok=True)
-    AutoModel.register(_row.config_class, _row.base_class, exist_ok=True)
-    AutoModelForCausalLM.register(_row.config_class, _row.causal_lm_class, exist_ok=True)
-    _row.config_class.register_for_auto_class()
-    _row.base_class.register_for_auto_class("AutoModel")
-    _row.causal_lm_class.register_for_auto_class("AutoModelForCausalLM")
 
 register_lora_support()
 

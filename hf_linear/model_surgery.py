@@ -25,7 +25,7 @@ import math
 
 from transformers import PreTrainedModel
 
-from hf_linear.model_types import MLP_LM, is_hf_linear, type_names
+from hf_linear.model_types import is_hf_linear, type_names
 
 TOKEN_ID_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id")
 STRUCTURE_FIELDS = ("model_type", "hidden_size", "num_mlp_layers", "mlp_hidden_size")
@@ -35,7 +35,7 @@ def _structure_mismatch(config, field: str, value) -> str | None:
     """Why `field=value` cannot be applied to a model with `config`, or None when it matches."""
     current = getattr(config, field, None)
     if field == "mlp_hidden_size":  # None means d: compare the effective widths, when there is an MLP
-        if config.model_type != MLP_LM or not config.num_mlp_layers:
+        if not getattr(config, "num_mlp_layers", 0):
             return None if value is None else f"the checkpoint ({config.model_type}) has no per-position MLP"
         current, value = config.mlp_width, value or config.hidden_size
     if field == "model_type" and current != value:

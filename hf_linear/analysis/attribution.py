@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hf_linear.model_types import LINEAR_LM
+from hf_linear.model_types import model_type_of
 
 EXACT_METHOD = "exact: the linear model's logit is a sum of one term per input (position, token) plus its biases"
 APPROXIMATE_METHOD = (
@@ -99,7 +99,7 @@ def attribute_token(
     runner_up_id = int(others.argmax())
 
     terms, mixing_bias, start, row = input_terms(model, ids, position)
-    if model.config.model_type == LINEAR_LM:
+    if model_type_of(model).linear_in_inputs:
         to_logit, logit_bias = _linear_parts(model, terms, mixing_bias, token_id)
         to_runner_up, runner_up_bias = _linear_parts(model, terms, mixing_bias, runner_up_id)
         exact, method = True, EXACT_METHOD

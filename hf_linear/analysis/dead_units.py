@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from hf_linear.model_types import MLP_LM
+from hf_linear.model_types import model_type_of
 from hf_linear.modeling_hf_linear import MaskedPositionMixing
 
 
@@ -18,7 +18,8 @@ def alive_units(model, rows, batch_size: int = 250) -> list[int] | None:
     tensor): how many units after the masked map's ReLU are > 0 on at least one row. None for a
     model without that ReLU (a LinearLM has no units to die) or rows of different lengths (one
     template is compared)."""
-    if model.config.model_type != MLP_LM or len({len(row) for row in rows}) != 1:
+    row_type = model_type_of(model)
+    if row_type is None or not row_type.relu_after_mixing or len({len(row) for row in rows}) != 1:
         return None
     input_ids = torch.as_tensor(rows, device=model.device)
     # the masked map, wherever a wrapper keeps it (under a LoRA adapter: its base layer, whose

@@ -18,7 +18,7 @@ from transformers import AutoConfig
 from hf_linear.analysis.block_norms import block_norms
 from hf_linear.checkpoints import load_model, load_tokenizer
 from hf_linear.demo.tasks import Task, task_from_arguments, task_from_dataset
-from hf_linear.model_types import LINEAR_LM, is_hf_linear, type_names
+from hf_linear.model_types import is_hf_linear, model_type_of, type_names
 from hf_linear.run_files import read_training_config
 
 
@@ -33,7 +33,8 @@ class DemoModel:
 
     @property
     def description(self) -> str:
-        kind = "LinearLM (exact attribution)" if self.model.config.model_type == LINEAR_LM else "MLPLM"
+        row = model_type_of(self.model)
+        kind = f"{row.label} (exact attribution)" if row.linear_in_inputs else row.label
         config = self.model.config
         shape = f"T={config.context_length}, d={config.hidden_size}, V={config.vocab_size}"
         task = self.task.describe() if self.task else "text"

@@ -15,7 +15,7 @@ import yaml
 from huggingface_hub import EvalResult, ModelCardData
 
 from hf_linear.hub.verification import EVAL_REPORT_FILE
-from hf_linear.model_types import LINEAR_LM, MODEL_TYPES
+from hf_linear.model_types import MODEL_TYPES
 from hf_linear.paper import ARXIV_ID, ARXIV_URL, CITATION
 from hf_linear.resources import card_template
 
@@ -119,24 +119,7 @@ def read_training_config(path: Path | None) -> tuple[str | None, Any]:
 
 def architecture_text(config: dict) -> tuple[str, str, str]:
     """(summary, description, extra table rows) of the model in the paper's terms."""
-    if config["model_type"] == LINEAR_LM:
-        return (
-            "A **linear** auto-regressive next-token predictor (the paper's §4.1 model).",
-            "Token embedding V → d at each of the T positions, then one linear map T·d → T·d with "
-            "bias, masked so that output position i only sees input positions j ≤ i, then an output "
-            "layer d → V with bias at each position. No nonlinearity, no normalization; trained with "
-            "cross-entropy on the next token.",
-            "",
-        )
-    layers = config.get("num_mlp_layers", 1)
-    width = config.get("mlp_hidden_size") or config["hidden_size"]
-    return (
-        "An **MLP** auto-regressive next-token predictor (the paper's multiplication model).",
-        "As the paper's linear model (token embedding V → d, one masked linear map T·d → T·d in which "
-        "output position i only sees input positions j ≤ i), with a ReLU after the masked map, then "
-        f"{layers} per-position layer(s) Linear(·, {width}) + ReLU, then the output layer → V.",
-        f"| per-position MLP layers | {layers} × width {width} |\n",
-    )
+    return MODEL_TYPES[config["model_type"]].describe(config)
 
 
 def intended_use_text(config: dict, training_dataset: Any = None) -> str:
@@ -162,15 +145,7 @@ def intended_use_text(config: dict, training_dataset: Any = None) -> str:
             f"Trained on {facts['task']} written as a Chain of Thought ({facts['sequence_tokens']} tokens per "
             "example): the prompt is everything up to the first `=`, the answer follows the last `=`."
         )
-    if config["model_type"] == LINEAR_LM:
-        return (
-            "The paper trains this model on TinyStories (simple children's stories) and samples "
-            'from a prompt such as "Once upon a" at temperature 0.5.'
-        )
-    return (
-        "The paper trains this model on 4-digit × 4-digit multiplication written as a Chain of "
-        "Thought: the prompt is everything up to the first `=`, the answer follows the last `=`."
-    )
+    return MODEL_TYPES[config["model_type"]].paper_use
 
 
 def usage_text(repo_id: str, has_tokenizer: bool) -> str:

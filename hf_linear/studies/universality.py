@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from hf_linear.atomic import write_json_atomically
-from hf_linear.model_types import LINEAR_LM
+from hf_linear.model_types import MODEL_TYPES
 from hf_linear.studies.report import format_tokens, percent
 from hf_linear.studies.results import first_reaching
 
@@ -64,7 +64,7 @@ def claims_linear_universality(records: dict[str, dict], study_dir: Path | None 
                     if point
                     else " (target not reached)"
                 )
-                if model_type == LINEAR_LM:
+                if MODEL_TYPES[model_type].linear_in_inputs:
                     linear_total += 1
                     linear_all += exact >= TARGET
                     linear_validation += point is not None
