@@ -34,7 +34,11 @@ SUBCOMMANDS = {
     ),
     "reproduce": (
         "hf_linear.studies.reproduce",
-        "run all shipped studies, publish their reports, regenerate RESULTS.md",
+        "run all shipped studies, publish their reports, rebuild RESULTS.md from reports/",
+    ),
+    "publish": (
+        "hf_linear.studies.publish",
+        "publish a finished run to reports/runs/NAME: its evidence, everything but the weights",
     ),
     "inspect": (
         "hf_linear.analysis.block_norms",

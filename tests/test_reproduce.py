@@ -1,4 +1,5 @@
-"""`hf-linear reproduce`: studies run, reports published, RESULTS.md's generated section replaced."""
+"""`hf-linear reproduce`: studies run, reports published, RESULTS.md's generated section rebuilt from
+reports/ by claim."""
 
 from __future__ import annotations
 
@@ -10,17 +11,16 @@ import yaml
 from helpers import tiny_study
 
 from hf_linear.studies import reproduce as reproduce_module
-from hf_linear.studies.reproduce import (
-    BEGIN,
-    END,
+from hf_linear.studies.claims import (
     claims_formats,
     claims_one_hour,
     claims_parity,
+    claims_scaling,
     claims_seeds,
     power_law_fit,
-    reproduce,
     tokens_to_per_digit,
 )
+from hf_linear.studies.reproduce import BEGIN, END, reproduce
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -59,7 +59,10 @@ def test_reproduce_runs_publishes_and_regenerates(layout, monkeypatch):
     assert text.startswith("# Results\n\nhand-written intro\n\n" + BEGIN) and text.endswith(
         END + "\n\nhand-written notes\n"
     )
-    assert "old table" not in text and "### tiny" in text and "2 runs" in text and "(reports/tiny/REPORT.md)" in text
+    # a study without claims of its own: one row per run, linked to its report, and its training time
+    assert "old table" not in text and "(reports/tiny/REPORT.md)" in text
+    assert "| type-linear_lm: `linear_lm`" in text and "| type-mlp_lm: `mlp_lm`" in text
+    assert "Training study `tiny` (2 runs)" in text and "`hf-linear reproduce`: every shipped study (1)" in text
 
     # a second call trains nothing (finished runs are skipped) and writes the same section
     outcomes, real_run_study = [], reproduce_module.run_study
@@ -71,14 +74,19 @@ def test_reproduce_runs_publishes_and_regenerates(layout, monkeypatch):
     assert outcomes == [{"type-linear_lm": "skipped", "type-mlp_lm": "skipped"}]
     assert results.read_text() == before
 
-    # --only runs the studies named; another study with results keeps its summary, unrun
+    # --only runs the studies named; the section lists what reports/ holds, not what runs/ does
     (studies / "zzz.yaml").write_text((studies / "tiny.yaml").read_text().replace("name: tiny", "name: zzz"))
     shutil.copytree(runs / "tiny", runs / "zzz")
     outcomes.clear()
     assert reproduce(studies, reports, results, only=["tiny"], runs_dir=runs) == [reports / "tiny"]
     assert len(outcomes) == 1 and not (reports / "zzz").exists()
-    text = results.read_text()
-    assert "### tiny" in text and "### zzz" in text and "(reports/zzz/REPORT.md)" in text
+    assert results.read_text() == before
+
+    # a fresh clone: no runs/, only reports/; --report-only trains nothing and rebuilds the same page
+    shutil.rmtree(runs)
+    results.write_text(before.replace("| type-linear_lm:", "| edited by hand:"))
+    assert reproduce(studies, reports, results, report_only=True) == []
+    assert results.read_text() == before and not runs.exists()
 
 
 def test_markers_are_checked_before_any_training(layout):
@@ -123,17 +131,24 @@ def record(name, model_type, cot, exact, reached_at=None, **extra):
     }
 
 
+def lines(rows) -> list[str]:
+    """Rows of a claims table as "claim | figure" lines."""
+    return [f"{claim} | {figure}" for claim, figure in rows]
+
+
 def test_formats_claims_follow_the_numbers():
-    failing = claims_formats(
-        {
-            "p": record("p", "mlp_lm", "paper", 0.0),
-            "l": record("l", "mlp_lm", "lsb", 1.0, 2_000_000),
-            "d": record("d", "mlp_lm", "direct", 0.0),
-        }
+    failing = lines(
+        claims_formats(
+            {
+                "p": record("p", "mlp_lm", "paper", 0.0),
+                "l": record("l", "mlp_lm", "lsb", 1.0, 2_000_000),
+                "d": record("d", "mlp_lm", "direct", 0.0),
+            }
+        )
     )
     assert "not reproduced at this budget" in failing[0]
-    assert any("100.0% with the 80-token `lsb` CoT and 0.0% with no CoT" in line for line in failing)
-    assert "**reproduced**" in claims_formats({"p": record("p", "mlp_lm", "paper", 0.97)})[0]
+    assert any("| 100.0% with the 80-token `lsb` CoT, 0.0% with no CoT" in line for line in failing)
+    assert "| **reproduced**" in lines(claims_formats({"p": record("p", "mlp_lm", "paper", 0.97)}))[0]
 
 
 def test_parity_claims_follow_the_numbers():
@@ -142,25 +157,25 @@ def test_parity_claims_follow_the_numbers():
         "b": record("b", "linear_lm", "running", 1.0, 10_000, every=16, task="parity of 16 bits"),  # k = n: no CoT
         "c": record("c", "linear_lm", "threshold", 1.0, 20_000, every=1, task="parity of 16 bits"),
     }
-    lines = claims_parity(runs)
-    assert "cannot learn the running-parity CoT at any k and learns the linear-threshold CoT" in lines[-1]
+    assert (
+        "| a LinearLM cannot learn the running-parity CoT at any k and learns the linear-threshold CoT"
+        in (lines(claims_parity(runs))[-1])
+    )
     runs["a"] = record("a", "linear_lm", "running", 1.0, 5_000, every=1, task="parity of 16 bits")
-    assert "learned the running-parity CoT in some runs" in claims_parity(runs)[-1]
+    assert "learned the running-parity CoT in some runs" in lines(claims_parity(runs))[-1]
 
 
 def test_scaling_fit_falls_back_to_a_level_three_sizes_reached():
-    from hf_linear.studies.reproduce import claims_scaling
-
     runs = {}
     for n, length in ((2, 27), (3, 50), (4, 80)):
         tokens = 1000 * length**2  # tokens to 90% grow as L^2
         r = record(f"n-{n}", "mlp_lm", "lsb", 0.95, task=f"{n}x{n}-digit multiplication", sequence_tokens=length)
         r["curve"] = [{"step": 1, "tokens": tokens, "exact_match": 0.92}]
         runs[r["name"]] = r
-    lines = claims_scaling(runs)
-    assert "Not reached within the budget: 2x2" in lines[0]
-    assert "reached 90% validation exact match (2x2, 3x3, 4x4)" in lines[1] and "L^2.00" in lines[1]
-    assert f"{1000 * 307**2 / 1e6:.3g}M tokens" in lines[1]
+    first, fit = lines(claims_scaling(runs))
+    assert "| none; not reached within the budget: 2x2" in first
+    assert "reached 90% validation (2x2, 3x3, 4x4)" in fit and "L^2.00" in fit
+    assert f"{1000 * 307**2 / 1e6:.3g}M tokens" in fit
 
 
 def test_one_hour_claims_follow_the_numbers():
@@ -173,19 +188,17 @@ def test_one_hour_claims_follow_the_numbers():
     paper["curve"] = [
         {"tokens": t, "per_digit_accuracy": 1 - 0.5 * (t / 1e6) ** -0.5} for t in (1e6, 2e6, 4e6, 8e6, 16e6, 32e6)
     ]
-    lines = claims_one_hour({"lsb-8x8": eight, "paper-4x4": paper})
-    assert lines[0].startswith("* **8x8 with `lsb` in 6.0 min** (target ≥ 99% held out): **met** — 99.2% exact")
-    assert (
-        "after 11,000 steps" in lines[0]
-        and "50% after 20M tokens, 90% after 40M tokens, 99% after 40M tokens" in lines[0]
-    )
-    assert "not reproduced at this budget" in lines[1]
+    found = lines(claims_one_hour({"lsb-8x8": eight, "paper-4x4": paper}))
+    assert found[0].startswith("8x8 with `lsb` in 6.0 min (target ≥ 99% held out) | **met**: 99.2% of 1,000 exact")
+    assert "after 11,000 steps" in found[0]
+    assert "50% after 20M tokens, 90% after 40M tokens, 99% after 40M tokens" in found[0]
+    assert "not reproduced at this budget" in found[1]
     needed = 1e6 * (0.5 / (1 - 0.969 ** (1 / 8))) ** 2
-    assert f"**{needed / 1e9:.3g}B tokens**" in lines[2]
+    assert f"**{needed / 1e9:.3g}B tokens**" in found[2]
     # at the run's 5M tokens / 360 s
-    assert f"~{needed / (5e6 / 360) / 3600:,.0f} hours at this run's" in lines[2]
+    assert f"~{needed / (5e6 / 360) / 3600:,.0f} hours at this run's" in found[2]
     eight["final"]["exact_match"] = 0.9
-    assert "**not met** — 90.0% exact" in claims_one_hour({"lsb-8x8": eight})[0]
+    assert "| **not met**: 90.0% of 1,000 exact" in lines(claims_one_hour({"lsb-8x8": eight}))[0]
 
 
 def test_seed_claims_need_every_seed():
@@ -195,9 +208,9 @@ def test_seed_claims_need_every_seed():
     }
     for r in seeds.values():
         r["final"]["num_samples"] = 1000
-    line = claims_seeds(seeds)[0]
+    (line,) = lines(claims_seeds(seeds))
     assert "within 5M training tokens" in line and "**met** on 3 of 3 seeds" in line
-    assert "seed-1: 99.5% of 1000 (99% validation after 4M)" in line and "2.5–2.8 min" in line
+    assert "seed-1: 99.5% of 1,000 (99% validation after 4M)" in line and "2.5–2.8 min" in line
     seeds["seed-2"]["final"]["exact_match"] = 0.98
-    assert "**not met** on 2 of 3 seeds" in claims_seeds(seeds)[0]
+    assert "**not met** on 2 of 3 seeds" in lines(claims_seeds(seeds))[0]
     assert claims_seeds({}) == []

@@ -2,13 +2,15 @@
 
 A run directory written by `hf_linear.training.train.train` holds
 
-    eval_results.json    final held-out metrics; `training`: runtime_s, global_step, tokens_seen, machine
+    eval_results.json    final held-out metrics; `training`: runtime_s, global_step, tokens_seen, machine,
+                         commit (the code's git commit, where the run recorded it)
     trainer_state.json   log_history: losses and eval_* metrics per step, each with
                          num_input_tokens_seen, and (in a study) the `wall_seconds` of `StudyClock`
     training_config.yaml the config it ran
 
 and the record gathers from them the eval curve, the final metrics, the length of an example
-(the paper's length complexity), the parameter count, the steps, tokens, time and machine.
+(the paper's length complexity), the parameter count, the steps, tokens, time, machine, precision
+and commit.
 """
 
 from __future__ import annotations
@@ -29,6 +31,25 @@ def example_lengths(dataset: dict) -> dict:
     """Tokens per example and of its parts (the paper's length complexity), from the run's data
     source; empty for language-model data."""
     return data_source(dataset).example_lengths()
+
+
+def machine_kind(machine: dict | None) -> str:
+    """What a figure's speed depends on, in words: "AMD EPYC with native bf16" (AVX512-BF16 or
+    AMX), or "... without native bf16" (bf16 emulated: such a machine trains in fp32)."""
+    if not machine:
+        return "machine not recorded"
+    cpu = machine.get("cpu") if machine.get("cpu") not in (None, "", "unknown") else "an unidentified CPU"
+    bf16 = "AMX bf16" if machine.get("amx_bf16") else "native bf16"
+    return f"{cpu} {'with' if machine.get('native_bf16') else 'without'} {bf16}"
+
+
+def precision_of(config: dict, machine: dict | None) -> str:
+    """The arithmetic a run trained in: `training.bf16` is bf16 autocast only where the CPU has
+    native bf16 (hf_linear.training.arguments falls back to fp32 elsewhere)."""
+    wants_bf16 = bool((config.get("training") or {}).get("bf16"))
+    if wants_bf16 and machine is None:
+        return "bf16 autocast if the CPU had native bf16, else fp32 (machine not recorded)"
+    return "bf16 autocast" if wants_bf16 and machine.get("native_bf16") else "fp32"
 
 
 def eval_curve(log_history: list[dict], tokens_per_step: float | None) -> list[dict]:
@@ -89,6 +110,8 @@ def run_record(run_dir: Path, name: str, varied: dict, config_path: Path, study_
         "split": final.get("split"),
         "curve": curve,
         "machine": facts.get("machine"),
+        "precision": precision_of(config, facts.get("machine")),
+        "commit": facts.get("commit"),
     }
 
 
