@@ -4,7 +4,7 @@ decoding step in both layouts, as GB/s of weight bytes read (fp32).
     python bench/bench_decode_layouts.py [--vocab 50258 --hidden 256 --context 64]
 
 Rows: the output layer as stored by nn.Linear, (V, d), against its (d, V) copy (what
-`generate()` reads, see `DecodingLayouts` in hf_linear/modeling_hf_linear.py), and one row of
+`generate()` reads, see `DecodingLayouts` in hf_linear/masked_mixing.py), and one row of
 the masked map as stored, (T·d, d), against its (d, T·d) copy; a plain read (sum) of the
 output layer's bytes is the reference. Timed as bench_models.py times: the variants
 interleaved round by round, median (min–max) over rounds; one thread count after the other.

@@ -55,7 +55,7 @@ from torch import nn
 
 import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM
-from hf_linear.modeling_hf_linear import MaskedPositionMixing, num_masked_map_blocks
+from hf_linear.masked_mixing import MaskedPositionMixing, num_masked_map_blocks
 from hf_linear.runtime import (
     cpu_has_native_bf16,
     machine_description,
@@ -327,7 +327,7 @@ def last_position_decode(model, prompt: torch.Tensor, new_tokens: int, T: int) -
     """Greedy decoding with the model's last-position path and nothing else, reading the weights
     as stored. `generate()` differs by transformers' per-step bookkeeping (logits processors,
     stopping criteria) and by reading the output layer and the map's last row in their faster
-    decoding layout (`hf_linear.modeling_hf_linear.DecodingLayouts`, made once per call)."""
+    decoding layout (`hf_linear.masked_mixing.DecodingLayouts`, made once per call)."""
     ids = prompt
     for _ in range(new_tokens):
         logits = model(ids[:, -T:], logits_to_keep=1).logits

@@ -22,14 +22,9 @@ from .omp_policy import choose_wait_policy
 choose_wait_policy()
 
 from .configuration_hf_linear import LinearLMConfig, MLPLMConfig  # noqa: E402
+from .masked_mixing import MaskedPositionMixing  # noqa: E402
 from .model_types import MODEL_TYPES  # noqa: E402, F401  (registers the types with the Auto classes)
-from .modeling_hf_linear import (  # noqa: E402
-    LinearLMForCausalLM,
-    LinearLMModel,
-    MaskedPositionMixing,
-    MLPLMForCausalLM,
-    MLPLMModel,
-)
+from .modeling_hf_linear import LinearLMForCausalLM, LinearLMModel, MLPLMForCausalLM, MLPLMModel  # noqa: E402
 from .peft_support import register_lora_support  # noqa: E402
 
 __version__ = "0.1.0"

@@ -76,7 +76,7 @@ class MaskedMapLike(abc.ABC):  # noqa: B024 (an ABC for its __subclasshook__, no
     """isinstance() check for the masked map, whichever module defined the class.
 
     A model loaded with ``trust_remote_code`` has its own copy of `MaskedPositionMixing` (from
-    the checkpoint's modeling_hf_linear.py), which is not hf_linear's class; both match here.
+    the checkpoint's masked_mixing.py), which is not hf_linear's class; both match here.
     """
 
     @classmethod

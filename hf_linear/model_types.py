@@ -66,6 +66,10 @@ def _describe_mlp(config: dict) -> tuple[str, str, str]:
     )
 
 
+# the code that travels inside every checkpoint saved with its code (trust_remote_code); these
+# modules import only each other, never hf_linear
+CHECKPOINT_CODE_MODULES = ("configuration_hf_linear", "masked_mixing", "modeling_hf_linear")
+
 LINEAR_LM = LinearLMConfig.model_type
 MLP_LM = MLPLMConfig.model_type
 

@@ -79,6 +79,7 @@ def test_push_then_from_pretrained_with_an_empty_cache_gives_identical_logits(hu
         "config.json",
         "configuration_hf_linear.py",
         "generation_config.json",
+        "masked_mixing.py",
         "model.safetensors",
         "modeling_hf_linear.py",
     ]
@@ -161,7 +162,7 @@ def test_model_card_yaml_carries_the_metrics(hub_server, tmp_path):
 
 def test_push_adds_missing_model_code_and_auto_map(hub_server, tmp_path):
     tiny("linear").save_pretrained(tmp_path / "ckpt")
-    for name in ("modeling_hf_linear.py", "configuration_hf_linear.py"):
+    for name in ("modeling_hf_linear.py", "masked_mixing.py", "configuration_hf_linear.py"):
         (tmp_path / "ckpt" / name).unlink()
     config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     del config["auto_map"]
@@ -173,7 +174,7 @@ def test_push_adds_missing_model_code_and_auto_map(hub_server, tmp_path):
 
     assert snapshot(tmp_path / "ckpt") == before
     package = Path(hf_linear.__file__).parent
-    for name in ("modeling_hf_linear.py", "configuration_hf_linear.py"):
+    for name in ("modeling_hf_linear.py", "masked_mixing.py", "configuration_hf_linear.py"):
         assert Path(hf_hub_download(repo_id, name)).read_bytes() == (package / name).read_bytes()
     pushed_config = json.loads(Path(hf_hub_download(repo_id, "config.json")).read_text())
     assert pushed_config["auto_map"] == {

@@ -292,7 +292,7 @@ def test_lora_applies_to_a_remote_code_copy_of_the_model(tmp_path, monkeypatch):
     package = tmp_path / "remote_copy"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    for name in ("modeling_hf_linear.py", "configuration_hf_linear.py"):
+    for name in ("modeling_hf_linear.py", "masked_mixing.py", "configuration_hf_linear.py"):
         shutil.copy(Path(hf_linear.__file__).parent / name, package / name)
     monkeypatch.syspath_prepend(str(tmp_path))
     remote = importlib.import_module("remote_copy.modeling_hf_linear")

@@ -288,7 +288,7 @@ def test_auto_classes_and_save_load_roundtrip(kind, tmp_path):
 def test_checkpoint_with_code_loads_without_hf_linear(tmp_path):
     model = tiny("mlp", num_mlp_layers=2)
     model.save_pretrained(tmp_path / "ckpt")
-    for name in ("modeling_hf_linear.py", "configuration_hf_linear.py"):
+    for name in ("modeling_hf_linear.py", "masked_mixing.py", "configuration_hf_linear.py"):
         assert (tmp_path / "ckpt" / name).exists()
     ids = torch.randint(0, V, (2, T + 1), generator=torch.Generator().manual_seed(9))
     with torch.no_grad():
@@ -345,7 +345,7 @@ def test_single_sequence_generation_reads_transposed_copies_that_follow_the_weig
     copies of the output layer and of the map's last row (a faster layout for a matrix-vector
     product): its tokens equal the dense reference's, the copies exist only during the call, and
     a later call follows weights changed in between."""
-    from hf_linear.modeling_hf_linear import DecodingLayouts
+    from hf_linear.masked_mixing import DecodingLayouts
 
     model = tiny(kind)
     made = []

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from hf_linear.masked_mixing import MaskedPositionMixing
 from hf_linear.model_types import model_type_of
-from hf_linear.modeling_hf_linear import MaskedPositionMixing
 
 
 def alive_units(model, rows, batch_size: int = 250) -> list[int] | None:

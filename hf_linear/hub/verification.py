@@ -16,7 +16,7 @@ from safetensors import safe_open
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from hf_linear.checkpoints import CorruptWeightsError, check_safetensors_weights
-from hf_linear.model_types import is_hf_linear, type_names
+from hf_linear.model_types import CHECKPOINT_CODE_MODULES, is_hf_linear, type_names
 from hf_linear.run_files import EVAL_RESULTS, TRAINING_CONFIG_FILES
 
 logger = logging.getLogger(__name__)
@@ -130,8 +130,8 @@ def remote_code_files(checkpoint: Checkpoint) -> tuple[dict, dict[str, bytes]]:
     config = dict(checkpoint.config)
     config.setdefault("auto_map", auto_map_of(config["model_type"]))
     modules = {reference.split(".")[0] for reference in config["auto_map"].values()}
-    # The code files import each other, so both always travel together.
-    modules |= {"configuration_hf_linear", "modeling_hf_linear"}
+    # The code files import each other, so they always travel together.
+    modules |= set(CHECKPOINT_CODE_MODULES)
     missing = {}
     for module in sorted(modules):
         name = f"{module}.py"

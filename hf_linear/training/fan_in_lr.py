@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from hf_linear.modeling_hf_linear import MaskedPositionMixing
+from hf_linear.masked_mixing import MaskedPositionMixing
 
 
 def row_scales(context_length: int, reference: int) -> torch.Tensor:
