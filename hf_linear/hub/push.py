@@ -23,6 +23,7 @@ from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelet
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from hf_linear.hub.card import dataset_ids, read_eval_report, read_training_config, render_model_card
+from hf_linear.hub.http import TransportError
 from hf_linear.hub.verification import (
     EVAL_REPORT_FILE,
     SAFETENSORS_INDEX,
@@ -33,11 +34,6 @@ from hf_linear.hub.verification import (
     safetensors_parameter_count,
     verify_checkpoint,
 )
-
-try:
-    import httpx2 as _httpx  # the HTTP client of huggingface_hub >= 2
-except ImportError:  # huggingface_hub 1.x
-    import httpx as _httpx
 
 __all__ = [
     "HubPushError",
@@ -116,7 +112,7 @@ def push_checkpoint(
         ) from e
     except HfHubHTTPError as e:
         raise HubPushError(f"The Hub refused the push to {where}: {e}; {checkpoint.path} is unchanged") from e
-    except _httpx.TransportError as e:
+    except TransportError as e:
         raise HubPushError(
             f"Cannot reach the Hub at {api.endpoint} ({type(e).__name__}: {e}); nothing was "
             f"pushed, {checkpoint.path} is unchanged"
@@ -160,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--space",
         metavar="SPACE_REPO",
-        help="then also push a Space (Gradio) running `hf-linear demo` on the pushed model (hf_linear.demo.space)",
+        help="then also push a Space (Gradio) running `hf-linear demo` on the pushed model (hf_linear.hub.space)",
     )
     args = parser.parse_args(argv)
     try:
@@ -174,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             create_repo=not args.no_create,
         )
         if args.space:
-            from hf_linear.demo.space import push_space
+            from hf_linear.hub.space import push_space
 
             space_commit = push_space(args.space, [commit.repo_url.repo_id], private=args.private)
     except (ValueError, HubPushError) as e:

@@ -9,8 +9,7 @@ from peft import get_peft_model
 from transformers import AutoConfig, AutoModelForCausalLM
 
 import hf_linear.lora  # teaches PEFT the masked map (a LoRA layer for MaskedPositionMixing)
-from hf_linear.checkpoints import load_model, load_tokenizer
-from hf_linear.data.sources import DataSource
+from hf_linear.checkpoints import load_model
 from hf_linear.model_surgery import adapt_pretrained
 from hf_linear.model_types import is_hf_linear, type_names
 
@@ -33,23 +32,6 @@ def model_for(config: RunConfig, data: RunData, model_section: dict | None = Non
     if config.lora is not None:
         model = get_peft_model(model, hf_linear.lora.lora_config(**config.lora))
     return model
-
-
-def run_tokenizer(model_section: dict, source: DataSource):
-    """The data's tokenizer; when fine-tuning, the checkpoint's, unless the data names its own
-    (then both must agree on every token the checkpoint knows)."""
-    data_tokenizer = source.tokenizer()
-    if "init_from" not in model_section:
-        return data_tokenizer
-    checkpoint_tokenizer = load_tokenizer(model_section["init_from"])
-    data_vocab = data_tokenizer.get_vocab()
-    for token, token_id in checkpoint_tokenizer.get_vocab().items():
-        if data_vocab.get(token) != token_id:
-            raise ValueError(
-                f"model.init_from: the checkpoint's tokenizer and the data's disagree on token {token!r} "
-                f"(id {token_id} vs {data_vocab.get(token)}): the weights cannot be carried over"
-            )
-    return data_tokenizer if len(data_tokenizer) > len(checkpoint_tokenizer) else checkpoint_tokenizer
 
 
 def data_window(sequence_length: int, language_model_windows: bool) -> int:

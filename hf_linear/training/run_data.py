@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 from datasets import Dataset
 
+from hf_linear.checkpoints import load_tokenizer
 from hf_linear.data.sources import DataSource, longest_sequence
 from hf_linear.evaluation.exact_match import has_prompts
 from hf_linear.evaluation.held_out import held_out_split
 from hf_linear.training.config import RunConfig
-from hf_linear.training.models import run_tokenizer
 
 
 @dataclass
@@ -27,6 +27,23 @@ class RunData:
     def language_model(self) -> bool:
         """Windows of `input_ids` only (TinyStories) rather than prompts and answers."""
         return not has_prompts(self.held_out)
+
+
+def run_tokenizer(model_section: dict, source: DataSource):
+    """The data's tokenizer; when fine-tuning, the checkpoint's, unless the data names its own
+    (then both must agree on every token the checkpoint knows)."""
+    data_tokenizer = source.tokenizer()
+    if "init_from" not in model_section:
+        return data_tokenizer
+    checkpoint_tokenizer = load_tokenizer(model_section["init_from"])
+    data_vocab = data_tokenizer.get_vocab()
+    for token, token_id in checkpoint_tokenizer.get_vocab().items():
+        if data_vocab.get(token) != token_id:
+            raise ValueError(
+                f"model.init_from: the checkpoint's tokenizer and the data's disagree on token {token!r} "
+                f"(id {token_id} vs {data_vocab.get(token)}): the weights cannot be carried over"
+            )
+    return data_tokenizer if len(data_tokenizer) > len(checkpoint_tokenizer) else checkpoint_tokenizer
 
 
 def data_for(config: RunConfig) -> RunData:

@@ -20,6 +20,9 @@ from pathlib import Path
 from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, SpaceCardData
 from huggingface_hub.errors import HfHubHTTPError
 
+from hf_linear.hub.http import TransportError
+from hf_linear.hub.verification import HubPushError
+
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # hf_linear/
 DEMO_EXTRA = "demo"
 
@@ -120,7 +123,6 @@ def push_space(
     commit_message: str = "hf-linear demo",
 ) -> CommitInfo:
     """Create (or update) the Space `space_repo` running the demo of `models` (Hub repo ids)."""
-    from hf_linear.hub.push import HubPushError, _httpx  # the push command's error and HTTP client
 
     files = space_files(space_repo, models)
     api = HfApi(endpoint=endpoint, token=token)
@@ -137,7 +139,7 @@ def push_space(
         return api.create_commit(space_repo, operations, commit_message=commit_message, repo_type="space")
     except HfHubHTTPError as error:
         raise HubPushError(f"The Hub refused the Space {space_repo} on {api.endpoint}: {error}") from error
-    except _httpx.TransportError as error:
+    except TransportError as error:
         raise HubPushError(
             f"Cannot reach the Hub at {api.endpoint} ({type(error).__name__}: {error}); "
             f"the Space {space_repo} was not pushed"
