@@ -2,12 +2,14 @@
 
     python dataset_scripts/build_program.py --program multiplication --size 10000 --train-size 100000 \\
         --out data/program-mul10000 [--validation-size N --test-size N --seed S --overwrite \\
-        --push-to-hub REPO --private --certify N]
+        --push-to-hub REPO --private --certify N --no-prove]
 
 Writes a `DatasetDict` with `save_to_disk` into --out, with the program's tokenizer and a
-README.md dataset card that states the CoT length and the certificate's result: a LinearLM whose
-weights are the compiled steps, run through `generate` on N test examples (default 200; 0 skips
-it). With --push-to-hub also pushes it to a Hub dataset repo.
+README.md dataset card that states the CoT length, the vocabulary and the certificate's size, and
+what was checked: the proof (every step on every combination of its reads' values, exact: all
+inputs; an unproved program is an error; --no-prove skips it) and the certificate (a LinearLM
+whose weights are the compiled steps, run through `generate` on N test examples and compared
+token for token; default 200, 0 skips it). With --push-to-hub also pushes it to a Hub dataset repo.
 
 As a library call (what a training config's `dataset.program:` section maps to):
 `build_program_dataset(program=..., size=..., train_size=..., validation_size=..., test_size=..., seed=...)`.
@@ -24,11 +26,11 @@ from hf_linear.data.programs import PROGRAMS
 from hf_linear.data.programs.certificate import certify
 from hf_linear.data.programs.dataset import (
     build_program_dataset,
-    build_program_tokenizer,
     program_of,
     push_program_dataset_to_hub,
     save_program_dataset,
 )
+from hf_linear.data.programs.proof import prove
 from hf_linear.output_dirs import check_output_dir
 
 
@@ -57,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="run the certificate on N test examples and state its result in the card (0: skip)",
     )
+    parser.add_argument(
+        "--prove",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="prove every step on every combination of its reads' values (all inputs; default: on)",
+    )
     add_output_arguments(parser)
     return parser
 
@@ -77,14 +85,25 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             trust_program_code=args.trust_program_code,
         )
-        program, certificate = program_of(dataset_dict, args.trust_program_code), None
+        program, certificate, proof = program_of(dataset_dict, args.trust_program_code), None, None
+        print(program.summary())
+        if args.prove:
+            proof = prove(program)
+            print(proof.describe())
+            if not proof.proved:
+                raise ValueError(proof.describe())
+        else:
+            print("proof: not run (--no-prove)")
         if args.certify and len(dataset_dict["test"]):
             test = dataset_dict["test"].select(range(min(args.certify, len(dataset_dict["test"]))))
-            certificate = certify(program, test, build_program_tokenizer(program))
+            certificate = certify(program, test)
             print(
-                f"certificate: {100 * certificate['exact_match']:.2f}% exact match on {certificate['num_samples']} "
-                "test examples (a LinearLM whose weights are the compiled steps)"
+                f"certificate: {100 * certificate['exact_match']:.2f}% of {certificate['num_samples']} test "
+                "examples generated token for token (a LinearLM whose weights are the compiled steps; "
+                f"answers right on {100 * certificate['answer_exact_match']:.2f}%)"
             )
+        else:
+            print("certificate: not run")
         built = time.perf_counter()
         out = save_program_dataset(
             dataset_dict,
@@ -92,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             certificate=certificate,
             trust_program_code=args.trust_program_code,
+            proof=proof,
         )
         print(
             f"built {sum(map(len, dataset_dict.values()))} examples of {program.length} tokens "
@@ -106,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 private=args.private,
                 certificate=certificate,
                 trust_program_code=args.trust_program_code,
+                proof=proof,
             )
             print(f"pushed to the Hub dataset repo {args.push_to_hub}")
     except (ValueError, OSError) as error:

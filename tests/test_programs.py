@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from hf_linear.data.programs import MACHINES, PROGRAMS, ProgramBuilder, TuringMachine, compile_program
+from hf_linear.data.programs import MACHINES, PROGRAMS, ProgramBuilder, TuringMachine, compile_program, prove
 from hf_linear.data.programs.certificate import certificate_model, certify
 from hf_linear.data.programs.compiler import ONE, ZERO
 from hf_linear.data.programs.dataset import (
@@ -58,10 +58,11 @@ def test_compiled_traces_equal_the_plain_references(name, scale):
         assert got == PROGRAMS[name].reference(size, *x), (name, size, x)
 
 
-def test_the_multiplication_answer_is_the_product_and_the_cot_has_3n2_tokens():
+def test_the_multiplication_answer_is_the_product_and_the_cot_has_3n2_plus_n_tokens():
     program = compile_program("multiplication", 10000)
     n = 14
     assert program.length == (2 * n + 3) + 3 * n * n + (n - 1) + 1 + 2 * n  # prompt, cells, "+", "=", answer
+    assert program.cot_length == 3 * n * n + n == 602  # what the docs say
     for a, b in [(0, 0), (9999, 9999), (4321, 8765), (1, 8192)]:
         answer = program.tokens(a, b)[program.answer_start :]
         assert int("".join(answer[::-1]), 2) == a * b
@@ -125,7 +126,7 @@ def test_a_step_without_a_clear_winner_and_a_gate_on_a_non_bit_are_errors():
 def test_certificates_reach_100_percent_through_generate(name):
     dataset = build_program_dataset(name, SMALL[name], train_size=0, validation_size=2, test_size=3)
     program = program_of(dataset)
-    report = certify(program, dataset["test"], build_program_tokenizer(program))
+    report = certify(program, dataset["test"])
     assert report["num_samples"] == 3 and report["exact_match"] == 1.0, report["examples"]
 
 
@@ -134,7 +135,7 @@ def test_the_certificate_of_the_paper_sized_multiplication_is_exact():
     program = program_of(dataset)
     model = certificate_model(program)
     assert model.config.context_length == program.length and model.config.hidden_size == len(program.vocabulary)
-    assert certify(program, dataset["test"], build_program_tokenizer(program))["exact_match"] == 1.0
+    assert certify(program, dataset["test"])["exact_match"] == 1.0
 
 
 def test_the_turing_machine_format_is_generic_in_the_table():
@@ -174,10 +175,12 @@ def test_data_is_deterministic_split_by_hash_and_prompts_are_checked():
             program_prompt("addition", 1000, *bad)
     with pytest.raises(ValueError, match="program='nope'"):
         compile_program("nope", 10)
-    with pytest.raises(ValueError, match="2\\*\\*63"):  # inputs are int64
+    with pytest.raises(ValueError, match="at most 63 bits"):  # inputs are int64
         compile_program("parity", 64)
-    card = render_dataset_card(first, {"exact_match": 1.0, "num_samples": 20})
-    assert "| chain of thought (length complexity) | 21 |" in card and "100.00% exact match" in card
+    card = render_dataset_card(first, {"exact_match": 1.0, "answer_exact_match": 1.0, "num_samples": 20})
+    assert "| chain of thought (length complexity) | 21 |" in card and "100.00% of 20 held-out examples" in card
+    assert f"| vocabulary | {len(program.vocabulary)} |" in card and "**Proof** (every step" in card
+    assert f"| {program.certificate_parameters:,} |" in card and "not run" in card  # no proof was passed
 
 
 def test_a_tiny_linear_run_learns_comparison_end_to_end_and_is_shared(tmp_path, hub_server):
@@ -249,9 +252,12 @@ def test_builder_cli_saves_certifies_and_pushes_to_the_local_hub(tmp_path, capsy
         repo_id,
     ]
     assert build_program.main(argv) == 0
-    assert "certificate: 100.00% exact match on 6" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "certificate: 100.00% of 6 test examples generated token for token" in out and "proved: every one" in out
     saved = load_from_disk(str(tmp_path / "tm"))
-    assert "100.00% exact match" in (tmp_path / "tm" / "README.md").read_text()
+    card_text = (tmp_path / "tm" / "README.md").read_text()
+    assert "100.00% of 6 held-out examples generated token for token" in card_text
+    assert "**Proof** (every step" in card_text and "proved: every one of the" in card_text
     pushed = load_dataset(repo_id)
     assert pushed["test"]["text"] == saved["test"]["text"]
     card = DatasetCard.load(repo_id, repo_type="dataset")
@@ -262,7 +268,7 @@ def test_builder_cli_saves_certifies_and_pushes_to_the_local_hub(tmp_path, capsy
 
 def test_wiring_of_the_certificate_is_its_reads_and_a_random_model_is_far_from_it():
     from hf_linear import LinearLMConfig, LinearLMForCausalLM
-    from hf_linear.data.programs.certificate import influence_map, wiring_agreement
+    from hf_linear.analysis.wiring import influence_map, wiring_agreement
 
     program = compile_program("multiplication", 16)
     certificate = certificate_model(program)
@@ -311,7 +317,8 @@ def test_a_users_own_program_compiles_certifies_and_trains_from_a_config(tmp_pat
     for a, b in [(5, 9), (63, 0), (17, 17), (40, 33)]:
         assert int("".join(program.tokens(a, b)[program.answer_start :][::-1]), 2) == max(a, b)
     dataset = build_program_dataset("my_programs:maximum", 64, train_size=0, validation_size=5, test_size=20, **trusted)
-    assert certify(program, dataset["test"], build_program_tokenizer(program))["exact_match"] == 1.0
+    assert certify(program, dataset["test"])["exact_match"] == 1.0
+    assert prove(program).proved  # every step, every input
     assert "the program `my_programs:maximum`" in render_dataset_card(dataset, **trusted)
     for bad, message in [
         ("my_programs:nothing", "cannot import"),

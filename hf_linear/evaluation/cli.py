@@ -49,6 +49,7 @@ def evaluate_checkpoint(args) -> dict:
         source = generated_source("arithmetic", args.arithmetic, "build_arithmetic_dataset")
     elif args.program:
         source = generated_source("program", args.program, "build_program_dataset", args.trust_program_code)
+        print(source.compiled.summary())  # the length complexity beside the width
     else:
         # an existing directory is a saved DatasetDict; anything else names a Hub dataset repo
         looks_local = Path(args.dataset).exists() or args.dataset.startswith((".", "/"))
@@ -60,6 +61,8 @@ def evaluate_checkpoint(args) -> dict:
     report = evaluate_held_out(model, tokenizer, split, args.batch_size, args.show, segments=args.segments)
     print(format_held_out(report))
     report.update(dataset=source.describe(), split=args.split, checkpoint=str(args.checkpoint))
+    if args.program:
+        report["program"] = source.compiled.describe()
     return report
 
 

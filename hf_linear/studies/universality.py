@@ -24,9 +24,9 @@ def run_wiring(run_dir: Path, program: str, size: int) -> dict | None:
         return json.loads(cache.read_text())
     if not (run_dir / "model.safetensors").is_file():
         return None
+    from hf_linear.analysis.wiring import wiring_agreement
     from hf_linear.checkpoints import load_model
     from hf_linear.data.programs import compile_program
-    from hf_linear.data.programs.certificate import wiring_agreement
 
     agreement = wiring_agreement(load_model(run_dir), compile_program(program, size))
     write_json_atomically(cache, agreement)
@@ -95,7 +95,8 @@ def plot_wiring(model, program, path: Path, input_ids=None) -> dict:
     import matplotlib.pyplot as plt
     import torch
 
-    from hf_linear.data.programs.certificate import certificate_model, heldout_ids, influence_map, wiring_agreement
+    from hf_linear.analysis.wiring import heldout_ids, influence_map, wiring_agreement
+    from hf_linear.data.programs.certificate import certificate_model
 
     input_ids = heldout_ids(program) if input_ids is None else input_ids
     maps = {

@@ -1,17 +1,40 @@
 """Programs compiled into Chain-of-Thought data that a linear next-token predictor can learn.
 
 * `compiler`    — `Step` (one CoT token = the argmax of a sum of per-(position, token) terms),
-                  `ProgramBuilder` (gates, full adders, tuples, lookups lowered into steps),
-                  `Program` (the fixed trace layout; `run` executes the steps on whole batches);
+                  `ProgramBuilder` (gates, full adders, tuples, lookups lowered into steps; the
+                  text format's reserved tokens refused), `Program` (the fixed trace layout; `run`
+                  executes the steps on whole batches of checked inputs; `describe` its length and
+                  width);
 * `library`     — the shipped programs (parity, addition, comparison, multiplication, Turing
-                  machines), each beside a plain-loop reference of its trace;
-* `certificate` — a LinearLM whose weights ARE the compiled steps: 100% by construction, checked
-                  through `generate`;
+                  machines), each beside a plain-loop reference of its trace; `turing_machine_program`
+                  compiles a machine of your own, checking that it halts and keeps to its tape;
+* `proof`       — `prove`: every step, on every combination of the values its reads can hold,
+                  in exact arithmetic (all inputs, any size);
+* `certificate` — a LinearLM whose weights ARE the compiled steps: `certify` checks its
+                  `generate`d traces token for token on held-out data;
 * `dataset`     — inputs and the hash split, `build_program_dataset`, `ProgramStream`, the
                   tokenizer, the card and the prompt helper.
 """
 
 from hf_linear.data.programs.compiler import Program, ProgramBuilder, Step
-from hf_linear.data.programs.library import MACHINES, PROGRAMS, TuringMachine, compile_program
+from hf_linear.data.programs.library import (
+    MACHINES,
+    PROGRAMS,
+    TuringMachine,
+    compile_program,
+    turing_machine_program,
+)
+from hf_linear.data.programs.proof import Proof, prove
 
-__all__ = ["MACHINES", "PROGRAMS", "Program", "ProgramBuilder", "Step", "TuringMachine", "compile_program"]
+__all__ = [
+    "MACHINES",
+    "PROGRAMS",
+    "Program",
+    "ProgramBuilder",
+    "Proof",
+    "Step",
+    "TuringMachine",
+    "compile_program",
+    "prove",
+    "turing_machine_program",
+]

@@ -4,13 +4,19 @@ With d = V, one-hot embeddings and the identity output layer, the masked map's b
 holds the step at position p's table for read position j (input token -> output token scores)
 and its bias the step's bias, so the logits at p-1 are the step's scores (times `SCALE`) and
 every token not among the step's outputs is pushed far down. Greedy `generate` from the prompt
-then writes the program's trace: 100% exact match is what the certificate must show (see
-`certify`), proving every step linear-realizable, catching format bugs, and giving trained
-models a ceiling and a reference wiring (`hf-linear inspect` draws its block norms).
+then writes the program's trace: `certify` checks it token for token against the data on held-out
+inputs (a sample; `proof.prove` checks every step on every input), catching format bugs too, and
+it gives trained models a ceiling and a reference wiring (`hf_linear.analysis.wiring`).
+
+Its width cost is T(T+1)/2 · V² parameters (`Program.certificate_parameters`): building one past
+`LARGE_CERTIFICATE` parameters warns with the numbers.
 """
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import torch
 
 from hf_linear.configuration_hf_linear import LinearLMConfig
@@ -19,12 +25,20 @@ from hf_linear.modeling_hf_linear import LinearLMForCausalLM
 
 SCALE = 8.0  # logit units per score unit: a margin of 1/2 becomes a logit gap of 4
 EXCLUDED = -1e4  # score of the tokens a step cannot write
+LARGE_CERTIFICATE = 100_000_000  # parameters (400 MB in float32): warn before building more
 
 
 def certificate_model(program: Program) -> LinearLMForCausalLM:
     """The LinearLM (window T = program.length, d = V) that computes `program`'s steps exactly."""
     ids = program.token_ids()
     V, T = len(ids), program.length
+    if program.certificate_parameters > LARGE_CERTIFICATE:
+        warnings.warn(
+            f"the certificate of {program.name} has {program.certificate_parameters:,} parameters "
+            f"(~{program.certificate_parameters * 4 / 2**30:.1f} GB in float32): T(T+1)/2 · V² with T = {T} "
+            f"tokens and a vocabulary of V = {V}",
+            stacklevel=2,
+        )
     config = LinearLMConfig(
         vocab_size=V,
         context_length=T,
@@ -51,68 +65,50 @@ def certificate_model(program: Program) -> LinearLMForCausalLM:
     return model.eval()
 
 
-def certify(program: Program, dataset, tokenizer, batch_size: int = 256) -> dict:
-    """Exact match of the certificate through `generate` on a held-out split of the program's
-    data (see `hf_linear.evaluation.exact_match`)."""
-    from hf_linear.evaluation.exact_match import exact_match_report
-
-    return exact_match_report(certificate_model(program), tokenizer, dataset, batch_size=batch_size)
-
-
-# ---------------------------------------------------------------------------------------------
-# Does training find the circuit's wiring?
-
-
 @torch.no_grad()
-def influence_map(model, program: Program, input_ids: torch.Tensor) -> torch.Tensor:
-    """(L, L) influence of input position j on the token written at position p, for a LinearLM
-    (trained or certificate), on real examples `input_ids` (N, >= L): the part of p's logits
-    that x_j contributes, E[x_j] @ W[p-1, j] @ W_outᵀ over the tokens p can write, centred over
-    those tokens (what all of them share cancels in the softmax), its spread over the examples
-    (a position whose token never varies adds only a bias), as a norm. Basis-free, and zero
-    for the prompt (nothing is written there) and for constant tokens."""
-    ids = program.token_ids()
-    mixing, L = model.model.mixing, program.length
-    d = mixing.hidden_size
-    embedded = model.model.embed_tokens(input_ids[:, :L]).float()  # (N, L, d)
-    out = model.lm_head.weight.float()
-    influence = torch.zeros(L, L)
-    for position, step in program.steps.items():
-        outputs = [ids[t] for t in step.outputs]
-        if len(outputs) < 2:
-            continue  # a constant token: no input can change it
-        row = mixing.row_weight(position - 1).float().view(position, d, d)
-        part = torch.einsum("njd,jde->nje", embedded[:, :position], row) @ out[outputs].T  # (N, j, outputs)
-        part = part - part.mean(2, keepdim=True)
-        influence[position, :position] = part.var(0, unbiased=False).sum(-1).sqrt()
-    return influence
+def certify(program: Program, dataset, batch_size: int = 256, num_examples: int = 3, model=None) -> dict:
+    """The certificate's greedy `generate` from each prompt of `dataset` (a split of the
+    program's data), compared token for token with the example's whole continuation: every CoT
+    token, the answer and [EOS]. `model`: another causal LM over the program's token ids (e.g. a
+    trained LinearLM) to check the same way; default: `certificate_model(program)`.
 
-
-def heldout_ids(program: Program, count: int = 256) -> torch.Tensor:
-    """Token ids of `count` validation examples of the program."""
-    from hf_linear.data.arithmetic.splits import VALIDATION
-    from hf_linear.data.programs.dataset import heldout_inputs
-
-    count = min(count, program.input_space_size // 16 or 1)
-    return torch.from_numpy(program.run(heldout_inputs(program, VALIDATION, count))).long()
-
-
-def wiring_agreement(model, program: Program, input_ids: torch.Tensor | None = None) -> dict:
-    """How much of each non-constant step's input influence (on held-out examples, by default
-    256 of the validation split) falls on the positions its compiled step reads (1.0 for the
-    certificate): the mean over steps, and the share of steps whose strongest input is one of
-    the compiled reads."""
-    influence = influence_map(model, program, heldout_ids(program) if input_ids is None else input_ids)
-    shares, top_hits = [], []
-    for position, step in program.steps.items():
-        total = float(influence[position].sum())
-        if len(step.outputs) < 2 or total == 0.0 or not step.reads:
-            continue
-        reads = list(step.reads)
-        shares.append(float(influence[position, reads].sum()) / total)
-        top_hits.append(int(influence[position].argmax()) in reads)
+    Returns exact_match (share of examples generated token for token), answer_exact_match
+    (share whose answer is right, whatever the CoT), num_samples, checked (what was compared)
+    and `examples`: the first `num_examples` wrong ones, with the first position that differs."""
+    model, P = certificate_model(program) if model is None else model.eval(), program.prompt_length
+    expected = np.asarray(dataset["input_ids"], dtype=np.int64).reshape(len(dataset), -1)  # (N, length + 1)
+    vocabulary = program.vocabulary
+    exact, answers, wrong = 0, 0, []
+    for start in range(0, len(expected), batch_size):
+        batch = torch.from_numpy(expected[start : start + batch_size])
+        generated = model.generate(
+            input_ids=batch[:, :P],
+            attention_mask=torch.ones_like(batch[:, :P]),
+            max_new_tokens=batch.shape[1] - P,
+            do_sample=False,
+            eos_token_id=model.config.eos_token_id,
+            pad_token_id=model.config.pad_token_id,
+        )
+        written = torch.full_like(batch, model.config.pad_token_id)  # generation may stop early
+        written[:, : generated.shape[1]] = generated[:, : batch.shape[1]]
+        same = written == batch  # (B, length + 1)
+        exact += int(same.all(1).sum())
+        answers += int(same[:, program.answer_start :].all(1).sum())
+        for row in (~same.all(1)).nonzero().flatten().tolist()[: num_examples - len(wrong)]:
+            position = int((~same[row]).nonzero()[0])
+            wrong.append(
+                {
+                    "prompt": " ".join(vocabulary[i] for i in batch[row, :P]),
+                    "position": position,
+                    "expected": vocabulary[int(batch[row, position])],
+                    "generated": vocabulary[int(written[row, position])],
+                }
+            )
+    count = len(expected)
     return {
-        "mean_share_on_compiled_reads": sum(shares) / max(1, len(shares)),
-        "steps_whose_top_input_is_a_compiled_read": sum(top_hits) / max(1, len(top_hits)),
-        "steps": len(shares),
+        "exact_match": exact / max(1, count),
+        "answer_exact_match": answers / max(1, count),
+        "num_samples": count,
+        "checked": "every token of the trace (CoT, answer, [EOS]) through generate",
+        "examples": wrong,
     }

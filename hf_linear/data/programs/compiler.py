@@ -29,6 +29,9 @@ weights. Integer gate weights decide with margin 1/2 (the threshold is moved by 
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -50,6 +53,8 @@ __all__ = [
     "UNK",
     "ZERO",
     "Constant",
+    "certificate_parameters",
+    "check_trace_fits",
     "NumberInput",
     "Program",
     "ProgramBuilder",
@@ -58,6 +63,12 @@ __all__ = [
 ]
 BITS = ("0", "1")
 MIN_MARGIN = 0.5  # every step's best token beats the runner-up by at least this much
+MAX_INPUT_BITS = 63  # inputs are drawn, stored and hashed as int64
+# what compiling costs per trace token (a Step, its tables, the layout): measured 0.7-1.2 KB on the
+# shipped gate programs, more for wide tables; a trace that would not fit in memory at this rate is
+# refused before it is built
+BYTES_PER_TOKEN = 4096
+RESERVED_COLUMNS = ("prompt", "text", "answer", "input_ids", "prompt_length")  # no input may take these names
 
 
 @dataclass(frozen=True)
@@ -100,11 +111,39 @@ class NumberInput:
     positions: tuple[int, ...]
     msb_first: bool = False
 
+    def check(self, value) -> int:
+        """One value of this input as an int; ValueError naming it unless it is an integer in range
+        (numpy integers are; bools, floats and strings are not)."""
+        integral = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+        if not integral or not 0 <= value < self.limit:
+            raise ValueError(f"{self.name}={value!r} must be an integer in [0, {self.limit})")
+        return int(value)
+
+    def check_column(self, values) -> np.ndarray:
+        """A 1-D array of this input's values as int64; ValueError naming the first bad value."""
+        array = np.asarray(values)
+        if array.ndim != 1:
+            raise ValueError(f"{self.name}: expected a 1-D array of integers, got shape {array.shape}")
+        if array.dtype.kind not in "iu":  # bools, floats, strings, Python ints beyond int64 (object)
+            return np.array([self.check(value) for value in array.tolist()], dtype=np.int64)
+        bad = (array < 0) | (array >= self.limit)
+        if bad.any():
+            self.check(array[bad][0].item())
+        return array.astype(np.int64)
+
     def digits(self, values: np.ndarray) -> np.ndarray:
         """(N,) integers -> (N, width) digits in prompt order."""
         powers = self.base ** np.arange(self.width, dtype=np.int64)
         digits = (np.asarray(values, dtype=np.int64)[:, None] // powers) % self.base
         return digits[:, ::-1] if self.msb_first else digits
+
+
+def certificate_parameters(length: int, vocabulary: int) -> int:
+    """Parameters of a program's certificate, a LinearLM with window T = length and d = V =
+    vocabulary: the masked map's T(T+1)/2 blocks of V x V and its (T, V) bias, the embedding,
+    the output layer and its bias. The width cost of a program: it grows with V squared."""
+    T, V = length, vocabulary
+    return T * (T + 1) // 2 * V * V + T * V + 2 * V * V + V
 
 
 @dataclass
@@ -119,6 +158,8 @@ class Program:
     prompt_length: int
     answer_start: int  # first answer position (after the last "=")
     values: list[tuple[str, ...]]  # the tokens each position can hold
+    # what compiling checked beyond the steps, in words (e.g. that a Turing machine halts)
+    checks: list[str] = field(default_factory=list)
     vocabulary: tuple[str, ...] = field(init=False)
 
     def __post_init__(self):
@@ -141,12 +182,46 @@ class Program:
     def input_space_size(self) -> int:
         return int(np.prod([number.limit for number in self.inputs], dtype=object))
 
+    @property
+    def certificate_parameters(self) -> int:
+        """Parameters of `certificate.certificate_model(self)` (see `certificate_parameters`)."""
+        return certificate_parameters(self.length, len(self.vocabulary))
+
     def token_ids(self) -> dict[str, int]:
         return {token: index for index, token in enumerate(self.vocabulary)}
 
+    def check_inputs(self, inputs: Sequence) -> list[np.ndarray]:
+        """One int64 column per NumberInput, all of one length; ValueError naming what is wrong
+        (the number of inputs, a value that is no integer or lies outside its range)."""
+        if isinstance(inputs, (str, bytes)) or not isinstance(inputs, Sequence) or len(inputs) != len(self.inputs):
+            count = len(inputs) if isinstance(inputs, Sequence) else type(inputs).__name__
+            raise ValueError(f"{self.name} takes {self._arity()}, got {count}")
+        try:
+            columns = [number.check_column(values) for number, values in zip(self.inputs, inputs)]
+        except ValueError as error:
+            raise ValueError(f"{self.name}: {error}") from None
+        if len({len(column) for column in columns}) > 1:
+            raise ValueError(f"{self.name}: the input columns differ in length ({[len(c) for c in columns]})")
+        return columns
+
+    def check_numbers(self, numbers: Sequence) -> tuple[int, ...]:
+        """The integers of one input, checked as `check_inputs` checks columns."""
+        if len(numbers) != len(self.inputs):
+            raise ValueError(f"{self.name} takes {self._arity()}, got {len(numbers)}")
+        try:
+            return tuple(number.check(x) for number, x in zip(self.inputs, numbers))
+        except ValueError as error:
+            raise ValueError(f"{self.name}: {error}") from None
+
+    def _arity(self) -> str:
+        names = ", ".join(f"{n.name} in [0, {n.limit})" for n in self.inputs)
+        return f"{len(self.inputs)} input(s) ({names})"
+
     def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
         """Token ids (N, length) of the traces of N inputs (one integer array per NumberInput),
-        computed by the steps themselves; ValueError if a step has no clear winner."""
+        computed by the steps themselves; ValueError for inputs outside the input space, or if a
+        step has no clear winner."""
+        inputs = self.check_inputs(inputs)
         ids = self.token_ids()
         count = len(inputs[0])
         trace = np.zeros((count, self.length), dtype=np.int32)
@@ -154,9 +229,6 @@ class Program:
             if token is not None:
                 trace[:, position] = ids[token]
         for number, values in zip(self.inputs, inputs):
-            values = np.asarray(values, dtype=np.int64)
-            if values.min(initial=0) < 0 or values.max(initial=0) >= number.limit:
-                raise ValueError(f"{self.name}: input {number.name} must lie in [0, {number.limit})")
             digit_ids = np.array([ids[str(digit)] for digit in range(number.base)], dtype=np.int32)
             trace[:, list(number.positions)] = digit_ids[number.digits(values)]
         V = len(self.vocabulary)
@@ -183,7 +255,8 @@ class Program:
 
     def tokens(self, *numbers: int) -> list[str]:
         """The trace of one input, as tokens."""
-        trace = self.run([np.array([x]) for x in numbers])[0]
+        numbers = self.check_numbers(numbers)
+        trace = self.run([np.array([x], dtype=np.int64) for x in numbers])[0]
         return [self.vocabulary[i] for i in trace]
 
     def describe_steps(self) -> dict[str, int]:
@@ -192,6 +265,28 @@ class Program:
         for step in self.steps.values():
             counts[step.kind] = counts.get(step.kind, 0) + 1
         return counts
+
+    def describe(self) -> dict:
+        """Length and width side by side: the CoT's length (the length complexity), the
+        vocabulary, and the certificate's parameters, which grow with both (T² V² / 2)."""
+        return {
+            "program": self.name,
+            "tokens": self.length,
+            "prompt_tokens": self.prompt_length,
+            "cot_tokens": self.cot_length,
+            "answer_tokens": self.length - self.answer_start,
+            "vocabulary": len(self.vocabulary),
+            "certificate_parameters": self.certificate_parameters,
+            "steps": self.describe_steps(),
+            "checks": list(self.checks),
+        }
+
+    def summary(self) -> str:
+        """`describe()` in one line."""
+        return (
+            f"{self.name}: CoT of {self.cot_length:,} tokens (the length complexity; {self.length:,} per example), "
+            f"vocabulary of {len(self.vocabulary):,}, certificate of {self.certificate_parameters:,} parameters"
+        )
 
 
 def dense_table(table: dict[tuple[str, str], float], ids: dict[str, int]) -> np.ndarray:
@@ -207,13 +302,52 @@ def _token_order(token: str):
     return (0, int(token), "") if token.isdigit() else (1, 0, token)
 
 
+def memory_bytes() -> int:
+    """Physical memory of this machine, or 0 where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_trace_fits(name: str, tokens: int) -> None:
+    """ValueError, with the estimate, if compiling a trace of `tokens` tokens would not fit in
+    this machine's memory (at `BYTES_PER_TOKEN`)."""
+    memory, needed = memory_bytes(), tokens * BYTES_PER_TOKEN
+    if memory and needed > memory:
+        raise ValueError(
+            f"{name}: its trace would have {_count(tokens)} tokens, ~{_size(needed)} to compile "
+            f"(~{BYTES_PER_TOKEN // 1024} KB a token), more than this machine's {_size(memory)} of memory"
+        )
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**7 else f"{float(n):.2g}"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("EB", 2**60), ("PB", 2**50), ("TB", 2**40), ("GB", 2**30), ("MB", 2**20)):
+        if n >= scale:
+            return f"{_count(round(n / scale)) if n / scale >= 10 else f'{n / scale:.1f}'} {unit}"
+    return f"{n:,} bytes"
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 class ProgramBuilder:
     """Writes a program token by token: prompt first (`number`, `token`), then after `begin_cot()`
     (which writes the prompt's closing "=") every call appends one step and returns its position.
     `begin_answer()` writes the "=" before the answer. A gate's inputs are positions of bit
-    tokens or the constants ZERO / ONE (folded into the threshold)."""
+    tokens or the constants ZERO / ONE (folded into the threshold).
+
+    Tokens are non-empty, hold no whitespace and are none of the reserved [BOS], [EOS], [PAD],
+    [UNK] and "=" (which only `begin_cot` and `begin_answer` write): the texts stay parseable."""
 
     def __init__(self, name: str):
+        if not isinstance(name, str) or not name or any(c.isspace() for c in name):
+            raise ValueError(f"program name {name!r} must be a non-empty string without whitespace")
         self.name = name
         self.layout: list[str | None] = [BOS]
         self.values: list[tuple[str, ...]] = [(BOS,)]
@@ -221,6 +355,7 @@ class ProgramBuilder:
         self.steps: dict[int, Step] = {}
         self.prompt_length: int | None = None
         self.answer_start: int | None = None
+        self._token_budget = memory_bytes() // BYTES_PER_TOKEN  # 0: unknown, unchecked
 
     # -- the prompt -------------------------------------------------------------------------
     def number(
@@ -228,11 +363,24 @@ class ProgramBuilder:
     ) -> list[int]:
         """An integer input in [0, limit); returns the positions of its digits, least significant first."""
         self._in_prompt("number")
-        if not 2 <= limit <= 2**63:  # inputs are drawn and hashed as int64
-            raise ValueError(f"{name}: limit={limit} must be between 2 and 2**63")
+        if not isinstance(name, str) or not name.isidentifier() or name in RESERVED_COLUMNS:
+            raise ValueError(
+                f"{self.name}: input name {name!r} must be an identifier and none of {', '.join(RESERVED_COLUMNS)}"
+            )
+        if name in (number.name for number in self.inputs):
+            raise ValueError(f"{self.name}: two inputs are named {name!r}")
+        if not _is_integer(base) or not 2 <= base <= 10:
+            raise ValueError(f"{self.name}: {name}: base={base!r} must be an integer in [2, 10] (one digit a token)")
+        if not _is_integer(limit) or limit < 2:
+            raise ValueError(f"{self.name}: {name}: limit={limit!r} must be an integer >= 2")
+        if limit > 2**MAX_INPUT_BITS:  # named in words: the limit itself may have hundreds of digits
+            raise ValueError(
+                f"{self.name}: {name}: inputs are 64-bit integers, at most {MAX_INPUT_BITS} bits "
+                f"(limit <= 2**{MAX_INPUT_BITS}); this limit needs {(limit - 1).bit_length()} bits"
+            )
         width = width or max(1, int(np.ceil(np.log(limit) / np.log(base) - 1e-9)))
         if base**width < limit:
-            raise ValueError(f"{name}: {width} digits in base {base} cannot hold {limit - 1}")
+            raise ValueError(f"{self.name}: {name}: {width} digits in base {base} cannot hold {limit - 1}")
         start = len(self.layout)
         positions = tuple(range(start, start + width))
         self.layout += [None] * width
@@ -242,44 +390,90 @@ class ProgramBuilder:
 
     def token(self, token: str) -> int:
         """A fixed token: part of the prompt before `begin_cot`, a constant step after it."""
+        self._check_token(token, "a fixed")
+        return self._fixed(token)
+
+    def _fixed(self, token: str) -> int:
         if self.prompt_length is None:
             self.layout.append(token)
             self.values.append((token,))
             return len(self.layout) - 1
-        return self.step((), (), {token: 0.0}, "separator")
+        return self._append((), (), {token: 0.0}, "separator")
 
     def begin_cot(self) -> None:
-        self.token(EQUALS)
+        if self.prompt_length is not None:
+            raise ValueError(f"{self.name}: begin_cot() is called once")
+        self._fixed(EQUALS)
         self.prompt_length = len(self.layout)
 
     def begin_answer(self) -> None:
-        self.token(EQUALS)
+        if self.prompt_length is None or self.answer_start is not None:
+            raise ValueError(f"{self.name}: begin_answer() is called once, after begin_cot()")
+        self._fixed(EQUALS)
         self.answer_start = len(self.values)
 
     def _in_prompt(self, what: str) -> None:
         if self.prompt_length is not None:
             raise ValueError(f"{self.name}: {what} inputs belong to the prompt, before begin_cot()")
 
+    def _check_token(self, token, what: str) -> None:
+        if not isinstance(token, str) or not token or any(c.isspace() for c in token):
+            raise ValueError(
+                f"{self.name}: {what} token {token!r} must be a non-empty string without whitespace "
+                "(texts are split into tokens at whitespace)"
+            )
+        if token in (*SPECIALS, EQUALS):
+            raise ValueError(
+                f"{self.name}: {what} token {token!r} is reserved by the text format ({', '.join(SPECIALS)}; "
+                '"=" is written by begin_cot() and begin_answer() only)'
+            )
+
     # -- steps --------------------------------------------------------------------------------
     def step(self, reads: Sequence[int], tables: Sequence[dict], bias: dict[str, float], kind: str) -> int:
         """Append a general linear step (see `Step`); returns its position."""
+        if not isinstance(bias, dict) or not bias:
+            raise ValueError(f"{self.name}: a step's bias lists the tokens it may write (got {bias!r})")
+        for token in bias:
+            self._check_token(token, "a step's")
+        reads, tables = tuple(reads), tuple(tables)
+        if len(reads) != len(tables):
+            raise ValueError(f"{self.name}: a step has {len(reads)} reads and {len(tables)} tables")
+        for table in tables:
+            for key, score in table.items():
+                if not isinstance(key, tuple) or len(key) != 2 or key[1] not in bias:
+                    raise ValueError(
+                        f"{self.name}: a {kind} step's table scores {key!r}, not a (read token, written token) "
+                        f"pair whose written token is one of the step's ({', '.join(bias)})"
+                    )
+                _check_score(self.name, kind, score)
+        for score in bias.values():
+            _check_score(self.name, kind, score)
+        return self._append(reads, tables, bias, kind)
+
+    def _append(self, reads: tuple[int, ...], tables: tuple[dict, ...], bias: dict[str, float], kind: str) -> int:
         if self.prompt_length is None:
             raise ValueError(f"{self.name}: steps come after begin_cot()")
         position = len(self.values)
+        if self._token_budget and position >= self._token_budget:
+            check_trace_fits(self.name, position + 1)
         for read in reads:
-            if not 0 <= read < position:
+            if not _is_integer(read) or not 0 <= read < position:
                 raise ValueError(
-                    f"{self.name}: a step at position {position} reads position {read}, not an earlier one"
+                    f"{self.name}: a step at position {position} reads position {read!r}, not an earlier one"
                 )
-        self.steps[position] = Step(tuple(reads), tuple(tables), dict(bias), kind)
+        self.steps[position] = Step(tuple(int(read) for read in reads), tuple(tables), dict(bias), kind)
         self.values.append(tuple(bias))
         return position
 
     def gate(self, terms: Iterable[tuple[int | Constant, int]], threshold: int, kind: str = "gate") -> int:
         """The bit [Σ w·x >= threshold] of bit positions x (or the constants ZERO / ONE) with integer
-        weights."""
+        weights and threshold (decided with margin 1/2; other weights could tie, see `prove`)."""
+        if not _is_integer(threshold):
+            raise ValueError(f"{self.name}: a {kind} gate's threshold {threshold!r} must be an integer")
         reads, tables = [], []
         for x, weight in terms:
+            if not _is_integer(weight):
+                raise ValueError(f"{self.name}: a {kind} gate's weight {weight!r} must be an integer")
             if isinstance(x, Constant):
                 threshold -= weight * x.value
                 continue
@@ -290,6 +484,8 @@ class ProgramBuilder:
         return self.step(reads, tables, {"0": 0.0, "1": 0.5 - threshold}, kind)
 
     def _check_bit(self, position: int) -> None:
+        if not _is_integer(position) or not 0 <= position < len(self.values):
+            raise ValueError(f"{self.name}: a gate reads {position!r}, not a position written before it")
         if not set(self.values[position]) <= set(BITS):
             raise ValueError(
                 f"{self.name}: a gate reads position {position}, which is not a bit ({self.values[position]})"
@@ -361,3 +557,8 @@ class ProgramBuilder:
         return Program(
             self.name, self.layout, tuple(self.inputs), self.steps, self.prompt_length, self.answer_start, self.values
         )
+
+
+def _check_score(name: str, kind: str, score) -> None:
+    if isinstance(score, bool) or not isinstance(score, numbers.Real) or not math.isfinite(score):
+        raise ValueError(f"{name}: a {kind} step's score {score!r} must be a finite number")

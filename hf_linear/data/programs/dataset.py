@@ -31,6 +31,7 @@ from hf_linear.data.arithmetic.tokenizer import word_level_tokenizer
 from hf_linear.data.io import build_record, push_dataset, save_dataset
 from hf_linear.data.programs.compiler import EOS, Program
 from hf_linear.data.programs.library import compile_program, describe_program
+from hf_linear.data.programs.proof import Proof
 from hf_linear.paper import CITATION
 
 FORMAT_VERSION = 1  # bump when a program's trace or the split changes; part of the fingerprint
@@ -129,16 +130,9 @@ def program_prompt(
     program: str | Program, size: int | None = None, *numbers: int, trust_program_code: bool = False
 ) -> str:
     """The prompt text of one input, e.g. program_prompt("multiplication", 10000, 4321, 8765);
-    refuses inputs outside the program's input space."""
+    refuses inputs outside the program's input space (`Program.check_numbers`)."""
     if isinstance(program, str):
         program = compile_program(program, size, trust_program_code=trust_program_code)
-    if len(numbers) != len(program.inputs):
-        raise ValueError(
-            f"{program.name} takes {len(program.inputs)} input(s) ({', '.join(n.name for n in program.inputs)})"
-        )
-    for number, x in zip(program.inputs, numbers):
-        if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < number.limit:
-            raise ValueError(f"{program.name}: {number.name}={x!r} must be an integer in [0, {number.limit})")
     return " ".join(program.tokens(*numbers)[: program.prompt_length])
 
 
@@ -264,19 +258,29 @@ def render_dataset_card(
     certificate: dict | None = None,
     hub_metadata: dict | None = None,
     trust_program_code: bool = False,
+    proof: Proof | None = None,
 ) -> str:
     """README.md of a program dataset: the program, its CoT length (the measured length
-    complexity), the steps it is made of, an example, and the certificate's result."""
+    complexity) beside its width (vocabulary, certificate parameters), the steps it is made of,
+    an example, and what was checked: the proof (every step, every input) and the certificate
+    (a sample of held-out traces through `generate`), each stated as done or not run."""
     arguments = build_record(dataset_dict, _DESCRIPTION_PREFIX, "build_program_dataset")
     program = program_of(dataset_dict, trust_program_code)
     steps = ", ".join(f"{kind} {count}" for kind, count in program.describe_steps().items())
     rows = "\n".join(f"| {name} | {len(split):,} |" for name, split in dataset_dict.items())
+    proved = "not run" if proof is None else proof.describe()
     certified = (
         "not run"
         if certificate is None
-        else f"{100 * certificate['exact_match']:.2f}% exact match through `generate` on "
-        f"{certificate['num_samples']} held-out examples"
+        else f"{100 * certificate['exact_match']:.2f}% of {certificate['num_samples']} held-out examples generated "
+        f"token for token (CoT, answer and [EOS]) through `generate`"
+        + (
+            f"; answers right on {100 * certificate['answer_exact_match']:.2f}%"
+            if "answer_exact_match" in certificate
+            else ""
+        )
     )
+    checks = "".join(f"\nChecked when compiled: {check}." for check in program.checks)
     example = dataset_dict["validation"][0]["text"] if len(dataset_dict["validation"]) else ""
     metadata = {
         "license": LICENSE,
@@ -302,10 +306,15 @@ Universal Learners", ICML 2024). Built by hf-linear's program compiler
 | chain of thought (length complexity) | {program.cot_length} |
 | answer | {program.length - program.answer_start} |
 | vocabulary | {len(program.vocabulary)} |
+| certificate parameters (T(T+1)/2 · V², the width cost) | {program.certificate_parameters:,} |
 
-Steps: {steps}.
+Steps: {steps}.{checks}
 
-**Certificate** (a LinearLM whose weights are the compiled steps, no training): {certified}.
+**Proof** (every step, on every combination of the values its reads can hold, in exact
+arithmetic: all inputs): {proved}.
+
+**Certificate** (a LinearLM whose weights are the compiled steps, no training; a sample of
+inputs): {certified}.
 
 | split | examples |
 | --- | --- |
@@ -328,9 +337,10 @@ def save_program_dataset(
     overwrite: bool = False,
     certificate: dict | None = None,
     trust_program_code: bool = False,
+    proof: Proof | None = None,
 ) -> Path:
     program = program_of(dataset_dict, trust_program_code)
-    card = render_dataset_card(dataset_dict, certificate, trust_program_code=trust_program_code)
+    card = render_dataset_card(dataset_dict, certificate, trust_program_code=trust_program_code, proof=proof)
     return save_dataset(dataset_dict, build_program_tokenizer(program), card, out, overwrite)
 
 
@@ -341,12 +351,13 @@ def push_program_dataset_to_hub(
     private: bool = False,
     certificate: dict | None = None,
     trust_program_code: bool = False,
+    proof: Proof | None = None,
 ) -> str:
     program = program_of(dataset_dict, trust_program_code)
     return push_dataset(
         dataset_dict,
         build_program_tokenizer(program),
-        lambda metadata: render_dataset_card(dataset_dict, certificate, metadata, trust_program_code),
+        lambda metadata: render_dataset_card(dataset_dict, certificate, metadata, trust_program_code, proof),
         repo_id,
         token,
         private,

@@ -5,9 +5,11 @@ reference of the same trace, which the tests compare token for token.
     addition        binary, LSB first: a full adder per column (carry, then sum)
     comparison      binary, LSB first: g_i = [a > b on bits 0..i] = [2a_i - 2b_i + g_{i-1} >= 1]
     multiplication  binary, LSB first: shift-and-add, a full adder per (row, column) with its
-                    partial-product bit AND(a_i, b_k) written first: 3n² + 2n CoT tokens
+                    partial-product bit AND(a_i, b_k) written first: 3n² + n CoT tokens (3n² steps,
+                    n - 1 "+" between the rows, the "=" before the answer)
     turing_machine  any one-tape machine given by its transition table; the CoT is its sequence
-                    of configurations, every cell of the next one a linear step of three cells
+                    of configurations, every cell of the next one a linear step of three cells;
+                    compiling checks that the machine halts and keeps to its tape
 
 Multiplication is binary, not decimal: every step of binary long multiplication is a threshold
 of bits already written (the digit product and carry of decimal digits are not, and would need
@@ -20,14 +22,20 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from hf_linear.data.programs.compiler import (
     BOS,
     EQUALS,
+    MAX_INPUT_BITS,
     STEP_JOINER,
     ZERO,
     Program,
     ProgramBuilder,
+    check_trace_fits,
 )
+
+EXHAUSTIVE_INPUTS = 2**16  # a machine is run on every input up to this many, on a sample of as many beyond
 
 # ---------------------------------------------------------------------------------------------
 # Parity, addition, comparison, multiplication
@@ -38,8 +46,17 @@ def bits_needed(limit: int) -> int:
     return max(1, (limit - 1).bit_length())
 
 
+def check_bits(name: str, bits: int, trace_tokens: int) -> None:
+    """A program of `bits`-bit inputs: its trace must fit in memory (`trace_tokens`, estimated
+    before anything is built) and its inputs in 64-bit integers."""
+    check_trace_fits(name, trace_tokens)
+    if bits > MAX_INPUT_BITS:
+        raise ValueError(f"{name}: inputs are 64-bit integers: at most {MAX_INPUT_BITS} bits, not {bits}")
+
+
 def parity(bits: int) -> Program:
     """Parity of `bits` bits: AND(p, x_t), then p XOR x_t = [p + x_t - 2·AND >= 1], per bit."""
+    check_bits(f"parity-{bits}", bits, 3 * bits + 3)
     program = ProgramBuilder(f"parity-{bits}")
     x = program.number("x", 2**bits, width=bits, msb_first=True)[::-1]  # prompt order
     program.begin_cot()
@@ -56,6 +73,11 @@ def two_operands(name: str, limit: int, operator: str) -> tuple[ProgramBuilder, 
     """The prompt "[BOS] a operator b =" of two n-bit numbers below `limit` (LSB first): the
     builder, the positions of a's and b's bits, and n."""
     n = bits_needed(limit)
+    if n > MAX_INPUT_BITS:  # said in words: the limit itself may have hundreds of digits
+        raise ValueError(
+            f"{name}: operands are 64-bit integers: at most {MAX_INPUT_BITS} bits (size <= 2**{MAX_INPUT_BITS}), "
+            f"not {n} bits"
+        )
     program = ProgramBuilder(f"{name}-{limit}")
     a = program.number("a", limit, width=n)
     program.token(operator)
@@ -91,7 +113,8 @@ def comparison(limit: int) -> Program:
 def multiplication(limit: int) -> Program:
     """a·b for a, b in [0, limit), binary shift-and-add. Row k adds a·b_k << k to the running
     sum s: per column i, p = AND(a_i, b_k), then the full adder of (s_{k+i}, p, carry). The carry
-    out of a row is bit k+n of the new sum. Rows are joined by "+", the 2n product bits follow."""
+    out of a row is bit k+n of the new sum. Rows are joined by "+", the 2n product bits follow:
+    a CoT of 3n² + n tokens for n-bit operands (602 for n = 14)."""
     program, a, b, n = two_operands("multiplication", limit, "x")
     running = [ZERO] * (2 * n)  # the bits of the running sum: constants until written
     for k in range(n):
@@ -161,7 +184,9 @@ def multiplication_reference(limit: int, a: int, b: int) -> list[str]:
 class TuringMachine:
     """A one-tape machine: transitions[(state, symbol)] = (new state, written symbol, move L/R/S).
     The input (binary, LSB first) starts at cell 0 with the head there in `start`; `halt` stays
-    put forever. The tape has `bits + extra_cells` cells, and `steps(bits)` bounds the run."""
+    put forever. The tape has `bits + extra_cells` cells, and `steps(bits)` bounds the run: the
+    machine must halt within it and never leave the tape (checked when it is compiled). A pair
+    (state, symbol) the machine never meets needs no transition."""
 
     name: str
     start: str
@@ -174,6 +199,12 @@ class TuringMachine:
     states: tuple[str, ...] = field(init=False)
 
     def __post_init__(self):
+        if not {"0", "1", self.blank} <= set(self.symbols):
+            raise ValueError(
+                f"{self.name}: symbols {self.symbols} must hold the bits 0, 1 and the blank {self.blank!r}"
+            )
+        if any(":" in x for x in (*self.symbols, self.start, self.halt)):
+            raise ValueError(f"{self.name}: states and symbols may not hold ':' (a head token is state:symbol)")
         states = dict.fromkeys([self.start])
         for (state, _), (new_state, _, _) in self.transitions.items():
             states.update(dict.fromkeys([state, new_state]))
@@ -182,6 +213,8 @@ class TuringMachine:
         for (state, symbol), (new_state, written, move) in self.transitions.items():
             if symbol not in self.symbols or written not in self.symbols or move not in ("L", "R", "S"):
                 raise ValueError(f"{self.name}: bad transition ({state}, {symbol}) -> ({new_state}, {written}, {move})")
+            if ":" in state or ":" in new_state:
+                raise ValueError(f"{self.name}: states may not hold ':' (a head token is state:symbol)")
 
     def delta(self, state: str, symbol: str) -> tuple[str, str, str]:
         if state == self.halt:
@@ -193,19 +226,40 @@ class TuringMachine:
     def width(self, bits: int) -> int:
         return bits + self.extra_cells
 
+    def run_length(self, bits: int) -> int:
+        steps = self.steps(bits)
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ValueError(f"{self.name}: steps({bits}) = {steps!r} must be an integer >= 0")
+        return int(steps)
+
 
 def head(state: str, symbol: str) -> str:
     """The token of the cell under the head: state and symbol in one token."""
     return f"{state}:{symbol}"
 
 
+# The scores of a cell step (see `turing_machine_program`): each reachable case wins by 1, and so
+# does every combination no run reaches (two heads near one cell), so that `prove` holds.
+KEEP, HEAD_ON, TRANSITION, FROM_LEFT, FROM_RIGHT = 2.0, 1.0, 6.0, 2.0, 3.0
+
+
 def turing_machine_program(machine: TuringMachine, bits: int) -> Program:
     """Configuration 0 from the input, then `machine.steps(bits)` configurations joined by "+",
-    each cell a linear step reading cells i-1, i, i+1 of the configuration before (scores: a
-    symbol keeps itself 2, a head on it 1; a head leaving cell i writes its symbol 3; a head
-    arriving from a neighbour 2 for its new state; so the right token wins by at least 1)."""
-    width = machine.width(bits)
-    program = ProgramBuilder(f"tm-{machine.name}-{bits}")
+    each cell a linear step reading cells i-1, i, i+1 of the configuration before. Scores: a
+    symbol keeps itself 2 and a head on it 1; a head on cell i writes its transition's result 6;
+    a head arriving from the left 2 (from the right 3) for each token of its new state; so the
+    right token wins by at least 1, and no combination of three cells ties.
+
+    ValueError unless the machine halts within `steps(bits)` steps and never leaves its tape:
+    checked on every input up to 2**16 of them, on a fixed sample of 2**16 beyond (see
+    `check_machine`; the compiled program's `checks` say which)."""
+    name = f"tm-{machine.name}-{bits}"
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits < 1:
+        raise ValueError(f"{name}: bits={bits!r} must be an integer >= 1")
+    steps, width = machine.run_length(bits), machine.width(bits)
+    check_bits(name, bits, bits + 2 + width * (steps + 1) + steps + 1 + width)
+    checked = check_machine(machine, bits)
+    program = ProgramBuilder(name)
     x = program.number("x", 2**bits, width=bits)
     program.begin_cot()
     heads = {state: {symbol: head(state, symbol) for symbol in machine.symbols} for state in machine.states}
@@ -213,50 +267,114 @@ def turing_machine_program(machine: TuringMachine, bits: int) -> Program:
     cells += [program.copy(x[i]) for i in range(1, bits)]
     cells += [program.token(machine.blank) for _ in range(bits, width)]
     outputs = dict.fromkeys([*machine.symbols, *(h for state in heads.values() for h in state.values())], 0.0)
-    for _ in range(machine.steps(bits)):
+    cell_table = _cell_table(machine, heads)
+    arrivals = {move: _arrival_table(machine, heads, move) for move in ("R", "L")}
+    for _ in range(steps):
         program.token(STEP_JOINER)
         previous, cells = cells, []
         for i in range(width):
-            reads, tables = [previous[i]], [_cell_table(machine, heads)]
+            reads, tables = [previous[i]], [cell_table]
             for neighbour, arriving in ((i - 1, "R"), (i + 1, "L")):
                 if 0 <= neighbour < width:
                     reads.append(previous[neighbour])
-                    tables.append(_arrival_table(machine, heads, arriving))
+                    tables.append(arrivals[arriving])
             cells.append(program.step(reads, tables, outputs, "tm-cell"))
     program.begin_answer()
+    read_table = {**{s: s for s in machine.symbols}, **{h: s for state in heads.values() for s, h in state.items()}}
     for cell in cells:
-        program.lookup(
-            cell,
-            {**{s: s for s in machine.symbols}, **{h: s for state in heads.values() for s, h in state.items()}},
-            "tm-read",
-        )
-    return program.build()
+        program.lookup(cell, read_table, "tm-read")
+    compiled = program.build()
+    compiled.checks.append(checked)
+    return compiled
+
+
+def _transition(machine: TuringMachine, state: str, symbol: str) -> tuple[str, str, str]:
+    """The step tables' transition: a pair the machine never meets (`check_machine` makes sure)
+    stays put, so that its tables still decide every combination."""
+    if state != machine.halt and (state, symbol) not in machine.transitions:
+        return state, symbol, "S"
+    return machine.delta(state, symbol)
 
 
 def _cell_table(machine: TuringMachine, heads: dict) -> dict[tuple[str, str], float]:
     """What cell i of the configuration before says about cell i now."""
     table = {}
     for symbol in machine.symbols:
-        table[(symbol, symbol)] = 2.0
+        table[(symbol, symbol)] = KEEP
         for state in machine.states:
-            table[(symbol, heads[state][symbol])] = 1.0
+            table[(symbol, heads[state][symbol])] = HEAD_ON
     for state in machine.states:
         for symbol in machine.symbols:
-            new_state, written, move = machine.delta(state, symbol)
-            table[(heads[state][symbol], heads[new_state][written] if move == "S" else written)] = 3.0
+            new_state, written, move = _transition(machine, state, symbol)
+            table[(heads[state][symbol], heads[new_state][written] if move == "S" else written)] = TRANSITION
     return table
 
 
 def _arrival_table(machine: TuringMachine, heads: dict, arriving: str) -> dict[tuple[str, str], float]:
     """What a neighbouring head moving onto cell i (`arriving` = its move) says about cell i."""
-    table = {}
+    table, score = {}, FROM_LEFT if arriving == "R" else FROM_RIGHT
     for state in machine.states:
         for symbol in machine.symbols:
-            new_state, _, move = machine.delta(state, symbol)
+            new_state, _, move = _transition(machine, state, symbol)
             if move == arriving:
                 for other in machine.symbols:
-                    table[(heads[state][symbol], heads[new_state][other])] = 2.0
+                    table[(heads[state][symbol], heads[new_state][other])] = score
     return table
+
+
+def check_machine(machine: TuringMachine, bits: int) -> str:
+    """Run the machine on every `bits`-bit input (up to EXHAUSTIVE_INPUTS of them; beyond, on a
+    fixed sample of as many, 0 and 2**bits - 1 among them), all at once; ValueError naming an
+    input on which it meets a pair without a transition, leaves its tape, or has not halted after
+    `steps(bits)` steps. Returns what was checked, in words."""
+    steps, width = machine.run_length(bits), machine.width(bits)
+    space = 2**bits
+    if space <= EXHAUSTIVE_INPUTS:
+        x, checked = np.arange(space, dtype=np.uint64), f"every one of the {space:,} inputs"
+    else:
+        rng = np.random.default_rng(0)
+        x = np.concatenate(
+            [np.array([0, space - 1], dtype=np.uint64), rng.integers(0, space, EXHAUSTIVE_INPUTS - 2, dtype=np.uint64)]
+        )
+        checked = f"{EXHAUSTIVE_INPUTS:,} inputs of the 2**{bits} (a fixed sample: 0, 2**{bits} - 1 and random ones)"
+    symbols, states = {s: i for i, s in enumerate(machine.symbols)}, {q: i for i, q in enumerate(machine.states)}
+    defined = np.zeros((len(states), len(symbols)), dtype=bool)
+    new_state, written, move = (np.zeros((len(states), len(symbols)), dtype=np.int64) for _ in range(3))
+    for q, i in states.items():
+        for s, j in symbols.items():
+            if q == machine.halt or (q, s) in machine.transitions:
+                target, write, direction = machine.delta(q, s)
+                defined[i, j] = True
+                new_state[i, j], written[i, j] = states[target], symbols[write]
+                move[i, j] = {"L": -1, "R": 1, "S": 0}[direction]
+    tape = np.full((len(x), width), symbols[machine.blank], dtype=np.int64)
+    tape[:, :bits] = ((x[:, None] >> np.arange(bits, dtype=np.uint64)) & np.uint64(1)).astype(np.int64)
+    tape[:, :bits] = np.where(tape[:, :bits] == 1, symbols["1"], symbols["0"])
+    state = np.full(len(x), states[machine.start], dtype=np.int64)
+    position, rows = np.zeros(len(x), dtype=np.int64), np.arange(len(x))
+    for step in range(steps):
+        symbol = tape[rows, position]
+        missing = ~defined[state, symbol]
+        if missing.any():
+            i = int(np.argmax(missing))
+            raise ValueError(
+                f"{machine.name}: no transition from ({machine.states[state[i]]}, {machine.symbols[symbol[i]]}), "
+                f"met at step {step + 1} on input {int(x[i])} ({bits} bits)"
+            )
+        tape[rows, position] = written[state, symbol]
+        position, state = position + move[state, symbol], new_state[state, symbol]
+        outside = (position < 0) | (position >= width)
+        if outside.any():
+            raise ValueError(
+                f"{machine.name}: the head leaves the {width}-cell tape at step {step + 1} on input "
+                f"{int(x[np.argmax(outside)])} ({bits} bits)"
+            )
+    running = state != states[machine.halt]
+    if running.any():
+        raise ValueError(
+            f"{machine.name}: not halted after steps({bits}) = {steps} steps on input {int(x[np.argmax(running)])}"
+        )
+    return f"the machine halts within {steps} steps and keeps to its {width}-cell tape on {checked}"
 
 
 def turing_machine_reference(machine: TuringMachine, bits: int, x: int) -> list[str]:
