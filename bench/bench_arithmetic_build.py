@@ -18,10 +18,12 @@ import random
 import tempfile
 import time
 
+import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
+
+# isort: split
 import datasets
 import torch
 
-import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 from hf_linear.data.arithmetic import (
     build_arithmetic_dataset,
     build_arithmetic_tokenizer,

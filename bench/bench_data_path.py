@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 
+import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
+
+# isort: split
 import torch
 from bench_models import fmt, measure  # beside this file (run as python bench/...)
 from torch.utils.data import DataLoader, RandomSampler
 
-import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 from hf_linear.data.collator import CausalLMCollator, training_columns
 from hf_linear.data.sources import data_source
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 
+import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
+
+# isort: split
 import torch
 import torch.nn.functional as F
 from bench_models import fmt, measure  # beside this file (run as python bench/...)
-
-import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 
 CALLS_PER_SAMPLE = 50  # one timed sample: this many products (a single one lasts ~1 ms)
 

@@ -49,11 +49,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
+
+# isort: split
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM
 from hf_linear.masked_mixing import MaskedPositionMixing, num_masked_map_blocks
 from hf_linear.runtime import (

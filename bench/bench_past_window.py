@@ -16,10 +16,12 @@ import json
 import math
 from pathlib import Path
 
+import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
+
+# isort: split
 import torch
 import torch.nn.functional as F
 
-import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 from hf_linear.checkpoints import load_model, load_tokenizer
 from hf_linear.data.tinystories import load_stories
 from hf_linear.evaluation.lm_report import text_statistics

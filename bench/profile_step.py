@@ -31,12 +31,14 @@ import statistics
 import tempfile
 import time
 
+import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
+
+# isort: split
 import torch
 import yaml
 from torch.profiler import ProfilerActivity, profile
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-import hf_linear  # noqa: F401  first: sets the OpenMP wait policy before torch loads (hf_linear/omp_policy.py)
 from hf_linear import MLPLMConfig, MLPLMForCausalLM
 from hf_linear.data.collator import CausalLMCollator
 from hf_linear.resources import packaged_config

@@ -24,12 +24,12 @@ SUBCOMMANDS = {
         "convert a state dict of the authors' LinearModel (emalach/LinearLM)",
     ),
     "study": (
-        "hf_linear.studies.study",
+        "hf_linear.studies.study_cli",
         "run a study: a grid of training runs from configs/studies/*.yaml (resumable)",
     ),
     "report": ("hf_linear.studies.report", "write a study's REPORT.md with learning-curve and length-complexity plots"),
     "tune": (
-        "hf_linear.studies.tune",
+        "hf_linear.studies.tune.cli",
         "search a training recipe (Optuna or Ray Tune via Trainer.hyperparameter_search)",
     ),
     "reproduce": (

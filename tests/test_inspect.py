@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 import yaml
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hf_linear import LinearLMConfig, LinearLMForCausalLM, MLPLMConfig, MLPLMForCausalLM
 from hf_linear.analysis.block_norms import block_norms, inspect_checkpoint, main
@@ -94,8 +95,14 @@ def test_inspect_cli_on_an_arithmetic_checkpoint(arithmetic_checkpoint, tmp_path
 
 def test_inspect_completes_a_given_prompt(arithmetic_checkpoint, tmp_path):
     summary = inspect_checkpoint(arithmetic_checkpoint, tmp_path / "p.png", example="[BOS] 1 2 x 3 4 =", quiet=True)
-    tokens = summary["example"].split()
-    assert tokens[:7] == ["[BOS]", "1", "2", "x", "3", "4", "="] and len(tokens) > 7  # completed by greedy generation
+    # the reference: greedy completion written as a plain loop over the model's own logits
+    model = AutoModelForCausalLM.from_pretrained(arithmetic_checkpoint).eval()
+    tokenizer = AutoTokenizer.from_pretrained(arithmetic_checkpoint)
+    ids = tokenizer("[BOS] 1 2 x 3 4 =", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        while len(ids) < model.config.context_length and ids[-1] != tokenizer.eos_token_id:
+            ids.append(int(model(torch.tensor([ids])).logits[0, -1].argmax()))
+    assert len(ids) > 7 and summary["example"].split() == tokenizer.convert_ids_to_tokens(ids)
 
 
 def test_inspect_refuses_a_model_without_a_masked_map(tmp_path):

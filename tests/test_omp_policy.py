@@ -52,9 +52,31 @@ def test_a_policy_the_user_set_is_kept():
     assert policy_in_force(command, OMP_WAIT_POLICY="ACTIVE") == "ACTIVE"
 
 
-def test_every_subcommand_imports_the_package_first():
-    # Python runs hf_linear/__init__.py (which chooses the policy) before any module under it
-    assert all(module.startswith("hf_linear.") for module, _ in SUBCOMMANDS.values())
+WATCH_TORCH = """
+import importlib, os, sys
+
+class WatchTorch:  # records the policy in the environment when torch is first imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and "policy" not in seen:
+            seen["policy"] = os.environ.get("OMP_WAIT_POLICY")
+
+seen = {}
+sys.meta_path.insert(0, WatchTorch())
+importlib.import_module(sys.argv[1])
+print(seen.get("policy", "torch not imported"))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_every_subcommand_chooses_the_policy_before_torch_loads(name):
+    environment = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    module = SUBCOMMANDS[name][0]
+    result = subprocess.run(
+        [sys.executable, "-c", WATCH_TORCH, module], env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] in ("PASSIVE", "imported"), f"{module}: torch loaded with {result.stdout}"
 
 
 def test_no_claim_once_torch_is_loaded(monkeypatch):

@@ -17,7 +17,8 @@ from transformers import TrainerCallback
 from hf_linear.studies.study import Study, run_study
 
 ray = pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install -e '.[engines]'")
-from hf_linear.studies.ray_engine import RayEngine  # noqa: E402
+from hf_linear.studies.engines.ray_cluster import RayResources  # noqa: E402
+from hf_linear.studies.engines.ray_runs import RayEngine  # noqa: E402
 
 SPEC = tiny_study(name="tiny-ray", runs=[])  # the two grid runs: LinearLM and MLPLM
 KILLED_RUN = "type-mlp_lm"
@@ -69,7 +70,11 @@ def test_ray_gives_the_sequential_results_and_survives_a_killed_worker(tmp_path,
     marker = tmp_path / "killed"
     kill_once = lambda run: KillWorkerOnce(marker) if run.name == KILLED_RUN else TrainerCallback()  # noqa: E731
     on_ray = run_study(
-        Study.load(path), tmp_path / "ray", callbacks=[kill_once], write_report=False, engine=RayEngine(cpus_per_run=1)
+        Study.load(path),
+        tmp_path / "ray",
+        callbacks=[kill_once],
+        write_report=False,
+        engine=RayEngine(RayResources(cpus=1)),
     )
     assert on_ray == {"type-linear_lm": "done", KILLED_RUN: "done"}
     assert marker.read_text() != str(os.getpid())  # a worker died, not this process
@@ -88,13 +93,13 @@ def test_a_run_bigger_than_the_cluster_is_an_error(tmp_path, local_ray):
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
     with pytest.raises(ValueError, match="wants 64 CPU"):
-        run_study(Study.load(path), tmp_path / "out", write_report=False, engine=RayEngine(cpus_per_run=64))
+        run_study(Study.load(path), tmp_path / "out", write_report=False, engine=RayEngine(RayResources(cpus=64)))
 
 
 def test_a_tiny_search_on_ray_tune_tries_its_start_with_recipe(tmp_path, local_ray):
     """`hf-linear tune --engine ray`: Ray Tune trials through Trainer.hyperparameter_search; the
     search file's start_with recipe is among them (points_to_evaluate), and a best config is written."""
-    from hf_linear.studies.tune import main as tune_main
+    from hf_linear.studies.tune.cli import main as tune_main
 
     search = tiny_search(trials=2, pruner="none")
     path = tmp_path / "search.yaml"

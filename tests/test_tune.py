@@ -9,7 +9,8 @@ import pytest
 import yaml
 from helpers import tiny_search
 
-from hf_linear.studies.tune import Search, best_of, main
+from hf_linear.studies.tune import Search, best_of
+from hf_linear.studies.tune.cli import main
 from hf_linear.training.config import load_config
 
 pytest.importorskip("optuna", reason="hf-linear tune needs optuna: pip install -e '.[engines]'")

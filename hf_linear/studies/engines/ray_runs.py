@@ -25,6 +25,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from hf_linear.studies.engines.ray_cluster import RayResources, ray_session
 from hf_linear.studies.study import Run, Study, is_finished, record_result, train_unless_finished
 
 
@@ -40,35 +41,19 @@ def train_in_worker(study: Study, study_dir: Path, run: Run, config, callbacks) 
 
 @dataclass
 class RayEngine:
-    address: str | None = None  # a cluster to join; None: a local instance (or the one already started)
-    cpus_per_run: float = 1
-    gpus_per_run: float = 0
+    resources: RayResources = RayResources()  # the cluster, and what each run declares
     max_retries: int = 3  # restarts of a run whose worker died
 
     def __call__(self, study: Study, study_dir: Path, jobs: list[tuple[Run, object]], callbacks) -> dict:
-        import ray
-
-        started = not ray.is_initialized()
-        if started:
-            # a local instance: no dashboard (seconds of start-up and a web server nobody asked for)
-            ray.init(address=self.address) if self.address else ray.init(include_dashboard=False)
-        try:
-            self.check_resources(ray)
+        with ray_session(self.resources) as ray:
             return self.run(ray, study, study_dir, jobs, callbacks)
-        finally:
-            if started:
-                ray.shutdown()
-
-    def check_resources(self, ray) -> None:
-        # Ray would wait forever for a run that fits on no node
-        available = ray.cluster_resources()
-        for name, wanted in (("CPU", self.cpus_per_run), ("GPU", self.gpus_per_run)):
-            if wanted and available.get(name, 0) < wanted:
-                raise ValueError(f"a run wants {wanted:g} {name}(s), the Ray cluster has {available.get(name, 0):g}")
 
     def run(self, ray, study: Study, study_dir: Path, jobs, callbacks) -> dict:
         task = ray.remote(train_in_worker).options(
-            num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=self.max_retries, retry_exceptions=False
+            num_cpus=self.resources.cpus,
+            num_gpus=self.resources.gpus,
+            max_retries=self.max_retries,
+            retry_exceptions=False,
         )
         outcome, pending = {}, {}
         for run, config in jobs:
