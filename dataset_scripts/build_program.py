@@ -2,17 +2,20 @@
 
     python dataset_scripts/build_program.py --program multiplication --size 10000 --train-size 100000 \\
         --out data/program-mul10000 [--validation-size N --test-size N --seed S --overwrite \\
-        --push-to-hub REPO --private --certify N --no-prove]
+        --push-to-hub REPO --private --certify N --no-prove --optimize]
 
 Writes a `DatasetDict` with `save_to_disk` into --out, with the program's tokenizer and a
 README.md dataset card that states the CoT length, the vocabulary and the certificate's size, and
 what was checked: the proof (every step on every combination of its reads' values, exact: all
 inputs; an unproved program is an error; --no-prove skips it) and the certificate (a LinearLM
 whose weights are the compiled steps, run through `generate` on N test examples and compared
-token for token; default 200, 0 skips it). With --push-to-hub also pushes it to a Hub dataset repo.
+token for token; default 200, 0 skips it). --optimize writes the optimised program's CoT (steps
+fused into composite tokens wherever one linear step still writes them: a shorter CoT, the same
+prompts and answers). With --push-to-hub also pushes it to a Hub dataset repo.
 
 As a library call (what a training config's `dataset.program:` section maps to):
-`build_program_dataset(program=..., size=..., train_size=..., validation_size=..., test_size=..., seed=...)`.
+`build_program_dataset(program=..., size=..., train_size=..., validation_size=..., test_size=..., seed=...,
+optimize=...)`.
 """
 
 from __future__ import annotations
@@ -60,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run the certificate on N test examples and state its result in the card (0: skip)",
     )
     parser.add_argument(
+        "--optimize",
+        action="store_true",
+        help="fuse steps into composite tokens wherever one linear step still writes them (a shorter CoT)",
+    )
+    parser.add_argument(
         "--prove",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -83,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             args.validation_size,
             args.test_size,
             args.seed,
+            args.optimize,
             trust_program_code=args.trust_program_code,
         )
         program, certificate, proof = program_of(dataset_dict, args.trust_program_code), None, None

@@ -134,7 +134,7 @@ def test_the_certificate_of_the_paper_sized_multiplication_is_exact():
     dataset = build_program_dataset("multiplication", 10000, train_size=0, validation_size=1, test_size=16)
     program = program_of(dataset)
     model = certificate_model(program)
-    assert model.config.context_length == program.length and model.config.hidden_size == len(program.vocabulary)
+    assert model.config.context_length == program.length + 1 and model.config.hidden_size == len(program.vocabulary)
     assert certify(program, dataset["test"])["exact_match"] == 1.0
 
 

@@ -10,6 +10,8 @@
                   compiles a machine of your own, checking that it halts and keeps to its tape;
 * `proof`       — `prove`: every step, on every combination of the values its reads can hold,
                   in exact arithmetic (all inputs, any size);
+* `fusion`      — `optimize`: a shorter CoT, steps fused into composite tokens wherever one linear
+                  step (found by LP, verified exactly) still writes them; `unfuse` decodes back;
 * `certificate` — a LinearLM whose weights ARE the compiled steps: `certify` checks its
                   `generate`d traces token for token on held-out data;
 * `dataset`     — inputs and the hash split, `build_program_dataset`, `ProgramStream`, the
@@ -17,6 +19,7 @@
 """
 
 from hf_linear.data.programs.compiler import Program, ProgramBuilder, Step
+from hf_linear.data.programs.fusion import optimize, unfuse
 from hf_linear.data.programs.library import (
     MACHINES,
     PROGRAMS,
@@ -35,6 +38,8 @@ __all__ = [
     "Step",
     "TuringMachine",
     "compile_program",
+    "optimize",
     "prove",
     "turing_machine_program",
+    "unfuse",
 ]

@@ -29,9 +29,10 @@ LARGE_CERTIFICATE = 100_000_000  # parameters (400 MB in float32): warn before b
 
 
 def certificate_model(program: Program) -> LinearLMForCausalLM:
-    """The LinearLM (window T = program.length, d = V) that computes `program`'s steps exactly."""
+    """The LinearLM (d = V) that computes `program`'s steps exactly; its window T = program.length
+    + 1 holds a whole example with its [EOS], as a trained model's does."""
     ids = program.token_ids()
-    V, T = len(ids), program.length
+    V, T = len(ids), program.length + 1
     if program.certificate_parameters > LARGE_CERTIFICATE:
         warnings.warn(
             f"the certificate of {program.name} has {program.certificate_parameters:,} parameters "
@@ -61,7 +62,7 @@ def certificate_model(program: Program) -> LinearLMForCausalLM:
                 mixing.weight[row * (row + 1) // 2 + read] += SCALE * torch.from_numpy(dense_table(table, ids))
             for token, score in step.bias.items():
                 mixing.bias[row, ids[token]] = SCALE * score
-        mixing.bias[T - 1, ids[EOS]] = 0.0  # after the answer's last token: [EOS]
+        mixing.bias[program.length - 1, ids[EOS]] = 0.0  # after the answer's last token: [EOS]
     return model.eval()
 
 

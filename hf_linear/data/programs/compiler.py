@@ -139,7 +139,7 @@ class NumberInput:
 
 
 def certificate_parameters(length: int, vocabulary: int) -> int:
-    """Parameters of a program's certificate, a LinearLM with window T = length and d = V =
+    """Parameters of a program's certificate, a LinearLM with window T = length (with [EOS]) and d = V =
     vocabulary: the masked map's T(T+1)/2 blocks of V x V and its (T, V) bias, the embedding,
     the output layer and its bias. The width cost of a program: it grows with V squared."""
     T, V = length, vocabulary
@@ -160,6 +160,9 @@ class Program:
     values: list[tuple[str, ...]]  # the tokens each position can hold
     # what compiling checked beyond the steps, in words (e.g. that a Turing machine halts)
     checks: list[str] = field(default_factory=list)
+    # an optimised program: how its tokens decode into the program it was optimised from
+    # (`fusion.Fusion`); None for a program as compiled
+    fusion: object | None = None
     vocabulary: tuple[str, ...] = field(init=False)
 
     def __post_init__(self):
@@ -185,7 +188,7 @@ class Program:
     @property
     def certificate_parameters(self) -> int:
         """Parameters of `certificate.certificate_model(self)` (see `certificate_parameters`)."""
-        return certificate_parameters(self.length, len(self.vocabulary))
+        return certificate_parameters(self.length + 1, len(self.vocabulary))  # its window holds [EOS] too
 
     def token_ids(self) -> dict[str, int]:
         return {token: index for index, token in enumerate(self.vocabulary)}
@@ -223,35 +226,42 @@ class Program:
         step has no clear winner."""
         inputs = self.check_inputs(inputs)
         ids = self.token_ids()
-        count = len(inputs[0])
-        trace = np.zeros((count, self.length), dtype=np.int32)
+        trace = np.zeros((len(inputs[0]), self.length), dtype=np.int32)
         for position, token in enumerate(self.layout):
             if token is not None:
                 trace[:, position] = ids[token]
         for number, values in zip(self.inputs, inputs):
             digit_ids = np.array([ids[str(digit)] for digit in range(number.base)], dtype=np.int32)
             trace[:, list(number.positions)] = digit_ids[number.digits(values)]
-        V = len(self.vocabulary)
         for position in range(self.prompt_length, self.length):
-            step = self.steps[position]
-            scores = np.zeros((count, V), dtype=np.float32)
-            allowed = [ids[token] for token in step.outputs]
-            scores[:, allowed] = [step.bias[token] for token in step.outputs]
-            for read, table in zip(step.reads, step.tables):
-                scores += dense_table(table, ids)[trace[:, read]]
-            scores_allowed = scores[:, allowed]
-            order = np.argsort(-scores_allowed, axis=1, kind="stable")
-            best = scores_allowed[np.arange(count), order[:, 0]]
-            if len(allowed) > 1:
-                runner_up = scores_allowed[np.arange(count), order[:, 1]]
-                if (best - runner_up < MIN_MARGIN - 1e-6).any():
-                    row = int(np.argmax(best - runner_up < MIN_MARGIN - 1e-6))
-                    raise ValueError(
-                        f"{self.name}: the {step.kind} step at position {position} has no clear winner "
-                        f"for input {[int(x[row]) for x in inputs]} (a program bug)"
-                    )
-            trace[:, position] = np.asarray(allowed, dtype=np.int32)[order[:, 0]]
+            unclear = self.write(position, trace)
+            if unclear is not None:
+                raise ValueError(
+                    f"{self.name}: the {self.steps[position].kind} step at position {position} has no clear winner "
+                    f"for input {[int(x[unclear]) for x in inputs]} (a program bug)"
+                )
         return trace
+
+    def write(self, position: int, trace: np.ndarray) -> int | None:
+        """Write the token at `position` of every row of `trace` (N, length) by its step, from the
+        tokens before it; the first row where the step has no clear winner, or None."""
+        step, ids = self.steps[position], self.token_ids()
+        count = len(trace)
+        scores = np.zeros((count, len(ids)), dtype=np.float32)
+        allowed = [ids[token] for token in step.outputs]
+        scores[:, allowed] = [step.bias[token] for token in step.outputs]
+        for read, table in zip(step.reads, step.tables):
+            scores += dense_table(table, ids)[trace[:, read]]
+        scores_allowed = scores[:, allowed]
+        order = np.argsort(-scores_allowed, axis=1, kind="stable")
+        trace[:, position] = np.asarray(allowed, dtype=np.int32)[order[:, 0]]
+        if len(allowed) > 1:
+            best = scores_allowed[np.arange(count), order[:, 0]]
+            runner_up = scores_allowed[np.arange(count), order[:, 1]]
+            unclear = best - runner_up < MIN_MARGIN - 1e-6
+            if unclear.any():
+                return int(np.argmax(unclear))
+        return None
 
     def tokens(self, *numbers: int) -> list[str]:
         """The trace of one input, as tokens."""
@@ -279,14 +289,31 @@ class Program:
             "certificate_parameters": self.certificate_parameters,
             "steps": self.describe_steps(),
             "checks": list(self.checks),
+            **({"optimized_from": _length_and_width(self.fusion.original)} if self.fusion is not None else {}),
         }
 
     def summary(self) -> str:
         """`describe()` in one line."""
-        return (
+        summary = (
             f"{self.name}: CoT of {self.cot_length:,} tokens (the length complexity; {self.length:,} per example), "
             f"vocabulary of {len(self.vocabulary):,}, certificate of {self.certificate_parameters:,} parameters"
         )
+        if self.fusion is not None:
+            original = self.fusion.original
+            summary += (
+                f" (optimised from {original.cot_length:,} tokens, vocabulary {len(original.vocabulary):,}, "
+                f"{original.certificate_parameters:,} parameters)"
+            )
+        return summary
+
+
+def _length_and_width(program: Program) -> dict:
+    return {
+        "program": program.name,
+        "cot_tokens": program.cot_length,
+        "vocabulary": len(program.vocabulary),
+        "certificate_parameters": program.certificate_parameters,
+    }
 
 
 def dense_table(table: dict[tuple[str, str], float], ids: dict[str, int]) -> np.ndarray:

@@ -46,7 +46,9 @@ _U64 = np.uint64
 
 
 def _salt(program: Program) -> np.uint64:
-    return _U64(int.from_bytes(hashlib.sha256(program.name.encode()).digest()[:8], "little"))
+    # an optimised program splits its inputs as the program it was optimised from: same held-out inputs
+    name = (program.fusion.original if program.fusion is not None else program).name
+    return _U64(int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little"))
 
 
 def split_codes(program: Program, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -178,6 +180,7 @@ def build_program_dataset(
     validation_size: int = 1000,
     test_size: int = 1000,
     seed: int = 0,
+    optimize: bool = False,
     *,
     trust_program_code: bool = False,
 ) -> DatasetDict:
@@ -189,9 +192,11 @@ def build_program_dataset(
         train_size: training examples, drawn with replacement from the train inputs.
         validation_size, test_size: distinct held-out inputs each (fixed, seed-independent).
         seed: seed of the training draw; same arguments -> same bytes and fingerprints.
+        optimize: the optimised program's CoT (fused steps, `fusion.optimize`): the same prompts,
+            answers and held-out inputs, a shorter CoT.
         trust_program_code: import a "module:function" program (see `compile_program`).
     """
-    compiled = compile_program(program, size, trust_program_code=trust_program_code)
+    compiled = compile_program(program, size, trust_program_code=trust_program_code, optimize=optimize)
     sizes = {name: check_count(f"{name}_size", n) for name, n in zip(SPLITS, (train_size, validation_size, test_size))}
     check_count("seed", seed)
     arguments = {
@@ -201,6 +206,7 @@ def build_program_dataset(
         "validation_size": validation_size,
         "test_size": test_size,
         "seed": seed,
+        **({"optimize": True} if optimize else {}),  # unoptimised records (and fingerprints) as before
     }
     inputs = {
         "train": train_inputs(compiled, sizes["train"], seed),
@@ -227,7 +233,12 @@ def program_of(dataset: Dataset | DatasetDict, trust_program_code: bool = False)
     """The compiled program a built (or loaded) program dataset holds. Its name is read from the
     dataset's files, so a "module:function" program is imported only when trusted."""
     arguments = build_record(dataset, _DESCRIPTION_PREFIX, "build_program_dataset")
-    return compile_program(arguments["program"], arguments["size"], trust_program_code=trust_program_code)
+    return compile_program(
+        arguments["program"],
+        arguments["size"],
+        trust_program_code=trust_program_code,
+        optimize=arguments.get("optimize", False),
+    )
 
 
 class ProgramStream(SeededStream):
@@ -235,10 +246,17 @@ class ProgramStream(SeededStream):
     train inputs; each (seed, epoch, rank, worker) its own random stream (as `ArithmeticStream`)."""
 
     def __init__(
-        self, program: str, size: int, seed: int = 0, rank: int | None = None, *, trust_program_code: bool = False
+        self,
+        program: str,
+        size: int,
+        seed: int = 0,
+        rank: int | None = None,
+        *,
+        trust_program_code: bool = False,
+        optimize: bool = False,
     ):
         super().__init__(seed, rank)
-        self.program = compile_program(program, size, trust_program_code=trust_program_code)
+        self.program = compile_program(program, size, trust_program_code=trust_program_code, optimize=optimize)
 
     def __iter__(self) -> Iterator[dict]:
         rng = np.random.default_rng(np.random.SeedSequence([_ONLINE_STREAM, *self.stream_key()]))
@@ -281,6 +299,13 @@ def render_dataset_card(
         )
     )
     checks = "".join(f"\nChecked when compiled: {check}." for check in program.checks)
+    optimized = (
+        ""
+        if program.fusion is None
+        else f", optimised (`optimize=True`: steps fused into composite tokens; CoT "
+        f"{program.fusion.original.cot_length} -> {program.cot_length} tokens, vocabulary "
+        f"{len(program.fusion.original.vocabulary)} -> {len(program.vocabulary)})"
+    )
     example = dataset_dict["validation"][0]["text"] if len(dataset_dict["validation"]) else ""
     metadata = {
         "license": LICENSE,
@@ -293,11 +318,11 @@ def render_dataset_card(
 ---
 # {program.name}: a compiled Chain of Thought
 
-{describe_program(arguments["program"])}; inputs: {", ".join(f"`{n.name}` in [0, {n.limit})" for n in program.inputs)}.
+{describe_program(arguments["program"])}{optimized}; inputs: {", ".join(f"`{n.name}` in [0, {n.limit})" for n in program.inputs)}.
 Every CoT token is the argmax of a sum of one term per (earlier position, token): a step a
 *linear* next-token predictor can write (Malach, "Auto-Regressive Next-Token Predictors are
 Universal Learners", ICML 2024). Built by hf-linear's program compiler
-(`build_program_dataset(program={arguments["program"]!r}, size={arguments["size"]})`).
+(`build_program_dataset(program={arguments["program"]!r}, size={arguments["size"]}{", optimize=True" if program.fusion else ""})`).
 
 | | tokens |
 | --- | --- |

@@ -34,6 +34,7 @@ from hf_linear.data.programs.compiler import (
     ProgramBuilder,
     check_trace_fits,
 )
+from hf_linear.data.programs.fusion import optimize as optimize_program
 
 EXHAUSTIVE_INPUTS = 2**16  # a machine is run on every input up to this many, on a sample of as many beyond
 
@@ -475,14 +476,24 @@ PROGRAMS: dict[str, ProgramFamily] = {
 }
 
 
-def compile_program(name: str | Callable[[int], Program], size: int, *, trust_program_code: bool = False) -> Program:
+def compile_program(
+    name: str | Callable[[int], Program], size: int, *, trust_program_code: bool = False, optimize: bool = False
+) -> Program:
     """The compiled program `name` for inputs of `size`; ValueError naming what is wrong.
 
     `name` is a key of PROGRAMS, a function of `size` that returns `ProgramBuilder(...).build()`
     (your own program, passed as code), or "module:function" naming such a function. A name is
     often read from a file (a checkpoint's training_config.yaml, a dataset's build record), so
     "module:function" is imported only with `trust_program_code=True` (`--trust-program-code`
-    on the command line), as transformers' `trust_remote_code`: importing a module runs its code."""
+    on the command line), as transformers' `trust_remote_code`: importing a module runs its code.
+    `optimize=True`: its CoT shortened by fusing steps (`fusion.optimize`; needs scipy)."""
+    if not isinstance(optimize, bool):
+        raise ValueError(f"optimize={optimize!r} must be true or false")
+    program = _compiled(name, size, trust_program_code)
+    return optimize_program(program) if optimize else program
+
+
+def _compiled(name, size: int, trust_program_code: bool) -> Program:
     if isinstance(size, bool) or not isinstance(size, int) or size < 2:
         raise ValueError(f"size={size!r} must be an integer >= 2")
     if callable(name):
