@@ -204,7 +204,7 @@ class ProgramSource(DataSource):
     """A compiled program's CoT data built now by `build_program_dataset` (hf_linear.data.programs)."""
 
     key = "program"
-    HELDOUT_ARGUMENTS = ("program", "size", "validation_size", "test_size")
+    HELDOUT_ARGUMENTS = ("program", "size", "validation_size", "test_size", "optimize")
 
     def accepted_keys(self) -> set[str]:
         return set(inspect.signature(build_program_dataset).parameters) - {"trust_program_code"}
@@ -218,6 +218,7 @@ class ProgramSource(DataSource):
             name=self.arguments["program"],
             size=self.arguments["size"],
             trust_program_code=self.trust_program_code,
+            optimize=self.arguments.get("optimize", False),
         )
 
     def load(self):

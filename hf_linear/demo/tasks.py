@@ -124,8 +124,8 @@ class ProgramTask(Task):
     program: Program
 
     @classmethod
-    def create(cls, name: str, size: int, trust_program_code: bool = False) -> ProgramTask:
-        return cls(compile_program(name, size, trust_program_code=trust_program_code))
+    def create(cls, name: str, size: int, trust_program_code: bool = False, optimize: bool = False) -> ProgramTask:
+        return cls(compile_program(name, size, trust_program_code=trust_program_code, optimize=optimize))
 
     @property
     def fields(self) -> tuple[Field, ...]:
@@ -217,7 +217,9 @@ def program_task(arguments: dict, trust_program_code: bool = False) -> ProgramTa
     """`{"program": ..., "size": ...}` (the keys of a `program:` dataset section; others ignored)."""
     if not isinstance(arguments, dict) or not {"program", "size"} <= set(arguments):
         raise ValueError(f"program task {arguments!r} needs the keys program and size")
-    return ProgramTask.create(arguments["program"], arguments["size"], trust_program_code)
+    return ProgramTask.create(
+        arguments["program"], arguments["size"], trust_program_code, arguments.get("optimize", False)
+    )
 
 
 def arithmetic_task(arguments: dict) -> ArithmeticTask:
