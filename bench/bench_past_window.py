@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from hf_linear.checkpoints import load_model, load_tokenizer
 from hf_linear.data.tinystories import load_stories
 from hf_linear.evaluation.lm_report import text_statistics
+from hf_linear.paper import STORY_PROMPT
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,7 +107,7 @@ def main() -> None:
     print(f"past the window (k = T) / inside it (rows T/2-1..T-2), same targets: {by_context[T] / inside:.3f}")
 
     torch.manual_seed(0)
-    prompt = tokenizer("Once upon a", return_tensors="pt")
+    prompt = tokenizer(STORY_PROMPT, return_tensors="pt")
     out = model.generate(
         **prompt,
         do_sample=True,

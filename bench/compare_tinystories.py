@@ -18,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from hf_linear.paper import STORY_PROMPT, STORY_TEMPERATURE
 from hf_linear.run_files import EVAL_RESULTS, TRAINER_STATE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +106,7 @@ def format_table(rows: dict[str, dict]) -> str:
     first = next(iter(rows.values()))
     lines.append(
         f"\nGeneration: {first['num_generations']} samples in one batch. One sample each "
-        '(prompt "Once upon a", temperature 0.5):'
+        f'(prompt "{STORY_PROMPT}", temperature {STORY_TEMPERATURE}):'
     )
     for name, r in rows.items():
         lines.append(f"\n**{name}**\n```\n{r['examples'][0].strip()}\n```")

@@ -27,6 +27,8 @@ from hf_linear.demo.render import (
     tokens_html,
     verdict_html,
 )
+from hf_linear.paper import STORY_PROMPT
+from hf_linear.run_files import TRAINING_CONFIG
 
 ANSWER_SLACK = 4  # tokens generated past the reference's length: enough to see a model that does not stop
 INPUT_BOXES = 4  # input boxes built once (Gradio components are fixed); each task shows as many as it has
@@ -125,7 +127,7 @@ class DemoApp:
         if task is None:
             yield self._failed(
                 "this checkpoint was trained on neither arithmetic nor a program (no such task "
-                "in its training_config.yaml): use the Text tab"
+                f"in its {TRAINING_CONFIG}): use the Text tab"
             )
             return
         try:
@@ -229,7 +231,7 @@ def build_demo(models: list[DemoModel]) -> gr.Blocks:
                 arithmetic_tokens = gr.HTML(elem_id="hfl-cot")
                 verdict = gr.HTML(elem_id="hfl-verdict")
             with gr.Tab("Text"):
-                prompt = gr.Textbox(label="Prompt", value="Once upon a", elem_id="hfl-prompt")
+                prompt = gr.Textbox(label="Prompt", value=STORY_PROMPT, elem_id="hfl-prompt")
                 with gr.Row():
                     temperature = gr.Slider(0.0, 2.0, value=0.5, step=0.05, label="Temperature (0: greedy)")
                     top_k = gr.Slider(0, 200, value=40, step=1, label="Top-k (0: off)")

@@ -22,6 +22,8 @@ import importlib.util
 import json
 import sys
 
+from hf_linear.run_files import TRAINING_CONFIG
+
 DEFAULT_HOST = "127.0.0.1"
 
 
@@ -38,18 +40,18 @@ def parse_arguments(argv: list[str] | None) -> tuple[argparse.ArgumentParser, ar
     parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
     parser.add_argument(
         "--arithmetic",
-        help="JSON task for the checkpoints without a training_config.yaml, e.g. "
+        help=f"JSON task for the checkpoints without a {TRAINING_CONFIG}, e.g. "
         '\'{"task": "multiplication", "digits": [4, 4], "cot": "lsb"}\'',
     )
     parser.add_argument(
         "--program",
-        help="JSON compiled program for the checkpoints without a training_config.yaml, "
+        help=f"JSON compiled program for the checkpoints without a {TRAINING_CONFIG}, "
         'e.g. \'{"program": "multiplication", "size": 10000}\'',
     )
     parser.add_argument(
         "--trust-program-code",
         action="store_true",
-        help="import a module:function program named by --program or a checkpoint's training_config.yaml "
+        help=f"import a module:function program named by --program or a checkpoint's {TRAINING_CONFIG} "
         "(importing runs its code; default: shipped programs only)",
     )
     return parser, parser.parse_args(argv)

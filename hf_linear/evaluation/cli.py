@@ -24,9 +24,13 @@ import json
 import sys
 from pathlib import Path
 
+import pyarrow.compute as pc
+
+from hf_linear.analysis.segments import WINDOW_KEYS
 from hf_linear.atomic import write_json_atomically
 from hf_linear.checkpoints import load_model, load_tokenizer
-from hf_linear.data.sources import data_source
+from hf_linear.data.sources import GENERATED_SOURCES, data_source, longest_sequence
+from hf_linear.evaluation.exact_match import has_prompts
 from hf_linear.evaluation.held_out import evaluate_held_out, format_held_out, held_out_split
 from hf_linear.output_dirs import check_output_file
 from hf_linear.run_files import EVAL_RESULTS
@@ -58,12 +62,42 @@ def evaluate_checkpoint(args) -> dict:
     split = split.select(range(min(args.num_samples, len(split))))
 
     model, tokenizer = load_model(args.checkpoint), load_tokenizer(args.checkpoint)
+    check_data_fits(model, tokenizer, source, split, args.allow_sliding)
     report = evaluate_held_out(model, tokenizer, split, args.batch_size, args.show, segments=args.segments)
     print(format_held_out(report))
     report.update(dataset=source.describe(), split=args.split, checkpoint=str(args.checkpoint))
     if args.program:
         report["program"] = source.compiled.describe()
     return report
+
+
+def check_data_fits(model, tokenizer, source, split, allow_sliding: bool = False) -> None:
+    """Data of another task than the checkpoint learned is an error, not a quiet 0%: generated data
+    (`--arithmetic`, `--program`) must give its tokens the checkpoint tokenizer's ids, every id
+    must be in the model's vocabulary, and examples read whole (prompts and answers) must fit the
+    model's window unless `allow_sliding` (a 3x3 task on a 2x2 checkpoint is longer)."""
+    if source.key in GENERATED_SOURCES:
+        vocabulary = tokenizer.get_vocab()
+        for token, token_id in source.tokenizer().get_vocab().items():
+            if vocabulary.get(token) != token_id:
+                raise ValueError(
+                    f"the checkpoint's tokenizer and the data's disagree on token {token!r} (id "
+                    f"{vocabulary.get(token)} vs {token_id}): the checkpoint was trained on other data"
+                )
+    ids = pc.list_flatten(split.data.column("input_ids"))
+    largest = pc.max(ids).as_py()
+    if largest is not None and largest >= model.config.vocab_size:
+        raise ValueError(
+            f"the data holds token id {largest}, beyond the model's vocabulary of {model.config.vocab_size}"
+        )
+    window = next((getattr(model.config, key) for key in WINDOW_KEYS if getattr(model.config, key, None)), None)
+    longest = longest_sequence(split)
+    if has_prompts(split) and window is not None and longest > window and not allow_sliding:
+        raise ValueError(
+            f"the data's examples are {longest} tokens long, longer than the checkpoint's window of {window}: "
+            f"a task of another size than it was trained on ({source.describe()})? --allow-sliding evaluates "
+            "them with the window sliding over them"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="let --program name a module:function program to import (your own code)",
     )
+    parser.add_argument(
+        "--allow-sliding",
+        action="store_true",
+        help="evaluate examples longer than the model's window (it slides, as dataset.allow_sliding in training)",
+    )
     parser.add_argument("--split", default="test")
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=256)
@@ -94,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also the teacher-forced accuracy of each CoT segment (where the chain breaks)",
     )
-    parser.add_argument("--output", help="JSON report path (default: CHECKPOINT/eval_results.json)")
+    parser.add_argument("--output", help=f"JSON report path (default: CHECKPOINT/{EVAL_RESULTS})")
     args = parser.parse_args(argv)
     if args.num_samples < 1 or args.batch_size < 1:
         parser.error("--num-samples and --batch-size must be >= 1")

@@ -16,7 +16,7 @@ from huggingface_hub import EvalResult, ModelCardData
 
 from hf_linear.hub.verification import EVAL_REPORT_FILE
 from hf_linear.model_types import MODEL_TYPES
-from hf_linear.paper import ARXIV_ID, ARXIV_URL, CITATION
+from hf_linear.paper import ARXIV_ID, ARXIV_URL, CITATION, STORY_PROMPT
 from hf_linear.resources import card_template
 
 DATASET_KEYS = ("dataset", "dataset_name", "dataset_id", "hub_dataset", "hub", "source")
@@ -157,7 +157,7 @@ def usage_text(repo_id: str, has_tokenizer: bool) -> str:
                 "",
                 load,
                 f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")',
-                'inputs = tokenizer("Once upon a", return_tensors="pt")',
+                f'inputs = tokenizer("{STORY_PROMPT}", return_tensors="pt")',
                 "print(tokenizer.decode(model.generate(**inputs, max_new_tokens=40)[0]))",
             ]
         )

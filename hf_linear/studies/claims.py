@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from hf_linear.model_types import LINEAR_LM, MLP_LM
+from hf_linear.paper import MULTIPLICATION_A100_HOURS, TINYSTORIES_A100_HOURS
 from hf_linear.paper import MULTIPLICATION_EXACT_MATCH as PAPER_EXACT_MATCH
 from hf_linear.paper import MULTIPLICATION_SEQUENCE_TOKENS as PAPER_SEQUENCE_TOKENS
 from hf_linear.paper import MULTIPLICATION_TRAINING_TOKENS as PAPER_TRAINING_TOKENS
@@ -102,7 +103,7 @@ def paper_format_claims(paper: dict) -> list[Row]:
     rows = [
         (
             f"The paper's 4×4 result: MLP-775M, {100 * PAPER_EXACT_MATCH:.1f}% exact with its {PAPER_SEQUENCE_TOKENS}-token "
-            f"CoT after {format_tokens(PAPER_TRAINING_TOKENS)} training tokens (~17 A100-hours)",
+            f"CoT after {format_tokens(PAPER_TRAINING_TOKENS)} training tokens (~{MULTIPLICATION_A100_HOURS} A100-hours)",
             f"{verdict}: an MLPLM of {paper['parameters'] / 1e6:.1f}M parameters, {minutes(paper)}, "
             f"{format_tokens(paper['tokens'])} tokens ({paper['tokens'] / PAPER_TRAINING_TOKENS:.2%} of the paper's): "
             f"{held_out(paper)} exact, {percent(paper['final'].get('per_digit_accuracy'))} of answer digits",
@@ -271,7 +272,7 @@ def claims_tinystories(records: dict[str, dict]) -> list[Row]:
         return []
     return [
         (
-            "TinyStories at CPU scale, equal wall-clock (the paper's §4.1 trains a 162M LinearLM for 5.5 A100-hours "
+            f"TinyStories at CPU scale, equal wall-clock (the paper's §4.1 trains a 162M LinearLM for {TINYSTORIES_A100_HOURS} A100-hours "
             "and grades samples with GPT-4, not possible offline)",
             "validation perplexity "
             + ", ".join(

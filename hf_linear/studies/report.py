@@ -40,7 +40,7 @@ from hf_linear import paper
 from hf_linear.atomic import write_json_atomically, write_text_atomically
 from hf_linear.data.sources import data_source
 from hf_linear.model_types import is_hf_linear
-from hf_linear.run_files import SEGMENT_ACCURACY, TRAINING_CONFIG
+from hf_linear.run_files import EVAL_RESULTS, SEGMENT_ACCURACY, TRAINER_STATE, TRAINING_CONFIG
 from hf_linear.studies.results import first_reaching, read_results
 
 DEFAULT_TARGET = 0.99  # the accuracy whose training tokens reports (and reproduce's claims) count
@@ -463,7 +463,7 @@ def write_report(study_dir: str | Path) -> Path:
         "",
         *([spec["description"].strip(), ""] if spec.get("description") else []),
         f"{len(records)} runs. Each run's config is `configs/NAME.yaml` (runnable with `hf-linear train`), its "
-        "outputs `runs/NAME/` (eval_results.json: final held-out metrics; trainer_state.json: the eval curve, "
+        f"outputs `runs/NAME/` ({EVAL_RESULTS}: final held-out metrics; {TRAINER_STATE}: the eval curve, "
         "with `num_input_tokens_seen` and `wall_seconds` at each evaluation); `results.jsonl` holds one line per "
         f"run with everything below. Tokens to {100 * target:g}%: training tokens at the first evaluation at or "
         "above the target (an upper bound, at the resolution of `eval_steps`); during-training evaluations use "

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import re
 import types
 import typing
@@ -40,8 +41,11 @@ from transformers import AutoConfig, TrainingArguments
 from hf_linear.data.sources import DataSource, data_source
 from hf_linear.dotted_keys import parent_of
 from hf_linear.model_types import is_hf_linear, type_names
+from hf_linear.paper import STORY_PROMPT, STORY_TEMPERATURE
 
 SECTIONS = ("model", "dataset", "training", "evaluation", "budget", "optimizer", "lora")
+# TrainingArguments counts that Trainer divides by (0 was a ZeroDivisionError deep inside a run)
+POSITIVE_TRAINING_COUNTS = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps")
 # what a fine-tuning run may change of its checkpoint's model (both grow it, keeping its function)
 FINETUNE_MODEL_KEYS = ("context_length", "vocab_size", "mixing_chunk_size")
 
@@ -60,8 +64,8 @@ class EvaluationConfig:
     num_examples: int = 5  # sample generations printed and stored
     mask_prompt: bool = True  # loss only on the tokens after the prompt
     # language-model data only
-    sample_prompt: str = "Once upon a"  # the paper's prompt
-    temperature: float = 0.5  # the paper's sampling temperature
+    sample_prompt: str = STORY_PROMPT  # the paper's prompt
+    temperature: float = STORY_TEMPERATURE  # the paper's sampling temperature
     max_new_tokens: int | None = None  # None: up to the model's window in all, as the authors' code
     num_generations: int = 8  # samples drawn for the text statistics and the generation speed
 
@@ -342,6 +346,20 @@ def _check_enum_member(where: str, value, annotation) -> None:
         raise ValueError(f"{where} must be one of {[m.value for m in enums[0]]}, got {value!r}")
 
 
+def check_finite_numbers(node, where: str = "") -> None:
+    """Every number anywhere in a config is finite: YAML's .nan and .inf are numbers, and a NaN or
+    infinite learning rate, weight decay or time budget used to train a NaN model (or stop at
+    once) without an error. ValueError naming the key."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise ValueError(f"{where} must be a finite number, got {node}")
+    if isinstance(node, dict):
+        for key, value in node.items():
+            check_finite_numbers(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            check_finite_numbers(value, f"{where}[{index}]")
+
+
 def model_config_class(model_type):
     """The config class of a model type, from the Auto registry (hf_linear registers its two)."""
 
@@ -360,6 +378,7 @@ def check_config(config: dict, trust_program_code: bool = False) -> RunConfig:
     unknown = sorted(set(config) - set(SECTIONS))
     if unknown:
         raise ValueError(f"unknown config section(s) {', '.join(unknown)} (sections: {', '.join(SECTIONS)})")
+    check_finite_numbers(config)
     for section in ("model", "dataset", "training"):
         if not isinstance(config.get(section), dict):
             raise ValueError(f"config section {section}: is missing or not a mapping")
@@ -395,6 +414,9 @@ def check_config(config: dict, trust_program_code: bool = False) -> RunConfig:
         raise ValueError(
             f"training.max_steps must be >= 1 (or -1: train by num_train_epochs), got {training['max_steps']}"
         )
+    for key in POSITIVE_TRAINING_COUNTS:
+        if key in training and training[key] < 1:
+            raise ValueError(f"training.{key} must be >= 1, got {training[key]}")
     try:
         evaluation = EvaluationConfig(**check_fields("evaluation", config.get("evaluation") or {}, EvaluationConfig))
         budget = BudgetConfig(**check_fields("budget", config.get("budget") or {}, BudgetConfig))
