@@ -35,6 +35,7 @@ from hf_linear.run_files import EVAL_RESULTS, TRAINER_STATE, TRAINING_CONFIG
 from hf_linear.runtime import machine_description, tune_cpu_allocator
 from hf_linear.training.arguments import training_arguments_for
 from hf_linear.training.config import RunConfig, load_config
+from hf_linear.training.divergence import StopOnNonFiniteWeights
 from hf_linear.training.models import model_for
 from hf_linear.training.run_data import data_for
 from hf_linear.training.run_dir import (
@@ -72,7 +73,8 @@ def train(config: RunConfig, resume: bool = False, overwrite: bool = False, call
         check_disk_for(model, args, data.train, output_dir, resume, overwrite)
         prepare_output_dir(output_dir, resume, overwrite)
 
-    trainer = trainer_for(config, args, data, model=model, callbacks=callbacks)
+    # a diverged step is an error before it is logged or saved (a search's trials just fail instead)
+    trainer = trainer_for(config, args, data, model=model, callbacks=(*callbacks, StopOnNonFiniteWeights()))
     metrics = train_or_restore(trainer, checkpoint)
     report = {"training": run_facts(trainer, metrics)}
     if trainer.is_world_process_zero():
