@@ -3,11 +3,13 @@ naming what is wrong, nothing is deleted before the run is built, finished work 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -556,3 +558,243 @@ def test_silent_mistakes_are_errors(tmp_path, capsys):
         "context_length=100000",
     )
     assert not (tmp_path / "ts").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# non-finite numbers and diverging runs; bad configs that gave tracebacks or did the wrong thing
+
+
+def cli_result(capsys, *argv) -> tuple[int, str]:
+    """(exit code, stderr) of `hf-linear ARGV` run in this process."""
+    from hf_linear.cli import main as cli_main
+
+    try:
+        code = cli_main(list(argv))
+    except SystemExit as exit_:
+        code = exit_.code
+    return code or 0, capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A 2x2 multiplication checkpoint trained one step (for the eval cases)."""
+    out = tmp_path_factory.mktemp("checkpoint") / "run"
+    train(check_config(tiny_config(out, max_steps=1)))
+    return out
+
+
+def empty_dataset(directory: Path) -> Path:
+    """A DatasetDict of arithmetic columns whose splits have no rows, with a tokenizer (save_to_disk)."""
+    from datasets import Dataset, DatasetDict
+
+    from hf_linear.data.arithmetic import build_arithmetic_tokenizer
+
+    empty = Dataset.from_dict({"input_ids": [], "prompt": [], "answer": [], "text": []})
+    DatasetDict({"train": empty, "validation": empty, "test": empty}).save_to_disk(str(directory))
+    build_arithmetic_tokenizer().save_pretrained(str(directory))
+    return directory
+
+
+def train_call(change, *flags):
+    """A case of `hf-linear train` on the tiny config (1 step, 64 examples) after `change(config, tmp_path)`."""
+
+    def call(tmp_path, checkpoint):
+        config = tiny_config(tmp_path / "out", max_steps=1)
+        config["dataset"]["arithmetic"]["train_size"] = 64
+        change(config, tmp_path)
+        return ["train", str(write_config(tmp_path, config)), *flags]
+
+    return call
+
+
+def set_key(dotted: str, value):
+    def change(config, tmp_path):
+        section, key = dotted.split(".")
+        config.setdefault(section, {})[key] = value
+
+    return change
+
+
+def without_train_size(config, tmp_path):
+    del config["dataset"]["arithmetic"]["train_size"]
+
+
+def with_empty_dataset(config, tmp_path):
+    config["dataset"] = {"path": str(empty_dataset(tmp_path / "empty"))}
+
+
+def with_program(config, tmp_path):
+    config["dataset"] = {"program": {"program": "json:loads", "size": 16, "train_size": 8}}
+
+
+def eval_call(*options):
+    """A case of `hf-linear eval` of the tiny 2x2 checkpoint; "EMPTY" stands for an empty dataset."""
+
+    def call(tmp_path, checkpoint):
+        given = [str(empty_dataset(tmp_path / "empty")) if option == "EMPTY" else option for option in options]
+        return ["eval", str(checkpoint), *given, "--output", str(tmp_path / "report.json")]
+
+    return call
+
+
+def arithmetic(digits: int) -> str:
+    return json.dumps({"task": "multiplication", "digits": [digits, digits], "cot": "lsb", "test_size": 5})
+
+
+FINITE = "must be a finite number, got"
+# each case: its command line (made from tmp_path and the tiny checkpoint) and its error's fragment
+BAD_CALLS = {
+    "learning_rate_inf": (train_call(set_key("training.learning_rate", float("inf"))), f"learning_rate {FINITE} inf"),
+    "weight_decay_nan": (train_call(set_key("training.weight_decay", float("nan"))), f"weight_decay {FINITE} nan"),
+    "budget_nan": (train_call(set_key("budget.max_minutes", float("nan"))), f"budget.max_minutes {FINITE} nan"),
+    "batch_size_0": (train_call(set_key("training.per_device_train_batch_size", 0)), "batch_size must be >= 1"),
+    "accumulation_0": (train_call(set_key("training.gradient_accumulation_steps", 0)), "accumulation_steps must be"),
+    "no_train_size": (train_call(without_train_size), "dataset.arithmetic.train_size is required"),
+    "empty_dataset_path": (train_call(with_empty_dataset), "without rows (train, validation, test)"),
+    "report_to_wandb": (train_call(set_key("training.report_to", "wandb")), "'wandb' is not an installed reporting"),
+    "hidden_size_1e12": (train_call(set_key("model.hidden_size", 10**12)), "parameters need more than 8 EiB"),
+    "hidden_size_1e5": (train_call(set_key("model.hidden_size", 10**5)), "parameters need about"),
+    "not_a_program": (train_call(with_program, "--trust-program-code"), "'json:loads' is not a program function"),
+    "eval_empty_dataset": (eval_call("--dataset", "EMPTY"), "without rows (train, validation, test)"),
+    "eval_3x3_on_2x2": (eval_call("--arithmetic", arithmetic(3)), "51 tokens long, longer than the checkpoint's"),
+    "eval_program_on_arithmetic": (
+        eval_call("--program", '{"program": "multiplication", "size": 100}'),
+        "the checkpoint's tokenizer and the data's disagree on token",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CALLS))
+def test_bad_configs_and_calls_are_one_line_errors(tmp_path, capsys, request, case):
+    """Each used to give a traceback (ZeroDivisionError, TypeError, IndexError, RuntimeError, an
+    allocation error), to train a NaN model, or to evaluate quietly to 0%; now exit 2, one
+    `error:` line naming what is wrong, and nothing written."""
+    if case == "report_to_wandb" and importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    call, fragment = BAD_CALLS[case]
+    checkpoint = request.getfixturevalue("tiny_checkpoint") if case.startswith("eval") else None
+    code, stderr = cli_result(capsys, *call(tmp_path, checkpoint))
+    assert code == 2 and "Traceback" not in stderr, stderr[-2000:]
+    errors = [line for line in stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and fragment in errors[0], (fragment, stderr[-2000:])
+    assert not (tmp_path / "out").exists() and not (tmp_path / "report.json").exists()
+
+
+def test_eval_of_the_checkpoints_own_task_passes_the_checks(tmp_path, capsys, tiny_checkpoint):
+    """The other side of the eval cases above: the 2x2 task itself is evaluated, and the 3x3 task
+    is with --allow-sliding."""
+    for options in (["--arithmetic", arithmetic(2)], ["--arithmetic", arithmetic(3), "--allow-sliding"]):
+        report = tmp_path / "report.json"
+        code, stderr = cli_result(capsys, "eval", str(tiny_checkpoint), *options, "--output", str(report))
+        assert code == 0, stderr[-2000:]
+        assert json.loads(report.read_text())["num_samples"] == 5
+
+
+def test_the_memory_estimate_counts_the_models_parameters(tmp_path, capsys):
+    """The refusal's parameter count is the model's: an MLPLM's count is a quadratic in d (the
+    masked map's d x d blocks, the MLP; embedding and output), fitted here on real models of
+    d = 1, 2, 3 at the data's window and vocabulary and evaluated at d = 100,000."""
+    from hf_linear import MLPLMConfig, MLPLMForCausalLM
+    from hf_linear.data.arithmetic import build_arithmetic_tokenizer
+
+    config = tiny_config(tmp_path / "out", max_steps=1)
+    config["model"]["hidden_size"] = 10**5
+    code, stderr = cli_result(capsys, "train", str(write_config(tmp_path, config)))
+    assert code == 2, stderr[-2000:]
+    estimate = float(stderr.split("model: ")[1].split(" parameters")[0])
+    window = sequence_length("multiplication", [2, 2], "lsb") + 1  # + [EOS]
+    vocabulary = len(build_arithmetic_tokenizer())
+    counts = [
+        sum(
+            p.numel()
+            for p in MLPLMForCausalLM(
+                MLPLMConfig(hidden_size=d, context_length=window, vocab_size=vocabulary)
+            ).parameters()
+        )
+        for d in (1, 2, 3)
+    ]
+    a = (counts[2] - 2 * counts[1] + counts[0]) / 2  # p(d) = a d^2 + b d + c through the three counts
+    b = counts[1] - counts[0] - 3 * a
+    c = counts[0] - a - b
+    d = 10**5
+    assert estimate == pytest.approx(a * d * d + b * d + c, rel=1e-3)  # the message shows 3 digits
+
+
+def test_a_diverging_run_stops_naming_the_step_and_saves_no_model(tmp_path, capsys):
+    """Learning rate 1e30: Adam's first step moves every weight by ~1e30 (still finite), the second
+    step's logits overflow and its gradients and weights turn NaN. The run used to exit 0 with a
+    NaN model and a logged loss of 0.0; now step 2 is an error, and only checkpoint-1 is written."""
+    out = tmp_path / "run"
+    config = tiny_config(out, max_steps=3, learning_rate=1e30, save_strategy="steps", save_steps=1)
+    config["dataset"]["arithmetic"]["train_size"] = 64
+    code, stderr = cli_result(capsys, "train", str(write_config(tmp_path, config)))
+    assert code == 2 and "Traceback" not in stderr, stderr[-2000:]
+    assert_in(stderr.strip().splitlines()[-1], "error: training diverged at step 2", "not finite", "no final model")
+    assert [p.name for p in run_dir.checkpoints(out)] == ["checkpoint-1"]
+    weights = state_of(out / "checkpoint-1" / "model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    assert max(w.abs().max() for w in weights.values()) > 1e29  # the first step's huge move
+    for final in ("model.safetensors", "config.json", "eval_results.json", "trainer_state.json"):
+        assert not (out / final).exists(), final  # nothing that looks like a finished run
+
+
+def test_a_nan_planted_in_a_weight_stops_the_run_at_step_1(tmp_path, capsys, monkeypatch):
+    """A NaN in one weight before training (monkeypatched into the built model): the first step's
+    loss is NaN; the run stops at step 1 and names a weight."""
+    build = train_module.model_for
+
+    def model_with_a_nan(config, data):
+        model = build(config, data)
+        with torch.no_grad():
+            model.lm_head.weight[0, 0] = float("nan")
+        return model
+
+    monkeypatch.setattr(train_module, "model_for", model_with_a_nan)
+    out = tmp_path / "run"
+    config = tiny_config(out, max_steps=3)
+    config["dataset"]["arithmetic"]["train_size"] = 64
+    code, stderr = cli_result(capsys, "train", str(write_config(tmp_path, config)))
+    assert code == 2 and "Traceback" not in stderr, stderr[-2000:]
+    assert_in(stderr.strip().splitlines()[-1], "training diverged at step 1: weight ", "is not finite")
+    assert not (out / "model.safetensors").exists() and not run_dir.checkpoints(out)
+
+
+def test_a_train_split_larger_than_its_distinct_inputs_warns_with_their_count(tmp_path):
+    """2x2 multiplication has 8,100 inputs, about 3/4 of them in the train split: 100,000 training
+    examples repeat each ~16 times. The warning's count is compared with the distinct (a, b) pairs
+    of the built split (all of them are drawn: 100,000 draws miss one with probability ~1e-3)."""
+    from hf_linear.data.arithmetic import build_arithmetic_dataset
+    from hf_linear.data.arithmetic.splits import RepeatedTrainingInputsWarning
+
+    with pytest.warns(RepeatedTrainingInputsWarning) as caught:
+        data = build_arithmetic_dataset("multiplication", [2, 2], "lsb", train_size=100_000, test_size=8)
+    table = data["train"].data  # (a Dataset's columns iterate row by row: seconds for 100,000)
+    distinct = len(set(zip(table.column("a").to_pylist(), table.column("b").to_pylist())))
+    message = str(caught[0].message)
+    assert_in(message, "train_size=100,000", f"the {distinct:,} distinct training inputs", "2x2-digit multiplication")
+    assert 5_900 < distinct < 6_200  # about 3/4 of 90 x 90
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a train split within the distinct inputs: no warning
+        build_arithmetic_dataset("multiplication", [2, 2], "lsb", train_size=distinct, test_size=8)
+
+
+def test_a_5000_digit_demo_operand_gets_the_fields_message():
+    """Python refuses to read more than 4,300 digits (its own ValueError, quoting sys.set_int_max_str_digits);
+    the demo's arithmetic and program boxes say what the field takes, quoting the operand shortened."""
+    from hf_linear.data.arithmetic import ArithmeticSpec
+    from hf_linear.demo.tasks import ArithmeticTask, ProgramTask
+
+    huge = "9" * 5000
+    with pytest.raises(ValueError) as arithmetic_error:
+        ArithmeticTask(ArithmeticSpec.create("multiplication", [4, 4], "lsb")).prompt([huge, "1234"])
+    with pytest.raises(ValueError) as program_error:
+        ProgramTask.create("multiplication", 10000).prompt([huge, "12"])
+    for error, rule in (
+        (arithmetic_error, "must be a 4-digit integer"),
+        (program_error, "must be an integer in [0, 10000)"),
+    ):
+        assert_in(str(error.value), "a='999999999999'... (5,000 characters)", rule)
+        assert "4300" not in str(error.value) and len(str(error.value)) < 300
+    # the neighbours of the limit still work: the largest operand, and a number with leading zeros
+    assert ProgramTask.create("multiplication", 10000).prompt(["09999", "12"])
+    assert ArithmeticTask(ArithmeticSpec.create("multiplication", [4, 4], "lsb")).prompt(["9999", "1234"])

@@ -20,6 +20,7 @@ gives its tokenizer, describes itself in one line, and says how long its sequenc
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -80,8 +81,10 @@ class DataSource:
         """The held-out splits (for evaluation: no training examples need be built)."""
         return self.load()
 
-    def _check_required(self, keys: tuple[str, ...]) -> None:
-        for required in keys:
+    def _check_required(self, build) -> None:
+        """The arguments `build` has no default for are given (else its TypeError would follow)."""
+        parameters = inspect.signature(build).parameters.items()
+        for required in (name for name, parameter in parameters if parameter.default is parameter.empty):
             if self.arguments.get(required) is None:
                 raise ValueError(f"dataset.{self.key}.{required} is required")
 
@@ -106,7 +109,11 @@ class ArithmeticSource(DataSource):
 
     def check(self):
         self._check_keyword_arguments(self.accepted_keys())
-        self._check_required(("task", "digits", "cot"))
+        self._check_required(self.builder())
+
+    def builder(self):
+        """What builds the examples from the arguments (its required parameters are required keys)."""
+        return build_arithmetic_dataset
 
     def load(self):
         return _named(self.key, build_arithmetic_dataset, **self.arguments)
@@ -160,6 +167,9 @@ class ArithmeticStreamSource(ArithmeticSource):
     def accepted_keys(self) -> set[str]:
         return set(inspect.signature(ArithmeticStream).parameters) - {"rank"} | set(self.HELDOUT_KEYS)
 
+    def builder(self):
+        return ArithmeticStream
+
     def load(self):
         stream = dict(self.arguments)
         held_out = {key: stream.pop(key) for key in self.HELDOUT_KEYS if key in stream}
@@ -209,9 +219,12 @@ class ProgramSource(DataSource):
     def accepted_keys(self) -> set[str]:
         return set(inspect.signature(build_program_dataset).parameters) - {"trust_program_code"}
 
+    def builder(self):
+        return build_program_dataset
+
     def check(self):
         self._check_keyword_arguments(self.accepted_keys())
-        self._check_required(("program", "size"))
+        self._check_required(self.builder())
         self.compiled = _named(
             self.key,
             compile_program,
@@ -263,6 +276,9 @@ class ProgramStreamSource(ProgramSource):
             self.HELDOUT_KEYS
         )
 
+    def builder(self):
+        return ProgramStream
+
     def load(self):
         stream = dict(self.arguments)
         held_out = {key: stream.pop(key) for key in self.HELDOUT_KEYS if key in stream}
@@ -309,6 +325,28 @@ class PathSource(DataSource):
             raise ValueError(
                 f"dataset.path: {self.arguments} is not a DatasetDict saved with save_to_disk (no dataset_dict.json)"
             )
+        empty = [split for split in self._saved_splits() if self._data_files(split) == []]
+        if empty:
+            # load_from_disk fails on a split saved without rows (an IndexError inside datasets)
+            raise ValueError(
+                f"dataset.path: {self.arguments} holds split(s) without rows ({', '.join(empty)}), which "
+                "datasets cannot load: rebuild it with examples in every split"
+            )
+
+    def _saved_splits(self) -> list[str]:
+        """The splits dataset_dict.json lists (none if it cannot be read: load_from_disk then says why)."""
+        try:
+            return list(json.loads((Path(self.arguments) / "dataset_dict.json").read_text())["splits"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+    def _data_files(self, split: str) -> list | None:
+        """The Arrow files of a saved split (save_to_disk's state.json: none for a split of 0 rows);
+        None if that cannot be read."""
+        try:
+            return json.loads((Path(self.arguments) / split / "state.json").read_text())["_data_files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def load(self):
         return load_from_disk(self.arguments)

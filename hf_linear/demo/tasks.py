@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from hf_linear.data.arithmetic import ArithmeticSpec, prompt_for
 from hf_linear.data.arithmetic.formats import EOS, answer_of
+from hf_linear.data.arithmetic.spec import SHOWN_IN_FULL, shown
 from hf_linear.data.programs import Program, compile_program
 from hf_linear.data.programs.compiler import BITS
 from hf_linear.data.programs.dataset import program_prompt
@@ -140,11 +141,17 @@ class ProgramTask(Task):
 
     def numbers(self, values: Sequence[str]) -> tuple:
         """The box texts as integers where they are plain digits; anything else is passed on as
-        text, so that `program_prompt` refuses it with its own message."""
-        return tuple(
-            int(text) if text.isascii() and text.isdigit() else text
-            for text in _stripped(values, len(self.program.inputs))
-        )
+        text, so that `program_prompt` refuses it with its own message. A long text beyond its
+        input's largest number is refused here with that message, shortened (int() of a
+        5,000-digit text raises Python's own error, and the message would quote all of it)."""
+        numbers = []
+        for number, text in zip(self.program.inputs, _stripped(values, len(self.program.inputs))):
+            if len(text) > SHOWN_IN_FULL and len(text.lstrip("0")) > len(str(number.limit - 1)):
+                raise ValueError(
+                    f"{self.program.name}: {number.name}={shown(text)} must be an integer in [0, {number.limit})"
+                )
+            numbers.append(int(text) if text.isascii() and text.isdigit() else text)
+        return tuple(numbers)
 
     def prompt(self, values):
         return program_prompt(self.program, None, *self.numbers(values))

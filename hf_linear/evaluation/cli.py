@@ -13,6 +13,10 @@ temperature 0.5 and their distinct-n / repetition statistics (hf_linear.evaluati
 how many units after the masked map's ReLU are alive (fire on some example) at the positions of
 each segment, and the positions where none is (hf_linear.analysis.dead_units).
 
+Data of another task than the checkpoint learned is an error rather than a quiet 0%: tokens its
+tokenizer numbers otherwise, ids beyond its vocabulary, examples longer than its window (a 3x3
+task on a 2x2 checkpoint; `--allow-sliding` evaluates them with the window sliding).
+
 Writes a JSON report (default: CHECKPOINT/eval_results.json, which `hf-linear push` puts into the
 model card) and prints a table and a few sample generations.
 """

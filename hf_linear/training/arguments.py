@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers import TrainingArguments
+from transformers.integrations import get_available_reporting_integrations
 
 from hf_linear.runtime import cpu_has_native_bf16
 from hf_linear.training.config import RunConfig
@@ -69,8 +70,17 @@ def training_arguments_for(config: RunConfig, **fixed) -> tuple[TrainingArgument
 
 
 def training_arguments(training: dict) -> TrainingArguments:
-    """TrainingArguments of a `training:` section; its own checks name the section."""
+    """TrainingArguments of a `training:` section; its own checks name the section, and every
+    integration `report_to` names must be installed (Trainer would fail with a RuntimeError)."""
     try:
-        return TrainingArguments(**training)
+        args = TrainingArguments(**training)
     except (ValueError, TypeError) as error:
         raise ValueError(f"training: {error}") from None
+    installed = get_available_reporting_integrations()
+    missing = [name for name in args.report_to if name not in installed]
+    if missing:
+        raise ValueError(
+            f"training.report_to: {missing[0]!r} is not an installed reporting integration "
+            f"(installed: {', '.join(installed) or 'none'}); install it or leave it out"
+        )
+    return args

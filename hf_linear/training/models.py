@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import psutil
+import torch
 from peft import get_peft_model
 from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -32,6 +34,30 @@ def model_for(config: RunConfig, data: RunData, model_section: dict | None = Non
     if config.lora is not None:
         model = get_peft_model(model, hf_linear.lora.lora_config(**config.lora))
     return model
+
+
+# a trained weight's float32 copies in memory: the weight, its gradient, Adam's two moments
+TRAINING_COPIES = 4
+
+
+def check_memory_for(config) -> None:
+    """Refuse a model whose training would not fit in this machine's memory, before allocating it:
+    its parameters are counted on the meta device (no memory); ValueError with the estimate."""
+    memory = psutil.virtual_memory().total
+    advice = f"more than this machine's {memory / 2**30:,.1f} GiB of memory: choose a smaller model"
+    try:
+        with torch.device("meta"):
+            parameters = sum(p.numel() for p in AutoModelForCausalLM.from_config(config).parameters())
+    except RuntimeError as error:  # torch cannot size a tensor of 2**63 bytes or more
+        raise ValueError(
+            f"model: its parameters need more than 8 EiB ({str(error).splitlines()[0]}), {advice}"
+        ) from None
+    needed = parameters * torch.get_default_dtype().itemsize * TRAINING_COPIES
+    if needed > memory:
+        raise ValueError(
+            f"model: {parameters:.3g} parameters need about {needed / 2**30:,.1f} GiB to train (weights, "
+            f"gradients and Adam's two moments in float32), {advice}"
+        )
 
 
 def data_window(sequence_length: int, language_model_windows: bool) -> int:
@@ -79,6 +105,7 @@ def build_model(
             config = AutoConfig.for_model(model_section["type"], **fields)
         except (ValueError, TypeError) as error:
             raise ValueError(f"model: {error}") from None
+        check_memory_for(config)
         model = AutoModelForCausalLM.from_config(config)
         # transformers infers loss_type from the class name ("...ForCausalLM"); GPT2LMHeadModel
         # gets None, and Trainer then counts every label instead of the T-1 predicted ones per

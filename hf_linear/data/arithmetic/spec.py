@@ -111,7 +111,7 @@ class ArithmeticSpec:
             n_bits = self.digits[0]
             if not isinstance(bits, str) or len(bits) != n_bits or set(bits) - {"0", "1"}:
                 raise ValueError(
-                    f"bits={bits!r} must be a string of exactly {n_bits} characters '0'/'1' "
+                    f"bits={shown(bits)} must be a string of exactly {n_bits} characters '0'/'1' "
                     f"(the inputs of {self.describe()})"
                 )
             return (bits,)
@@ -132,22 +132,38 @@ def _template(spec: ArithmeticSpec) -> tuple[int, ...]:
     return tuple(spec.ids(smallest)[0].tolist())
 
 
+SHOWN_IN_FULL = 24  # characters of an operand a message quotes whole
+
+
+def shown(x) -> str:
+    """repr of an operand for a message, shortened: a 5,000-digit one would fill the message (and
+    writing an int of more than 4,300 digits as text raises Python's own ValueError)."""
+    if isinstance(x, str) and len(x) > SHOWN_IN_FULL:
+        return f"{x[:12]!r}... ({len(x):,} characters)"
+    if isinstance(x, Integral) and not isinstance(x, bool) and abs(int(x)) >= 10**SHOWN_IN_FULL:
+        return f"<an integer of about {int(abs(int(x)).bit_length() * 0.30103) + 1:,} digits>"
+    return repr(x)
+
+
 def _checked_number(name: str, x, digits: int, what: str) -> int:
     low, high = 10 ** (digits - 1), 10**digits - 1
-    rule = f"{name}={x!r} must be a {digits}-digit integer from {low} to {high}"
+    rule = f"{name}={shown(x)} must be a {digits}-digit integer from {low} to {high}"
+    out_of_range = (
+        f"{rule}: the operands of {what} all have exactly {digits} digits "
+        "(a model trained on them answers others confidently and wrongly)"
+    )
     if isinstance(x, str):
         if not (x.isascii() and x.isdigit()):
             raise ValueError(f"{rule} (a string of digits only, no sign or spaces)")
         if len(x) > 1 and x[0] == "0":
             raise ValueError(f"{rule}, without leading zeros (the operands of {what} have none)")
+        if len(x) != digits:  # before int(), which refuses more than 4,300 digits with its own message
+            raise ValueError(out_of_range)
         x = int(x)
     elif isinstance(x, bool) or not isinstance(x, Integral):
         raise ValueError(f"{rule}, not a {type(x).__name__}")
     if not low <= x <= high:
-        raise ValueError(
-            f"{rule}: the operands of {what} all have exactly {digits} digits "
-            "(a model trained on them answers others confidently and wrongly)"
-        )
+        raise ValueError(out_of_range)
     return int(x)
 
 

@@ -23,6 +23,7 @@ of its split), so that drawing distinct inputs always ends soon. Every loop here
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -151,9 +152,32 @@ def _take(blocks: Iterator[Inputs], count: int) -> Inputs:
     return tuple(np.concatenate(parts)[:count] for parts in zip(*taken))
 
 
+class RepeatedTrainingInputsWarning(UserWarning):
+    """More training examples asked for than the task has distinct training inputs."""
+
+
+def warn_if_repeated(spec: ArithmeticSpec, count: int) -> None:
+    """Warn when `count` training draws exceed the distinct training inputs (2x2 multiplication has
+    6,075): the split then repeats each input many times, which a size alone does not show."""
+    space = input_space_size(spec)
+    if count <= space // 2:  # the train share is about 3/4 of the space: nothing to count
+        return
+    enumerated = space <= ENUMERATE_LIMIT
+    available = len(_split_pool(spec, TRAIN)[0]) if enumerated else space * 3 // 4
+    if count > available:
+        warnings.warn(
+            f"train_size={count:,} exceeds the {'' if enumerated else 'about '}{available:,} distinct training "
+            f"inputs of {spec.describe()}: drawn with replacement, each repeats about "
+            f"{count / max(1, available):.0f} times (use more digits or a smaller train_size)",
+            RepeatedTrainingInputsWarning,
+            stacklevel=3,
+        )
+
+
 def train_inputs(spec: ArithmeticSpec, count: int, seed: int) -> Inputs:
     """`count` training inputs drawn with replacement; same seed -> same inputs, and a smaller
     `count` gives a prefix of a larger one."""
+    warn_if_repeated(spec, count)
     rng = np.random.default_rng(np.random.SeedSequence([_TRAIN_STREAM, seed]))
     return _take(input_blocks(spec, TRAIN, rng), count)
 
