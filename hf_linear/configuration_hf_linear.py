@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from transformers import PreTrainedConfig
 
+# how the masked map's blocks are drawn (LinearLMConfig.mixing_init)
+MIXING_INITS = ("dense", "fan_in")
+
 
 def _check_int(config: PreTrainedConfig, field: str, minimum: int, *, optional: bool = False) -> None:
     value = getattr(config, field)
@@ -39,6 +42,10 @@ class LinearLMConfig(PreTrainedConfig):
         mixing_chunk_size: positions per block-row chunk of the masked map's training schedule
             (``None`` = automatic). A compute schedule only: it changes neither the function
             nor the parameter layout.
+        mixing_init: how the masked map's blocks are drawn. ``"dense"`` (the authors'): every
+            block from U(±1/√(T·d)), the fan-in of the dense T·d → T·d layer, so position i's
+            output scale grows as √(i+1). ``"fan_in"``: row i's blocks from U(±1/√((i+1)·d)),
+            its own fan-in, so every position's output starts at one scale (that of the last row).
         bos_token_id, eos_token_id, pad_token_id: the usual special-token ids.
     """
 
@@ -48,6 +55,7 @@ class LinearLMConfig(PreTrainedConfig):
     context_length: int = 64
     hidden_size: int = 256
     mixing_chunk_size: int | None = None
+    mixing_init: str = "dense"
     bos_token_id: int | None = None
     eos_token_id: int | list[int] | None = None
     pad_token_id: int | None = None
@@ -63,6 +71,10 @@ class LinearLMConfig(PreTrainedConfig):
         _check_int(self, "context_length", 1)
         _check_int(self, "hidden_size", 1)
         _check_int(self, "mixing_chunk_size", 1, optional=True)
+        if self.mixing_init not in MIXING_INITS:
+            raise ValueError(
+                f"{type(self).__name__}.mixing_init must be one of {', '.join(MIXING_INITS)}, got {self.mixing_init!r}"
+            )
         for field in ("bos_token_id", "pad_token_id"):
             _check_token_id(self, field, getattr(self, field))
         eos = self.eos_token_id

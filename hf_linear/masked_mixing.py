@@ -180,6 +180,17 @@ class MaskedPositionMixing(nn.Module):
     def extra_repr(self) -> str:
         return f"context_length={self.context_length}, hidden_size={self.hidden_size}, chunk_size={self.chunk_size}"
 
+    @torch.no_grad()
+    def init_rows_by_fan_in(self) -> None:
+        """Draw row i's blocks from U(±1/√((i+1)·d)): PyTorch's default for a layer with row i's
+        own fan-in, (i+1)·d inputs. Each output position then starts at the same scale (the
+        variance of y_i is (i+1)·d · E[x²] · bound²/3 = E[x²]/3 for every i), where the dense
+        bound 1/√(T·d) makes it grow as √(i+1) along the sequence."""
+        d = self.hidden_size
+        for i in range(self.context_length):
+            start, bound = num_masked_map_blocks(i), 1.0 / math.sqrt((i + 1) * d)
+            self.weight[start : start + i + 1].uniform_(-bound, bound)  # row i: blocks W[i, 0..i]
+
     def row_weight(self, i: int, weight: torch.Tensor | None = None) -> torch.Tensor:
         """The ((i+1)·d, d) weight that maps the flattened inputs x_0..x_i to y_i."""
         weight = self.weight if weight is None else weight

@@ -88,10 +88,15 @@ class HFLinearPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         # The authors' initialisation, i.e. PyTorch's defaults: N(0, 1) embeddings and
         # U(±1/√fan_in) linear layers, where the masked map has the fan-in of the dense
-        # T·d → T·d layer it was in their code.
+        # T·d → T·d layer it was in their code; with mixing_init "fan_in", each row of blocks
+        # has its own fan-in (the bias keeps the dense bound: the same for every row).
         if isinstance(module, MaskedPositionMixing):
             bound = 1.0 / math.sqrt(module.context_length * module.hidden_size)
-            init.uniform_(module.weight, -bound, bound)
+            if self.config.mixing_init == "fan_in":
+                if not getattr(module.weight, "_is_hf_initialized", False):  # (a loaded weight is kept)
+                    module.init_rows_by_fan_in()
+            else:
+                init.uniform_(module.weight, -bound, bound)
             init.uniform_(module.bias, -bound, bound)
         elif isinstance(module, nn.Linear):
             bound = 1.0 / math.sqrt(module.in_features)
