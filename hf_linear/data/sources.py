@@ -450,6 +450,20 @@ def data_source(config: dict, trust_program_code: bool = False) -> DataSource:
     return SOURCES[given[0]](config[given[0]], tokenizer=config.get("tokenizer"), trust_program_code=trust_program_code)
 
 
+def section_from_json(option: str, text: str | None) -> dict | None:
+    """The arguments of a generated dataset section given on a command line as JSON (`--arithmetic`,
+    `--program` of `hf-linear eval` and `demo`); None when not given; ValueError naming the option."""
+    if not text:
+        return None
+    try:
+        arguments = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--{option} is not valid JSON: {error}") from None
+    if not isinstance(arguments, dict):
+        raise ValueError(f"--{option} must be a JSON object of the {option} section's arguments, got {text}")
+    return arguments
+
+
 def longest_sequence(dataset) -> int:
     """Length of the longest `input_ids` of a Dataset (read from Arrow, not row by row)."""
     if not hasattr(dataset, "data"):  # a stream: its examples all have one length (a fixed template)

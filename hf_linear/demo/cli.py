@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
 
+from hf_linear.data.sources import section_from_json
 from hf_linear.run_files import TRAINING_CONFIG
 
 DEFAULT_HOST = "127.0.0.1"
@@ -57,14 +57,6 @@ def parse_arguments(argv: list[str] | None) -> tuple[argparse.ArgumentParser, ar
     return parser, parser.parse_args(argv)
 
 
-def parse_json(option: str, text: str | None):
-    """The JSON of --arithmetic / --program (None when not given); ValueError naming the option."""
-    try:
-        return json.loads(text) if text else None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"--{option} is not valid JSON: {error}") from None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser, args = parse_arguments(argv)
     if importlib.util.find_spec("gradio") is None:
@@ -76,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         tasks = {
-            option: parse_json(option, text)
+            option: section_from_json(option, text)
             for option, text in (("arithmetic", args.arithmetic), ("program", args.program))
         }
         demo = build_demo(
