@@ -26,7 +26,6 @@ from pathlib import Path
 import pyarrow.compute as pc
 from datasets import DatasetDict, concatenate_datasets, load_dataset, load_from_disk
 from huggingface_hub import snapshot_download
-from transformers import AutoTokenizer
 
 from hf_linear.checkpoints import load_named_tokenizer
 from hf_linear.data.arithmetic import (
@@ -381,7 +380,7 @@ class HubSource(DataSource):
     def default_tokenizer(self):
         try:
             folder = snapshot_download(self.arguments, repo_type="dataset", allow_patterns=["tokenizer/*"])
-            return AutoTokenizer.from_pretrained(Path(folder) / "tokenizer")
+            return load_named_tokenizer(Path(folder) / "tokenizer", f"dataset repo {self.arguments!r}")
         except Exception as error:
             raise ValueError(
                 f"dataset.tokenizer: none given, and dataset repo {self.arguments!r} carries no "

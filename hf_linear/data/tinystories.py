@@ -59,8 +59,9 @@ from datasets import Dataset, DatasetDict, Features, List, Value, load_dataset
 from datasets.exceptions import DatasetGenerationError
 from huggingface_hub import DatasetCard, DatasetCardData
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
+from hf_linear.checkpoints import load_named_tokenizer
 from hf_linear.data.io import build_record, push_dataset, save_dataset, size_category
 from hf_linear.paper import CITATION as PAPER_CITATION
 from hf_linear.resources import card_template
@@ -253,13 +254,7 @@ def tinystories_tokenizer(
     _check_tokenizer_arguments(tokenizer, bpe_vocab_size)
     if bpe_vocab_size is None:
         name = tokenizer or DEFAULT_TOKENIZER
-        try:
-            return with_pad_token(AutoTokenizer.from_pretrained(name))
-        except OSError as error:
-            raise ValueError(
-                f"tokenizer {name!r} could not be loaded (a tokenizer name on the Hub or a local "
-                f"directory of tokenizer files): {error}"
-            ) from error
+        return with_pad_token(load_named_tokenizer(name, f"tokenizer {name!r} (a Hub name or a local directory)"))
     train = load_stories(source, max_stories)["train"]
     if len(train) == 0:
         raise ValueError(f"tinystories source {source!r} has no train stories to train a BPE on")
