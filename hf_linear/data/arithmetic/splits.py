@@ -66,7 +66,12 @@ def split_codes(spec: ArithmeticSpec, inputs: Inputs) -> np.ndarray:
         first, second = np.full(bits.shape, spec.digits[0], dtype=_U64), bits
     else:
         first, second = inputs
-    h = splitmix64(splitmix64(first) ^ np.asarray(second, dtype=_U64))
+    return split_of_hash(splitmix64(splitmix64(first) ^ np.asarray(second, dtype=_U64)))
+
+
+def split_of_hash(h: np.ndarray) -> np.ndarray:
+    """The split rule, shared by every data source: h % 4 != 0 -> TRAIN, else VALIDATION or TEST by
+    bit 2 of h."""
     held_out = h % _U64(4) == 0
     test = (h >> _U64(2)) % _U64(2) == 1
     return np.where(held_out, np.where(test, TEST, VALIDATION), TRAIN).astype(np.int8)

@@ -25,7 +25,16 @@ from datasets import Dataset, DatasetDict, DatasetInfo, Features, List, Value
 from transformers import PreTrainedTokenizerFast
 
 from hf_linear.data.arithmetic.builder import check_count
-from hf_linear.data.arithmetic.splits import BLOCK, ENUMERATE_LIMIT, SPLITS, TEST, TRAIN, VALIDATION, splitmix64
+from hf_linear.data.arithmetic.splits import (
+    BLOCK,
+    ENUMERATE_LIMIT,
+    SPLITS,
+    TEST,
+    TRAIN,
+    VALIDATION,
+    split_of_hash,
+    splitmix64,
+)
 from hf_linear.data.arithmetic.stream import SeededStream
 from hf_linear.data.arithmetic.tokenizer import word_level_tokenizer
 from hf_linear.data.io import build_record, push_dataset, save_dataset
@@ -56,9 +65,7 @@ def split_codes(program: Program, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
     h = splitmix64(np.full(len(inputs[0]), _salt(program), dtype=_U64))
     for x in inputs:
         h = splitmix64(h ^ np.asarray(x, dtype=_U64))
-    held_out = h % _U64(4) == 0
-    test = (h >> _U64(2)) % _U64(2) == 1
-    return np.where(held_out, np.where(test, TEST, VALIDATION), TRAIN).astype(np.int8)
+    return split_of_hash(h)
 
 
 def _draw(program: Program, rng: np.random.Generator, count: int) -> tuple[np.ndarray, ...]:
