@@ -110,7 +110,7 @@ def curve_lines(curve: list[dict]) -> list[str]:
         "exact_match": percent,
         "per_digit_accuracy": percent,
         "perplexity": "{:.2f}".format,
-        "loss": "{:.4f}".format,
+        "loss": "{:.3g}".format,
     }
     lines = [
         "| step | training tokens | " + " | ".join(f"validation {m.replace('_', ' ')}" for m in metrics) + " |",
@@ -143,6 +143,7 @@ def readme(name: str, record: dict, plots: list[tuple[str, str]], segments: list
         ("machine", f"{machine_kind(machine)}, {machine.get('threads', '?')} threads"),
         ("precision", record["precision"]),
         ("commit", commit_cell(record)),
+        ("note", record["provenance_note"]) if record.get("provenance_note") else None,
     ]
     lines = [
         f"# Published run: {name}",
@@ -174,6 +175,7 @@ def publish_run(run_dir: str | Path, reports_dir: str | Path = "reports", name: 
     record = run_record(run_dir, name, {}, run_dir / TRAINING_CONFIG, run_dir)
     final = json.loads((run_dir / EVAL_RESULTS).read_text())
     record["source_modified"] = final.get("training", {}).get("source_modified")
+    record["provenance_note"] = final.get("training", {}).get("provenance_note")  # facts added after the run
     record["date"] = run_date(run_dir)
     # the per-segment table reads the weights once and caches its numbers in the run directory
     segments = [] if is_lm(record) else segment_lines(run_dir, [record])
