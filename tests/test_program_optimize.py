@@ -86,6 +86,17 @@ def test_a_planted_xor_of_two_unwritten_bits_stays_two_steps():
     assert [step.kind for step in optimized.steps.values()][:2] == ["and", "xor"]
 
 
+def test_a_program_with_a_tie_is_refused_not_optimised():
+    made = ProgramBuilder("tie")
+    x = made.number("x", 4, width=2)
+    made.begin_cot()
+    made.step([x[0], x[1]], [{("1", "1"): 1.0}, {("1", "1"): 1.0}], {"0": 0.0, "1": -1.0}, "tie")  # x = 3: a tie
+    made.begin_answer()
+    made.copy(x[0])
+    with pytest.raises(ValueError, match="only a proved program is optimised; not proved: the tie step"):
+        optimize(made.build())
+
+
 @pytest.mark.parametrize("n", [8, 14, 27, 40])
 def test_optimised_multiplication_takes_at_most_n2_plus_3n_cot_tokens(n):
     start = time.perf_counter()

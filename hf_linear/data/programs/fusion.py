@@ -77,6 +77,12 @@ def optimize(program: Program, max_values: int = MAX_VALUES, max_combinations: i
     module docstring); the same prompt and answer, the same function on every input."""
     if program.fusion is not None:
         raise ValueError(f"{program.name} is optimised already")
+    for name, value, least in (("max_values", max_values, 1), ("max_combinations", max_combinations, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name}={value!r} must be an integer >= {least}")
+    proof = prove(program)  # fused steps are built from the steps' own decisions: they must have them
+    if not proof.proved:
+        raise ValueError(f"{program.name}: only a proved program is optimised; {proof.describe()}")
     return _Optimizer(program, max_values, max_combinations).run()
 
 
@@ -86,7 +92,7 @@ def unfuse(program: Program, trace: np.ndarray) -> np.ndarray:
     fusion = program.fusion
     if fusion is None:
         raise ValueError(f"{program.name} is not an optimised program")
-    original, ids = fusion.original, fusion.original.token_ids()
+    original, ids, fused_ids = fusion.original, fusion.original.token_ids(), program.token_ids()
     decoded = np.zeros((len(trace), original.length), dtype=np.int32)
     to_original = np.array([ids.get(token, -1) for token in program.vocabulary], dtype=np.int32)
     decoded[:, : original.prompt_length] = to_original[trace[:, : original.prompt_length]]
@@ -95,7 +101,7 @@ def unfuse(program: Program, trace: np.ndarray) -> np.ndarray:
         for j, q in enumerate(carrier.carried):
             component = np.full(len(program.vocabulary), -1, dtype=np.int32)
             for token, parts in carrier.decode.items():
-                component[program.token_ids()[token]] = ids[parts[j]]
+                component[fused_ids[token]] = ids[parts[j]]
             decoded[:, q] = component[trace[:, position]]
             carried.add(q)
     for q in range(original.prompt_length, original.length):
@@ -268,7 +274,8 @@ class _Optimizer:
         program = self.program
         start = program.prompt_length
         answer_start = next(
-            start + i for i, group in enumerate(self.groups) if group.members[0] >= program.answer_start
+            (start + i for i, group in enumerate(self.groups) if group.members[0] >= program.answer_start),
+            start + len(self.groups),  # no answer tokens
         )
         carriers = {
             start + i: Carrier(
@@ -325,7 +332,7 @@ def _linear_scores(sizes: tuple[int, ...], target: np.ndarray, outputs: int, com
         return np.zeros(1), [np.zeros((size, 1)) for size in sizes]
     try:
         from scipy.optimize import linprog
-        from scipy.sparse import coo_matrix
+        from scipy.sparse import coo_matrix, hstack
     except ImportError:
         raise ValueError("optimising a program needs scipy: pip install 'hf-linear[programs]'") from None
     offsets = np.cumsum([outputs, *(size * outputs for size in sizes)])  # bias first, then each table
@@ -351,7 +358,7 @@ def _linear_scores(sizes: tuple[int, ...], target: np.ndarray, outputs: int, com
     # |x| as x = x+ - x-, both in [0, bound]: minimise their sum
     result = linprog(
         np.ones(2 * count),
-        A_ub=_hstack(constraints, -constraints),
+        A_ub=hstack([constraints, -constraints]).tocsr(),
         b_ub=-np.ones(row),
         bounds=(0, bound),
         method="highs",
@@ -364,9 +371,3 @@ def _linear_scores(sizes: tuple[int, ...], target: np.ndarray, outputs: int, com
     bias = x[:outputs]
     tables = [x[int(a) : int(b)].reshape(size, outputs) for a, b, size in zip(offsets[:-1], offsets[1:], sizes)]
     return bias, tables
-
-
-def _hstack(left, right):
-    from scipy.sparse import hstack
-
-    return hstack([left, right]).tocsr()
