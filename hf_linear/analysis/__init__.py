@@ -8,5 +8,7 @@ studies and `hf-linear eval`, which call them (nothing here imports those).
 * `wiring`      — how much of a trained LinearLM's influence falls where a compiled program's
                   steps read;
 * `dead_units`  — ReLU units after the masked map that never fire, per position;
+* `row_scales`  — the masked map along the sequence: pre-activation RMS per position, update
+                  ratio ‖ΔW_i‖ / ‖W_i‖ per row (a coordinate check over positions);
 * `segments`    — teacher-forced accuracy of each CoT segment: where the chain breaks.
 """

@@ -98,13 +98,21 @@ def add_alive_units(report: list[dict], alive: list[int]) -> None:
 
 
 def format_segments(report: list[dict]) -> str:
-    with_units = bool(report) and "alive_units" in report[0]
+    first = report[0] if report else {}
+    with_units, with_rms, with_ratio = ("alive_units" in first, "preactivation_rms" in first, "update_ratio" in first)
+    notes = [
+        *(["alive units: of the positions that predict the segment, mean / fewest"] if with_units else []),
+        *(["pre-act RMS: the masked map's output there (mean)"] if with_rms else []),
+        *(["update ratio: ‖ΔW_i‖ / ‖W_i‖ of their rows since the --since checkpoint (mean)"] if with_ratio else []),
+    ]
     lines = [
         "teacher-forced accuracy per segment (the model reads the true tokens so far"
-        + ("; alive units: of the positions that predict the segment, mean / fewest" if with_units else "")
+        + "".join(f"; {note}" for note in notes)
         + "):",
         f"  {'segment':<22} {'positions':>10} {'tokens':>7} {'token acc':>10} {'whole segment':>14}"
-        + (f" {'alive units':>12}" if with_units else ""),
+        + (f" {'alive units':>12}" if with_units else "")
+        + (f" {'pre-act RMS':>12}" if with_rms else "")
+        + (f" {'update ratio':>13}" if with_ratio else ""),
     ]
     for part in report:
         for name, span in [(part["name"], part)] + [
@@ -116,5 +124,9 @@ def format_segments(report: list[dict]) -> str:
             )
             if with_units:
                 line += f" {span['alive_units']['mean']:>7.1f} / {span['alive_units']['min']:<2}"
+            if with_rms:
+                line += f" {span['preactivation_rms']:>12.3g}"
+            if with_ratio:
+                line += f" {span['update_ratio']:>13.3g}"
             lines.append(line)
     return "\n".join(lines)

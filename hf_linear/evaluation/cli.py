@@ -11,7 +11,9 @@ temperature 0.5 and their distinct-n / repetition statistics (hf_linear.evaluati
 `--segments` adds, for arithmetic data, the teacher-forced accuracy of each CoT segment
 (hf_linear.analysis.segments): which step of the chain the model gets wrong; and for an MLPLM
 how many units after the masked map's ReLU are alive (fire on some example) at the positions of
-each segment, and the positions where none is (hf_linear.analysis.dead_units).
+each segment, and the positions where none is (hf_linear.analysis.dead_units); for an hf-linear
+model the masked map's output RMS at those positions, and with `--since EARLIER_CHECKPOINT` each
+row's update ratio ‖W_i − W_i'‖ / ‖W_i'‖ since that checkpoint (hf_linear.analysis.row_scales).
 
 Data of another task than the checkpoint learned is an error rather than a quiet 0%: tokens its
 tokenizer numbers otherwise, ids beyond its vocabulary, examples longer than its window (a 3x3
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
+from hf_linear.analysis.dead_units import masked_map_of
 from hf_linear.analysis.segments import WINDOW_KEYS
 from hf_linear.atomic import write_json_atomically
 from hf_linear.checkpoints import load_model, load_tokenizer
@@ -67,7 +70,10 @@ def evaluate_checkpoint(args) -> dict:
 
     model, tokenizer = load_model(args.checkpoint), load_tokenizer(args.checkpoint)
     check_data_fits(model, tokenizer, source, split, args.allow_sliding)
-    report = evaluate_held_out(model, tokenizer, split, args.batch_size, args.show, segments=args.segments)
+    since = since_weight(args.since, model) if args.since else None
+    report = evaluate_held_out(
+        model, tokenizer, split, args.batch_size, args.show, segments=args.segments, since_weight=since
+    )
     print(format_held_out(report))
     report.update(dataset=source.describe(), split=args.split, checkpoint=str(args.checkpoint))
     if args.program:
@@ -104,6 +110,19 @@ def check_data_fits(model, tokenizer, source, split, allow_sliding: bool = False
         )
 
 
+def since_weight(checkpoint: str, model):
+    """The masked map's weight of an earlier checkpoint of `model` (`--since`)."""
+    earlier = masked_map_of(load_model(checkpoint))
+    if earlier is None or masked_map_of(model) is None:
+        raise ValueError(f"--since {checkpoint}: both checkpoints need a masked map (a linear_lm or mlp_lm model)")
+    if earlier.weight.shape != masked_map_of(model).weight.shape:
+        raise ValueError(
+            f"--since {checkpoint}: its masked map has shape {tuple(earlier.weight.shape)}, this one's "
+            f"{tuple(masked_map_of(model).weight.shape)}: not an earlier checkpoint of this model"
+        )
+    return earlier.weight
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hf-linear eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -137,10 +156,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also the teacher-forced accuracy of each CoT segment (where the chain breaks)",
     )
+    parser.add_argument(
+        "--since",
+        metavar="EARLIER_CHECKPOINT",
+        help="with --segments: each row's update ratio of the masked map since this checkpoint of the same run",
+    )
     parser.add_argument("--output", help=f"JSON report path (default: CHECKPOINT/{EVAL_RESULTS})")
     args = parser.parse_args(argv)
     if args.num_samples < 1 or args.batch_size < 1:
         parser.error("--num-samples and --batch-size must be >= 1")
+    if args.since and not args.segments:
+        parser.error("--since goes with --segments")
     try:
         output = report_path(args)
         report = evaluate_checkpoint(args)

@@ -7,7 +7,9 @@ What is measured follows from the data, so that the three commands cannot disagr
   generated greedily from the prompt (hf_linear.evaluation.exact_match), and on request the
   teacher-forced accuracy of each CoT segment (hf_linear.analysis.segments) and, for an
   MLPLM, the alive units of each segment's positions and the positions whose units have all
-  died (hf_linear.analysis.dead_units);
+  died (hf_linear.analysis.dead_units), and the masked map's scale along the sequence: each
+  position's pre-activation RMS, and each row's update ratio since an earlier checkpoint
+  (hf_linear.analysis.row_scales);
 * language-model data (windows of `input_ids` only, e.g. TinyStories): perplexity and samples
   (hf_linear.evaluation.lm_report).
 
@@ -16,7 +18,8 @@ Callers add what only they know (the split's name, `DataSource.describe()`, the 
 
 from __future__ import annotations
 
-from hf_linear.analysis.dead_units import alive_units, without_units
+from hf_linear.analysis.dead_units import alive_units, masked_map_of, without_units
+from hf_linear.analysis.row_scales import add_row_scales, preactivation_rms, row_update_ratios
 from hf_linear.analysis.segments import add_alive_units, format_segments, segment_accuracy, step_names_of
 from hf_linear.evaluation.exact_match import exact_match_report, format_report, has_prompts
 from hf_linear.evaluation.lm_report import format_lm_report, lm_report
@@ -41,6 +44,7 @@ def evaluate_held_out(
     segments: bool = False,
     exact_match: bool = True,
     sampling: dict | None = None,
+    since_weight=None,
 ) -> dict:
     """The held-out report of `split` (already cut to the examples to score).
 
@@ -48,6 +52,8 @@ def evaluate_held_out(
     prompts only). exact_match=False skips the generation (a study report, which knows each run's
     exact match, asks for the segments only). sampling: lm_report's prompt, temperature,
     num_generations, max_new_tokens and seed for language-model data (default: the paper's).
+    since_weight: the masked map's weight in an earlier checkpoint of the model: the segments then
+    show each row's update ratio ‖W_i − W_i'‖ / ‖W_i'‖ since it.
     """
     if has_prompts(split):
         report = exact_match_report(model, tokenizer, split, batch_size, num_examples) if exact_match else {}
@@ -57,6 +63,11 @@ def evaluate_held_out(
             report["dead_positions"] = without_units(alive)
             if alive is not None:
                 add_alive_units(report["segments"], alive)
+            rms = preactivation_rms(model, split["input_ids"], batch_size)
+            if rms is not None:  # a model with a masked map
+                ratios = None if since_weight is None else row_update_ratios(since_weight, masked_map_of(model).weight)
+                report["row_scales"] = {"preactivation_rms": rms, "update_ratio": ratios}
+                add_row_scales(report["segments"], rms, ratios)
         return report
     if segments:
         raise ValueError(

@@ -12,13 +12,17 @@ from safetensors import SafetensorError
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
+from transformers.trainer_utils import IntervalStrategy
 
 from hf_linear.analysis.dead_units import dead_positions
+from hf_linear.analysis.row_scales import RowUpdateProbe, along_sequence, preactivation_rms
 from hf_linear.data.collator import CausalLMCollator, training_columns
 from hf_linear.evaluation.exact_match import exact_match_report, has_prompts
 from hf_linear.run_files import TRAINER_STATE
 from hf_linear.training.fan_in_lr import attach_fan_in_lr
 
+# evaluation examples whose masked-map outputs give the logged RMS (one cheap forward pass)
+ROW_RMS_EXAMPLES = 64
 # learning-rate shapes that can follow a budget: progress p in [0, 1] → factor
 BUDGET_SCHEDULES = {
     "linear": lambda p: 1.0 - p,
@@ -62,12 +66,28 @@ class TimeBudget(TrainerCallback, ExportableState):
         return {"args": {"max_minutes": self.max_minutes, "elapsed_seconds": self.elapsed()}, "attributes": {}}
 
 
+class ProbeStepsBeforeEvaluations(TrainerCallback):
+    """Arms a `RowUpdateProbe` on every optimizer step an evaluation follows (eval_strategy
+    "steps", and the last step), so that the evaluation logs that step's update ratios."""
+
+    def __init__(self, probe: RowUpdateProbe):
+        self.probe = probe
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        step = state.global_step + 1  # the step about to be taken
+        if args.eval_strategy == IntervalStrategy.STEPS and state.eval_steps:
+            self.probe.armed = step % state.eval_steps == 0 or step >= state.max_steps
+
+
 class HFLinearTrainer(Trainer):
     """Trainer whose evaluation adds exact match by greedy generation to the loss (or, with
     `report_perplexity`, for language-model data, the perplexity exp(loss)), whose
     learning-rate schedule follows a `TimeBudget` when the run has one, and whose optimizer steps
     the masked map's rows at rates scaled by their fan-in when `mixing_lr_fan_in_reference` is
-    set (hf_linear.training.fan_in_lr).
+    set (hf_linear.training.fan_in_lr). Its evaluations also log the masked map's scale along the
+    sequence (hf_linear.analysis.row_scales): `row_rms_*`, the pre-activation RMS at the first,
+    middle and last positions of the evaluated examples, and `row_update_ratio_*`, ‖ΔW_i‖ / ‖W_i‖
+    of those rows in the optimizer step just before the evaluation.
 
     The prompts are sharded over processes and the counts summed, so that 2-process runs
     evaluate each prompt once.
@@ -87,12 +107,17 @@ class HFLinearTrainer(Trainer):
         self.generation_batch_size = generation_batch_size
         self.report_perplexity = report_perplexity
         self.mixing_lr_fan_in_reference = mixing_lr_fan_in_reference
+        self.row_updates = RowUpdateProbe()
+        self.add_callback(ProbeStepsBeforeEvaluations(self.row_updates))
 
     def create_optimizer(self, model=None):
         had_optimizer = self.optimizer is not None
         optimizer = super().create_optimizer(model)
-        if self.mixing_lr_fan_in_reference and not had_optimizer:  # hooked once, on the optimizer made here
-            attach_fan_in_lr(optimizer, self.model if model is None else model, self.mixing_lr_fan_in_reference)
+        if not had_optimizer:  # hooked once, on the optimizer made here
+            model = self.model if model is None else model
+            if self.mixing_lr_fan_in_reference:
+                attach_fan_in_lr(optimizer, model, self.mixing_lr_fan_in_reference)
+            self.row_updates.attach(optimizer, model)  # after the rescaling hooks: it sees the applied step
         return optimizer
 
     # --- the schedule of a budgeted run ------------------------------------------------------
@@ -167,8 +192,21 @@ class HFLinearTrainer(Trainer):
         dead = dead_positions(model, data["input_ids"], self.generation_batch_size)
         if dead is not None:
             generated[f"{metric_key_prefix}_dead_positions"] = len(dead)
+        generated.update(self.row_scale_metrics(model, data[:ROW_RMS_EXAMPLES]["input_ids"], metric_key_prefix))
         self.log(generated)
         metrics.update(generated)
+        return metrics
+
+    def row_scale_metrics(self, model, rows, prefix: str) -> dict:
+        """First, middle and last values along the sequence of the masked map's pre-activation RMS
+        on `rows`, and of the update ratios the probe measured since the last evaluation."""
+        metrics = {}
+        rms = preactivation_rms(model, rows, self.generation_batch_size)
+        if rms is not None:
+            metrics.update(along_sequence(rms, f"{prefix}_row_rms"))
+        if self.row_updates.ratios is not None:
+            metrics.update(along_sequence(self.row_updates.ratios, f"{prefix}_row_update_ratio"))
+            self.row_updates.ratios = None
         return metrics
 
 
