@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hf_linear.model_types import LINEAR_LM, MLP_LM
+from hf_linear.model_types import LINEAR_LM, MLP_LM, MODEL_TYPES
 from hf_linear.paper import MULTIPLICATION_A100_HOURS, TINYSTORIES_A100_HOURS
 from hf_linear.paper import MULTIPLICATION_EXACT_MATCH as PAPER_EXACT_MATCH
 from hf_linear.paper import MULTIPLICATION_SEQUENCE_TOKENS as PAPER_SEQUENCE_TOKENS
@@ -352,7 +352,7 @@ def claims_linear_universality(records: dict[str, dict], study_dir: Path | None 
                 exact = r["final"].get("exact_match", 0.0)
                 text = f"{size_label(r['program'], r['size'])}: {r['cot_tokens']}-token CoT, {percent(exact)}"
                 text += f" ({format_tokens(point['tokens'])} tokens to 99%)" if point else " (target not reached)"
-                if model_type == LINEAR_LM:
+                if is_linear(model_type):
                     linear_total += 1
                     linear_all += exact >= TARGET
                     linear_validation += point is not None
@@ -373,6 +373,12 @@ def claims_linear_universality(records: dict[str, dict], study_dir: Path | None 
             )
         )
     return rows
+
+
+def is_linear(model_type: str) -> bool:
+    """A model with no nonlinearity before the softmax (the title claim's kind)."""
+    row = MODEL_TYPES.get(model_type)
+    return bool(row and row.linear_in_inputs)
 
 
 def describe_run(record: dict) -> str:

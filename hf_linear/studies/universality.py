@@ -1,19 +1,15 @@
 """The linear_universality study read against the paper's title claim: a *linear* next-token
 predictor learns every compiled program (`hf_linear.data.programs`), and the wiring it learns is
-compared with the certificate's (the positions each compiled step reads)."""
+compared with the certificate's (the positions each compiled step reads). Its rows of RESULTS.md:
+`hf_linear.studies.claims.claims_linear_universality`."""
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 
 from hf_linear.atomic import write_json_atomically
-from hf_linear.model_types import MODEL_TYPES
-from hf_linear.studies.report import format_tokens, percent
-from hf_linear.studies.results import first_reaching
 
-TARGET = 0.99
 WIRING_FILE = "wiring.json"  # cached in each LinearLM run directory
 
 
@@ -41,49 +37,6 @@ def size_label(program: str, size: int) -> str:
         return f"{size} bits"
     bits = size.bit_length() - 1
     return f"{bits}-bit operands" if size == 2**bits else f"operands < {size:,}"
-
-
-def claims_linear_universality(records: dict[str, dict], study_dir: Path | None = None) -> list[str]:
-    programs = defaultdict(dict)  # program -> model type -> records by example length
-    for record in records.values():
-        if record.get("program"):
-            programs[record["program"]].setdefault(record["model_type"], []).append(record)
-    if not programs:
-        return []
-    lines, linear_all, linear_validation, linear_total, held_out = [], 0, 0, 0, set()
-    for program, by_model in sorted(programs.items()):
-        parts = []
-        for model_type, runs in sorted(by_model.items()):
-            described = []
-            for r in sorted(runs, key=lambda r: r["sequence_tokens"]):
-                point = first_reaching(r.get("curve", []), "exact_match", TARGET)
-                exact = r["final"].get("exact_match", 0.0)
-                text = f"{size_label(r['program'], r['size'])}: {r['cot_tokens']}-token CoT, {percent(exact)}"
-                text += (
-                    f" ({format_tokens(point['tokens'])} tokens to {100 * TARGET:g}%)"
-                    if point
-                    else " (target not reached)"
-                )
-                if MODEL_TYPES[model_type].linear_in_inputs:
-                    linear_total += 1
-                    linear_all += exact >= TARGET
-                    linear_validation += point is not None
-                    held_out.add(r["final"].get("num_samples"))
-                    wiring = run_wiring(study_dir / r["run_dir"], r["program"], r["size"]) if study_dir else None
-                    if wiring:
-                        text += f", {percent(wiring['mean_share_on_compiled_reads'])} of its influence on the compiled reads"
-                described.append(text)
-            parts.append(f"`{model_type}` " + "; ".join(described))
-        lines.append(f"* **{program}** — " + ". ".join(parts) + ".")
-    lines.append(
-        f"* **The title claim, run**: a LinearLM reached {100 * TARGET:g}% validation exact match (the stop rule, on "
-        f"200 inputs) on {linear_validation} of {linear_total} compiled programs and sizes within the budget, and "
-        f"{100 * TARGET:g}% on the {' / '.join(f'{n:,}' for n in sorted(n for n in held_out if n))} held-out test inputs on {linear_all} (every CoT token a linear-threshold step "
-        "of earlier tokens; certificates, LinearLMs built from the compiled steps, reach 100% on each). The influence share "
-        "says how much of a trained LinearLM's dependence on earlier tokens sits where the compiled circuit reads "
-        "(1.0 for the certificate, ~3% for a random model)."
-    )
-    return lines
 
 
 def plot_wiring(model, program, path: Path, input_ids=None) -> dict:
