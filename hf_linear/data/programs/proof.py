@@ -154,6 +154,7 @@ def prove(program: Program, max_combinations: int = MAX_COMBINATIONS) -> Proof:
             continue
         steps += 1
         key = (
+            tuple(step.reads.index(read) for read in step.reads),  # which reads are one position
             tuple(program.values[read] for read in step.reads),
             tuple(tuple(sorted(table.items())) for table in step.tables),
             tuple(step.bias.items()),
@@ -170,7 +171,8 @@ def prove(program: Program, max_combinations: int = MAX_COMBINATIONS) -> Proof:
         exact, margin, combination = seen[key]
         combinations += exact.combinations
         if smallest is None or margin < smallest:
-            reads = {p: exact.values[k][combination[k]] for k, p in enumerate(exact.positions)}
+            positions = dict.fromkeys(step.reads)  # this step's, in the order of the shared `exact`
+            reads = {p: exact.values[k][combination[k]] for k, p in enumerate(positions)}
             smallest, where = margin, (position, step.kind, reads)
     if smallest is None:
         return Proof(program.name, True, None, None, None, {}, 0, 0)
