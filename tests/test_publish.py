@@ -52,6 +52,7 @@ def finished(tmp_path_factory):
     return directory / "tiny-run", head.stdout.strip()
 
 
+@pytest.mark.slow  # trains a tiny run (the module's fixture)
 def test_publish_writes_the_runs_evidence_without_its_weights(finished, tmp_path):
     run_dir, head = finished
     published = publish_run(run_dir, tmp_path / "reports")
@@ -95,6 +96,7 @@ def test_publish_writes_the_runs_evidence_without_its_weights(finished, tmp_path
     assert record["date"] == TODAY and record["commit"] == head
 
 
+@pytest.mark.slow  # trains a tiny run (the module's fixture)
 def test_publish_replaces_only_what_it_wrote(finished, tmp_path):
     run_dir, _ = finished
     first = publish_run(run_dir, tmp_path, name="again")
@@ -108,6 +110,7 @@ def test_publish_replaces_only_what_it_wrote(finished, tmp_path):
     assert (foreign / "notes.txt").is_file()
 
 
+@pytest.mark.slow  # trains a tiny run (the module's fixture)
 def test_publish_refuses_an_unfinished_run_and_a_bad_name(finished, tmp_path, capsys):
     run_dir, _ = finished
     unfinished = tmp_path / "unfinished"

@@ -36,6 +36,7 @@ def layout(tmp_path):
     return studies, tmp_path / "reports", results, tmp_path / "runs"
 
 
+@pytest.mark.slow  # trains a tiny study
 def test_reproduce_runs_publishes_and_regenerates(layout, monkeypatch):
     studies, reports, results, runs = layout
     (published,) = reproduce(studies, reports, results, runs_dir=runs)
