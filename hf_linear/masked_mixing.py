@@ -180,15 +180,20 @@ class MaskedPositionMixing(nn.Module):
     def extra_repr(self) -> str:
         return f"context_length={self.context_length}, hidden_size={self.hidden_size}, chunk_size={self.chunk_size}"
 
+    def row_init_bound(self, i: int, mixing_init: str = "dense") -> float:
+        """Row i's blocks are drawn from U(±bound): 1/√(T·d), the fan-in of the dense T·d → T·d
+        layer ("dense", the authors'), or 1/√((i+1)·d), row i's own fan-in ("fan_in")."""
+        positions = i + 1 if mixing_init == "fan_in" else self.context_length
+        return 1.0 / math.sqrt(positions * self.hidden_size)
+
     @torch.no_grad()
     def init_rows_by_fan_in(self) -> None:
         """Draw row i's blocks from U(±1/√((i+1)·d)): PyTorch's default for a layer with row i's
         own fan-in, (i+1)·d inputs. Each output position then starts at the same scale (the
         variance of y_i is (i+1)·d · E[x²] · bound²/3 = E[x²]/3 for every i), where the dense
         bound 1/√(T·d) makes it grow as √(i+1) along the sequence."""
-        d = self.hidden_size
         for i in range(self.context_length):
-            start, bound = num_masked_map_blocks(i), 1.0 / math.sqrt((i + 1) * d)
+            start, bound = num_masked_map_blocks(i), self.row_init_bound(i, "fan_in")
             self.weight[start : start + i + 1].uniform_(-bound, bound)  # row i: blocks W[i, 0..i]
 
     def row_weight(self, i: int, weight: torch.Tensor | None = None) -> torch.Tensor:

@@ -91,7 +91,7 @@ class HFLinearPreTrainedModel(PreTrainedModel):
         # T·d → T·d layer it was in their code; with mixing_init "fan_in", each row of blocks
         # has its own fan-in (the bias keeps the dense bound: the same for every row).
         if isinstance(module, MaskedPositionMixing):
-            bound = 1.0 / math.sqrt(module.context_length * module.hidden_size)
+            bound = module.row_init_bound(module.context_length - 1)  # the dense bound, 1/√(T·d)
             if self.config.mixing_init == "fan_in":
                 if not getattr(module.weight, "_is_hf_initialized", False):  # (a loaded weight is kept)
                     module.init_rows_by_fan_in()

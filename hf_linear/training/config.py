@@ -11,7 +11,8 @@
     budget:      optional `max_minutes` of training, for comparisons at equal wall-clock time;
                  the learning-rate schedule then follows the budget (`BudgetConfig`)
     optimizer:   optional: `mixing_lr_fan_in_reference` scales the masked map's learning rate
-                 down along the sequence (`OptimizerConfig`, hf_linear.training.fan_in_lr)
+                 down along the sequence (`OptimizerConfig`, hf_linear.training.fan_in_lr);
+                 `redo_every` / `redo_threshold` recycle dormant units (hf_linear.training.redo)
     lora:        optional: train a LoRA adapter (peft.LoraConfig fields: r, lora_alpha,
                  target_modules (default: the masked map, "mixing"), ...) instead of all weights;
                  the final model is saved merged, the adapter beside it in `adapter/`
@@ -40,7 +41,7 @@ from transformers import AutoConfig, TrainingArguments
 
 from hf_linear.data.sources import DataSource, data_source
 from hf_linear.dotted_keys import parent_of
-from hf_linear.model_types import is_hf_linear, type_names
+from hf_linear.model_types import MODEL_TYPES, is_hf_linear, type_names
 from hf_linear.paper import STORY_PROMPT, STORY_TEMPERATURE
 
 SECTIONS = ("model", "dataset", "training", "evaluation", "budget", "optimizer", "lora")
@@ -113,6 +114,11 @@ class OptimizerConfig:
     # row i of the masked map steps at learning_rate · min(1, N / (i+1)): long CoTs keep their
     # late positions' ReLU units alive at the learning rate the short rows need (fan_in_lr.py)
     mixing_lr_fan_in_reference: int | None = None
+    # every N steps, the units after the masked map's ReLU that were dormant over those steps'
+    # batches (mean activation ≤ redo_threshold × their position's mean; 0: never fired) are
+    # re-initialised, their moments reset (ReDo, redo.py)
+    redo_every: int | None = None
+    redo_threshold: float = 0.0
 
     def __post_init__(self):
         reference = self.mixing_lr_fan_in_reference
@@ -120,6 +126,15 @@ class OptimizerConfig:
             raise ValueError(
                 f"optimizer.mixing_lr_fan_in_reference must be a positive number of positions, got {reference!r}"
             )
+        if self.redo_every is not None and (isinstance(self.redo_every, bool) or self.redo_every < 1):
+            raise ValueError(f"optimizer.redo_every must be a positive number of steps, got {self.redo_every!r}")
+        if self.redo_threshold < 0:
+            raise ValueError(f"optimizer.redo_threshold must be >= 0, got {self.redo_threshold!r}")
+
+    def as_dict(self) -> dict:
+        """The fields set to other than their defaults (what a run directory records)."""
+        defaults = OptimizerConfig()
+        return {k: v for k, v in dataclasses.asdict(self).items() if v != getattr(defaults, k)}
 
 
 @dataclass
@@ -150,7 +165,7 @@ class RunConfig:
             "evaluation": dataclasses.asdict(self.evaluation),
             "budget": dataclasses.asdict(self.budget),
             # only when set: the run directories of runs without it stay as they were
-            **({"optimizer": dataclasses.asdict(self.optimizer)} if self.optimizer != OptimizerConfig() else {}),
+            **({"optimizer": self.optimizer.as_dict()} if self.optimizer != OptimizerConfig() else {}),
             **({"lora": self.lora} if self.lora else {}),
         }
 
@@ -436,4 +451,13 @@ def check_config(config: dict, trust_program_code: bool = False) -> RunConfig:
             "optimizer.mixing_lr_fan_in_reference scales the masked map's own steps; under lora: "
             "that weight is frozen (leave one of them out)"
         )
+    if optimizer.redo_every is not None:
+        row = MODEL_TYPES.get(model.get("type"))
+        if "type" in model and (row is None or not row.relu_after_mixing):
+            raise ValueError(
+                f"optimizer.redo_every: model type {model['type']} has no ReLU after a masked map to recycle "
+                "units of (mlp_lm has)"
+            )
+        if lora is not None:
+            raise ValueError("optimizer.redo_every re-draws the masked map's weights; under lora: they are frozen")
     return RunConfig(model, dict(config["dataset"]), training, evaluation, budget, lora, optimizer, source)

@@ -20,6 +20,7 @@ from hf_linear.data.collator import CausalLMCollator, training_columns
 from hf_linear.evaluation.exact_match import exact_match_report, has_prompts
 from hf_linear.run_files import TRAINER_STATE
 from hf_linear.training.fan_in_lr import attach_fan_in_lr
+from hf_linear.training.redo import RecycleDormantUnits
 
 # evaluation examples whose masked-map outputs give the logged RMS (one cheap forward pass)
 ROW_RMS_EXAMPLES = 64
@@ -235,4 +236,6 @@ def trainer_for(
     )
     if config.budget.max_minutes:
         trainer.add_callback(TimeBudget(config.budget.max_minutes))
+    if config.optimizer.redo_every:
+        trainer.add_callback(RecycleDormantUnits(config.optimizer.redo_every, config.optimizer.redo_threshold))
     return trainer
