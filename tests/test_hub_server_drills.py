@@ -25,7 +25,7 @@ import httpx2
 import pytest
 import torch
 from conftest import hub_client_env
-from huggingface_hub import CommitOperationAdd, CommitOperationCopy, HfApi, hf_hub_download
+from huggingface_hub import CommitOperationAdd, CommitOperationCopy, CommitOperationDelete, HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from safetensors.torch import save_file
 
@@ -758,12 +758,92 @@ def test_expanded_tree_listing_walks_the_history_once(hub, monkeypatch):
     assert last["d9/f0999.txt"] == first and last["d0"] == touched["d0/f0190.txt"]
     assert len(reads) <= n_commits + 2 + 2 * 21  # the walk, plus each page's head commit
 
+    plain = call(hub, "GET", f"/api/models/{repo_id}/tree/main?recursive=true")  # pages of 1000 unexpanded
+    assert len(plain.json()) == 1000 and 'rel="next"' in plain.headers["Link"]
+    assert len(list(api(hub, False).list_repo_tree(repo_id, recursive=True))) == n_files + 1 + 10  # 2 pages
+
     capped = call(hub, "GET", f"/api/models/{repo_id}/tree/main?recursive=true&expand=true&limit=1000")
     assert len(capped.json()) == 50 and 'rel="next"' in capped.headers["Link"]  # expanded pages: 50 at most
     reads.clear()
     commits = api(hub, False).list_repo_commits(repo_id)  # 201 commits in pages of 50
     assert len(commits) == n_commits + 1 and commits[-1].title == "initial commit"
     assert len(reads) <= n_commits + 1 + 5
+
+
+def reference_last_commits(store: HubStore, repo: Repo, commit_id: str) -> dict[str, str]:
+    """Every file and folder at `commit_id` → the newest first-parent commit at which it or
+    something inside it differs from the parent (else the first commit): a plain walk per path."""
+    history = list(store.history(repo, commit_id)) + [{"id": None, "files": {}}]  # before the first
+    files = history[0]["files"]
+    paths = set(files) | {path.rsplit("/", 1)[0] for path in files if "/" in path}
+    while any("/" in path and path.rsplit("/", 1)[0] not in paths for path in paths):
+        paths |= {path.rsplit("/", 1)[0] for path in paths if "/" in path}
+    found = {}
+    for path in paths:
+        for newer, older in zip(history, history[1:]):
+            inside = [p for p in newer["files"].keys() | older["files"].keys() if p == path or p.startswith(path + "/")]
+            if any(newer["files"].get(p) != older["files"].get(p) for p in inside):
+                found[path] = newer["id"]
+                break
+    return found
+
+
+def test_expanded_listings_read_one_last_commit_table(hub, monkeypatch):
+    """The last commits of an expanded listing come from a table per commit, made at the commit
+    (or, for commits without one, by one walk back to an ancestor that has one): every commit id of
+    a random history (adds in nested folders, edits, deleted files and folders, re-adds) answers
+    the last commits of a plain walk of its history, and a listing of any commit id, the in-process
+    cache emptied, reads one manifest — cycling through commit ids costs no walk."""
+    from hf_linear.hub.server import last_commits as last_commits_module
+
+    repo_id = new_repo(hub, "tables")
+    repo, store, client = Repo("model", repo_id), hub.store, api(hub, ALICE)
+    rng = random.Random(0)
+    present: set[str] = set()
+    for step in range(24):
+        operations = []
+        for _ in range(rng.randint(1, 3)):
+            if present and rng.random() < 0.3:
+                victim = rng.choice(sorted(present))
+                folder = victim.rsplit("/", 1)[0] if "/" in victim and rng.random() < 0.3 else None
+                gone = {p for p in present if folder and p.startswith(folder + "/")} or {victim}
+                operations = [op for op in operations if op.path_in_repo not in gone]
+                operations.append(CommitOperationDelete(folder + "/" if folder else victim))
+                present -= gone
+            else:
+                path = "/".join(rng.choice("ab") for _ in range(rng.randint(0, 2))) + f"/f{rng.randint(0, 9)}.txt"
+                path = path.lstrip("/")
+                if any(p.startswith(path + "/") for p in present) or any(path.startswith(p + "/") for p in present):
+                    continue  # a file where a folder is, or the other way round
+                operations = [op for op in operations if op.path_in_repo != path]
+                operations.append(CommitOperationAdd(path, f"{step} {rng.random()}".encode()))
+                present.add(path)
+        if operations:
+            client.create_commit(repo_id, operations, commit_message=f"step {step}")
+    commits = [c["id"] for c in store.history(repo, store.resolve(repo, "main"))]
+    tables = store._repo_dir(repo) / "last-commits"
+    assert sorted(p.stem for p in tables.glob("*.json")) == sorted(commits)  # made at the commits
+    for stale in commits[1::3]:  # as in a repo written before the tables: some commits have none
+        (tables / f"{stale}.json").unlink()
+    last_commits_module.last_commits.cache_clear()  # as a server started on that root
+
+    anonymous = api(hub, False)
+    for commit_id in [commits[len(commits) // 2], *commits]:  # mid-history first: built from older tables
+        entries = anonymous.list_repo_tree(repo_id, revision=commit_id, recursive=True, expand=True)
+        assert {e.path: e.last_commit.oid for e in entries} == reference_last_commits(store, repo, commit_id)
+
+    reads = []
+    read_commit = store.read_commit
+    monkeypatch.setattr(store, "read_commit", lambda r, c: reads.append(c) or read_commit(r, c))
+    for commit_id in commits:
+        last_commits_module.last_commits.cache_clear()
+        reads.clear()
+        list(anonymous.list_repo_tree(repo_id, revision=commit_id, recursive=True, expand=True))
+        assert reads == [commit_id]  # the revision's manifest; its last commits: one table
+    reads.clear()
+    new = client.create_commit(repo_id, [CommitOperationAdd("new.txt", b"x")], commit_message="one more").oid
+    # preupload and commit read the head; the new commit's table, its manifest and its parent's
+    assert set(reads) == {commits[0], new} and len(reads) <= 4
 
 
 # ----------------------------------------------------------------------------- body sizes

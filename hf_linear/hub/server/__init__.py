@@ -44,15 +44,16 @@ alias-free YAML loader (listing.py); what it cannot parse is left out of repo in
 Storage under ``--root`` (store.py): ``blobs/<sha256>`` (content-addressed file contents, shared by
 all repos) and per repo ``repos/<type>s/<namespace>/<name>/`` with ``repo.json``, ``refs.json``,
 one JSON manifest per commit in ``commits/<40-hex id>.json`` (path → size, sha256, lfs flag, git
-oid) and ``lfs/<sha256>`` markers of the LFS objects the repo may commit. Commits are never
+oid), ``lfs/<sha256>`` markers of the LFS objects the repo may commit and ``last-commits/<id>.json``,
+each commit's table of its entries' last commits (what an expanded tree listing answers). Commits are never
 deleted, so every old revision stays downloadable by its sha. Updates hold an flock on ``.lock``,
 so several server processes may share one root.
 
 Modules, one role each (imports run down this list, never back up): cli.py (command line,
 in-process helpers) → server.py (`HubHTTPServer`: store, accounts, limits, connections) →
 handler.py (HTTP plumbing: bodies, responses, the user) → routes.py (one function per route) →
-listing.py (tree/paths-info JSON, last commits, card metadata), auth.py (users, tokens, signed
-upload URLs) → store.py (disk, locking) → validation.py (names, paths, oids, JSON bodies; `HubError`).
+listing.py (tree/paths-info JSON, card metadata) → last_commits.py (the last-commit tables), auth.py
+(users, tokens, signed upload URLs) → store.py (disk, locking) → validation.py (names, paths, oids, JSON bodies; `HubError`).
 
 Start it with ``python -m hf_linear.hub.server --root DIR [--port 0] [--token NAME=TOKEN]`` /
 ``hf-linear hub-server``, or in-process with ``with run_hub_server(root, token=...) as url: ...``.

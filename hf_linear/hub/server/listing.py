@@ -1,4 +1,5 @@
-"""Listings in the Hub's JSON shapes: tree entries, paths-info, last commits, model-card metadata."""
+"""Listings in the Hub's JSON shapes: tree entries, paths-info, expanded entries (their last commits:
+last_commits.py), model-card metadata."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import yaml  # a declared dependency of hf-linear (and of huggingface_hub)
 
+from .last_commits import last_commits
 from .store import HubStore, Repo, lfs_pointer
 
 # README metadata is parsed on anonymous repo-info requests, with pure-Python PyYAML (~0.3 s for
@@ -72,36 +74,7 @@ def list_tree(files: dict, folders: dict[str, str], path: str, recursive: bool) 
     ]
 
 
-# ----------------------------------------------------------------------------- last commits
-
-
-@functools.lru_cache(maxsize=32)
-def last_commits(store: HubStore, repo: Repo, commit_id: str) -> dict[str, dict]:
-    """Every file and folder at `commit_id` → the newest commit (first-parent history) that changed
-    it or something inside it. One walk over the history, each commit read once, and cached (a
-    commit never changes): an expanded listing used to walk the whole history once per entry.
-    The result is shared between requests: do not modify it."""
-    history = store.history(repo, commit_id)
-    newer = next(history)
-    pending = set(newer["files"]) | set(folder_oids(newer["files"]))
-    found: dict[str, dict] = {}
-    for older in history:
-        if not pending:
-            break
-        summary = {"id": newer["id"], "title": newer["title"], "date": newer["date"]}
-        new_files, old_files = newer["files"], older["files"]
-        for path in new_files.keys() | old_files.keys():
-            if new_files.get(path) == old_files.get(path):
-                continue
-            parts = path.split("/")
-            for i in range(1, len(parts) + 1):  # the path and each folder containing it
-                changed = "/".join(parts[:i])
-                if changed in pending:
-                    pending.discard(changed)
-                    found[changed] = summary
-        newer = older
-    summary = {"id": newer["id"], "title": newer["title"], "date": newer["date"]}
-    return found | dict.fromkeys(pending, summary)  # unchanged since the oldest commit
+# ----------------------------------------------------------------------------- expanded entries
 
 
 def expand_info(store: HubStore, repo: Repo, commit_id: str, info: dict) -> dict:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
+from .last_commits import last_commits
 from .listing import (
     README_HEAD_BYTES,
     CardMetadataError,
@@ -490,6 +491,7 @@ def commit(req: Handler, repo: Repo, args: list[str], query: dict) -> None:
         raise bad_request("Pull requests are not supported by the local hub server")
     header, operations = parse_commit_payload(req.body())
     commit_id = req.store.commit(repo, revision, header, operations, author=req.require_user().name)
+    last_commits(req.store, repo, commit_id)  # its table now, from its parent's: listings then read it whole
     req.send_json(
         {
             "success": True,

@@ -7,7 +7,8 @@ Layout under the root::
     .lock                                  flock'ed around every commit / ref / repo update
     blobs/<sha256>                         file contents, shared by all repos
     repos/<type>s/<namespace>/<name>/      repo.json, refs.json, commits/<40-hex id>.json,
-                                           lfs/<sha256> (empty: LFS objects this repo may commit)
+                                           lfs/<sha256> (empty: LFS objects this repo may commit),
+                                           last-commits/<40-hex id>.json (last_commits.py)
     trash/                                 deleted repos on their way out
 
 Only names checked by validation.py (`Repo` ids, sha256 oids, commit ids) become file names: revisions and
@@ -378,6 +379,34 @@ class HubStore:
         if not FULL_SHA_RE.match(commit_id):
             raise revision_not_found(commit_id)
         return _read_json(self._repo_dir(repo) / "commits" / f"{commit_id}.json")
+
+    # -- the last-commit table of a commit (derived from the manifests: last_commits.py)
+    def _last_commit_table_path(self, repo: Repo, commit_id: str) -> Path:
+        if not FULL_SHA_RE.match(commit_id):
+            raise revision_not_found(commit_id)
+        return self._repo_dir(repo) / "last-commits" / f"{commit_id}.json"
+
+    def read_last_commit_table(self, repo: Repo, commit_id: str) -> dict | None:
+        """The table of `commit_id`, or None if it has none (yet)."""
+        try:
+            return _read_json(self._last_commit_table_path(repo, commit_id))
+        except (OSError, ValueError):
+            return None
+
+    def write_last_commit_table(self, repo: Repo, commit_id: str, table: dict) -> None:
+        """Keep a commit's table. No lock: any writer writes the same table, atomically; a repo
+        deleted meanwhile just keeps none."""
+        path = self._last_commit_table_path(repo, commit_id)
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(exist_ok=True)  # not parents=True: a deleted repo's folder is not made again
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIXES[0])
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    json.dump(table, f, separators=(",", ":"))
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
 
     def history(self, repo: Repo, commit_id: str) -> Iterator[dict]:
         """Commits reachable by first parents, newest first."""
