@@ -7,7 +7,9 @@ minutes for every run; final exact match against the length of an example (the p
 complexity), with the paper's MLP-775M beside it; training tokens to reach the target accuracy
 against the example length and against the study's x axis; and the block norms of the masked
 map of the best run (`hf-linear inspect`). A table lists every run with its config and run
-directory, so that each number can be traced to them.
+directory, so that each number can be traced to them; a study with `seeds:` gets, per group of
+seeds, the share reaching the target and the interquartile mean with its bootstrap interval
+(hf_linear.studies.seed_statistics).
 
 Settings, from the study file's `report:` section:
 
@@ -42,6 +44,7 @@ from hf_linear.data.sources import data_source
 from hf_linear.model_types import is_hf_linear
 from hf_linear.run_files import EVAL_RESULTS, SEGMENT_ACCURACY, TRAINER_STATE, TRAINING_CONFIG
 from hf_linear.studies.results import first_reaching, read_results
+from hf_linear.studies.seed_statistics import seed_lines
 
 DEFAULT_TARGET = 0.99  # the accuracy whose training tokens reports (and reproduce's claims) count
 FIGURE_SIZE, DPI = (7.0, 4.2), 100  # ~30-90 KB per PNG
@@ -475,6 +478,7 @@ def write_report(study_dir: str | Path) -> Path:
         "",
         *table(records, target),
         "",
+        *seed_lines(records, target),
     ]
     for title, name in plots:
         if name:

@@ -14,6 +14,10 @@ A study file (see configs/studies/) has
     runs:        extra groups of runs beside the grid: [{name, set: {dotted.key: value}, axes}]
                  (e.g. the GPT-2 baseline with its own `model` section); setting a key replaces
                  its value, null removes it
+    seeds:       optional [0, 1, 2]: every run above once per seed, as NAME@seedS, with training.seed
+                 and the seed of generated data (arithmetic, program; streams included) set to S;
+                 the report then gives each group of seeds the share reaching the target and the
+                 interquartile mean with a bootstrap interval (hf_linear.studies.seed_statistics)
     stop_when:   optional {exact_match: 0.99}: end a run at its first evaluation that reaches it
     quick:       optional {factor: 20, set: {...}}: what --quick changes besides the generic
                  scaling of `quick_config` (steps and budgets ÷ factor, tiny data)
@@ -52,11 +56,12 @@ from hf_linear.data.sources import GENERATED_SOURCES
 from hf_linear.dotted_keys import set_dotted  # also imported from here by studies.tune
 from hf_linear.run_files import EVAL_RESULTS
 from hf_linear.studies.results import read_results, run_record
+from hf_linear.studies.seed_statistics import SEED_MARK
 from hf_linear.training.config import SECTIONS, check_config, read_yaml_file, resolve_data_paths
 from hf_linear.training.run_dir import last_complete_checkpoint
 from hf_linear.training.train import train
 
-STUDY_KEYS = ("name", "description", "base", "base_config", "axes", "runs", "stop_when", "quick", "report")
+STUDY_KEYS = ("name", "description", "base", "base_config", "axes", "runs", "seeds", "stop_when", "quick", "report")
 QUICK_FACTOR = 20
 # --quick: data sizes capped so that building the data and evaluating take seconds
 QUICK_LIMITS = {"train_size": 2000, "validation_size": 64, "test_size": 64}
@@ -123,6 +128,8 @@ class Study:
         )
         groups += list(spec.get("runs") or [])
         runs = [run for group in groups for run in expand_group(base, group)]
+        if spec.get("seeds") is not None:
+            runs = with_seeds(runs, check_seeds(spec["seeds"]))
         if quick:
             factor = (spec.get("quick") or {}).get("factor", QUICK_FACTOR)
             for run in runs:
@@ -178,6 +185,40 @@ def check_stop_when(stop_when) -> None:
         raise ValueError(
             f"stop_when must be a mapping {{metric: target}} (e.g. {{exact_match: 0.99}}), got {stop_when!r}"
         )
+
+
+def check_seeds(seeds) -> list[int]:
+    """`seeds: [0, 1, 2]`: distinct non-negative integers."""
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
+        raise ValueError(f"seeds must be a list of distinct non-negative integers, e.g. [0, 1, 2]; got {seeds!r}")
+    return seeds
+
+
+def set_seed_of(config: dict, seed: int) -> None:
+    """Seed a training config: training.seed (initial weights, order of the examples) and the seed
+    of its generated data (the examples drawn: each part of a mixture too)."""
+    config.setdefault("training", {})["seed"] = seed
+    dataset = config.get("dataset") or {}
+    for source in (*GENERATED_SOURCES, "arithmetic_mixture"):
+        for arguments in dataset.get(source) if isinstance(dataset.get(source), list) else [dataset.get(source)]:
+            if isinstance(arguments, dict):
+                arguments["seed"] = seed
+
+
+def with_seeds(runs: list[Run], seeds: list[int]) -> list[Run]:
+    """Every run once per seed: NAME@seedS, varied by `seed` too."""
+    seeded = []
+    for run in runs:
+        for seed in seeds:
+            config = copy.deepcopy(run.config)
+            set_seed_of(config, seed)
+            seeded.append(Run(f"{run.name}{SEED_MARK}{seed}", {**run.varied, "seed": str(seed)}, config))
+    return seeded
 
 
 def axis_choices(axis: str, values) -> list[tuple[str, str, dict]]:

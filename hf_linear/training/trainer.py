@@ -212,15 +212,16 @@ class HFLinearTrainer(Trainer):
 
 
 def trainer_for(
-    config, args, data, model=None, model_init=None, exact_match: bool = True, callbacks=()
+    config, args, data, model=None, model_init=None, exact_match: bool = True, callbacks=(), trainer_class=None
 ) -> HFLinearTrainer:
     """The Trainer of a checked config (`RunConfig`) on its data (`RunData`): a model, or a search's
     `model_init`. During training the `during_training` examples are evaluated by their loss, and
     by exact match (prompts and answers, unless `exact_match` is false) or perplexity (language-model
-    data); a budget's clock runs as a callback."""
+    data); a budget's clock runs as a callback. `trainer_class`: an HFLinearTrainer subclass (or a
+    callable making one) to build instead (a search's SeedAveragingTrainer)."""
     during = data.during_training
     generation = during if during is not None and exact_match and has_prompts(during) else None
-    trainer = HFLinearTrainer(
+    trainer = (trainer_class or HFLinearTrainer)(
         model=model,
         model_init=model_init,
         args=args,

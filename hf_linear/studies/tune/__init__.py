@@ -23,6 +23,9 @@ A search file (see configs/tune/) has
                     ...its arguments}: Optuna's pruner, fed by the Trainer's evaluations (Ray
                     Tune: an ASHA scheduler unless none)
     seed:           of the sampler (default: training.seed)
+    seeds:          optional [0, 1]: each trial trains once per seed (training.seed and the seed of
+                    generated training data) and is scored by the mean objective; the pruner
+                    judges its first seed (hf_linear.studies.tune.seeds)
     start_with:     optional list of {dotted.key: value} (keys of `space`, values inside it): trials
                     run first, before the sampler proposes any (a known recipe, or one carried over
                     from a related search; Optuna's enqueue_trial, Ray Tune's points_to_evaluate)

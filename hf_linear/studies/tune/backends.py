@@ -8,10 +8,12 @@ A backend is `(search, trainer, budget, out, trials) -> (records, optuna study o
 from __future__ import annotations
 
 import copy
+import functools
 from pathlib import Path
 
 from hf_linear.evaluation.exact_match import has_prompts
 from hf_linear.runtime import tune_cpu_allocator
+from hf_linear.studies.tune.seeds import SeedAveragingTrainer, seed_training_splits
 from hf_linear.studies.tune.spec import OBJECTIVES, Budget, Search, arguments_name, batch_of, trial_record
 from hf_linear.training.arguments import training_arguments_for
 from hf_linear.training.config import RunConfig
@@ -74,7 +76,18 @@ def search_trainer(search: Search, config: RunConfig, out: Path) -> tuple[HFLine
     budget = Budget(search.budget_tokens, data.sequence_length, search.evaluations, args.world_size)
     for key, value in budget.steps(batch_of(args)).items():  # the Trainer's search sets them so too
         setattr(args, key, value)
-    trainer = trainer_for(config, args, data, model_init=model_init, exact_match=search.objective == "exact_match")
+    trainer_class = HFLinearTrainer
+    if search.seeds:
+        splits = seed_training_splits(config, data.train, search.seeds)
+        trainer_class = functools.partial(SeedAveragingTrainer, seeds=search.seeds, seed_train_datasets=splits)
+    trainer = trainer_for(
+        config,
+        args,
+        data,
+        model_init=model_init,
+        exact_match=search.objective == "exact_match",
+        trainer_class=trainer_class,
+    )
     return trainer, budget
 
 
@@ -123,6 +136,7 @@ def search_with_optuna(
         trial_record(
             t.number, t.state.name.lower(), t.params, t.value, sorted(t.intermediate_values.items()), budget, defaults
         )
+        | ({"seed_objectives": t.user_attrs["seed_objectives"]} if "seed_objectives" in t.user_attrs else {})
         for t in study.trials
         if t.state.is_finished()
     ]

@@ -147,7 +147,14 @@ def publish(search: Search, records: list[dict], out: Path, engine: str, study=N
         f"{len(records)} trials ({counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed), "
         f"engine {engine}. Objective: {search.objective} ({OBJECTIVES[search.objective][1]}d) at the last evaluation of "
         f"a trial, on the validation prompts (equal objectives: the better mean over its evaluations wins); every trial trains on {search.budget_tokens:,} tokens "
-        f"({search.evaluations} evaluations, where the pruner may stop it). `trials.jsonl` holds every trial "
+        f"({search.evaluations} evaluations, where the pruner may stop it)"
+        + (
+            f"; each trial trains once per seed ({', '.join(map(str, search.seeds))}), its objective the seeds' "
+            "mean, its curve the first seed's (the one the pruner judges)"
+            if search.seeds
+            else ""
+        )
+        + ". `trials.jsonl` holds every trial "
         "(parameters, objective at each evaluation, steps, tokens).",
         "",
         f"**Best: trial {best['trial']}**, {search.objective} = {best['objective']:.4g} "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hf_linear.dotted_keys import set_dotted
-from hf_linear.studies.study import load_base, read_spec_file
+from hf_linear.studies.study import check_seeds, load_base, read_spec_file
 
 SEARCH_KEYS = (
     "name",
@@ -27,6 +27,7 @@ SEARCH_KEYS = (
     "pruner",
     "seed",
     "start_with",
+    "seeds",
 )
 OBJECTIVES = {"exact_match": ("eval_exact_match", "maximize"), "eval_loss": ("eval_loss", "minimize")}
 PARAMETER_TYPES = ("float", "int", "categorical")
@@ -43,6 +44,7 @@ class Search:
     budget_tokens: int
     trials: int
     evaluations: int
+    seeds: list[int] | None = None  # each trial trains once per seed, scored by the mean (tune/seeds.py)
 
     @classmethod
     def load(cls, path: str | Path) -> Search:
@@ -66,6 +68,8 @@ class Search:
                 continue
             if not isinstance(spec.get(key), int) or isinstance(spec.get(key), bool) or spec[key] < 1:
                 raise ValueError(f"search file {path}: {key} must be a positive integer, got {spec.get(key)!r}")
+        if spec.get("seeds") is not None:
+            check_seeds(spec["seeds"])
         spec = {**spec, "base": config, "name": spec.get("name", path.stem)}
         spec.pop("base_config", None)
         return cls(
@@ -77,6 +81,7 @@ class Search:
             spec["budget_tokens"],
             spec["trials"],
             spec.get("evaluations", 4),
+            spec.get("seeds"),
         )
 
 
