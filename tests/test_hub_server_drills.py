@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -520,6 +521,83 @@ def test_card_metadata_aliases_are_refused_not_expanded(hub):
         assert check.status_code == 400 and "aliases" in check.json()["errors"][0]["message"]
     alice.upload_file(path_or_fileobj=readme("license: mit\nbase: &b x"), path_in_repo="README.md", repo_id=repo_id)
     assert alice.model_info(repo_id).card_data.to_dict() == {"license": "mit", "base": "x"}  # anchors alone are fine
+
+
+def strict_json(text: str):
+    """JSON as RFC 8259 has it: NaN and Infinity are not JSON (Python's json reads them by default)."""
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_card_metadata_is_valid_json_with_the_users_keys(hub):
+    """`.nan` and `.inf` used to reach repo info as NaN and Infinity (not JSON: strict parsers
+    refuse the answer) and `~: 1, 1: 2, true: 3` became {"null": 1, "1": 3} (as Python values 1
+    and True are one key). Now they are null, as the Hub answers them, and every key stays the
+    text the YAML gives it; validate-yaml accepts the README."""
+    repo_id = new_repo(hub, "card-json")
+    metadata = "y: .nan\nz: [.inf, -.inf, 1.5]\n~: 1\n1: 2\ntrue: 3\nnested:\n  2: {false: x}\nlicense: mit"
+    commit_readme(hub, repo_id, metadata)
+    response = call(hub, "GET", f"/api/models/{repo_id}")  # anonymous
+    assert response.status_code == 200
+    card = strict_json(response.text)["cardData"]
+    assert card == {
+        "y": None,
+        "z": [None, None, 1.5],
+        "~": 1,
+        "1": 2,
+        "true": 3,
+        "nested": {"2": {"false": "x"}},
+        "license": "mit",
+    }
+    assert api(hub, False).model_info(repo_id).card_data.to_dict()["true"] == 3
+    check = call(hub, "POST", "/api/validate-yaml", json={"content": readme(metadata).decode(), "repoType": "model"})
+    assert check.status_code == 200, check.text
+    commit_readme(hub, repo_id, "? [a, b]\n: 1")  # a key that is a list: not JSON metadata
+    assert "cardData" not in strict_json(call(hub, "GET", f"/api/models/{repo_id}").text)
+
+
+def test_an_abandoned_upload_logs_one_line_and_no_traceback(hub, capfd):
+    """A client that stops in the middle of a chunked LFS upload (closing or resetting its
+    connection, between chunks or inside one) used to leave a BrokenPipeError traceback in the
+    server's log (the server answered 400 to a connection already gone); a keep-alive connection
+    reset between requests, a ConnectionResetError traceback. Now: one line per abandoned upload,
+    nothing for the idle connection, nothing stored."""
+    repo_id = new_repo(hub, "abandoned")
+    oid = hashlib.sha256(b"never sent whole").hexdigest()
+    head = (
+        f"PUT /lfs-upload/{oid}?repo=models/{repo_id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ALICE}\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    parts = urlsplit(hub.url)
+    capfd.readouterr()
+    abandoned = (b"10\r\n" + b"a" * 16 + b"\r\n", b"1000\r\n" + b"a" * 100)  # between chunks, inside one
+    for body in abandoned:
+        for reset in (False, True):
+            sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+            sock.sendall(head + body)
+            time.sleep(0.2)
+            if reset:  # an RST instead of a FIN
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+    idle = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    idle.sendall(f"GET /api/models/{repo_id} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+    idle.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    idle.close()
+    deadline = time.monotonic() + 10
+    log = ""
+    while log.count("client went away") < 4 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        log += capfd.readouterr().err
+    time.sleep(0.5)  # the idle connection's handler has answered and seen the reset by now
+    log += capfd.readouterr().err
+    assert "Traceback" not in log and "Exception occurred" not in log, log
+    lines = log.strip().splitlines()
+    assert len(lines) == 4 and all(f"PUT /lfs-upload/{oid}" in line and "client went away" in line for line in lines)
+    assert not hub.store.has_blob(oid)
 
 
 def test_malformed_metadata_and_bodies_get_4xx_or_are_ignored_never_500(hub, tmp_path):

@@ -23,6 +23,8 @@ from .validation import HubError, bad_request, header_value, parse_json_object, 
 
 READ_CHUNK = 1 << 20
 MAX_CHUNK_LINE = 1024
+# a client that closed or reset its connection: one log line, no traceback (it is no server error)
+CLIENT_GONE = (BrokenPipeError, ConnectionResetError, TimeoutError)
 
 
 class ServerState(Protocol):
@@ -77,19 +79,30 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except CLIENT_GONE:  # between requests (a keep-alive connection reset): nothing was lost
+            self.close_connection = True
+
     def _dispatch(self, method: str) -> None:
         self._body_consumed = False
         self._status = 0
         try:
-            self.user = self._authenticate()
-            route(self, method)
-        except HubError as e:
-            self.send_error_json(e)
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            try:
+                self.user = self._authenticate()
+                route(self, method)
+            except HubError as e:
+                self.send_error_json(e)
+            except CLIENT_GONE:
+                raise
+            except Exception as e:  # a server bug: answer 500 with the reason instead of hanging the client
+                traceback.print_exc(file=sys.stderr)
+                self.send_error_json(HubError(500, f"Internal error in local hub server: {type(e).__name__}: {e}"))
+        except CLIENT_GONE as gone:  # mid-request (an abandoned upload or download), or while answering
             self.close_connection = True
-        except Exception as e:  # a server bug: answer 500 with the reason instead of hanging the client
-            traceback.print_exc(file=sys.stderr)
-            self.send_error_json(HubError(500, f"Internal error in local hub server: {type(e).__name__}: {e}"))
+            reason = str(gone) or type(gone).__name__
+            BaseHTTPRequestHandler.log_message(self, "%s %s: client went away (%s)", method, self.path, reason)
         finally:
             if not self._body_consumed and self._announces_body():
                 self.close_connection = True  # unread request bytes would corrupt the next request
@@ -154,6 +167,8 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             total = 0
             while True:
                 line = self.rfile.readline(MAX_CHUNK_LINE)
+                if not line:
+                    raise ConnectionResetError("client closed the connection mid-body")
                 size_text = line.split(b";")[0].strip()
                 if not re.fullmatch(rb"[0-9A-Fa-f]{1,15}", size_text):
                     raise bad_request(f"Malformed chunked body: chunk size line {line[:40]!r}")
@@ -221,7 +236,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def send_json(self, obj: Any, status: int = 200, headers: dict | None = None) -> None:
-        self.send(status, json.dumps(obj).encode(), headers)
+        self.send(status, json.dumps(obj, allow_nan=False).encode(), headers)  # NaN is not JSON: a bug, 500
 
     def send_error_json(self, error: HubError) -> None:
         headers = {**error.headers, "X-Error-Message": error.message}

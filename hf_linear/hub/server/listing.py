@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import re
 from collections import defaultdict
 from typing import Any
@@ -104,7 +105,8 @@ class CardMetadataLoader(yaml.SafeLoader):
     - no aliases: a few hundred bytes of nested aliases expand to gigabytes ("billion laughs");
     - nesting at most MAX_CARD_METADATA_DEPTH (PyYAML composes recursively);
     - JSON values only: `!!binary`, `!!set`, `!!omap`, `!!timestamp` are refused (undefined tag)
-      and dates such as `2024-01-01` stay strings, so the metadata can be answered as JSON.
+      and dates such as `2024-01-01` stay strings, so the metadata can be answered as JSON;
+      `.nan` and `.inf` are null and keys stay the text the YAML gives them (`~`, `1`, `true`).
     """
 
     yaml_constructors = {
@@ -120,6 +122,23 @@ class CardMetadataLoader(yaml.SafeLoader):
     def __init__(self, stream: str):
         super().__init__(stream)
         self._depth = 0
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        """Keys as the YAML wrote them: JSON keys are strings, and as Python values `~`, `1` and
+        `true` would become None (written "null"), 1 and True (the same dict key as 1)."""
+        mapping = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "card metadata keys must be plain values, not lists or mappings", key_node.start_mark
+                )
+            mapping[key_node.value] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+    def construct_json_float(self, node: yaml.ScalarNode) -> float | None:
+        """JSON has no NaN or infinity: `.nan` and `.inf` are null, as the Hub answers them."""
+        value = self.construct_yaml_float(node)
+        return value if math.isfinite(value) else None
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
@@ -137,6 +156,8 @@ class CardMetadataLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+
+CardMetadataLoader.add_constructor("tag:yaml.org,2002:float", CardMetadataLoader.construct_json_float)
 
 _METADATA_BLOCK_RE = re.compile(r"^---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|$)", re.DOTALL)
 
