@@ -3,9 +3,11 @@ naming what is wrong, nothing is deleted before the run is built, finished work 
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -798,3 +800,44 @@ def test_a_5000_digit_demo_operand_gets_the_fields_message():
     # the neighbours of the limit still work: the largest operand, and a number with leading zeros
     assert ProgramTask.create("multiplication", 10000).prompt(["09999", "12"])
     assert ArithmeticTask(ArithmeticSpec.create("multiplication", [4, 4], "lsb")).prompt(["9999", "1234"])
+
+
+def numeric_leaves(node, path: tuple = ()):
+    """The paths (keys and list indices) of every number in a config."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from numeric_leaves(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from numeric_leaves(value, (*path, index))
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        yield path
+
+
+def test_every_non_finite_number_in_a_config_is_an_error_naming_its_key(tmp_path):
+    """Every number of the tiny config, plus the optimiser's, the budget's, the model's and LoRA's,
+    set in turn to NaN, +inf and -inf (written as YAML's .nan / .inf): each is an error naming its
+    key before anything is built."""
+    config = tiny_config(tmp_path / "out")
+    config["training"].update(weight_decay=0.0, max_grad_norm=1.0, warmup_steps=0, adam_beta2=0.999, adam_epsilon=1e-8)
+    config["budget"] = {"max_minutes": 5}
+    config["lora"] = {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
+    config["model"]["num_mlp_layers"] = 1
+    check_config(config)  # the config itself is fine
+    paths = list(numeric_leaves(config))
+    assert len(paths) == 26
+    cases = 0
+    for path in paths:
+        key = ".".join(str(part) for part in path if isinstance(part, str))
+        key += "".join(f"[{part}]" for part in path if isinstance(part, int))
+        for value in (float("nan"), float("inf"), float("-inf")):
+            changed = copy.deepcopy(config)
+            node = changed
+            for part in path[:-1]:
+                node = node[part]
+            node[path[-1]] = value
+            (tmp_path / "config.yaml").write_text(yaml.safe_dump(changed))  # .nan, .inf, -.inf
+            with pytest.raises(ValueError, match=rf"^{re.escape(key)} must be a finite number, got {value}$"):
+                load_config(tmp_path / "config.yaml")
+            cases += 1
+    assert cases == 3 * len(paths)
