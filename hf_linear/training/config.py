@@ -13,6 +13,8 @@
     optimizer:   optional: `mixing_lr_fan_in_reference` scales the masked map's learning rate
                  down along the sequence (`OptimizerConfig`, hf_linear.training.fan_in_lr);
                  `redo_every` / `redo_threshold` recycle dormant units (hf_linear.training.redo)
+    recipe:      optional: `default` fills model, training and optimizer settings from the task's
+                 shape (hf_linear.training.default_recipe); the keys a config gives win
     lora:        optional: train a LoRA adapter (peft.LoraConfig fields: r, lora_alpha,
                  target_modules (default: the masked map, "mixing"), ...) instead of all weights;
                  the final model is saved merged, the adapter beside it in `adapter/`
@@ -43,8 +45,12 @@ from hf_linear.data.sources import DataSource, data_source
 from hf_linear.dotted_keys import parent_of
 from hf_linear.model_types import MODEL_TYPES, is_hf_linear, type_names
 from hf_linear.paper import STORY_PROMPT, STORY_TEMPERATURE
+from hf_linear.training.default_recipe import default_recipe, recipe_task
 
 SECTIONS = ("model", "dataset", "training", "evaluation", "budget", "optimizer", "lora")
+# a config's top-level keys: its sections, and the name of a recipe (not a section: a study may
+# still call an axis of its own "recipe")
+TOP_LEVEL_KEYS = (*SECTIONS, "recipe")
 # TrainingArguments counts that Trainer divides by (0 was a ZeroDivisionError deep inside a run)
 POSITIVE_TRAINING_COUNTS = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps")
 # what a fine-tuning run may change of its checkpoint's model (both grow it, keeping its function)
@@ -386,14 +392,34 @@ def model_config_class(model_type):
         ) from None
 
 
+def with_recipe(config: dict, trust_program_code: bool = False) -> tuple[dict, DataSource]:
+    """The config with its `recipe:` applied (the recipe's model, training and optimizer keys under
+    the config's own), and the data source whose task chose it."""
+    if config["recipe"] != "default":
+        raise ValueError(f"recipe must be default (chosen from the task's shape), got {config['recipe']!r}")
+    if isinstance(config.get("model"), dict) and "init_from" in config["model"]:
+        raise ValueError("recipe: default chooses a new model; with model.init_from give the training settings")
+    source = data_source(config.get("dataset"), trust_program_code)
+    merged = {key: value for key, value in config.items() if key != "recipe"}
+    for section, values in default_recipe(recipe_task(source)).items():
+        given = merged.get(section) or {}
+        if not isinstance(given, dict):
+            raise ValueError(f"config section {section}: must be a mapping, got {given!r}")
+        merged[section] = {**values, **given}
+    return merged, source
+
+
 def check_config(config: dict, trust_program_code: bool = False) -> RunConfig:
     """Check the sections of a config; returns the RunConfig. `trust_program_code` lets a
     `dataset.program` section import a "module:function" program (the caller's flag, never the
     file's: a config may come from a downloaded checkpoint)."""
-    unknown = sorted(set(config) - set(SECTIONS))
+    unknown = sorted(set(config) - set(TOP_LEVEL_KEYS))
     if unknown:
-        raise ValueError(f"unknown config section(s) {', '.join(unknown)} (sections: {', '.join(SECTIONS)})")
+        raise ValueError(f"unknown config section(s) {', '.join(unknown)} (sections: {', '.join(TOP_LEVEL_KEYS)})")
     check_finite_numbers(config)
+    source = None
+    if config.get("recipe") is not None:
+        config, source = with_recipe(config, trust_program_code)
     for section in ("model", "dataset", "training"):
         if not isinstance(config.get(section), dict):
             raise ValueError(f"config section {section}: is missing or not a mapping")
@@ -420,7 +446,7 @@ def check_config(config: dict, trust_program_code: bool = False) -> RunConfig:
     else:
         config_class = model_config_class(model.pop("type", None))
         model = {"type": config_class.model_type, **check_fields("model", model, config_class)}
-    source = data_source(config["dataset"], trust_program_code)  # checks the section
+    source = source or data_source(config["dataset"], trust_program_code)  # checks the section
 
     training = check_fields("training", config["training"], TrainingArguments)
     if not isinstance(training.get("output_dir"), str) or not training["output_dir"]:
