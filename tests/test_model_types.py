@@ -30,7 +30,7 @@ class ThrowawayForCausalLM(LinearLMForCausalLM):
 
 
 @pytest.fixture
-def throwaway_type(monkeypatch):
+def throwaway_type():
     from hf_linear import model_types
 
     row = model_types.ModelType(
@@ -44,8 +44,8 @@ def throwaway_type(monkeypatch):
         describe=lambda config: ("A throwaway model.", f"Width {config['hidden_size']}.", ""),
         paper_use="Not in the paper.",
     )
-    monkeypatch.setattr(model_types, "MODEL_TYPES", dict(model_types.MODEL_TYPES))  # undone after the test
-    return model_types.register_model_type(row)
+    yield model_types.register_model_type(row)
+    del model_types.MODEL_TYPES[row.name]  # the table every module holds: the row leaves it again
 
 
 def tiny_throwaway(seed: int = 0) -> ThrowawayForCausalLM:

@@ -36,30 +36,25 @@ from hf_linear.analysis.dead_units import masked_map_of
 from hf_linear.analysis.segments import WINDOW_KEYS
 from hf_linear.atomic import write_json_atomically
 from hf_linear.checkpoints import load_model, load_tokenizer
-from hf_linear.data.sources import GENERATED_SOURCES, data_source, longest_sequence
+from hf_linear.data.sources import GENERATED_SOURCES, data_source, longest_sequence, section_from_json
 from hf_linear.evaluation.exact_match import has_prompts
 from hf_linear.evaluation.held_out import evaluate_held_out, format_held_out, held_out_split
 from hf_linear.output_dirs import check_output_file
 from hf_linear.run_files import EVAL_RESULTS
 
 
-def generated_source(option: str, text: str, builder: str, trust_program_code: bool = False):
+def generated_source(option: str, text: str, trust_program_code: bool = False):
     """The data source of `--arithmetic` / `--program` JSON: its held-out splits only."""
-    try:
-        arguments = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"--{option} is not valid JSON: {error}") from None
-    if not isinstance(arguments, dict):
-        raise ValueError(f"--{option} must be a JSON object of {builder} arguments, got {text}")
+    arguments = section_from_json(option, text)
     arguments.setdefault("train_size", 0)
     return data_source({option: arguments}, trust_program_code)
 
 
 def evaluate_checkpoint(args) -> dict:
     if args.arithmetic:
-        source = generated_source("arithmetic", args.arithmetic, "build_arithmetic_dataset")
+        source = generated_source("arithmetic", args.arithmetic)
     elif args.program:
-        source = generated_source("program", args.program, "build_program_dataset", args.trust_program_code)
+        source = generated_source("program", args.program, args.trust_program_code)
         print(source.compiled.summary())  # the length complexity beside the width
     else:
         # an existing directory is a saved DatasetDict; anything else names a Hub dataset repo
