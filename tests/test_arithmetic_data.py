@@ -88,6 +88,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task, digits, cot, every", CASES)
 def test_every_row_equals_the_pure_functions_and_schoolbook(task, digits, cot, every):
     dataset = build_arithmetic_dataset(task, digits, cot, train_size=150, validation_size=8, test_size=8, every=every)
@@ -181,6 +182,7 @@ def test_operands_have_the_requested_digits():
 # ----------------------------------------------------------------------------- splits
 
 
+@pytest.mark.slow
 def test_split_proportions_and_disjointness():
     counts = {"train": 0, "validation": 0, "test": 0}
     for a in range(100, 1000, 7):  # every 7th a: 129 x 900 pairs, plain loop
@@ -265,6 +267,7 @@ def test_stream_examples_are_training_examples_of_the_format():
         assert split_of(a, b) == "train"
 
 
+@pytest.mark.slow
 def test_dataloader_workers_and_ranks_do_not_repeat_each_other():
     stream = ArithmeticStream("multiplication", 4, "paper", seed=0, rank=0)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2)
@@ -449,6 +452,7 @@ def test_dataset_card_has_metadata_example_lengths_and_citation():
     assert "$" not in card  # every placeholder rendered
 
 
+@pytest.mark.slow
 def test_push_to_local_hub_then_load(hub_server):
     from datasets import load_dataset
     from huggingface_hub import DatasetCard, snapshot_download

@@ -149,6 +149,7 @@ GENERATED_OUTPUTS = [
 ]
 
 
+@pytest.mark.slow
 def test_hf_linear_eval_and_the_evaluate_metric_read_the_same_answer():
     """`hf-linear eval` marks examples with answer_of; the `evaluate` metric (loaded by path, so
     it carries its own copy of the rule) scores them: both must read every output alike."""

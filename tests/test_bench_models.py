@@ -81,6 +81,7 @@ def test_decode_bytes_are_the_tensors_the_last_position_reads():
     assert bench.decode_weight_bytes(shape, "full_window_ours", 4) == 4 * everything
 
 
+@pytest.mark.slow
 def test_quick_run_writes_raw_timings(tmp_path, capsys):
     out = tmp_path / "bench.json"
     result = bench.main(["--quick", "--repeats", "1", "--bf16", "off", "--json", str(out)])

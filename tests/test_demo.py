@@ -147,6 +147,7 @@ def test_program_task_prompt_reference_and_check(program_checkpoint):
             task.prompt(values)
 
 
+@pytest.mark.slow
 def test_program_handlers(program_checkpoint, checkpoint):
     pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
     from hf_linear.demo.app import DemoApp, input_boxes
@@ -174,6 +175,7 @@ def test_program_handlers(program_checkpoint, checkpoint):
     assert "exact" in attribution and image.size[0] > 100
 
 
+@pytest.mark.slow
 def test_handlers_turn_bad_input_into_a_message(checkpoint):
     pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
     from hf_linear.demo.app import DemoApp
@@ -200,6 +202,7 @@ def test_handlers_turn_bad_input_into_a_message(checkpoint):
     assert "exact" in attribution and image.size[0] > 100
 
 
+@pytest.mark.slow
 def test_cli_refuses_what_is_not_an_hf_linear_checkpoint(tmp_path, capsys):
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -355,6 +358,7 @@ def test_a_program_checkpoint_in_a_headless_browser(program_checkpoint):
 # ----------------------------------------------------------------------------- the Space
 
 
+@pytest.mark.slow
 def test_space_round_trip_through_the_local_hub(checkpoint, hub_server, tmp_path, capsys):
     """push --space, snapshot_download(repo_type="space"), then the Space's app.py serves the page."""
     pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")

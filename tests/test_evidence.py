@@ -81,6 +81,7 @@ def regenerated(tmp_path: Path, reports: Path) -> str:
     return results.read_text()
 
 
+@pytest.mark.slow
 def test_results_md_is_what_the_published_reports_say(tmp_path):
     # a fresh clone: reports/ and nothing else
     reports = tmp_path / "reports"

@@ -20,6 +20,7 @@ def output_rms_per_row(model, input_ids: torch.Tensor) -> torch.Tensor:
     return y.pow(2).mean(dim=(0, 2)).sqrt()
 
 
+@pytest.mark.slow
 def test_every_row_starts_at_one_scale_at_T_271():
     T, d, V = 271, 32, 256  # the 8x8 `lsb` model: window 271, width 32
     model = tiny_model("mlp", vocab_size=V, context_length=T, hidden_size=d, mixing_init="fan_in")

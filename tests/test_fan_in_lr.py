@@ -63,6 +63,7 @@ def test_a_reference_covering_the_window_changes_nothing():
         torch.testing.assert_close(scaled.state_dict()[key], value, rtol=0, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_a_run_with_it_trains_and_records_it(tmp_path):
     config = tiny_config(tmp_path / "run", max_steps=20)
     config["optimizer"] = {"mixing_lr_fan_in_reference": 4}

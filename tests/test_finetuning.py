@@ -32,6 +32,7 @@ def finetune_config(output_dir, checkpoint, digits=(3, 3), **model) -> dict:
     return config
 
 
+@pytest.mark.slow
 def test_a_grown_model_computes_exactly_what_the_checkpoint_did(checkpoint_2x2):
     original = load_model(str(checkpoint_2x2)).eval()
     model, _ = build_model(
@@ -49,12 +50,14 @@ def test_a_grown_model_computes_exactly_what_the_checkpoint_did(checkpoint_2x2):
         torch.testing.assert_close(model(longer).logits, original(longer).logits, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_fine_tuning_grows_the_window_and_trains(checkpoint_2x2, tmp_path):
     report = train(check_config(finetune_config(tmp_path / "ft", checkpoint_2x2, context_length=LENGTH_3x3)))
     assert report["training"]["global_step"] == 4
     assert load_model(str(tmp_path / "ft")).config.context_length == LENGTH_3x3
 
 
+@pytest.mark.slow
 def test_data_longer_than_the_window_is_an_error_unless_sliding_is_asked_for(checkpoint_2x2, tmp_path):
     with pytest.raises(ValueError, match=f"set model.context_length: {LENGTH_3x3}.*allow_sliding"):
         train(check_config(finetune_config(tmp_path / "a", checkpoint_2x2)))
@@ -113,6 +116,7 @@ def test_a_mixture_keeps_both_tasks_and_the_targets_held_out_splits():
     assert source.describe() == "multiplication 3x3 cot=lsb + multiplication 2x2 cot=lsb"
 
 
+@pytest.mark.slow
 def test_a_lora_run_trains_only_the_adapter_and_saves_it_merged(checkpoint_2x2, tmp_path):
     from peft import PeftModel
 

@@ -89,6 +89,7 @@ def test_push_then_from_pretrained_with_an_empty_cache_gives_identical_logits(hu
     torch.testing.assert_close(logits(loaded), logits(model), rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_trust_remote_code_load_where_hf_linear_is_not_importable(hub_server, tmp_path):
     model = tiny("mlp", num_mlp_layers=2, mlp_hidden_size=5)
     model.save_pretrained(tmp_path / "ckpt")
@@ -184,6 +185,7 @@ def test_push_adds_missing_model_code_and_auto_map(hub_server, tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_repush_makes_a_new_commit_and_the_old_revision_keeps_the_old_logits(hub_server, tmp_path):
     repo_id = hub_server.repo_id("repush")
     old, new = tiny("linear", seed=0), tiny("linear", seed=1)
@@ -252,6 +254,7 @@ def test_unusable_checkpoints_are_refused_before_any_upload(dead_hub, tmp_path):
         push_checkpoint(tmp_path / "ckpt", "someone/model", eval_results={"exact_match": 1.0})
 
 
+@pytest.mark.slow
 def test_cli_push_with_tokenizer_and_eval_report(hub_server, tmp_path, shared_data_dir, capsys):
     tokenizer = AutoTokenizer.from_pretrained(shared_data_dir / "gpt2-tokenizer")
     torch.manual_seed(0)
@@ -291,6 +294,7 @@ def test_cli_push_errors_are_reported(tmp_path, capsys):
     assert exc.value.code == 2
 
 
+@pytest.mark.slow
 def test_model_and_tokenizer_push_to_hub(hub_server, shared_data_dir):
     """What Trainer(push_to_hub=True) relies on: create_repo + commits of save_pretrained output."""
     tokenizer = AutoTokenizer.from_pretrained(shared_data_dir / "gpt2-tokenizer")

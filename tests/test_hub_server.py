@@ -383,6 +383,7 @@ def _dataset_dict() -> datasets.DatasetDict:
     return datasets.DatasetDict({"train": split(40, 0), "test": split(7, 1000)})
 
 
+@pytest.mark.slow
 def test_dataset_push_to_hub_then_load_dataset(hub_server):
     repo_id = hub_server.repo_id("dataset")
     dataset = _dataset_dict()
@@ -397,6 +398,7 @@ def test_dataset_push_to_hub_then_load_dataset(hub_server):
     assert "README.md" in files and any(f.startswith("data/train-") and f.endswith(".parquet") for f in files)
 
 
+@pytest.mark.slow
 def test_dataset_streaming_from_hub(hub_server):
     repo_id = hub_server.repo_id("dataset-stream")
     dataset = _dataset_dict()
@@ -407,6 +409,7 @@ def test_dataset_streaming_from_hub(hub_server):
         assert list(streamed[split]) == dataset[split].to_list()
 
 
+@pytest.mark.slow
 def test_dataset_repush_keeps_old_revision_loadable(hub_server):
     repo_id = hub_server.repo_id("dataset-revisions")
     first = _dataset_dict()
@@ -425,6 +428,7 @@ def test_cli_rejects_a_bad_port(tmp_path):
     assert exc.value.code == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["-m", "hf_linear.hub.server"], ["-m", "hf_linear.cli", "hub-server"]])
 def test_command_line_server(tmp_path, command):
     """Without --token the server makes one user with a generated token and prints it."""

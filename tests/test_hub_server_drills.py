@@ -135,6 +135,7 @@ def files_outside(root: Path) -> set[Path]:
 # ----------------------------------------------------------------------------- paths
 
 
+@pytest.mark.slow
 def test_no_route_reaches_outside_the_root(hub):
     root = Path(hub.store.root)
     repo_id = new_repo(hub, "traversal")
@@ -189,6 +190,7 @@ def test_no_route_reaches_outside_the_root(hub):
 # ----------------------------------------------------------------------------- authorization
 
 
+@pytest.mark.slow
 def test_users_write_only_to_their_namespace_and_organisations(hub):
     alice, bob, anonymous = api(hub, ALICE), api(hub, BOB), api(hub, False)
     assert alice.whoami()["name"] == "alice" and [o["name"] for o in alice.whoami()["orgs"]] == ["team"]
@@ -421,6 +423,7 @@ def test_file_names_control_characters_refused_unicode_served(hub, tmp_path):
     assert sorted(alice.list_repo_files(repo_id)) == [".gitattributes", "目录/数据.txt"]
 
 
+@pytest.mark.slow
 def test_file_names_with_backslashes_or_edge_spaces_are_refused(hub):
     """As the Hub: Windows separators and leading/trailing spaces in a path segment get 400."""
     repo_id = new_repo(hub, "odd-names")
@@ -446,6 +449,7 @@ def test_file_names_with_backslashes_or_edge_spaces_are_refused(hub):
 # ----------------------------------------------------------------------------- malformed requests
 
 
+@pytest.mark.slow
 def test_malformed_requests_get_4xx_with_the_hub_error_shape(hub):
     repo_id = new_repo(hub, "malformed")
     commit_url = f"/api/models/{repo_id}/commit/main"
@@ -559,6 +563,7 @@ def test_card_metadata_is_valid_json_with_the_users_keys(hub):
     assert "cardData" not in strict_json(call(hub, "GET", f"/api/models/{repo_id}").text)
 
 
+@pytest.mark.slow
 def test_an_abandoned_upload_logs_one_line_and_no_traceback(hub, capfd):
     """A client that stops in the middle of a chunked LFS upload (closing or resetting its
     connection, between chunks or inside one) used to leave a BrokenPipeError traceback in the
@@ -600,6 +605,7 @@ def test_an_abandoned_upload_logs_one_line_and_no_traceback(hub, capfd):
     assert not hub.store.has_blob(oid)
 
 
+@pytest.mark.slow
 def test_malformed_metadata_and_bodies_get_4xx_or_are_ignored_never_500(hub, tmp_path):
     """The eleven 500s of the report. Repo info leaves out metadata it cannot answer as JSON (as the
     Hub leaves out `cardData`); validate-yaml names the problem; bodies and queries get 4xx."""
@@ -659,6 +665,7 @@ def test_malformed_metadata_and_bodies_get_4xx_or_are_ignored_never_500(hub, tmp
         assert call(hub, "PUT", f"/lfs-upload/{oid}?{query}", content=b"x").status_code == 401, query
 
 
+@pytest.mark.slow
 def test_fuzzed_bodies_never_answer_500(hub):
     repo_id = new_repo(hub, "fuzz")
     routes = [
@@ -793,6 +800,7 @@ def test_fuzzed_bodies_never_answer_500(hub):
 # ----------------------------------------------------------------------------- expensive listings
 
 
+@pytest.mark.slow
 def test_expanded_tree_listing_walks_the_history_once(hub, monkeypatch):
     """`tree?expand=true` (last commit of every entry) used to walk the whole history once per entry:
     37 s for one page of a repo with 400 commits. Now one walk per revision (cached), pages of 50,
@@ -866,6 +874,7 @@ def reference_last_commits(store: HubStore, repo: Repo, commit_id: str) -> dict[
     return found
 
 
+@pytest.mark.slow
 def test_expanded_listings_read_one_last_commit_table(hub, monkeypatch):
     """The last commits of an expanded listing come from a table per commit, made at the commit
     (or, for commits without one, by one walk back to an ancestor that has one): every commit id of
@@ -993,6 +1002,7 @@ def _start_server_process(root: Path) -> tuple[subprocess.Popen, str]:
     return process, process.stdout.readline().strip()
 
 
+@pytest.mark.slow
 def test_two_server_processes_on_one_root_lose_no_commit(tmp_path):
     root = tmp_path / "shared-root"
     servers = [_start_server_process(root) for _ in range(2)]

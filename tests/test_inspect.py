@@ -69,6 +69,7 @@ def arithmetic_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_inspect_cli_on_an_arithmetic_checkpoint(arithmetic_checkpoint, tmp_path, capsys):
     out = tmp_path / "map.png"
     assert main([str(arithmetic_checkpoint), "--out", str(out), "--top", "2"]) == 0
@@ -93,6 +94,7 @@ def test_inspect_cli_on_an_arithmetic_checkpoint(arithmetic_checkpoint, tmp_path
     assert f"{summary['context_length'] - 1:4d}" in printed and "reads" in printed
 
 
+@pytest.mark.slow
 def test_inspect_completes_a_given_prompt(arithmetic_checkpoint, tmp_path):
     summary = inspect_checkpoint(arithmetic_checkpoint, tmp_path / "p.png", example="[BOS] 1 2 x 3 4 =", quiet=True)
     # the reference: greedy completion written as a plain loop over the model's own logits

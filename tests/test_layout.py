@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from hf_linear import MLPLMConfig, MLPLMForCausalLM
@@ -18,6 +19,7 @@ from hf_linear.training.config import load_config
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_training_scripts_run_as_scripts():
     """`python training/evaluate_checkpoint.py` once shadowed the `evaluate` library (its folder
     comes first on sys.path when run as a script)."""

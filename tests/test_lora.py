@@ -309,6 +309,7 @@ def test_lora_applies_to_a_remote_code_copy_of_the_model(tmp_path, monkeypatch):
         torch.testing.assert_close(peft_model(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_peft_works_in_a_fresh_process_after_a_plain_import_hf_linear():
     """`import hf_linear` loads no peft, yet PEFT's own get_peft_model accepts the masked map
     (hf_linear.lora is imported when the program imports peft, whichever comes first)."""

@@ -285,6 +285,7 @@ def test_auto_classes_and_save_load_roundtrip(kind, tmp_path):
     assert fresh.num_parameters() == model.num_parameters()
 
 
+@pytest.mark.slow
 def test_checkpoint_with_code_loads_without_hf_linear(tmp_path):
     model = tiny("mlp", num_mlp_layers=2)
     model.save_pretrained(tmp_path / "ckpt")

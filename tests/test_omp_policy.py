@@ -33,6 +33,7 @@ def policy_in_force(command: list[str], **env) -> str:
     return SPIN_COUNTS[spin_count.group(1)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [
@@ -46,6 +47,7 @@ def test_entry_points_load_torch_with_the_passive_policy(command):
     assert policy_in_force(command) == "PASSIVE"
 
 
+@pytest.mark.slow
 def test_a_policy_the_user_set_is_kept():
     # (and `python -m`, as `accelerate launch -m` runs it, loads the package first)
     command = [sys.executable, "-m", "hf_linear.training.train", "--help"]

@@ -62,6 +62,7 @@ def build(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(BUILDERS))
 def test_builders_never_delete_a_users_files(script, tmp_path):
     """The reported data loss: `cd DIR && build_arithmetic.py ... --out . --overwrite` emptied DIR."""

@@ -57,6 +57,7 @@ def inputs_of(program, count=2000, seed=0):
     return [np.concatenate([[0, n - 1], rng.integers(0, n, count)]) for n in limits]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [*sorted(PROGRAMS), "max"])
 def test_the_pass_never_changes_a_trace(name):
     for size in (SMALL.get(name, 64), LARGE.get(name, 2**20)):
@@ -97,6 +98,7 @@ def test_a_program_with_a_tie_is_refused_not_optimised():
         optimize(made.build())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [8, 14, 27, 40])
 def test_optimised_multiplication_takes_at_most_n2_plus_3n_cot_tokens(n):
     start = time.perf_counter()

@@ -68,6 +68,7 @@ def test_the_multiplication_answer_is_the_product_and_the_cot_has_3n2_plus_n_tok
         assert int("".join(answer[::-1]), 2) == a * b
 
 
+@pytest.mark.slow
 def test_parity_program_is_the_threshold_format_token_for_token():
     from hf_linear.data.arithmetic.formats import parity_threshold
 
@@ -130,6 +131,7 @@ def test_certificates_reach_100_percent_through_generate(name):
     assert report["num_samples"] == 3 and report["exact_match"] == 1.0, report["examples"]
 
 
+@pytest.mark.slow
 def test_the_certificate_of_the_paper_sized_multiplication_is_exact():
     dataset = build_program_dataset("multiplication", 10000, train_size=0, validation_size=1, test_size=16)
     program = program_of(dataset)
@@ -138,6 +140,7 @@ def test_the_certificate_of_the_paper_sized_multiplication_is_exact():
     assert certify(program, dataset["test"])["exact_match"] == 1.0
 
 
+@pytest.mark.slow
 def test_the_turing_machine_format_is_generic_in_the_table():
     flip = TuringMachine(  # a third machine, defined here: complement every bit, halt at the blank
         name="flip",
@@ -183,6 +186,7 @@ def test_data_is_deterministic_split_by_hash_and_prompts_are_checked():
     assert f"| {program.certificate_parameters:,} |" in card and "not run" in card  # no proof was passed
 
 
+@pytest.mark.slow
 def test_a_tiny_linear_run_learns_comparison_end_to_end_and_is_shared(tmp_path, hub_server):
     config = {
         "model": {"type": "linear_lm", "hidden_size": 8},
@@ -223,6 +227,7 @@ def test_a_tiny_linear_run_learns_comparison_end_to_end_and_is_shared(tmp_path, 
     assert text.split("=")[-1].split()[0] == "1"  # 40 > 33
 
 
+@pytest.mark.slow
 def test_builder_cli_saves_certifies_and_pushes_to_the_local_hub(tmp_path, capsys, hub_server):
     import sys
 

@@ -164,6 +164,7 @@ def test_config_auto_map_names_all_three_auto_classes(checkpoint):
     assert not any((root / "ckpt").glob("*token*.py"))  # the tokenizer needs no custom code
 
 
+@pytest.mark.slow
 def test_auto_classes_load_without_hf_linear(without_hf_linear):
     results, output = without_hf_linear
     assert results["modules"] == ["transformers_modules"] * 3  # the checkpoint's own code
@@ -172,6 +173,7 @@ def test_auto_classes_load_without_hf_linear(without_hf_linear):
     assert set(results["resaved_auto_map"]) == {"AutoConfig", "AutoModel", "AutoModelForCausalLM"}
 
 
+@pytest.mark.slow
 def test_tokenizer_loads_without_hf_linear_and_without_a_prompt(without_hf_linear, checkpoint):
     results, output = without_hf_linear
     _, reference = checkpoint

@@ -42,6 +42,7 @@ def results_lines(study_dir) -> list[dict]:
     return [json.loads(line) for line in (study_dir / "results.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_a_tiny_study_end_to_end_with_an_interrupted_run(tmp_path):
     study_dir = tmp_path / "out"
     study = Study.load(write_study(tmp_path, tiny_study()))
@@ -110,6 +111,7 @@ def test_a_tiny_study_end_to_end_with_an_interrupted_run(tmp_path):
     assert outcome["nocot"].startswith("failed: its config changed")
 
 
+@pytest.mark.slow
 def test_report_beside_the_paper_and_with_tokens_to_target(tmp_path):
     """A fabricated results line for a 4x4 `paper` run: the paper's 96.9% appears beside it."""
     study_dir = tmp_path / "study"
@@ -198,6 +200,7 @@ def test_quick_scales_steps_budgets_and_data(tmp_path):
     )  # not quick: unchanged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", sorted((REPO_ROOT / "configs" / "studies").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_studies_expand_and_check(path, tmp_path, monkeypatch):
     """Every shipped study expands into runs whose configs pass the training config checks."""

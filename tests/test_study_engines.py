@@ -61,6 +61,7 @@ def comparable(study_dir: Path) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_ray_gives_the_sequential_results_and_survives_a_killed_worker(tmp_path, local_ray):
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
@@ -89,6 +90,7 @@ def test_ray_gives_the_sequential_results_and_survives_a_killed_worker(tmp_path,
     assert len((tmp_path / "ray" / "results.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_a_run_bigger_than_the_cluster_is_an_error(tmp_path, local_ray):
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
@@ -96,6 +98,7 @@ def test_a_run_bigger_than_the_cluster_is_an_error(tmp_path, local_ray):
         run_study(Study.load(path), tmp_path / "out", write_report=False, engine=RayEngine(RayResources(cpus=64)))
 
 
+@pytest.mark.slow
 def test_a_tiny_search_on_ray_tune_tries_its_start_with_recipe(tmp_path, local_ray):
     """`hf-linear tune --engine ray`: Ray Tune trials through Trainer.hyperparameter_search; the
     search file's start_with recipe is among them (points_to_evaluate), and a best config is written."""

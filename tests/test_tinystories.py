@@ -89,6 +89,7 @@ def test_full_windows_hold_t_inputs_and_t_targets():
 # building
 
 
+@pytest.mark.slow
 def test_local_files_build_matches_a_plain_loop(sample):
     T, n = 64, 150
     dataset = build_tinystories_dataset(
@@ -111,6 +112,7 @@ def test_local_files_build_matches_a_plain_loop(sample):
     assert 50257 not in {i for w in dataset["train"]["input_ids"] for i in w}  # never padded
 
 
+@pytest.mark.slow
 def test_local_hub_default_path_is_the_same_as_local_files(hub_server, sample, tmp_path):
     """The unchanged defaults, load_dataset("roneneldan/TinyStories") and
     AutoTokenizer.from_pretrained("roneneldan/TinyStories-33M"), served by the local Hub with the
@@ -139,6 +141,7 @@ def test_local_hub_default_path_is_the_same_as_local_files(hub_server, sample, t
     assert len(tinystories_tokenizer(max_stories=n)) == 50258
 
 
+@pytest.mark.slow
 def test_trained_bpe_is_deterministic_and_round_trips(sample):
     T, n, vocab = 32, 80, 300
     source = str(sample["stories"])
@@ -190,6 +193,7 @@ def test_a_directory_without_both_splits_is_named(tmp_path):
 # saving, card, CLI, Hub
 
 
+@pytest.mark.slow
 def test_save_refuses_overwrite_and_reloads_with_tokenizer(sample, tmp_path):
     source, n = str(sample["stories"]), 40
     dataset = build_tinystories_dataset(source, tokenizer=sample["tokenizer"], context_length=16, max_stories=n)
@@ -210,6 +214,7 @@ def test_save_refuses_overwrite_and_reloads_with_tokenizer(sample, tmp_path):
     assert load_from_disk(str(out))["train"]["input_ids"] == dataset["train"]["input_ids"]
 
 
+@pytest.mark.slow
 def test_cli_builds_and_refuses_an_existing_output(sample, tmp_path, capsys):
     import importlib.util
 
@@ -239,6 +244,7 @@ def test_cli_builds_and_refuses_an_existing_output(sample, tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_push_to_local_hub_with_card_then_load(hub_server, sample):
     from datasets import load_dataset
     from huggingface_hub import DatasetCard, snapshot_download
@@ -364,6 +370,7 @@ def tiny_run(output_dir, model: dict, sample, max_steps: int) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_linear_lm_trains_on_windows_and_reports_perplexity(sample, tmp_path):
     from transformers import AutoModelForCausalLM
 
@@ -385,6 +392,7 @@ def test_linear_lm_trains_on_windows_and_reports_perplexity(sample, tmp_path):
     assert (model.config.vocab_size, model.config.context_length, model.config.pad_token_id) == (50258, 16, 50257)
 
 
+@pytest.mark.slow
 def test_gpt2_baseline_eval_loss_is_the_mean_over_predicted_tokens(sample, tmp_path):
     """Trainer's eval_loss for GPT2LMHeadModel equals our mean over the T-1 predicted tokens of
     each window (without build_model's loss_type fix it is (T-1)/T of that)."""
@@ -399,6 +407,7 @@ def test_gpt2_baseline_eval_loss_is_the_mean_over_predicted_tokens(sample, tmp_p
     assert eval_loss == pytest.approx(report["loss"], rel=1e-4)  # same 64 windows, same final model
 
 
+@pytest.mark.slow
 def test_eval_cli_scores_language_model_data_by_perplexity(sample, tmp_path, capsys):
     """`hf-linear eval` on windows without prompts: the LM report, equal to training's own."""
     from transformers import AutoTokenizer

@@ -78,6 +78,7 @@ def test_overrides_are_typed_and_checked(tmp_path):
         load_config(path, ["--training.learning_rate"])
 
 
+@pytest.mark.slow
 def test_cli_reports_config_errors_without_a_traceback(tmp_path):
     config = tiny_config(tmp_path / "out")
     config["training"]["warmup_stepz"] = 3
@@ -162,6 +163,7 @@ def test_exact_match_is_evaluated_during_training(tmp_path):
     assert logged[-1]["eval_dead_positions"] == len(dead_positions(model, torch.tensor(data["input_ids"])))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate CLI not installed")
 def test_accelerate_two_processes(tmp_path):
     config = tiny_config(tmp_path / "ddp", max_steps=6, save_strategy="steps", save_steps=6)
@@ -211,6 +213,7 @@ def test_metric_against_hand_made_predictions():
     assert got["num_samples"] == 4
 
 
+@pytest.mark.slow
 def test_eval_cli_writes_a_report(tmp_path, capsys):
     out = tmp_path / "run"
     train(check_config(tiny_config(out, max_steps=3)))
@@ -258,6 +261,7 @@ def test_streamed_training_data(tmp_path):
         check_config(config)
 
 
+@pytest.mark.slow
 def test_time_budget_stops_training(tmp_path):
     config = tiny_config(tmp_path / "run", max_steps=100000)
     config["budget"] = {"max_minutes": 0.05}  # 3 s
@@ -269,6 +273,7 @@ def test_time_budget_stops_training(tmp_path):
         check_config({**config, "budget": {"minutes": 3}})
 
 
+@pytest.mark.slow
 def test_push_to_hub_after_training(hub_server, tmp_path):
     """training.push_to_hub: the final checkpoint goes up with code, tokenizer and a model card
     carrying the held-out exact match; no pickle is uploaded."""

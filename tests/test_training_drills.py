@@ -57,6 +57,7 @@ def test_overwrite_refuses_a_directory_that_is_not_a_run(tmp_path):
     assert (precious / "chapter1.tex").read_text() == "years of work"
 
 
+@pytest.mark.slow
 def test_a_bad_dataset_setting_leaves_the_old_run_untouched(tmp_path):
     out = tmp_path / "run"
     train(check_config(tiny_config(out, max_steps=2)))
@@ -82,6 +83,7 @@ def test_not_enough_disk_is_a_clear_error_before_training(tmp_path, monkeypatch)
 # finished work is kept
 
 
+@pytest.mark.slow
 def test_the_final_model_is_saved_before_the_final_evaluation(tmp_path, monkeypatch):
     def broken_evaluation(*args, **kwargs):
         raise RuntimeError("evaluation crashed")
@@ -94,6 +96,7 @@ def test_the_final_model_is_saved_before_the_final_evaluation(tmp_path, monkeypa
     assert model.config.context_length == sequence_length("multiplication", [2, 2], "lsb") + 1  # + [EOS]
 
 
+@pytest.mark.slow
 def test_resume_skips_an_incomplete_checkpoint(tmp_path, caplog):
     out = tmp_path / "run"
     train(check_config(tiny_config(out, max_steps=6, save_strategy="steps", save_steps=3, save_total_limit=3)))
@@ -111,6 +114,7 @@ def test_resume_skips_an_incomplete_checkpoint(tmp_path, caplog):
         assert resumed[step] == pytest.approx(full[step], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_in_the_config_is_honoured(tmp_path):
     out = tmp_path / "run"
     train(check_config(tiny_config(out, max_steps=6, save_strategy="steps", save_steps=3)))
@@ -198,6 +202,7 @@ def test_relative_data_paths_are_relative_to_the_config_file(tmp_path):
 # one-line errors from the CLIs
 
 
+@pytest.mark.slow
 def test_train_cli_errors_are_one_line(tmp_path):
     config = tiny_config(tmp_path / "out", max_steps=2)
     (tmp_path / "out").mkdir()
@@ -216,6 +221,7 @@ def test_train_cli_errors_are_one_line(tmp_path):
     assert (tmp_path / "out" / "notes.txt").read_text() == "keep"
 
 
+@pytest.mark.slow
 def test_eval_cli_errors_are_one_line(tmp_path):
     arithmetic = '{"task": "multiplication", "digits": [2, 2], "cot": "lsb", "test_size": 5}'
     assert_one_line_error(
@@ -225,6 +231,7 @@ def test_eval_cli_errors_are_one_line(tmp_path):
     assert_one_line_error(run_cli("eval", str(tmp_path), "--arithmetic", "{not json"), "not valid JSON")
 
 
+@pytest.mark.slow
 def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_an_error(tmp_path):
     out = tmp_path / "run"
     train(check_config(tiny_config(out, max_steps=1)))

@@ -18,6 +18,7 @@ pytest.importorskip("optuna", reason="hf-linear tune needs optuna: pip install -
 SEARCH = tiny_search()
 
 
+@pytest.mark.slow
 def test_a_tiny_search_writes_its_trials_best_config_and_report(tmp_path):
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump(SEARCH, sort_keys=False))
