@@ -143,3 +143,15 @@ def test_the_walker_sees_function_level_imports_and_cycles(tmp_path):
     modules = {"hf_linear.a": tmp_path / "a.py", "hf_linear.b": tmp_path / "b.py"}
     assert imported_modules("hf_linear.a", modules["hf_linear.a"], modules) == {"hf_linear.b"}
     assert imported_modules("hf_linear.b", modules["hf_linear.b"], modules) == {"hf_linear.a"}
+
+
+def test_every_package_ships_in_a_regular_install():
+    """pyproject.toml lists the packages by name (two live outside hf_linear/): a new folder
+    missing there would work in an editable install and be absent from a wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {
+        ".".join(("hf_linear", *init.parent.relative_to(PACKAGE).parts)) for init in PACKAGE.rglob("__init__.py")
+    }
+    assert folders <= listed, f"add to [tool.setuptools] packages: {sorted(folders - listed)}"
