@@ -19,14 +19,27 @@ from hf_linear.data.programs.dataset import build_program_dataset, program_of
 from hf_linear.data.programs.fusion import optimize, unfuse
 from hf_linear.data.sources import data_source
 
-SMALL = {"parity": 9, "addition": 64, "comparison": 64, "multiplication": 32, "tm-increment": 6, "tm-double": 6}
+SMALL = {
+    "parity": 9,
+    "addition": 64,
+    "subtraction": 64,
+    "comparison": 64,
+    "multiplication": 32,
+    "tm-increment": 6,
+    "tm-double": 6,
+    "tm-increment-twice": 6,
+    "dfa-mod3": 9,
+}
 LARGE = {
     "parity": 40,
     "addition": 10**9,
+    "subtraction": 10**9,
     "comparison": 10**9,
     "multiplication": 10**6,
     "tm-increment": 12,
     "tm-double": 12,
+    "tm-increment-twice": 12,
+    "dfa-mod3": 40,
 }
 
 

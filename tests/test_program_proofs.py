@@ -29,7 +29,13 @@ from hf_linear.data.programs.dataset import with_eos
 from hf_linear.data.programs.library import turing_machine_reference
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SIZES = {"parity": (7, 40), "addition": (32, 10**6), "comparison": (32, 10**6), "multiplication": (16, 10**8)}
+SIZES = {
+    "parity": (7, 40),
+    "addition": (32, 10**6),
+    "subtraction": (32, 10**6),
+    "comparison": (32, 10**6),
+    "multiplication": (16, 10**8),
+}
 
 
 def one_line_error(call, *fragments) -> str:

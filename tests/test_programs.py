@@ -31,7 +31,18 @@ from hf_linear.training.config import check_config
 from hf_linear.training.train import train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SMALL = {"parity": 7, "addition": 32, "comparison": 32, "multiplication": 16, "tm-increment": 5, "tm-double": 5}
+SMALL = {
+    "parity": 7,
+    "addition": 32,
+    "subtraction": 32,
+    "comparison": 32,
+    "multiplication": 16,
+    "tm-increment": 5,
+    "tm-double": 5,
+    "tm-increment-twice": 5,
+    "dfa-mod3": 7,
+}
+LARGE_BITS = {"parity": 20, "tm-increment": 12, "tm-double": 12, "tm-increment-twice": 12, "dfa-mod3": 40}
 
 
 def all_inputs(program, limit=3000, seed=0):
@@ -51,7 +62,7 @@ def tokens_of(program, inputs):
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 @pytest.mark.parametrize("scale", ["small", "large"])
 def test_compiled_traces_equal_the_plain_references(name, scale):
-    size = SMALL[name] if scale == "small" else {"parity": 20, "tm-increment": 12, "tm-double": 12}.get(name, 10000)
+    size = SMALL[name] if scale == "small" else LARGE_BITS.get(name, 10000)
     program = compile_program(name, size)
     inputs = all_inputs(program, limit=3000 if scale == "small" else 300)
     for x, got in zip(inputs, tokens_of(program, inputs)):

@@ -99,7 +99,7 @@ def plot_cot_lengths(path: Path, bits: range = range(4, 33, 4)) -> dict[str, flo
 
     figure, axis = plt.subplots(figsize=(6.5, 4.5))
     exponents = {}
-    for (name, points), marker in zip(cot_lengths(bits).items(), "osD^vP"):
+    for (name, points), marker in zip(cot_lengths(bits).items(), "osD^vP*Xh<>"):
         n, length = map(np.array, zip(*points))
         exponents[name] = float(np.polyfit(np.log(n), np.log(length), 1)[0])
         axis.plot(n, length, marker=marker, label=f"{name} (∝ n^{exponents[name]:.2f})")

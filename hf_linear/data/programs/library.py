@@ -3,13 +3,21 @@ reference of the same trace, which the tests compare token for token.
 
     parity          n bits, MSB first: the `threshold` parity CoT of the arithmetic data (k = 1)
     addition        binary, LSB first: a full adder per column (carry, then sum)
+    subtraction     binary, LSB first: a - b in n + 1 bits of two's complement, a full subtractor
+                    per column (borrow, then difference); the last bit is the borrow out, [a < b]
     comparison      binary, LSB first: g_i = [a > b on bits 0..i] = [2a_i - 2b_i + g_{i-1} >= 1]
     multiplication  binary, LSB first: shift-and-add, a full adder per (row, column) with its
                     partial-product bit AND(a_i, b_k) written first: 3n² + n CoT tokens (3n² steps,
                     n - 1 "+" between the rows, the "=" before the answer)
     turing_machine  any one-tape machine given by its transition table; the CoT is its sequence
                     of configurations, every cell of the next one a linear step of three cells;
-                    compiling checks that the machine halts and keeps to its tape
+                    compiling checks that the machine halts and keeps to its tape; shipped:
+                    tm-increment, tm-double (moving right only) and tm-increment-twice (x + 2 as
+                    two increments: back to the marked first cell between them, moving both ways)
+    dfa             any deterministic finite automaton over bits (MSB first), one linear step
+                    per input bit: its token is the state reading the bit ("r1:0"), the next
+                    state a lookup of the token before plus the bit; shipped: dfa-mod3
+                    (divisibility by 3: the remainder of the bits read so far)
 
 Multiplication is binary, not decimal: every step of binary long multiplication is a threshold
 of bits already written (the digit product and carry of decimal digits are not, and would need
@@ -25,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hf_linear.data.programs.compiler import (
+    BITS,
     BOS,
     EQUALS,
     MAX_INPUT_BITS,
@@ -100,6 +109,22 @@ def addition(limit: int) -> Program:
     return program.build()
 
 
+def subtraction(limit: int) -> Program:
+    """a - b for a, b in [0, limit), in n + 1 bits of two's complement (the n difference bits, then
+    the borrow out: 1 when a < b). Per column, the borrow out [b_i + borrow - a_i >= 1], then the
+    difference bit a_i - b_i - borrow + 2·borrow_out, which is 0 or 1: [... >= 1]."""
+    program, a, b, n = two_operands("subtraction", limit, "-")
+    borrow, differences = ZERO, []
+    for i in range(n):
+        borrow_out = program.gate([(a[i], -1), (b[i], 1), (borrow, 1)], 1, "borrow")
+        differences.append(program.gate([(a[i], 1), (b[i], -1), (borrow, -1), (borrow_out, 2)], 1, "difference"))
+        borrow = borrow_out
+    program.begin_answer()
+    for position in [*differences, borrow]:
+        program.copy(position)
+    return program.build()
+
+
 def comparison(limit: int) -> Program:
     """[a > b] for a, b in [0, limit), scanning from the least significant bit."""
     program, a, b, n = two_operands("comparison", limit, ">")
@@ -151,6 +176,26 @@ def addition_reference(limit: int, a: int, b: int) -> list[str]:
         carry = column // 2
         cot += [str(carry), str(column % 2)]
     return [BOS, *binary_lsb(a, n), "+", *binary_lsb(b, n), EQUALS, *cot, EQUALS, *binary_lsb(a + b, n + 1)]
+
+
+def subtraction_reference(limit: int, a: int, b: int) -> list[str]:
+    """From closed forms: the borrow out of column i is [a mod 2^(i+1) < b mod 2^(i+1)], the
+    difference bit is bit i of a - b (Python's integers are two's complement at any width)."""
+    n = bits_needed(limit)
+    cot = []
+    for i in range(n):
+        low = 2 ** (i + 1)
+        cot += [str(int(a % low < b % low)), str(((a - b) >> i) & 1)]
+    return [
+        BOS,
+        *binary_lsb(a, n),
+        "-",
+        *binary_lsb(b, n),
+        EQUALS,
+        *cot,
+        EQUALS,
+        *binary_lsb((a - b) % 2 ** (n + 1), n + 1),
+    ]
 
 
 def comparison_reference(limit: int, a: int, b: int) -> list[str]:
@@ -422,7 +467,121 @@ DOUBLE = TuringMachine(
     },
     steps=lambda bits: bits + 1,
 )
-MACHINES = {machine.name: machine for machine in (INCREMENT, DOUBLE)}
+# x + 2 as two increments, LSB first: the first marks cell 0 ("0'", "1'": the tape has no left
+# end a head could feel), carries right and walks back left over the zeros it wrote to the mark;
+# the second increments from there, clearing the mark. At most 2n + 1 steps (x = 2^n - 1)
+INCREMENT_TWICE = TuringMachine(
+    name="increment-twice",
+    start="s",
+    halt="h",
+    transitions={
+        ("s", "0"): ("b", "1'", "S"),  # the first increment ends at once
+        ("s", "1"): ("c", "0'", "R"),
+        ("c", "1"): ("c", "0", "R"),
+        ("c", "0"): ("b", "1", "L"),
+        ("c", "_"): ("b", "1", "L"),
+        ("b", "0"): ("b", "0", "L"),  # back over the carried zeros
+        ("b", "0'"): ("h", "1", "S"),  # the second increment, at the mark
+        ("b", "1'"): ("i", "0", "R"),
+        ("i", "1"): ("i", "0", "R"),
+        ("i", "0"): ("h", "1", "S"),
+        ("i", "_"): ("h", "1", "S"),
+    },
+    steps=lambda bits: 2 * bits + 1,
+    symbols=("0", "1", "_", "0'", "1'"),
+)
+MACHINES = {machine.name: machine for machine in (INCREMENT, DOUBLE, INCREMENT_TWICE)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Finite automata
+
+
+@dataclass(frozen=True)
+class FiniteAutomaton:
+    """A deterministic automaton over bits: transitions[(state, bit)] = the next state, for every
+    state and bit. It reads its input from the most significant bit and answers 1 when it ends
+    in one of `accepting`."""
+
+    name: str
+    start: str
+    transitions: dict[tuple[str, str], str]
+    accepting: tuple[str, ...]
+    states: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self):
+        states = tuple(dict.fromkeys([self.start, *(q for q, _ in self.transitions), *self.transitions.values()]))
+        for state in states:
+            if not isinstance(state, str) or not state or ":" in state or any(c.isspace() for c in state):
+                raise ValueError(
+                    f"{self.name}: state {state!r} must be a non-empty string without ':' or whitespace "
+                    "(a run's token is state:bit)"
+                )
+        for state, bit in self.transitions:
+            if bit not in BITS:
+                raise ValueError(f"{self.name}: transition ({state}, {bit!r}) reads no bit (0 or 1)")
+        missing = [(q, b) for q in states for b in BITS if (q, b) not in self.transitions]
+        if missing:
+            raise ValueError(f"{self.name}: no transition from {missing[0]} (every state needs one per bit)")
+        unknown = [q for q in self.accepting if q not in states]
+        if unknown:
+            raise ValueError(f"{self.name}: accepting state {unknown[0]!r} is not one of its states {states}")
+        object.__setattr__(self, "states", states)
+
+
+def automaton_program(automaton: FiniteAutomaton, bits: int) -> Program:
+    """The run of `automaton` on `bits` input bits: per bit one token, the state reading it with
+    the bit ("r1:0"), then the final state; the answer is [final state accepting].
+
+    The token at bit t is (δ(token before), x_t): a function of ONE earlier token (a lookup, any
+    function will do) plus the bit, each adding 1 to the tokens that agree with it, so the right
+    token scores 2 and every other at most 1. One linear step per bit, however the automaton
+    combines state and bit (a state and a bit alone could not: parity, δ = XOR, is no threshold)."""
+    name = f"dfa-{automaton.name}-{bits}"
+    if isinstance(bits, bool) or not isinstance(bits, int) or bits < 1:
+        raise ValueError(f"{name}: bits={bits!r} must be an integer >= 1")
+    check_bits(name, bits, 2 * bits + 5)
+    program = ProgramBuilder(name)
+    x = program.number("x", 2**bits, width=bits, msb_first=True)[::-1]  # reading order
+    program.begin_cot()
+    reading = {(q, b): head(q, b) for q in automaton.states for b in BITS}
+    next_state = {token: automaton.transitions[pair] for pair, token in reading.items()}
+    state_table = {(token, reading[(next_state[token], b)]): 1.0 for token in reading.values() for b in BITS}
+    bit_table = {(b, token): 1.0 for (_, b), token in reading.items()}
+    run = program.lookup(x[0], {b: reading[(automaton.start, b)] for b in BITS}, "dfa-start")
+    for t in range(1, bits):
+        run = program.step([run, x[t]], [state_table, bit_table], dict.fromkeys(reading.values(), 0.0), "dfa-step")
+    final = program.lookup(run, next_state, "dfa-final")
+    program.begin_answer()
+    program.lookup(final, {q: "1" if q in automaton.accepting else "0" for q in automaton.states}, "dfa-accept")
+    return program.build()
+
+
+def automaton_reference(automaton: FiniteAutomaton, bits: int, x: int) -> list[str]:
+    """A plain run of the automaton, recording the state at every bit."""
+    digits, state, cot = format(x, f"0{bits}b"), automaton.start, []
+    for bit in digits:
+        cot.append(head(state, bit))
+        state = automaton.transitions[(state, bit)]
+    return [BOS, *digits, EQUALS, *cot, state, EQUALS, str(int(state in automaton.accepting))]
+
+
+# divisibility by 3, MSB first: the state is the remainder of the bits read so far, r -> 2r + bit
+MOD3 = FiniteAutomaton(
+    name="mod3",
+    start="r0",
+    transitions={(f"r{r}", str(bit)): f"r{(2 * r + bit) % 3}" for r in range(3) for bit in (0, 1)},
+    accepting=("r0",),
+)
+AUTOMATA = {automaton.name: automaton for automaton in (MOD3,)}
+
+
+def mod3_reference(bits: int, x: int) -> list[str]:
+    """dfa-mod3 from closed forms, not the table: before bit t the state is the value of the bits
+    read, x >> (bits - t), mod 3."""
+    digits = format(x, f"0{bits}b")
+    cot = [head(f"r{(x >> (bits - t)) % 3}", digits[t]) for t in range(bits)]
+    return [BOS, *digits, EQUALS, *cot, f"r{x % 3}", EQUALS, str(int(x % 3 == 0))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,6 +621,13 @@ PROGRAMS: dict[str, ProgramFamily] = {
             "addition", addition, addition_reference, "limit", "a + b, binary LSB first (carry, sum per column)"
         ),
         ProgramFamily(
+            "subtraction",
+            subtraction,
+            subtraction_reference,
+            "limit",
+            "a - b in n + 1 bits of two's complement, binary LSB first (borrow, difference per column)",
+        ),
+        ProgramFamily(
             "comparison", comparison, comparison_reference, "limit", "[a > b], binary LSB first (one gate per bit)"
         ),
         ProgramFamily(
@@ -472,6 +638,13 @@ PROGRAMS: dict[str, ProgramFamily] = {
             "a x b, binary LSB first (partial-product bit, carry, sum per row and column)",
         ),
         *(_machine_family(machine) for machine in MACHINES.values()),
+        ProgramFamily(
+            "dfa-mod3",
+            lambda bits: automaton_program(MOD3, bits),
+            mod3_reference,
+            "bits",
+            "finite automaton `mod3`: [3 divides x], one linear step per bit (remainder so far, bit)",
+        ),
     )
 }
 
