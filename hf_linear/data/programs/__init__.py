@@ -5,9 +5,10 @@
                   text format's reserved tokens refused), `Program` (the fixed trace layout; `run`
                   executes the steps on whole batches of checked inputs; `describe` its length and
                   width);
-* `library`     — the shipped programs (parity, addition, comparison, multiplication, Turing
-                  machines), each beside a plain-loop reference of its trace; `turing_machine_program`
-                  compiles a machine of your own, checking that it halts and keeps to its tape;
+* `library`     — the shipped programs (parity, addition, subtraction, comparison, multiplication,
+                  Turing machines, a finite automaton), each beside a plain-loop reference of its
+                  trace; `turing_machine_program` compiles a machine of your own, checking that it
+                  halts and keeps to its tape, `automaton_program` an automaton of your own;
 * `proof`       — `prove`: every step, on every combination of the values its reads can hold,
                   in exact arithmetic (all inputs, any size);
 * `fusion`      — `optimize`: a shorter CoT, steps fused into composite tokens wherever one linear
@@ -21,22 +22,28 @@
 from hf_linear.data.programs.compiler import Program, ProgramBuilder, Step
 from hf_linear.data.programs.fusion import optimize, unfuse
 from hf_linear.data.programs.library import (
+    AUTOMATA,
     MACHINES,
     PROGRAMS,
+    FiniteAutomaton,
     TuringMachine,
+    automaton_program,
     compile_program,
     turing_machine_program,
 )
 from hf_linear.data.programs.proof import Proof, prove
 
 __all__ = [
+    "AUTOMATA",
     "MACHINES",
     "PROGRAMS",
+    "FiniteAutomaton",
     "Program",
     "ProgramBuilder",
     "Proof",
     "Step",
     "TuringMachine",
+    "automaton_program",
     "compile_program",
     "optimize",
     "prove",
