@@ -129,3 +129,20 @@ def test_a_search_trial_on_two_seeds_scores_the_mean_of_the_seeds(tmp_path):
     assert both["objective"] == pytest.approx((zero["objective"] + one["objective"]) / 2)
     assert both["curve"] == zero["curve"]  # the pruner saw the first seed
     assert "each trial trains once per seed (0, 1)" in (tmp_path / "both" / "REPORT.md").read_text()
+
+
+def test_a_group_of_runs_has_seeds_of_its_own(tmp_path):
+    spec = tiny_study()  # the grid: no seeds; the group "nocot": two; a group with seeds: null beside study seeds
+    spec["runs"][0]["seeds"] = [1, 2]
+    names = [run.name for run in Study.load(write_study(tmp_path, spec)).runs]
+    assert names == ["type-linear_lm", "type-mlp_lm", "nocot@seed1", "nocot@seed2"]
+    seeded = Study.load(write_study(tmp_path, spec)).runs[2:]
+    assert [run.config["training"]["seed"] for run in seeded] == [1, 2]
+    assert [run.config["dataset"]["arithmetic"]["seed"] for run in seeded] == [1, 2]
+    spec = tiny_study(seeds=[0, 5])
+    spec["runs"][0]["seeds"] = None
+    names = [run.name for run in Study.load(write_study(tmp_path, spec)).runs]
+    assert names == ["type-linear_lm@seed0", "type-linear_lm@seed5", "type-mlp_lm@seed0", "type-mlp_lm@seed5", "nocot"]
+    spec["runs"][0]["seeds"] = [1, 1]
+    with pytest.raises(ValueError, match="distinct non-negative integers"):
+        Study.load(write_study(tmp_path, spec))

@@ -11,9 +11,10 @@ A study file (see configs/studies/) has
                  a mapping {label: value} to name values (e.g. whole `model` sections); an axis
                  whose key is a free name (no dot, not a section) maps labels to several keys at
                  once: {n: {"2": {dataset.arithmetic_stream.digits: [2, 2], budget.max_minutes: 1}}}
-    runs:        extra groups of runs beside the grid: [{name, set: {dotted.key: value}, axes}]
+    runs:        extra groups of runs beside the grid: [{name, set: {dotted.key: value}, axes, seeds}]
                  (e.g. the GPT-2 baseline with its own `model` section); setting a key replaces
-                 its value, null removes it
+                 its value, null removes it; a group's `seeds` replace the study's for its runs
+                 (e.g. three seeds for the smallest sizes only; null: one run each, unseeded)
     seeds:       optional [0, 1, 2]: every run above once per seed, as NAME@seedS, with training.seed
                  and the seed of generated data (arithmetic, program; streams included) set to S;
                  the report then gives each group of seeds the share reaching the target and the
@@ -127,9 +128,11 @@ class Study:
             else []
         )
         groups += list(spec.get("runs") or [])
-        runs = [run for group in groups for run in expand_group(base, group)]
-        if spec.get("seeds") is not None:
-            runs = with_seeds(runs, check_seeds(spec["seeds"]))
+        runs = []
+        for group in groups:
+            seeds = group.get("seeds", spec.get("seeds")) if isinstance(group, dict) else None
+            group_runs = expand_group(base, group)
+            runs += group_runs if seeds is None else with_seeds(group_runs, check_seeds(seeds))
         if quick:
             factor = (spec.get("quick") or {}).get("factor", QUICK_FACTOR)
             for run in runs:
@@ -237,8 +240,8 @@ def axis_choices(axis: str, values) -> list[tuple[str, str, dict]]:
 
 def expand_group(base: dict, group: dict) -> list[Run]:
     """The runs of one group: base + the group's `set`, times every combination of its axes."""
-    if not isinstance(group, dict) or set(group) - {"name", "set", "axes"}:
-        raise ValueError(f"a group of `runs:` is a mapping with name, set, axes; got {group!r}")
+    if not isinstance(group, dict) or set(group) - {"name", "set", "axes", "seeds"}:
+        raise ValueError(f"a group of `runs:` is a mapping with name, set, axes, seeds; got {group!r}")
     fixed = group.get("set") or {}
     axes = group.get("axes") or {}
     if not isinstance(axes, dict):
