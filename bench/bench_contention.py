@@ -8,7 +8,7 @@ default wait policy and with OMP_WAIT_POLICY=PASSIVE (the one hf-linear chooses,
 Each measurement is a fresh interpreter (libgomp reads its policy once, when torch loads) that
 builds the model, takes `--warmup` untimed steps and times `--steps` steps of forward, backward
 and fused AdamW; its figure is the median step. The busy neighbour is `while True: pass` in
-another process (one core's worth of load, as another engineer's job), started for the busy
+another process (one core's worth of load, as another user's job), started for the busy
 half of a round and killed after it; it also ends by itself after `BUSY_LIMIT_S`, so it never
 outlives the bench. Interleaved as bench_models.py: every round runs all four variants, in
 alternating order; the figures are medians (min-max) over rounds, the ratios computed per round.

@@ -1,6 +1,6 @@
 """Server CPU of one anonymous expanded tree listing, before and after the last-commit tables.
 
-    python bench/bench_tree_listing.py                       # 5,000 files, 302 commits: ~1-2 min on 2 cores
+    python bench/bench_tree_listing.py                       # 5,000 files, 302 commits: ~2.5 min on 2 shared cores
     python bench/bench_tree_listing.py --files 1000 --commits 60 --before-revisions 3   # a smoke run
 
 `GET /api/models/{repo}/tree/{rev}?recursive=true&expand=true` answers each entry's last commit.

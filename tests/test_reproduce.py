@@ -63,7 +63,10 @@ def test_reproduce_runs_publishes_and_regenerates(layout, monkeypatch):
     # a study without claims of its own: one row per run, linked to its report, and its training time
     assert "old table" not in text and "(reports/tiny/REPORT.md)" in text
     assert "| type-linear_lm: `linear_lm`" in text and "| type-mlp_lm: `mlp_lm`" in text
-    assert "Training study `tiny` (2 runs)" in text and "`hf-linear reproduce`: every shipped study (1)" in text
+    assert (
+        "Training study `tiny` (2 runs)" in text
+        and "`hf-linear reproduce`: the shipped studies published so far (1 of 1)" in text
+    )
 
     # a second call trains nothing (finished runs are skipped) and writes the same section
     outcomes, real_run_study = [], reproduce_module.run_study

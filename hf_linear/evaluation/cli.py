@@ -8,7 +8,7 @@
 Data with `prompt` / `answer` columns is scored by exact match; language-model data (windows of
 `input_ids` only, e.g. TinyStories) by perplexity, with samples from "Once upon a" at
 temperature 0.5 and their distinct-n / repetition statistics (hf_linear.evaluation.lm_report).
-`--segments` adds, for arithmetic data, the teacher-forced accuracy of each CoT segment
+`--segments` adds, for arithmetic and program data, the teacher-forced accuracy of each CoT segment
 (hf_linear.analysis.segments): which step of the chain the model gets wrong; and for an MLPLM
 how many units after the masked map's ReLU are alive (fire on some example) at the positions of
 each segment, and the positions where none is (hf_linear.analysis.dead_units); for an hf-linear

@@ -493,7 +493,8 @@ def speed_rows(published: list[Evidence], shipped_studies: set[str]) -> list[tup
         rows.append(
             (
                 (
-                    f"`hf-linear reproduce`: every shipped study ({len(studies)}), from scratch",
+                    f"`hf-linear reproduce`: the shipped studies published so far ({len(studies)} of "
+                    f"{len(shipped_studies)}), from scratch",
                     f"**{total / 3600:.1f} h** of training (the sum of the published studies' recorded training "
                     "times, evaluations during training included; building data and reports adds minutes): "
                     + ", ".join(f"{seconds / 3600:.1f} h on {kind}" for kind, seconds in sorted(by_machine.items())),

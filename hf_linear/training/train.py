@@ -4,9 +4,11 @@
     accelerate launch --multi_gpu --num_processes 2 -m hf_linear.training.train CONFIG   # 2 processes
 
 CONFIG (default: the packaged configs/cpu/mul4x4_lsb_mlp.yaml, the README's main job) has the
-sections model / dataset / training / evaluation / budget / lora (see hf_linear.training.config).
-Overrides address a key by section, e.g. `--training.learning_rate 1e-3 --model.hidden_size 64`.
-Unknown keys and values of the wrong type are errors that name them.
+sections model / dataset / training / evaluation / budget / optimizer / lora, and optionally
+`recipe: default` (see hf_linear.training.config). Overrides address a key by section, e.g.
+`--training.learning_rate 1e-3 --model.hidden_size 64`. Unknown keys, values of the wrong type and
+non-finite numbers are errors that name them; a step that leaves a weight NaN or infinite stops
+the run with an error naming the step (hf_linear.training.divergence).
 
 Order of a run: check the config (and the checkpoint to resume) → build data, tokenizer and
 model → check the free space → only then prepare the output directory (an `--overwrite` never

@@ -3,9 +3,10 @@ kept on disk per commit so that a listing reads one table instead of walking the
 
 An entry's last commit is the newest commit, along first parents, that changed it or something
 inside it (else the first commit). Walking the history for it reads every commit's manifest: about
-4 s of CPU for a repo of 302 commits and 5,000 files, paid again by anyone (anonymously) who asks
-for another commit id, and an LRU of revisions does not bound that. A commit's table follows from
-its parent's table and the paths the commit changed, in one pass over its files, so:
+3 s of CPU for a repo of 302 commits and 5,000 files (bench/bench_tree_listing.py), paid again by
+anyone (anonymously) who asks for another commit id, and an LRU of revisions does not bound that.
+A commit's table follows from its parent's table and the paths the commit changed, in one pass
+over its files, so:
 
 - each commit gets its table at the commit (routes.py), while the parent's is at hand;
 - a commit without one (a repo written before the tables existed) gets it by one walk back to the
