@@ -136,7 +136,7 @@ def test_report_beside_the_paper_and_with_tokens_to_target(tmp_path):
     (study_dir / "results.jsonl").write_text(json.dumps(record) + "\n")
     (study_dir / "study.yaml").write_text(yaml.safe_dump({"name": "fabricated", "report": {"target": 0.5}}))
     report = write_report(study_dir).read_text()
-    assert "96.9% exact (MLP-775M" in report and "test cpu (2 threads)" in report
+    assert "96.9% exact (MLP-775M" in report and "test cpu without native bf16 (2 threads)" in report
     assert "| 30.8k |" in report  # tokens to 50%: the eval at step 10
     assert (study_dir / "plots" / "tokens_to_target.png").read_bytes()[:8] == PNG_SIGNATURE
     assert "inspect_best" not in report  # not an hf-linear model

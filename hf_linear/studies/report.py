@@ -43,7 +43,7 @@ from hf_linear.atomic import write_json_atomically, write_text_atomically
 from hf_linear.data.sources import data_source
 from hf_linear.model_types import is_hf_linear
 from hf_linear.run_files import EVAL_RESULTS, SEGMENT_ACCURACY, TRAINER_STATE, TRAINING_CONFIG
-from hf_linear.studies.results import first_reaching, read_results
+from hf_linear.studies.results import first_reaching, machine_kind, read_results
 from hf_linear.studies.seed_statistics import seed_lines
 
 DEFAULT_TARGET = 0.99  # the accuracy whose training tokens reports (and reproduce's claims) count
@@ -459,7 +459,7 @@ def write_report(study_dir: str | Path) -> Path:
     ] + [(f"Against {settings['x']}", name) for name in plot_against_axis(records, plots_dir, settings, target)]
 
     machines = sorted(
-        {f"{m.get('cpu')} ({m.get('threads')} threads)" for m in (r.get("machine") for r in records) if m}
+        {f"{machine_kind(m)} ({m.get('threads')} threads)" for m in (r.get("machine") for r in records) if m}
     )
     lines = [
         f"# Study: {spec.get('name', study_dir.name)}{' (quick: scaled down)' if spec.get('quick_run') else ''}",
