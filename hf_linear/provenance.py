@@ -8,9 +8,8 @@ both are None.
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+from hf_linear.resources import PACKAGE_DIR
 
 
 def _git(*args: str) -> subprocess.CompletedProcess | None:

@@ -8,6 +8,11 @@ checkout, an editable install and a regular `pip install .`.
 from __future__ import annotations
 
 from importlib.resources import files
+from pathlib import Path
+
+# the package's own folder (in a checkout: hf_linear/ of the repository), for the code files a
+# checkpoint or a Space carries and for git, which finds the checkout from here
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 # The README's main job: an MLP learns 4x4 multiplication from the `lsb` Chain-of-Thought.
 DEFAULT_CONFIG = "cpu/mul4x4_lsb_mlp.yaml"

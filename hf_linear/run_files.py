@@ -1,12 +1,19 @@
-"""The files of a run directory, named once: what `hf-linear train` writes beside the model, and
-how a reader (eval, demo, inspect, studies, push, publish) finds a checkpoint's training config.
+"""The files of a run directory and of a study directory, named once: what `hf-linear train`
+and `hf-linear study` write, and how a reader (eval, demo, inspect, studies, push, publish)
+finds a checkpoint's training config.
 
     RUN_DIR/
       training_config.yaml   the checked config as run (TRAINING_CONFIG)
       eval_results.json      the final held-out evaluation (EVAL_RESULTS)
       trainer_state.json     the Trainer's log: losses and evaluations (TRAINER_STATE)
       segment_accuracy.json  per-CoT-segment accuracy, cached by study reports (SEGMENT_ACCURACY)
+      wiring.json            where a LinearLM's influence falls (cached by universality reports: WIRING)
       checkpoint-N/          Trainer checkpoints (the run's config is one level up)
+
+    STUDY_DIR/
+      study.yaml             the study as run (STUDY_SPEC)
+      results.jsonl          one line per finished run (STUDY_RESULTS)
+      REPORT.md              the report (REPORT; a tune search's too)
 """
 
 from __future__ import annotations
@@ -22,6 +29,13 @@ TRAINING_CONFIG_FILES = (TRAINING_CONFIG, "training_config.yml", "training_confi
 EVAL_RESULTS = "eval_results.json"
 TRAINER_STATE = "trainer_state.json"  # written last by a Trainer checkpoint: its presence means complete
 SEGMENT_ACCURACY = "segment_accuracy.json"
+WIRING = "wiring.json"
+# the small files every number of a run comes from: what publishing a run or a study copies (no weights)
+EVIDENCE_FILES = (EVAL_RESULTS, TRAINER_STATE, TRAINING_CONFIG, SEGMENT_ACCURACY, WIRING)
+
+STUDY_SPEC = "study.yaml"
+STUDY_RESULTS = "results.jsonl"
+REPORT = "REPORT.md"
 
 
 def find_training_config(checkpoint: str | Path) -> Path | None:

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-RUN_FILES = ("eval_results.json", "training_config.yaml", "trainer_state.json", "segment_accuracy.json")
+RUN_FILES = (
+    "eval_results.json",
+    "training_config.yaml",
+    "trainer_state.json",
+    "segment_accuracy.json",
+    "wiring.json",
+    "results.jsonl",
+    "study.yaml",
+)
 PAPER_FACTS = ("Once upon a", "17 A100", "5.5 A100", "96.9%", "30.7B", "774.7M", "162.1M")
 
 

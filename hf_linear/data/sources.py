@@ -122,9 +122,7 @@ class ArithmeticSource(DataSource):
         return _named(self.key, build_arithmetic_dataset, **arguments, train_size=0)
 
     def example_lengths(self):
-        spec = ArithmeticSpec.create(
-            self.arguments["task"], self.arguments["digits"], self.arguments["cot"], self.arguments.get("every")
-        )
+        spec = ArithmeticSpec.from_arguments(self.arguments)
         return {
             "sequence_tokens": spec.length,
             "prompt_tokens": spec.prompt_length,
@@ -427,7 +425,7 @@ def arithmetic_spec(dataset: dict) -> ArithmeticSpec | None:
     arguments = arithmetic_section(dataset)
     if arguments is None:
         return None
-    return ArithmeticSpec.create(arguments["task"], arguments["digits"], arguments["cot"], arguments.get("every"))
+    return ArithmeticSpec.from_arguments(arguments)
 
 
 def data_source(config: dict, trust_program_code: bool = False) -> DataSource:

@@ -231,11 +231,9 @@ def program_task(arguments: dict, trust_program_code: bool = False) -> ProgramTa
 
 def arithmetic_task(arguments: dict) -> ArithmeticTask:
     """`{"task": ..., "digits": ..., "cot": ..., "every": ...}` (the keys of `hf-linear eval --arithmetic`)."""
-    if not isinstance(arguments, dict) or not {"task", "digits", "cot"} <= set(arguments):
-        raise ValueError(f"arithmetic task {arguments!r} needs the keys task, digits and cot")
-    return ArithmeticTask(
-        ArithmeticSpec.create(arguments["task"], arguments["digits"], arguments["cot"], arguments.get("every"))
-    )
+    if not isinstance(arguments, dict):
+        raise ValueError(f"arithmetic task {arguments!r} must be a mapping of task, digits, cot (and every)")
+    return ArithmeticTask(ArithmeticSpec.from_arguments(arguments))
 
 
 def task_from_arguments(

@@ -22,8 +22,8 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from hf_linear.hub.http import TransportError
 from hf_linear.hub.verification import HubPushError
+from hf_linear.resources import PACKAGE_DIR
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]  # hf_linear/
 DEMO_EXTRA = "demo"
 
 APP_TEMPLATE = '''"""hf-linear demo: the linear and MLP next-token predictors of Malach (ICML 2024), interactively.

@@ -17,11 +17,11 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
 from hf_linear.checkpoints import CorruptWeightsError, check_safetensors_weights
 from hf_linear.model_types import CHECKPOINT_CODE_MODULES, is_hf_linear, type_names
+from hf_linear.resources import PACKAGE_DIR
 from hf_linear.run_files import EVAL_RESULTS, TRAINING_CONFIG_FILES
 
 logger = logging.getLogger(__name__)
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]  # hf_linear/
 
 CONFIG_FILES = ("config.json", "generation_config.json")
 TOKENIZER_FILES = (

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from hf_linear.run_files import EVAL_RESULTS
+from hf_linear.run_files import EVAL_RESULTS, REPORT, STUDY_RESULTS, STUDY_SPEC
 from hf_linear.studies.results import machine_kind, read_results
 
 STUDY, SEARCH, RUN = "study", "search", "run"
@@ -36,7 +36,7 @@ class Evidence:
 
     @property
     def page(self) -> Path:
-        return self.directory / ("README.md" if self.kind == RUN else "REPORT.md")
+        return self.directory / ("README.md" if self.kind == RUN else REPORT)
 
     @property
     def machines(self) -> list[str]:
@@ -76,10 +76,10 @@ def read_evidence(directory: Path) -> Evidence | None:
         return Evidence(
             SEARCH, spec.get("name", directory.name), directory, read_trials(directory / "trials.jsonl"), spec
         )
-    if (directory / "results.jsonl").is_file() and (directory / "study.yaml").is_file():
-        spec = read_yaml(directory / "study.yaml")
+    if (directory / STUDY_RESULTS).is_file() and (directory / STUDY_SPEC).is_file():
+        spec = read_yaml(directory / STUDY_SPEC)
         return Evidence(STUDY, spec.get("name", directory.name), directory, read_results(directory), spec)
-    if (directory / "results.jsonl").is_file() and (directory / EVAL_RESULTS).is_file():
+    if (directory / STUDY_RESULTS).is_file() and (directory / EVAL_RESULTS).is_file():
         return Evidence(RUN, directory.name, directory, read_results(directory))
     return None
 

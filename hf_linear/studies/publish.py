@@ -32,7 +32,7 @@ from pathlib import Path
 
 from hf_linear.atomic import staged_directory, write_text_atomically
 from hf_linear.output_dirs import check_output_dir
-from hf_linear.run_files import EVAL_RESULTS, SEGMENT_ACCURACY, TRAINER_STATE, TRAINING_CONFIG
+from hf_linear.run_files import EVAL_RESULTS, EVIDENCE_FILES, STUDY_RESULTS, TRAINER_STATE, TRAINING_CONFIG
 from hf_linear.studies.report import (
     DEFAULT_TARGET,
     format_tokens,
@@ -45,7 +45,6 @@ from hf_linear.studies.results import first_reaching, machine_kind, run_record
 
 PUBLISHED_RUNS = "runs"  # REPORTS/runs/NAME
 README = "README.md"
-RESULTS = "results.jsonl"
 CURVE = "curve.jsonl"
 
 
@@ -180,7 +179,7 @@ def publish_run(run_dir: str | Path, reports_dir: str | Path = "reports", name: 
     # the per-segment table reads the weights once and caches its numbers in the run directory
     segments = [] if is_lm(record) else segment_lines(run_dir, [record])
     with staged_directory(destination, written_by="hf-linear publish") as staging:
-        for file in (TRAINING_CONFIG, EVAL_RESULTS, TRAINER_STATE, SEGMENT_ACCURACY):
+        for file in EVIDENCE_FILES:
             if (run_dir / file).is_file():
                 shutil.copy2(run_dir / file, staging / file)
         (staging / "plots").mkdir()
@@ -197,7 +196,7 @@ def publish_run(run_dir: str | Path, reports_dir: str | Path = "reports", name: 
         ]
         plots = [(title, plot) for title, plot in plots if plot]
         write_text_atomically(staging / CURVE, "".join(json.dumps(point) + "\n" for point in record["curve"]))
-        write_text_atomically(staging / RESULTS, json.dumps(record) + "\n")
+        write_text_atomically(staging / STUDY_RESULTS, json.dumps(record) + "\n")
         write_text_atomically(staging / README, readme(name, record, plots, segments))
     return destination
 

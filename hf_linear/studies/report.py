@@ -42,7 +42,15 @@ from hf_linear import paper
 from hf_linear.atomic import write_json_atomically, write_text_atomically
 from hf_linear.data.sources import data_source
 from hf_linear.model_types import is_hf_linear
-from hf_linear.run_files import EVAL_RESULTS, SEGMENT_ACCURACY, TRAINER_STATE, TRAINING_CONFIG
+from hf_linear.run_files import (
+    EVAL_RESULTS,
+    REPORT,
+    SEGMENT_ACCURACY,
+    STUDY_RESULTS,
+    STUDY_SPEC,
+    TRAINER_STATE,
+    TRAINING_CONFIG,
+)
 from hf_linear.studies.results import first_reaching, machine_kind, read_results
 from hf_linear.studies.seed_statistics import seed_lines
 
@@ -225,7 +233,7 @@ def series_styles(keys: list[tuple[str, ...]]) -> dict[tuple, dict]:
     return styles
 
 
-def plot_against_axis(records: list[dict], out: Path, settings: dict, target: float) -> list[str]:
+def plot_against_axis(records: list[dict], out: Path, settings: dict, target: float) -> list[tuple[str, str]]:
     """Final metric and tokens to target against `report.x`, one line per value of `series`."""
     x_axis, series = settings.get("x"), settings.get("series") or []
     if not x_axis:
@@ -256,7 +264,9 @@ def plot_against_axis(records: list[dict], out: Path, settings: dict, target: fl
         )
     if settings.get("log_x"):
         axes.set_xscale("log", base=2)
-    names.append(save_figure(figure, axes, out / f"final_vs_{short}.png"))
+    names.append(
+        (f"Final {ylabel.split(' (')[0]} against {short}", save_figure(figure, axes, out / f"final_vs_{short}.png"))
+    )
     if metric == "exact_match":
         figure, axes = new_figure(
             f"Training tokens to {100 * target:g}% exact match vs {short}",
@@ -283,7 +293,12 @@ def plot_against_axis(records: list[dict], out: Path, settings: dict, target: fl
         axes.set_yscale("log")
         if settings.get("log_x"):
             axes.set_xscale("log", base=2)
-        names.append(save_figure(figure, axes, out / f"tokens_to_target_vs_{short}.png"))
+        names.append(
+            (
+                f"Training tokens to {100 * target:g}% against {short}",
+                save_figure(figure, axes, out / f"tokens_to_target_vs_{short}.png"),
+            )
+        )
     return names
 
 
@@ -425,8 +440,8 @@ def write_report(study_dir: str | Path) -> Path:
     study_dir = Path(study_dir)
     records = list(read_results(study_dir).values())
     if not records:
-        raise ValueError(f"{study_dir}: no results.jsonl lines yet (run `hf-linear study` first)")
-    spec = yaml.safe_load((study_dir / "study.yaml").read_text()) if (study_dir / "study.yaml").is_file() else {}
+        raise ValueError(f"{study_dir}: no {STUDY_RESULTS} lines yet (run `hf-linear study` first)")
+    spec = yaml.safe_load((study_dir / STUDY_SPEC).read_text()) if (study_dir / STUDY_SPEC).is_file() else {}
     settings = spec.get("report") or {}
     target = settings.get("target", DEFAULT_TARGET)
     plots_dir = study_dir / "plots"
@@ -456,7 +471,7 @@ def write_report(study_dir: str | Path) -> Path:
         ),
         ("Final accuracy against the length of an example", plot_final_vs_length(records, plots_dir)),
         (f"Training tokens to reach {100 * target:g}%", plot_tokens_to_target(records, plots_dir, target)),
-    ] + [(f"Against {settings['x']}", name) for name in plot_against_axis(records, plots_dir, settings, target)]
+    ] + plot_against_axis(records, plots_dir, settings, target)
 
     machines = sorted(
         {f"{machine_kind(m)} ({m.get('threads')} threads)" for m in (r.get("machine") for r in records) if m}
@@ -467,7 +482,7 @@ def write_report(study_dir: str | Path) -> Path:
         *([spec["description"].strip(), ""] if spec.get("description") else []),
         f"{len(records)} runs. Each run's config is `configs/NAME.yaml` (runnable with `hf-linear train`), its "
         f"outputs `runs/NAME/` ({EVAL_RESULTS}: final held-out metrics; {TRAINER_STATE}: the eval curve, "
-        "with `num_input_tokens_seen` and `wall_seconds` at each evaluation); `results.jsonl` holds one line per "
+        f"with `num_input_tokens_seen` and `wall_seconds` at each evaluation); `{STUDY_RESULTS}` holds one line per "
         f"run with everything below. Tokens to {100 * target:g}%: training tokens at the first evaluation at or "
         "above the target (an upper bound, at the resolution of `eval_steps`); during-training evaluations use "
         "the validation split, the final number the held-out split named in the config. Machine(s): "
@@ -499,7 +514,7 @@ def write_report(study_dir: str | Path) -> Path:
             f"![block norms](plots/{name})",
             "",
         ]
-    path = study_dir / "REPORT.md"
+    path = study_dir / REPORT
     write_text_atomically(path, "\n".join(lines))
     return path
 

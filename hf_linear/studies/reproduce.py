@@ -25,17 +25,15 @@ from pathlib import Path
 from hf_linear.atomic import staged_directory, write_text_atomically
 from hf_linear.output_dirs import check_output_dir
 from hf_linear.resources import packaged_config
-from hf_linear.run_files import EVAL_RESULTS, SEGMENT_ACCURACY, TRAINER_STATE, TRAINING_CONFIG
+from hf_linear.run_files import EVIDENCE_FILES, REPORT, STUDY_RESULTS, STUDY_SPEC
 from hf_linear.studies.claims import results_section
 from hf_linear.studies.evidence import read_reports
 from hf_linear.studies.report import write_report
 from hf_linear.studies.study import Study, default_study_dir, run_study
-from hf_linear.studies.universality import WIRING_FILE
 
 BEGIN = "<!-- BEGIN hf-linear reproduce: generated, do not edit by hand -->"
 END = "<!-- END hf-linear reproduce -->"
-RUN_FILES = (EVAL_RESULTS, TRAINER_STATE, TRAINING_CONFIG, SEGMENT_ACCURACY, WIRING_FILE)
-STUDY_FILES = ("REPORT.md", "results.jsonl", "study.yaml")
+STUDY_FILES = (REPORT, STUDY_RESULTS, STUDY_SPEC)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,7 +67,7 @@ def publish(study_dir: Path, destination: Path) -> Path:
                 (staging / folder).mkdir(exist_ok=True)
                 shutil.copy2(path, staging / folder / path.name)
         for run_dir in sorted((study_dir / "runs").glob("*/")):
-            for name in RUN_FILES:
+            for name in EVIDENCE_FILES:
                 if (run_dir / name).is_file():
                     (staging / "runs" / run_dir.name).mkdir(parents=True, exist_ok=True)
                     shutil.copy2(run_dir / name, staging / "runs" / run_dir.name / name)

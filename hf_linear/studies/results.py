@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from hf_linear.data.sources import data_source
-from hf_linear.run_files import EVAL_RESULTS, TRAINER_STATE, TRAINING_CONFIG
+from hf_linear.run_files import EVAL_RESULTS, STUDY_RESULTS, TRAINER_STATE, TRAINING_CONFIG
 
 # eval_* metrics of log_history that make the curve (per-digit accuracy and perplexity where logged)
 CURVE_METRICS = ("exact_match", "per_digit_accuracy", "perplexity", "loss")
@@ -118,7 +118,7 @@ def run_record(run_dir: Path, name: str, varied: dict, config_path: Path, study_
 def read_results(study_dir: Path) -> dict[str, dict]:
     """results.jsonl by run name; a run listed twice (re-run after its directory was removed)
     counts with its last line."""
-    path = Path(study_dir) / "results.jsonl"
+    path = Path(study_dir) / STUDY_RESULTS
     records = {}
     if path.is_file():
         for number, line in enumerate(path.read_text().splitlines(), 1):

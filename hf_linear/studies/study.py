@@ -55,7 +55,7 @@ from transformers import TrainerCallback
 from hf_linear.atomic import write_text_atomically
 from hf_linear.data.sources import GENERATED_SOURCES
 from hf_linear.dotted_keys import set_dotted  # also imported from here by studies.tune
-from hf_linear.run_files import EVAL_RESULTS
+from hf_linear.run_files import EVAL_RESULTS, STUDY_RESULTS, STUDY_SPEC
 from hf_linear.studies.results import read_results, run_record
 from hf_linear.studies.seed_statistics import SEED_MARK
 from hf_linear.training.config import SECTIONS, check_config, read_yaml_file, resolve_data_paths
@@ -355,7 +355,7 @@ def run_study(
         except ValueError as error:
             raise ValueError(f"run {run.name}: {error}") from None
     (study_dir / "configs").mkdir(parents=True, exist_ok=True)
-    write_text_atomically(study_dir / "study.yaml", yaml.safe_dump(study.spec, sort_keys=False))
+    write_text_atomically(study_dir / STUDY_SPEC, yaml.safe_dump(study.spec, sort_keys=False))
 
     outcome = (engine or run_sequentially)(study, study_dir, [(run, checked[run.name]) for run in runs], callbacks)
     if write_report:
@@ -431,5 +431,5 @@ def record_result(study_dir: Path, run: Run, status: str) -> None:
     if status == "done" or run.name not in read_results(study_dir):
         run_dir, config_path = study_dir / "runs" / run.name, study_dir / "configs" / f"{run.name}.yaml"
         record = run_record(run_dir, run.name, run.varied, config_path, study_dir)
-        with open(study_dir / "results.jsonl", "a") as results:
+        with open(study_dir / STUDY_RESULTS, "a") as results:
             results.write(json.dumps(record) + "\n")

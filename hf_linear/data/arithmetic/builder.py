@@ -150,5 +150,4 @@ def build_arguments_of(dataset: Dataset | DatasetDict) -> dict:
 
 def spec_of(dataset: Dataset | DatasetDict) -> ArithmeticSpec:
     """The spec of a built (or loaded) dataset, e.g. for `prompt_for(spec_of(dataset), (a, b))`."""
-    arguments = build_arguments_of(dataset)
-    return ArithmeticSpec.create(arguments["task"], arguments["digits"], arguments["cot"], arguments["every"])
+    return ArithmeticSpec.from_arguments(build_arguments_of(dataset))

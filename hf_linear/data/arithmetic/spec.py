@@ -52,6 +52,15 @@ class ArithmeticSpec:
     every: int | None = None  # parity only: the step k (n for formats without steps)
 
     @classmethod
+    def from_arguments(cls, arguments: dict) -> ArithmeticSpec:
+        """The spec of builder arguments or a config section ({task, digits, cot[, every]}; other
+        keys, e.g. sizes and seed, ignored); ValueError naming a missing key."""
+        missing = [key for key in ("task", "digits", "cot") if key not in arguments]
+        if missing:
+            raise ValueError(f"an arithmetic task needs the keys task, digits and cot (missing: {', '.join(missing)})")
+        return cls.create(arguments["task"], arguments["digits"], arguments["cot"], arguments.get("every"))
+
+    @classmethod
     def create(cls, task: str, digits: int | Sequence[int], cot: str, every: int | None = None) -> ArithmeticSpec:
         """Check every argument (ValueError naming it) and return the spec."""
         format_ = get_format(task, cot)

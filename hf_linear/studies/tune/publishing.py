@@ -12,6 +12,7 @@ import yaml
 
 from hf_linear.atomic import write_text_atomically
 from hf_linear.dotted_keys import set_dotted
+from hf_linear.run_files import REPORT
 from hf_linear.studies.tune.spec import OBJECTIVES, Search
 from hf_linear.training.config import check_config
 
@@ -187,6 +188,6 @@ def publish(search: Search, records: list[dict], out: Path, engine: str, study=N
     lines.append("")
     for title, name in figures:
         lines += [f"## {title}", "", f"![{title}](plots/{name})", ""]
-    path = out / "REPORT.md"
+    path = out / REPORT
     write_text_atomically(path, "\n".join(lines))
     return path
