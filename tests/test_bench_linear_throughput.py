@@ -30,6 +30,7 @@ load_script("bench_models")  # imported by the bench as its sibling, as when run
 bench = load_script("bench_linear_throughput")
 
 
+@pytest.mark.slow
 def test_the_shapes_are_the_optimised_multiplications_windows():
     for (T, V, d), limit in zip(bench.SHAPES.values(), (10**8, 10**12)):
         program = compile_program("multiplication", limit, optimize=True)

@@ -275,6 +275,7 @@ def save_readme_screenshot(source: Path, target: Path) -> None:
     image.quantize(colors=48, dither=Image.Dither.NONE).save(target, optimize=True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install -y chromium): the browser test needs one")
 def test_the_app_in_a_headless_browser(checkpoint, tmp_path):
     pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed")
@@ -328,6 +329,7 @@ def test_the_app_in_a_headless_browser(checkpoint, tmp_path):
         process.wait(timeout=20)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install -y chromium): the browser test needs one")
 def test_a_program_checkpoint_in_a_headless_browser(program_checkpoint):
     """The Arithmetic tab of a program checkpoint: its own boxes, its message, its checked trace."""

@@ -63,6 +63,7 @@ training:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["linear", "mlp"])
 def test_push_then_from_pretrained_with_an_empty_cache_gives_identical_logits(hub_server, tmp_path, kind):
     model = tiny(kind)

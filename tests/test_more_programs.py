@@ -107,6 +107,7 @@ def test_tm_increment_twice_adds_two_moving_both_ways():
     assert "every one of the 256 inputs" in program.checks[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, size", [("subtraction", 256), ("dfa-mod3", 12), ("tm-increment-twice", 8)])
 @pytest.mark.parametrize("optimize", [False, True])
 def test_certificates_of_the_new_programs_generate_every_token(name, size, optimize):

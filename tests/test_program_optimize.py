@@ -132,6 +132,7 @@ def test_fused_tokens_are_readable_and_decode_to_the_cells_sum_and_carry():
     assert len(cells) == 14 * 14
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_certificates_of_optimised_programs_generate_every_token(name):
     dataset = build_program_dataset(name, SMALL[name], train_size=0, validation_size=2, test_size=4, optimize=True)

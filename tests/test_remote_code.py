@@ -183,6 +183,7 @@ def test_tokenizer_loads_without_hf_linear_and_without_a_prompt(without_hf_linea
     assert PROMPT_MARK not in output
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(
     strict=False,
     reason=(

@@ -125,12 +125,14 @@ def test_training_lowers_the_loss_and_saves_a_loadable_model(tmp_path):
     assert yaml.safe_load((out / "training_config.yaml").read_text())["model"]["hidden_size"] == 8
 
 
+@pytest.mark.slow
 def test_same_seed_same_losses(tmp_path):
     train(check_config(tiny_config(tmp_path / "a", max_steps=8)))
     train(check_config(tiny_config(tmp_path / "b", max_steps=8)))
     assert losses(tmp_path / "a") == losses(tmp_path / "b")
 
 
+@pytest.mark.slow
 def test_resume_continues_the_interrupted_run_exactly(tmp_path):
     full = tmp_path / "full"
     train(check_config(tiny_config(full, max_steps=12, save_strategy="steps", save_steps=6)))

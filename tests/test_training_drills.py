@@ -364,6 +364,7 @@ def test_resume_from_the_final_checkpoint_trains_no_further(tmp_path):
     assert not run_dir.training_ended_at(out / "checkpoint-6", 9)  # a raised max_steps trains on
 
 
+@pytest.mark.slow
 def test_the_disk_estimate_counts_every_checkpoint_kept(tmp_path, monkeypatch):
     weights = 4 * sum(p.numel() for p in tiny_trained_model(tmp_path).parameters())
     usage = shutil.disk_usage(tmp_path)
