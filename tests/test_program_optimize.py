@@ -12,9 +12,11 @@ import pytest
 
 pytest.importorskip("scipy", reason="the optimising pass needs scipy (the programs extra)")
 
+from user_program import maximum
+
 from hf_linear.data.programs import PROGRAMS, ProgramBuilder, compile_program, prove
 from hf_linear.data.programs.certificate import certify
-from hf_linear.data.programs.compiler import BITS, ZERO
+from hf_linear.data.programs.compiler import BITS
 from hf_linear.data.programs.dataset import build_program_dataset, program_of
 from hf_linear.data.programs.fusion import optimize, unfuse
 from hf_linear.data.sources import data_source
@@ -41,24 +43,6 @@ LARGE = {
     "tm-increment-twice": 12,
     "dfa-mod3": 40,
 }
-
-
-def maximum(limit: int):
-    """A user's program: max(a, b) by the comparison chain, then a lookup of (a > b, a_i, b_i) per bit."""
-    bits = (limit - 1).bit_length()
-    program = ProgramBuilder(f"max-{limit}")
-    a = program.number("a", limit, width=bits)
-    program.token(",")
-    b = program.number("b", limit, width=bits)
-    program.begin_cot()
-    greater = ZERO
-    for i in range(bits):
-        greater = program.gate([(a[i], 2), (b[i], -2), (greater, 1)], 1, "greater")
-    outputs = [program.apply(lambda g, x, y: x if g == "1" else y, greater, a[i], b[i]) for i in range(bits)]
-    program.begin_answer()
-    for position in outputs:
-        program.copy(position)
-    return program.build()
 
 
 def inputs_of(program, count=2000, seed=0):

@@ -301,32 +301,11 @@ def test_wiring_of_the_certificate_is_its_reads_and_a_random_model_is_far_from_i
     assert wiring_agreement(random_model, program)["mean_share_on_compiled_reads"] < 0.3
 
 
-USER_PROGRAM = '''
-from hf_linear.data.programs import ProgramBuilder
-from hf_linear.data.programs.compiler import ZERO
-
-
-def maximum(limit):
-    """max(a, b): the comparison chain, then per bit a lookup of the tuple (a > b, a_i, b_i)."""
-    bits = (limit - 1).bit_length()
-    program = ProgramBuilder(f"max-{limit}")
-    a = program.number("a", limit, width=bits)
-    program.token(",")
-    b = program.number("b", limit, width=bits)
-    program.begin_cot()
-    greater = ZERO
-    for i in range(bits):
-        greater = program.gate([(a[i], 2), (b[i], -2), (greater, 1)], 1, "greater")
-    outputs = [program.apply(lambda g, x, y: x if g == "1" else y, greater, a[i], b[i]) for i in range(bits)]
-    program.begin_answer()
-    for position in outputs:
-        program.copy(position)
-    return program.build()
-'''
+USER_PROGRAM = Path(__file__).with_name("user_program.py")  # max(a, b): a program of a user's own
 
 
 def test_a_users_own_program_compiles_certifies_and_trains_from_a_config(tmp_path, monkeypatch):
-    (tmp_path / "my_programs.py").write_text(USER_PROGRAM)
+    (tmp_path / "my_programs.py").write_text(USER_PROGRAM.read_text())
     monkeypatch.syspath_prepend(str(tmp_path))
     trusted = {"trust_program_code": True}  # a "module:function" name is code to import: the user opts in
     program = compile_program("my_programs:maximum", 64, **trusted)
