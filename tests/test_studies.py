@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,97 @@ def test_report_beside_the_paper_and_with_tokens_to_target(tmp_path):
     assert "| 30.8k |" in report  # tokens to 50%: the eval at step 10
     assert (study_dir / "plots" / "tokens_to_target.png").read_bytes()[:8] == PNG_SIGNATURE
     assert "inspect_best" not in report  # not an hf-linear model
+
+
+def fabricated_run(study_dir, name, evaluations: list[dict]) -> dict:
+    """A results line of a run and its trainer_state.json, whose evaluations (at steps 5, 10, ...)
+    log `evaluations`' eval_* metrics beside the exact match; an MLPLM when they count dead
+    positions, else a LinearLM."""
+    history = []
+    for index, metrics in enumerate(evaluations, 1):
+        step = 5 * index
+        history += [
+            {"step": step, "loss": 1.0 / step, "num_input_tokens_seen": 1000 * step},
+            {"step": step, "eval_loss": 1.0 / step, "num_input_tokens_seen": 1000 * step},
+            {"step": step, "eval_exact_match": index / 4, "num_input_tokens_seen": 1000 * step, **metrics},
+        ]
+    run_dir = study_dir / "runs" / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "trainer_state.json").write_text(json.dumps({"global_step": step, "log_history": history}))
+    return {
+        "name": name,
+        "varied": {},
+        "run_dir": f"runs/{name}",
+        "config": f"configs/{name}.yaml",
+        "model_type": "mlp_lm" if any("eval_dead_positions" in m for m in evaluations) else "linear_lm",
+        "parameters": 1000,
+        "steps": step,
+        "tokens": 1000 * step,
+        "final": {"exact_match": 0.5, "num_samples": 100},
+        "curve": [
+            {"step": e["step"], "tokens": 1000 * e["step"], "exact_match": e["eval_exact_match"]} for e in history[2::3]
+        ],
+    }
+
+
+def row_scales(rms, ratios, dead=None) -> dict:
+    """eval_* metrics of the masked map's scale at the first, middle and last positions."""
+    metrics = {f"eval_row_rms_{p}": v for p, v in zip(("first", "middle", "last"), rms)}
+    metrics |= {f"eval_row_update_ratio_{p}": v for p, v in zip(("first", "middle", "last"), ratios)}
+    return metrics | ({} if dead is None else {"eval_dead_positions": dead})
+
+
+def fabricated_study(tmp_path, runs: dict[str, list[dict]]) -> Path:
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    lines = [json.dumps(fabricated_run(study_dir, name, evaluations)) for name, evaluations in runs.items()]
+    (study_dir / "results.jsonl").write_text("\n".join(lines) + "\n")
+    (study_dir / "study.yaml").write_text(yaml.safe_dump({"name": "fabricated", "report": {"segments": False}}))
+    return study_dir
+
+
+@pytest.mark.slow
+def test_report_shows_the_masked_maps_scale_along_the_sequence(tmp_path):
+    study_dir = fabricated_study(
+        tmp_path,
+        {
+            "dense": [
+                row_scales((0.5, 2.0, 40.0), (0.01, 0.1, 0.9), dead=0),
+                row_scales((0.25, 3.0, 20.0), (0.0, 0.02, 0.5), dead=7),
+            ],
+            "fan_in": [
+                row_scales((1.0, 1.1, 1.2), (0.01, 0.01, 0.01), dead=0),
+                row_scales((0.8, 0.9, 1.6), (0.002, 0.003, 0.004), dead=0),
+            ],
+            "older": [{}, {}],  # a run from before the scales were logged
+        },
+    )
+    report = write_report(study_dir).read_text()
+    section = report.split("## Scale of the masked map along the sequence")[1].split("\n## ")[0]
+    # the last evaluation's values: RMS first · middle · last, last / first, update ratios, dead positions
+    assert "| dense | 0.25 · 3 · 20 | 80 | 0 · 0.02 · 0.5 | 7 |" in section
+    assert "| fan_in | 0.8 · 0.9 · 1.6 | 2 | 0.002 · 0.003 · 0.004 | 0 |" in section
+    assert "| older |" not in section and "| older |" in report  # in the runs table only
+    for name in ("row_rms.png", "row_update_ratio.png", "dead_positions.png"):
+        assert f"(plots/{name})" in section
+        assert (study_dir / "plots" / name).read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.slow
+def test_report_without_the_scales_has_no_such_section(tmp_path):
+    study_dir = fabricated_study(
+        tmp_path, {"older": [{}, {}], "linear": [row_scales((1.0, 2.0, 3.0), (0.1, 0.1, 0.1))]}
+    )
+    report = write_report(study_dir).read_text()
+    # a LinearLM counts no dead positions: no column value, no plot
+    assert "| linear | 1 · 2 · 3 | 3 | 0.1 · 0.1 · 0.1 | — |" in report
+    assert "dead_positions.png" not in report and not (study_dir / "plots" / "dead_positions.png").exists()
+
+    shutil.rmtree(study_dir)
+    study_dir = fabricated_study(tmp_path, {"older": [{}, {}]})
+    report = write_report(study_dir).read_text()
+    assert "| older |" in report and "Scale of the masked map" not in report
+    assert not list((study_dir / "plots").glob("row_*.png"))
 
 
 # ---------------------------------------------------------------------------------------------

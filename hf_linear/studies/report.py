@@ -6,7 +6,9 @@ Plots (PNG, matplotlib Agg): held-out metric against training tokens and against
 minutes for every run; final exact match against the length of an example (the paper's length
 complexity), with the paper's MLP-775M beside it; training tokens to reach the target accuracy
 against the example length and against the study's x axis; and the block norms of the masked
-map of the best run (`hf-linear inspect`). A table lists every run with its config and run
+map of the best run (`hf-linear inspect`); where the runs logged it, the masked map's scale along
+the sequence (pre-activation RMS and update ratio of its first, middle and last rows, and an
+MLP's dead positions) against training tokens. A table lists every run with its config and run
 directory, so that each number can be traced to them; a study with `seeds:` gets, per group of
 seeds, the share reaching the target and the interquartile mean with its bootstrap interval
 (hf_linear.studies.seed_statistics).
@@ -37,6 +39,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 import yaml
+from matplotlib.ticker import NullFormatter
 
 from hf_linear import paper
 from hf_linear.atomic import write_json_atomically, write_text_atomically
@@ -51,7 +54,7 @@ from hf_linear.run_files import (
     TRAINER_STATE,
     TRAINING_CONFIG,
 )
-from hf_linear.studies.results import first_reaching, machine_kind, read_results
+from hf_linear.studies.results import eval_curve, first_reaching, machine_kind, read_results
 from hf_linear.studies.seed_statistics import seed_lines
 
 DEFAULT_TARGET = 0.99  # the accuracy whose training tokens reports (and reproduce's claims) count
@@ -96,13 +99,28 @@ def format_tokens(tokens) -> str:
     return str(int(tokens))
 
 
-def new_figure(title: str, xlabel: str, ylabel: str):
-    figure, axes = plt.subplots(figsize=FIGURE_SIZE, dpi=DPI)
+def style_axes(axes, title: str, xlabel: str, ylabel: str) -> None:
     axes.set_title(title, fontsize=11)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.grid(alpha=0.3)
+
+
+def new_figure(title: str, xlabel: str, ylabel: str):
+    figure, axes = plt.subplots(figsize=FIGURE_SIZE, dpi=DPI)
+    style_axes(axes, title, xlabel, ylabel)
     return figure, axes
+
+
+def new_panels(title: str, xlabel: str, ylabel: str, titles: list[str]):
+    """Side-by-side axes, one per title, sharing both axes (so that their levels compare)."""
+    figure, panels = plt.subplots(
+        1, len(titles), figsize=(1.5 * FIGURE_SIZE[0], FIGURE_SIZE[1]), dpi=DPI, sharex=True, sharey=True, squeeze=False
+    )
+    figure.suptitle(title, fontsize=11)
+    for index, (axes, name) in enumerate(zip(panels[0], titles)):
+        style_axes(axes, name, xlabel, ylabel if index == 0 else "")
+    return figure, list(panels[0])
 
 
 def save_figure(figure, axes, path: Path, legend: bool = True) -> str:
@@ -117,6 +135,18 @@ def save_figure(figure, axes, path: Path, legend: bool = True) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Plots
+
+
+def draw_curves(axes, curves: list[tuple[str, list[dict]]], metric: str, x_key="tokens", scale=1.0, value=None):
+    """One line per (run name, eval curve): `metric` (through `value`) against `x_key` × `scale`."""
+    for name, curve in curves:
+        points = [p for p in curve if x_key in p and metric in p]
+        axes.plot(
+            [p[x_key] * scale for p in points],
+            [value(p[metric]) if value else p[metric] for p in points],
+            marker=".",
+            label=name,
+        )
 
 
 def plot_curves(
@@ -135,14 +165,8 @@ def plot_curves(
     else:
         metric, ylabel = metric_of(with_curves[0], split="validation")
     figure, axes = new_figure(f"Learning curves: {ylabel.split(' (')[0]} vs {xlabel.split(' (')[0]}", xlabel, ylabel)
-    for record in with_curves:
-        points = [p for p in record["curve"] if x_key in p and metric in p]
-        axes.plot(
-            [p[x_key] * scale for p in points],
-            [shown(p[metric], metric) for p in points],
-            marker=".",
-            label=record["name"],
-        )
+    curves = [(record["name"], record["curve"]) for record in with_curves]
+    draw_curves(axes, curves, metric, x_key, scale, value=lambda v: shown(v, metric))
     if x_key == "tokens":
         axes.set_xscale("log")
     if metric == "perplexity":
@@ -326,6 +350,110 @@ def plot_inspection(study_dir: Path, records: list[dict], out: Path) -> tuple[st
     return name, best
 
 
+# The masked map's scale along the sequence, logged by each evaluation (hf_linear.training.trainer,
+# hf_linear.analysis.row_scales): per quantity, its values at the first, middle and last positions
+POSITIONS = ("first", "middle", "last")
+ROW_SCALES = (
+    ("row_rms", "pre-activation RMS (log scale)", "Masked map: pre-activation RMS along the sequence"),
+    ("row_update_ratio", "‖ΔW_i‖ / ‖W_i‖ of one step (log scale)", "Masked map: update ratio of its rows"),
+)
+ROW_SCALE_METRICS = tuple(f"{q}_{p}" for q, _, _ in ROW_SCALES for p in POSITIONS) + ("dead_positions",)
+
+
+def row_scale_curves(study_dir: Path, records: list[dict]) -> list[tuple[str, list[dict]]]:
+    """(run name, eval curve of ROW_SCALE_METRICS) of the runs that logged them, read from their
+    trainer_state.json (results.jsonl's curve does not keep them); runs from before they were
+    logged, or without their run directory, are left out."""
+    curves = []
+    for record in records:
+        try:
+            state = json.loads((study_dir / record["run_dir"] / TRAINER_STATE).read_text())
+        except (OSError, ValueError, KeyError):
+            continue
+        tokens, steps = record.get("tokens"), record.get("steps")
+        per_step = tokens / steps if tokens and steps else None
+        curve = eval_curve(state.get("log_history", []), per_step, ROW_SCALE_METRICS)
+        if curve:
+            curves.append((record["name"], curve))
+    return curves
+
+
+def positive(value: float) -> float:
+    # a row that took no step has ratio 0, which a log axis cannot show: the line breaks there
+    return value if value > 0 else math.nan
+
+
+def plot_row_scales(curves: list[tuple[str, list[dict]]], out: Path) -> list[tuple[str, str]]:
+    """Per quantity of ROW_SCALES, a panel per position with a line per run (one colour per run
+    in every panel), and the dead positions of the runs that counted them; (title, PNG) each."""
+    xlabel = "training tokens (log scale)"
+    names = []
+    for quantity, ylabel, title in ROW_SCALES:
+        logged = [(name, curve) for name, curve in curves if any(f"{quantity}_first" in p for p in curve)]
+        if not logged:
+            continue
+        figure, panels = new_panels(title, xlabel, ylabel, [f"{position} position" for position in POSITIONS])
+        for axes, position in zip(panels, POSITIONS):
+            metric = f"{quantity}_{position}"
+            draw_curves(axes, logged, metric, value=positive)
+            axes.set_xscale("log")
+            axes.xaxis.set_minor_formatter(NullFormatter())  # a narrow panel's minor labels overlap
+            axes.set_yscale("log")
+            if not any(p.get(metric, 0) > 0 for _, curve in logged for p in curve):
+                axes.text(0.5, 0.5, "0 at every evaluation", transform=axes.transAxes, ha="center", color="gray")
+        names.append((title, save_figure(figure, panels[-1], out / f"{quantity}.png")))
+    dead = [(name, curve) for name, curve in curves if any("dead_positions" in p for p in curve)]
+    if dead:
+        title = "MLP: positions with no alive ReLU unit"
+        figure, axes = new_figure(title, xlabel, "dead positions")
+        draw_curves(axes, dead, "dead_positions")
+        axes.set_xscale("log")
+        names.append((title, save_figure(figure, axes, out / "dead_positions.png")))
+    return names
+
+
+def three_digits(value) -> str:
+    return "—" if value is None else f"{value:.3g}"
+
+
+def row_scale_lines(curves: list[tuple[str, list[dict]]], out: Path) -> list[str]:
+    """The section on the masked map's scale along the sequence: what to look for, the last
+    evaluation's values per run, and the plots."""
+    if not curves:
+        return []
+    rows = []
+    for name, curve in curves:
+        last = curve[-1]
+        rms = [last.get(f"row_rms_{p}") for p in POSITIONS]
+        ratios = [last.get(f"row_update_ratio_{p}") for p in POSITIONS]
+        spread = rms[2] / rms[0] if rms[0] and rms[2] is not None else None
+        rows.append(
+            f"| {name} | {' · '.join(map(three_digits, rms))} | {three_digits(spread)} | {' · '.join(map(three_digits, ratios))} | "
+            f"{last.get('dead_positions', '—')} |"
+        )
+    lines = [
+        "## Scale of the masked map along the sequence",
+        "",
+        "Row i of the masked map reads i + 1 positions, so its fan-in grows along the sequence; each evaluation "
+        "checks, as μP checks widths, whether the rows stay on one scale (hf_linear.analysis.row_scales): at the "
+        "first, middle and last positions, the RMS of the masked map's output (the pre-activations) on validation "
+        "examples, and ‖ΔW_i‖ / ‖W_i‖, the optimizer step before the evaluation relative to the row. Lines level "
+        "across the three panels (which share their y axis) mean rows on the same scale; a late row whose RMS "
+        "collapses, or whose update ratio races ahead of the earlier rows', signals the stall, its ReLU units "
+        "dying (an MLP's dead positions, with no unit alive, can never learn again). A ratio of 0 (a row that took "
+        "no step, e.g. one predicting only prompt tokens, or the last position's) is left off the log axis. The "
+        "table holds the last evaluation's values.",
+        "",
+        "| run | RMS first · middle · last | RMS last / first | update ratio first · middle · last | dead positions |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+    for title, name in plot_row_scales(curves, out):
+        lines += [f"![{title}](plots/{name})", ""]
+    return lines
+
+
 SEGMENT_SAMPLES = 500  # held-out examples scored per run for the segment table
 SEGMENTS_FILE = SEGMENT_ACCURACY  # cached in each run directory
 SEGMENT_BATCH_SIZE = 250  # examples per teacher-forced forward pass
@@ -498,6 +626,7 @@ def write_report(study_dir: str | Path) -> Path:
     for title, name in plots:
         if name:
             lines += [f"## {title}", "", f"![{title}](plots/{name})", ""]
+    lines += row_scale_lines(row_scale_curves(study_dir, records), plots_dir)
     if settings.get("segments", True):
         lines += segment_lines(study_dir, records)
     inspection = plot_inspection(study_dir, records, plots_dir)

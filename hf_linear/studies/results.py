@@ -52,13 +52,13 @@ def precision_of(config: dict, machine: dict | None) -> str:
     return "bf16 autocast" if wants_bf16 and machine.get("native_bf16") else "fp32"
 
 
-def eval_curve(log_history: list[dict], tokens_per_step: float | None) -> list[dict]:
+def eval_curve(log_history: list[dict], tokens_per_step: float | None, names=CURVE_METRICS) -> list[dict]:
     """One point per evaluation step: step, training tokens, wall-clock seconds and the eval_*
-    metrics. Trainer logs the loss and the generated exact match as separate entries of the
-    same step; they are merged here."""
+    metrics in `names`. Trainer logs the loss and the generated exact match as separate entries
+    of the same step; they are merged here."""
     points: dict[int, dict] = {}
     for entry in log_history:
-        metrics = {name: entry[f"eval_{name}"] for name in CURVE_METRICS if f"eval_{name}" in entry}
+        metrics = {name: entry[f"eval_{name}"] for name in names if f"eval_{name}" in entry}
         if not metrics:
             continue
         point = points.setdefault(entry["step"], {"step": entry["step"]})
