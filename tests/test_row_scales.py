@@ -91,6 +91,12 @@ def test_the_probe_measures_an_armed_step_only():
 
 def test_along_sequence_picks_first_middle_last():
     assert along_sequence([1.0, 2.0, 3.0, 4.0, 5.0], "x") == {"x_first": 1.0, "x_middle": 3.0, "x_last": 5.0}
+    # of the trained positions only
+    assert along_sequence([0.0, 2.0, 3.0, 4.0, 0.0], "x", range(1, 4)) == {
+        "x_first": 2.0,
+        "x_middle": 3.0,
+        "x_last": 4.0,
+    }
 
 
 def test_training_evaluations_log_them_and_eval_segments_shows_them(tmp_path, capsys):
@@ -110,17 +116,24 @@ def test_training_evaluations_log_them_and_eval_segments_shows_them(tmp_path, ca
         load_file(path)[WEIGHT] for path in (run / "checkpoint-5/model.safetensors", run / "model.safetensors")
     )
     ratios = row_update_ratios(before, after)
-    assert evaluations[-1]["eval_row_update_ratio_first"] == pytest.approx(ratios[0], rel=1e-6)
-    assert evaluations[-1]["eval_row_update_ratio_last"] == pytest.approx(ratios[-1], rel=1e-6)
-
     from hf_linear.checkpoints import load_model
     from hf_linear.training.run_data import data_for
 
+    during = data_for(check_config(copy.deepcopy(config))).during_training
+    # first, middle and last of the positions that predict a trained token: from the one that
+    # predicts the first token after the prompt to the one that predicts the last token
+    (prompt_length,) = set(during["prompt_length"])
+    (length,) = {len(row) for row in during["input_ids"]}
+    first, last = prompt_length - 1, length - 2
+    assert ratios[first] > 0 and ratios[last] > 0 and ratios[0] == 0 and ratios[-1] == 0
+    assert evaluations[-1]["eval_row_update_ratio_first"] == pytest.approx(ratios[first], rel=1e-6)
+    assert evaluations[-1]["eval_row_update_ratio_last"] == pytest.approx(ratios[last], rel=1e-6)
+
     final = load_model(run)
-    rows = data_for(check_config(copy.deepcopy(config))).during_training["input_ids"]
-    rms = plain_row_rms(final, torch.tensor(rows))
-    assert evaluations[-1]["eval_row_rms_first"] == pytest.approx(rms[0], rel=1e-5)
-    assert evaluations[-1]["eval_row_rms_middle"] == pytest.approx(rms[len(rms) // 2], rel=1e-5)
+    rms = plain_row_rms(final, torch.tensor(during["input_ids"]))
+    assert evaluations[-1]["eval_row_rms_first"] == pytest.approx(rms[first], rel=1e-5)
+    assert evaluations[-1]["eval_row_rms_middle"] == pytest.approx(rms[(first + last + 1) // 2], rel=1e-5)
+    assert evaluations[-1]["eval_row_rms_last"] == pytest.approx(rms[last], rel=1e-5)
 
     arithmetic = json.dumps({**config["dataset"]["arithmetic"], "train_size": 0})
     output = tmp_path / "eval.json"

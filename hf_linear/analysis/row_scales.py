@@ -96,9 +96,14 @@ class RowUpdateProbe:
             self._before, self.armed = None, False
 
 
-def along_sequence(values: list[float], name: str) -> dict[str, float]:
-    """{name_first, name_middle, name_last}: the values of the first, middle and last positions."""
-    return {f"{name}_first": values[0], f"{name}_middle": values[len(values) // 2], f"{name}_last": values[-1]}
+def along_sequence(values: list[float], name: str, trained: range | None = None) -> dict[str, float]:
+    """{name_first, name_middle, name_last}: the values of the first, middle and last positions of
+    `trained` (default: all). Pass the positions whose predictions carry loss: a position that
+    predicts a prompt token, or nothing (the last), takes no gradient step, so its update ratio is 0
+    and its scale says nothing about how the trained rows grow with their fan-in."""
+    span = values[trained.start : trained.stop] if trained is not None else values
+    span = span or values
+    return {f"{name}_first": span[0], f"{name}_middle": span[len(span) // 2], f"{name}_last": span[-1]}
 
 
 def add_row_scales(report: list[dict], rms: list[float] | None, ratios: list[float] | None = None) -> None:

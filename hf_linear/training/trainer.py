@@ -193,22 +193,35 @@ class HFLinearTrainer(Trainer):
         dead = dead_positions(model, data["input_ids"], self.generation_batch_size)
         if dead is not None:
             generated[f"{metric_key_prefix}_dead_positions"] = len(dead)
-        generated.update(self.row_scale_metrics(model, data[:ROW_RMS_EXAMPLES]["input_ids"], metric_key_prefix))
+        generated.update(
+            self.row_scale_metrics(model, data.select(range(min(len(data), ROW_RMS_EXAMPLES))), metric_key_prefix)
+        )
         self.log(generated)
         metrics.update(generated)
         return metrics
 
-    def row_scale_metrics(self, model, rows, prefix: str) -> dict:
-        """First, middle and last values along the sequence of the masked map's pre-activation RMS
-        on `rows`, and of the update ratios the probe measured since the last evaluation."""
+    def row_scale_metrics(self, model, examples, prefix: str) -> dict:
+        """First, middle and last values, over the positions that predict a trained token, of the
+        masked map's pre-activation RMS on `examples` and of the update ratios the probe measured
+        since the last evaluation."""
         metrics = {}
+        rows = examples["input_ids"]
+        trained = self.trained_positions(examples)
         rms = preactivation_rms(model, rows, self.generation_batch_size)
         if rms is not None:
-            metrics.update(along_sequence(rms, f"{prefix}_row_rms"))
+            metrics.update(along_sequence(rms, f"{prefix}_row_rms", trained))
         if self.row_updates.ratios is not None:
-            metrics.update(along_sequence(self.row_updates.ratios, f"{prefix}_row_update_ratio"))
+            metrics.update(along_sequence(self.row_updates.ratios, f"{prefix}_row_update_ratio", trained))
             self.row_updates.ratios = None
         return metrics
+
+    def trained_positions(self, examples) -> range:
+        """Positions p whose prediction (of token p + 1) the loss covers: after the prompt when the
+        collator masks it, never the last token's."""
+        first = 0
+        if getattr(self.data_collator, "mask_prompt", False) and "prompt_length" in examples.column_names:
+            first = max(0, min(examples["prompt_length"]) - 1)
+        return range(first, max(len(row) for row in examples["input_ids"]) - 1)
 
 
 def trainer_for(
