@@ -436,12 +436,13 @@ def row_scale_lines(curves: list[tuple[str, list[dict]]], out: Path) -> list[str
         "",
         "Row i of the masked map reads i + 1 positions, so its fan-in grows along the sequence; each evaluation "
         "checks, as μP checks widths, whether the rows stay on one scale (hf_linear.analysis.row_scales): at the "
-        "first, middle and last positions, the RMS of the masked map's output (the pre-activations) on validation "
+        "first, middle and last of the positions the loss trains, the RMS of the masked map's output (the pre-activations) on validation "
         "examples, and ‖ΔW_i‖ / ‖W_i‖, the optimizer step before the evaluation relative to the row. Lines level "
         "across the three panels (which share their y axis) mean rows on the same scale; a late row whose RMS "
         "collapses, or whose update ratio races ahead of the earlier rows', signals the stall, its ReLU units "
-        "dying (an MLP's dead positions, with no unit alive, can never learn again). A ratio of 0 (a row that took "
-        "no step, e.g. one predicting only prompt tokens, or the last position's) is left off the log axis. The "
+        "dying (an MLP's dead positions, with no unit alive, can never learn again). A ratio of 0 is a row that "
+        "took no step (runs trained before 2026-12-07 logged the window's first and last positions, which "
+        "predict a prompt token or nothing), and is left off the log axis. The "
         "table holds the last evaluation's values.",
         "",
         "| run | RMS first · middle · last | RMS last / first | update ratio first · middle · last | dead positions |",
