@@ -1,5 +1,7 @@
 """Saving and pushing a built DatasetDict with its tokenizer and card: one path for every builder.
 
+* `recorded_splits(...)` / `build_record(...)`: the splits of a built dataset with its build
+  arguments written into their info, and reading them back;
 * `save_dataset(...)`: `save_to_disk` + tokenizer files + README.md card, written into a
   temporary sibling directory and renamed into place, so an interrupted run never leaves a
   half-written output (nor loses the previous one);
@@ -11,13 +13,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from datasets import DatasetDict
+import pyarrow as pa
+from datasets import Dataset, DatasetDict, DatasetInfo, Features
+from datasets.table import InMemoryTable
 from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi
 
 from hf_linear.atomic import staged_directory
@@ -80,6 +85,32 @@ def push_dataset(
             repo_id, operations, commit_message="Add dataset card and tokenizer", repo_type="dataset"
         )
     return repo_id
+
+
+def recorded_splits(
+    tables: Mapping[str, pa.Table],
+    features: Features,
+    arguments: dict,
+    *,
+    prefix: str,
+    format_version: int,
+    license: str,
+    citation: str,
+) -> DatasetDict:
+    """A DatasetDict of one Arrow table per split, each split recording how it was built.
+
+    Its info description is `prefix` + the JSON of `arguments` (read back by `build_record`), and
+    its fingerprint a hash of `format_version`, `arguments` and the split's name, not of the rows:
+    the same arguments give the same fingerprints, and a changed format (a new `format_version`)
+    new ones.
+    """
+    description = prefix + json.dumps(arguments, sort_keys=True)
+    splits = {}
+    for name, table in tables.items():
+        info = DatasetInfo(description=description, citation=citation, license=license, features=features)
+        fingerprint = hashlib.sha256(json.dumps([format_version, arguments, name], sort_keys=True).encode())
+        splits[name] = Dataset(InMemoryTable(table), info=info, split=name, fingerprint=fingerprint.hexdigest()[:16])
+    return DatasetDict(splits)
 
 
 def build_record(dataset, prefix: str, builder: str) -> dict:

@@ -10,21 +10,18 @@ its fingerprint is a hash of them and FORMAT_VERSION: same arguments, same bytes
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import asdict
 
 import numpy as np
 import pyarrow as pa
-from datasets import Dataset, DatasetDict, DatasetInfo, Features, List, Value
-from datasets.table import InMemoryTable
+from datasets import Dataset, DatasetDict, Features, List, Value
 
 from hf_linear.data.arithmetic.spec import ArithmeticSpec
 from hf_linear.data.arithmetic.splits import BLOCK, SPLITS, TEST, VALIDATION, heldout_inputs, train_inputs
 from hf_linear.data.arithmetic.strings import bit_strings, strings_of_ids
 from hf_linear.data.arithmetic.tokenizer import TOKEN_TO_ID
-from hf_linear.data.io import build_record
+from hf_linear.data.io import build_record, recorded_splits
 from hf_linear.paper import CITATION
 
 FORMAT_VERSION = 1  # bump when a format or the split changes; part of the dataset fingerprint
@@ -80,6 +77,16 @@ def check_count(name: str, value: int) -> int:
     return value
 
 
+def check_split_sizes(train_size: int, validation_size: int, test_size: int, seed: int) -> dict[str, int]:
+    """The size of each split by name; a bad size or seed raises ValueError naming it, before
+    anything is drawn."""
+    sizes = {
+        name: check_count(f"{name}_size", size) for name, size in zip(SPLITS, (train_size, validation_size, test_size))
+    }
+    check_count("seed", seed)
+    return sizes
+
+
 def build_arithmetic_dataset(
     task: str,
     digits: int | Sequence[int],
@@ -107,10 +114,7 @@ def build_arithmetic_dataset(
     Every bad argument raises ValueError naming it (also a held-out size larger than its split).
     """
     spec = ArithmeticSpec.create(task, digits, cot, every)
-    sizes = {
-        name: check_count(f"{name}_size", size) for name, size in zip(SPLITS, (train_size, validation_size, test_size))
-    }
-    check_count("seed", seed)
+    sizes = check_split_sizes(train_size, validation_size, test_size, seed)
     arguments = {
         **asdict(spec),
         "digits": list(spec.digits),
@@ -124,22 +128,15 @@ def build_arithmetic_dataset(
         "validation": heldout_inputs(spec, VALIDATION, sizes["validation"]),
         "test": heldout_inputs(spec, TEST, sizes["test"]),
     }
-    splits = {}
-    for name in SPLITS:
-        info = DatasetInfo(
-            description=_DESCRIPTION_PREFIX + json.dumps(arguments, sort_keys=True),
-            citation=CITATION,
-            license=LICENSE,
-            features=features_of(spec),
-        )
-        fingerprint = hashlib.sha256(json.dumps([FORMAT_VERSION, arguments, name], sort_keys=True).encode())
-        splits[name] = Dataset(
-            InMemoryTable(examples_table(spec, inputs[name])),
-            info=info,
-            split=name,
-            fingerprint=fingerprint.hexdigest()[:16],
-        )
-    return DatasetDict(splits)
+    return recorded_splits(
+        {name: examples_table(spec, inputs[name]) for name in SPLITS},
+        features_of(spec),
+        arguments,
+        prefix=_DESCRIPTION_PREFIX,
+        format_version=FORMAT_VERSION,
+        license=LICENSE,
+        citation=CITATION,
+    )
 
 
 def build_arguments_of(dataset: Dataset | DatasetDict) -> dict:

@@ -145,8 +145,9 @@ def input_blocks(spec: ArithmeticSpec, split: int, rng: np.random.Generator) -> 
         yield block
 
 
-def _take(blocks: Iterator[Inputs], count: int) -> Inputs:
-    """The first `count` inputs of `blocks` (every block holds at least one: this ends)."""
+def first_inputs(blocks: Iterator[Inputs], count: int) -> Inputs:
+    """The first `count` inputs of `blocks` (every block holds at least one: this ends); a smaller
+    `count` gives a prefix of a larger one."""
     taken, total = [], 0
     while total < count:
         block = next(blocks)
@@ -184,7 +185,7 @@ def train_inputs(spec: ArithmeticSpec, count: int, seed: int) -> Inputs:
     `count` gives a prefix of a larger one."""
     warn_if_repeated(spec, count)
     rng = np.random.default_rng(np.random.SeedSequence([_TRAIN_STREAM, seed]))
-    return _take(input_blocks(spec, TRAIN, rng), count)
+    return first_inputs(input_blocks(spec, TRAIN, rng), count)
 
 
 def stream_input_blocks(spec: ArithmeticSpec, key: tuple[int, ...]) -> Iterator[Inputs]:

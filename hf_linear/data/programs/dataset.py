@@ -14,17 +14,17 @@ unchanged): ``prompt``, ``text``, ``answer``, ``input_ids`` (ending with [EOS]),
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import yaml
-from datasets import Dataset, DatasetDict, DatasetInfo, Features, List, Value
+from datasets import Dataset, DatasetDict, Features, List, Value
 from transformers import PreTrainedTokenizerFast
 
-from hf_linear.data.arithmetic.builder import check_count
+from hf_linear.data.arithmetic.builder import check_split_sizes
 from hf_linear.data.arithmetic.splits import (
     BLOCK,
     ENUMERATE_LIMIT,
@@ -32,12 +32,13 @@ from hf_linear.data.arithmetic.splits import (
     TEST,
     TRAIN,
     VALIDATION,
+    first_inputs,
     split_of_hash,
     splitmix64,
 )
 from hf_linear.data.arithmetic.stream import SeededStream
 from hf_linear.data.arithmetic.tokenizer import word_level_tokenizer
-from hf_linear.data.io import build_record, push_dataset, save_dataset
+from hf_linear.data.io import build_record, push_dataset, recorded_splits, save_dataset
 from hf_linear.data.programs.compiler import EOS, Program
 from hf_linear.data.programs.library import compile_program, describe_program
 from hf_linear.data.programs.proof import Proof
@@ -90,15 +91,7 @@ def input_blocks(program: Program, split: int, rng: np.random.Generator) -> Iter
 
 def train_inputs(program: Program, count: int, seed: int) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng(np.random.SeedSequence([_TRAIN_STREAM, seed]))
-    blocks, total = [], 0
-    for block in input_blocks(program, TRAIN, rng):
-        if total >= count:
-            break
-        blocks.append(block)
-        total += len(block[0])
-    if not blocks:
-        return tuple(np.empty(0, dtype=np.int64) for _ in program.inputs)
-    return tuple(np.concatenate(parts)[:count] for parts in zip(*blocks))
+    return first_inputs(input_blocks(program, TRAIN, rng), count)
 
 
 def heldout_inputs(program: Program, split: int, count: int) -> tuple[np.ndarray, ...]:
@@ -166,11 +159,12 @@ def with_eos(program: Program, trace: np.ndarray) -> np.ndarray:
     return np.concatenate([trace, np.full((len(trace), 1), program.token_ids()[EOS], dtype=np.int32)], axis=1)
 
 
-def examples(program: Program, inputs: tuple[np.ndarray, ...]) -> dict[str, list]:
+def examples_table(program: Program, inputs: tuple[np.ndarray, ...]) -> pa.Table:
+    """The Arrow table of the examples of `inputs`: the program's traces, as words and as ids."""
     vocabulary = np.array(program.vocabulary, dtype=object)
     ids = with_eos(program, program.run(inputs)) if len(inputs[0]) else np.zeros((0, program.length + 1), np.int32)
     texts = [" ".join(row) for row in vocabulary[ids]]
-    return {
+    columns = {
         "prompt": [" ".join(row[: program.prompt_length]) for row in vocabulary[ids]],
         "text": texts,
         "answer": [" ".join(row[program.answer_start : -1]) for row in vocabulary[ids]],
@@ -178,6 +172,7 @@ def examples(program: Program, inputs: tuple[np.ndarray, ...]) -> dict[str, list
         "prompt_length": [program.prompt_length] * len(ids),
         **{number.name: x.tolist() for number, x in zip(program.inputs, inputs)},
     }
+    return pa.Table.from_pydict(columns, schema=features_of(program).arrow_schema)
 
 
 def build_program_dataset(
@@ -204,8 +199,7 @@ def build_program_dataset(
         trust_program_code: import a "module:function" program (see `compile_program`).
     """
     compiled = compile_program(program, size, trust_program_code=trust_program_code, optimize=optimize)
-    sizes = {name: check_count(f"{name}_size", n) for name, n in zip(SPLITS, (train_size, validation_size, test_size))}
-    check_count("seed", seed)
+    sizes = check_split_sizes(train_size, validation_size, test_size, seed)
     arguments = {
         "program": program,
         "size": size,
@@ -220,20 +214,15 @@ def build_program_dataset(
         "validation": heldout_inputs(compiled, VALIDATION, sizes["validation"]),
         "test": heldout_inputs(compiled, TEST, sizes["test"]),
     }
-    splits = {}
-    for name in SPLITS:
-        info = DatasetInfo(
-            description=_DESCRIPTION_PREFIX + json.dumps(arguments, sort_keys=True),
-            citation=CITATION,
-            license=LICENSE,
-            features=features_of(compiled),
-        )
-        fingerprint = hashlib.sha256(json.dumps([FORMAT_VERSION, arguments, name], sort_keys=True).encode())
-        splits[name] = Dataset.from_dict(
-            examples(compiled, inputs[name]), features=features_of(compiled), info=info, split=name
-        )
-        splits[name]._fingerprint = fingerprint.hexdigest()[:16]
-    return DatasetDict(splits)
+    return recorded_splits(
+        {name: examples_table(compiled, inputs[name]) for name in SPLITS},
+        features_of(compiled),
+        arguments,
+        prefix=_DESCRIPTION_PREFIX,
+        format_version=FORMAT_VERSION,
+        license=LICENSE,
+        citation=CITATION,
+    )
 
 
 def program_of(dataset: Dataset | DatasetDict, trust_program_code: bool = False) -> Program:
