@@ -13,6 +13,7 @@ from helpers import tiny_study
 from hf_linear.studies import reproduce as reproduce_module
 from hf_linear.studies.claims import (
     claims_formats,
+    claims_length_complexity,
     claims_one_hour,
     claims_parity,
     claims_scaling,
@@ -169,6 +170,38 @@ def test_parity_claims_follow_the_numbers():
     )
     runs["a"] = record("a", "linear_lm", "running", 1.0, 5_000, every=1, task="parity of 16 bits")
     assert "learned the running-parity CoT in some runs" in lines(claims_parity(runs))[-1]
+
+
+def test_length_complexity_claims_pair_each_program_size_with_its_optimised_form():
+    def program(name, task, cot_tokens, reached_at, exact=1.0):
+        return record(
+            name,
+            "linear_lm",
+            None,
+            exact,
+            reached_at,
+            program=task.split("-")[0],
+            size=16,
+            task=task,
+            cot_tokens=cot_tokens,
+        )
+
+    runs = {
+        "a": program("a", "parity-16", 32, 400_000),
+        "b": program("b", "parity-16-optimized", 16, 100_000),
+        "c": program("c", "addition-16", 17, 300_000),
+        "d": program("d", "addition-16-optimized", 9, 600_000, exact=0.98),
+        "e": program("e", "comparison-16", 9, 100_000),  # no optimised run: no pair, no row
+    }
+    rows = lines(claims_length_complexity(runs))
+    assert len(rows) == 3
+    addition, parity, summary = rows
+    assert addition.startswith("`addition`, 4-bit operands")  # size 16: numbers below 2^4
+    assert "CoT 17 → 9 tokens" in addition and "300k → 600k (2.00× more)" in addition
+    assert "held out 100.0% → 98.0%" in addition
+    assert "CoT 32 → 16 tokens" in parity and "400k → 100k (4.00× fewer)" in parity
+    # ratios 4.0 and 0.5: fewer tokens on one pair of two, median 2.25
+    assert "fewer on 1 of 2 programs and sizes" in summary and "median 2.25, 0.50–4.00" in summary
 
 
 def test_scaling_fit_falls_back_to_a_level_three_sizes_reached():

@@ -375,6 +375,48 @@ def claims_linear_universality(records: dict[str, dict], study_dir: Path | None 
     return rows
 
 
+def claims_length_complexity(records: dict[str, dict]) -> list[Row]:
+    """Per program and size, the original CoT against the optimised one (steps fused into composite
+    tokens): CoT length, parameters, training tokens to the target and held-out exact match; then
+    on how many pairs the shorter CoT needed fewer training tokens."""
+    from hf_linear.data.programs.fusion import OPTIMIZED_SUFFIX
+
+    pairs = defaultdict(dict)  # (program, size) -> {"original": record, "optimised": record}
+    for record in records.values():
+        if record.get("program"):
+            form = "optimised" if record["task"].endswith(OPTIMIZED_SUFFIX) else "original"
+            pairs[(record["program"], record["size"])][form] = record
+    rows, ratios = [], []
+    for (program, size), forms in sorted(pairs.items()):
+        if len(forms) != 2:
+            continue
+        original, optimised = forms["original"], forms["optimised"]
+        points = reached(original), reached(optimised)
+        tokens = " → ".join(format_tokens(p["tokens"]) if p else "not reached" for p in points)
+        if all(points):
+            ratios.append(points[0]["tokens"] / points[1]["tokens"])
+            tokens += f" ({ratios[-1]:.2f}× fewer)" if ratios[-1] >= 1 else f" ({1 / ratios[-1]:.2f}× more)"
+        rows.append(
+            (
+                f"`{program}`, {size_label(program, size)}: original → optimised CoT, `linear_lm`",
+                f"CoT {original['cot_tokens']:,} → {optimised['cot_tokens']:,} tokens; parameters "
+                f"{original['parameters'] / 1e6:.2f}M → {optimised['parameters'] / 1e6:.2f}M; training tokens to "
+                f"{100 * TARGET:g}% validation {tokens}; held out {held_out(original)} → {held_out(optimised)}",
+            )
+        )
+    if ratios:
+        fewer = sum(ratio > 1 for ratio in ratios)
+        rows.append(
+            (
+                "Shorter thoughts: does a linear learner need fewer training tokens when the CoT is shorter "
+                "but its tokens richer?",
+                f"fewer on {fewer} of {len(ratios)} programs and sizes (original ÷ optimised tokens to "
+                f"{100 * TARGET:g}%: median {float(np.median(ratios)):.2f}, {min(ratios):.2f}–{max(ratios):.2f})",
+            )
+        )
+    return rows
+
+
 def is_linear(model_type: str) -> bool:
     """A model with no nonlinearity before the softmax (the title claim's kind)."""
     row = MODEL_TYPES.get(model_type)
@@ -449,6 +491,7 @@ STUDY_CLAIMS = {
     "one_hour": (PAPER, claims_one_hour),
     "main_job_seeds": (MAIN_JOB, claims_seeds),
     "linear_universality": (UNIVERSALITY, claims_linear_universality),
+    "length_complexity_optimized": (UNIVERSALITY, claims_length_complexity),
 }
 NEEDS_DIRECTORY = {claims_linear_universality}  # reads the run directories too (cached wiring)
 SEARCH_SECTIONS = {"main_job": MAIN_JOB}  # other searches: recipes and robustness

@@ -39,6 +39,8 @@ MAX_VALUES = 4  # values of a fused token: (sum, carry) of a cell, not a whole r
 MAX_COMBINATIONS = 1024  # combinations of read values a fused step is decided on
 SCORE_BOUND = 1000  # |score| the LP may use in all (the certificate excludes tokens at -1250)
 
+OPTIMIZED_SUFFIX = "-optimized"  # the name of an optimised program: its original's, then this
+
 
 @dataclass(frozen=True)
 class Carrier:
@@ -290,7 +292,7 @@ class _Optimizer:
         }
         fused = sum(len(group.members) > 1 for group in self.groups)
         optimized = Program(
-            f"{program.name}-optimized",
+            program.name + OPTIMIZED_SUFFIX,
             list(program.layout),
             program.inputs,
             {start + i: group.step for i, group in enumerate(self.groups)},
