@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_linear.studies.claims import UNIVERSALITY, section_of
+from hf_linear.studies.claims import UNIVERSALITY, base_run_of, section_of
 from hf_linear.studies.evidence import RUN, SEARCH, STUDY, read_reports
 from hf_linear.studies.reproduce import BEGIN, END, reproduce
 
@@ -95,6 +95,18 @@ def test_results_md_is_what_the_published_reports_say(tmp_path):
     assert {e.kind for e in published} >= {STUDY, SEARCH}
     for evidence in published:  # every study, search and published run is listed, linked to its page
         assert f"[{evidence.name}]({evidence.page.relative_to(tmp_path)})" in section, evidence.name
+
+
+def test_the_published_runs_of_the_program_seed_studies_base_configs_are_their_seed_0():
+    published = read_reports(REPORTS)
+    by_name = {e.name: e for e in published}
+    for study, run in [
+        ("program_mul10000_seeds", "program-mul10000-linear"),
+        ("program_mul100000000_optimized_seeds", "program-mul100000000-linear-optimized"),
+    ]:
+        assert base_run_of(by_name[study], published) is by_name[run], study
+        assert by_name[run].config["training"]["seed"] == 0
+    assert base_run_of(by_name["main_job_seeds"], published) is None  # it trained seed 0 itself
 
 
 def test_readme_states_reproduces_duration_from_the_published_training_times():

@@ -12,6 +12,7 @@ from helpers import tiny_study
 
 from hf_linear.studies import reproduce as reproduce_module
 from hf_linear.studies.claims import (
+    SeedRun,
     claims_formats,
     claims_length_complexity,
     claims_one_hour,
@@ -19,8 +20,11 @@ from hf_linear.studies.claims import (
     claims_scaling,
     claims_seeds,
     power_law_fit,
+    results_section,
+    seed_groups_of,
     tokens_to_per_digit,
 )
+from hf_linear.studies.evidence import RUN, STUDY, Evidence
 from hf_linear.studies.reproduce import BEGIN, END, reproduce
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -241,15 +245,163 @@ def test_one_hour_claims_follow_the_numbers():
 
 
 def test_seed_claims_need_every_seed():
-    seeds = {
-        f"seed-{i}": record(f"seed-{i}", "mlp_lm", "lsb", exact, 4_000_000, wall_seconds=seconds)
+    seeds = [
+        SeedRun(i, record(f"seed-{i}", "mlp_lm", "lsb", exact, 4_000_000, wall_seconds=seconds))
         for i, (exact, seconds) in enumerate([(1.0, 150), (0.995, 168), (0.99, 159)])
+    ]
+    for run in seeds:
+        run.record["final"]["num_samples"] = 1000
+    (line,) = lines(claims_seeds("The main job's recipe", seeds))
+    assert line.startswith("The main job's recipe over seeds: ≥ 99% held out on every seed within 5M training tokens |")
+    assert "**met** on 3 of 3 seeds" in line
+    assert "seed 1: 99.5% of 1,000 (99% validation after 4M)" in line and "2.5–2.8 min" in line
+    # three seeds: their IQM is their mean, 99.5%; a resample of three 99.0% comes 1 time in 27,
+    # more often than the 2.5% tail, so the interval's ends are the lowest and highest seed
+    assert "IQM 99.5%, 95% bootstrap interval [99.0%, 100.0%]" in line
+    seeds[2].record["final"]["exact_match"] = 0.98
+    assert "**not met** on 2 of 3 seeds" in lines(claims_seeds("The main job's recipe", seeds))[0]
+    assert claims_seeds("The main job's recipe", []) == []
+
+
+def test_a_study_over_seeds_is_recognised_in_either_form():
+    seed_run = record("seed-1", "mlp_lm", "lsb", 1.0, varied={"seed": "1"})
+    # a grid of training seeds (main_job_seeds), labels setting the training and data seeds
+    # (program_mul10000_seeds), `seeds:` (runs NAME@seedS)
+    spec = {"axes": {"training.seed": [0, 3]}}
+    axis_run = record("training.seed-3", "mlp_lm", "lsb", 1.0, varied={"training.seed": "3"})
+    assert seed_groups_of(spec, {"r": axis_run}) == {"training.seed": [SeedRun(3, axis_run)]}
+    spec = {"axes": {"seed": {"1": {"training.seed": 7, "dataset.program_stream.seed": 7}}, "x": [1]}}
+    assert seed_groups_of(spec, {"r": seed_run}) == {}  # a second axis: not seeds alone
+    del spec["axes"]["x"]
+    spec["axes"]["seed"]["2"] = {"training.seed": 2}
+    assert seed_groups_of(spec, {"r": seed_run}) == {"seed": [SeedRun(7, seed_run)]}
+    # an axis setting more than seeds (mul8x8_seed1's: steps with the seed) is a grid of recipes
+    spec["axes"]["seed"]["2"]["training.max_steps"] = 10
+    assert seed_groups_of(spec, {"r": seed_run}) == {}
+    seeded = record("run@seed4", "mlp_lm", "lsb", 1.0, varied={"seed": "4"})
+    assert seed_groups_of({"seeds": [4, 5]}, {"run@seed4": seeded}) == {"run": [SeedRun(4, seeded)]}
+    assert seed_groups_of({"runs": [{"name": "run", "seeds": [4, 5]}]}, {"run@seed4": seeded}) == {
+        "run": [SeedRun(4, seeded)]
     }
-    for r in seeds.values():
-        r["final"]["num_samples"] = 1000
-    (line,) = lines(claims_seeds(seeds))
-    assert "within 5M training tokens" in line and "**met** on 3 of 3 seeds" in line
-    assert "seed-1: 99.5% of 1,000 (99% validation after 4M)" in line and "2.5–2.8 min" in line
-    seeds["seed-2"]["final"]["exact_match"] = 0.98
-    assert "**not met** on 2 of 3 seeds" in lines(claims_seeds(seeds))[0]
-    assert claims_seeds({}) == []
+    assert seed_groups_of({"seeds": [4]}, {"run@seed4": seeded}) == {}  # one seed: nothing over seeds
+
+
+def program_record(name, exact, tokens, minutes, **extra):
+    found = record(name, "linear_lm", None, exact, tokens - 1_000_000, **extra)
+    found.update(
+        program="multiplication",
+        task="multiplication-10000",
+        sequence_tokens=661,
+        parameters=14_050_000,
+        steps=tokens // 42_368,
+        tokens=tokens,
+        wall_seconds=60 * minutes,
+    )
+    found["final"]["num_samples"] = 1000
+    return found
+
+
+def seeds_and_published_run(tmp_path, run_config):
+    """A study of the base config below on seeds [1, 2], and a published run trained with `run_config`."""
+    base = {
+        "model": {"type": "linear_lm", "hidden_size": 8},
+        "dataset": {"program_stream": {"program": "multiplication", "size": 10000, "seed": 0}},
+        "training": {"output_dir": "runs/program-mul-linear", "learning_rate": 0.01, "max_steps": 4000, "seed": 0},
+    }
+    spec = {"name": "mul_seeds", "seeds": [1, 2], "base": base}
+    records = {
+        f"run@seed{seed}": program_record(f"run@seed{seed}", exact, 106_000_000, minutes, varied={"seed": str(seed)})
+        for seed, exact, minutes in [(1, 0.996, 18.6), (2, 0.997, 9.8)]
+    }
+    study = Evidence(STUDY, "mul_seeds", tmp_path / "mul_seeds", records, spec)
+    run_dir = tmp_path / "runs" / "program-mul-linear"
+    run_dir.mkdir(parents=True)
+    (run_dir / "training_config.yaml").write_text(yaml.safe_dump(run_config(yaml.safe_load(yaml.safe_dump(base)))))
+    run = Evidence(
+        RUN, "program-mul-linear", run_dir, {"r": program_record("program-mul-linear", 1.0, 169_000_000, 24.9)}
+    )
+    return study, run
+
+
+def seed_row(published, tmp_path) -> tuple[str, str]:
+    """The row over seeds in RESULTS.md's section of `published`, and the heading of its section."""
+    section = results_section(published, tmp_path, tmp_path, set())
+    heading = ""
+    for line in section.splitlines():
+        heading = line if line.startswith("## ") else heading
+        if "over seeds" in line:
+            return line, heading
+    raise AssertionError(f"no row over seeds in:\n{section}")
+
+
+def test_a_published_run_of_the_base_config_is_one_more_seed(tmp_path):
+    def elsewhere(config):  # trained from another folder and evaluated otherwise: still the base's run
+        config["training"]["output_dir"] = "/data/runs/program-mul-linear"
+        config["evaluation"] = {"num_samples": 1000}
+        return config
+
+    study, run = seeds_and_published_run(tmp_path, elsewhere)
+    line, heading = seed_row([study, run], tmp_path)
+    assert heading == "## Universality: a linear predictor learns compiled programs"
+    assert "on the compiled `multiplication-10000` program (661 tokens per example) over seeds" in line
+    assert "within 169M training tokens" in line
+    assert (
+        "**met** on 3 of 3 seeds: seed 0: 100.0% of 1,000 (published run; 99% validation after 168M), "
+        "seed 1: 99.6% of 1,000 (99% validation after 105M), seed 2: 99.7% of 1,000" in line
+    )
+    assert "IQM 99.8%" in line  # (100.0 + 99.6 + 99.7) / 3
+    assert "106M–169M training tokens and 9.8–24.9 min of training each" in line
+    assert "[mul_seeds](mul_seeds/REPORT.md); [program-mul-linear](runs/program-mul-linear/README.md)" in line
+    # the seed row stands for the study's runs; the published run keeps its own row too
+    section = results_section([study, run], tmp_path, tmp_path, set())
+    assert "run@seed1:" not in section and "| `linear_lm` (14.05M parameters) on the compiled" in section
+
+    study.records["run@seed2"]["final"]["exact_match"] = 0.95
+    line, _ = seed_row([study, run], tmp_path)
+    assert "**not met** on 2 of 3 seeds" in line and "seed 2: 95.0% of 1,000" in line
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda c: c["training"].update(output_dir="runs/program-mul-mlp"),  # another config's run
+        lambda c: c["training"].update(learning_rate=0.02),  # another recipe
+        lambda c: c["model"].update(hidden_size=16),
+        lambda c: c["dataset"]["program_stream"].update(size=1000),
+        lambda c: c["training"].update(seed=1),  # a seed the study trained itself
+    ],
+)
+def test_a_published_run_of_another_recipe_or_seed_is_not_counted(tmp_path, change):
+    study, run = seeds_and_published_run(tmp_path, lambda config: change(config) or config)
+    line, _ = seed_row([study, run], tmp_path)
+    assert "**met** on 2 of 2 seeds: seed 1: 99.6% of 1,000" in line
+    assert "published run" not in line and "IQM" not in line
+    assert "[program-mul-linear]" not in line
+
+
+def test_a_published_run_with_the_data_seeded_otherwise_is_one_more_seed(tmp_path):
+    def seed_three(config):  # seeds of weights and of the generated data alike are what vary
+        config["training"]["seed"] = 3
+        config["dataset"]["program_stream"]["seed"] = 3
+        return config
+
+    study, run = seeds_and_published_run(tmp_path, seed_three)
+    line, _ = seed_row([study, run], tmp_path)
+    assert "**met** on 3 of 3 seeds" in line and line.index("seed 2: 99.7%") < line.index("seed 3: 100.0%")
+
+
+def test_a_study_over_seeds_of_arithmetic_is_a_recipe(tmp_path):
+    records = {
+        f"training.seed-{seed}": record(
+            f"training.seed-{seed}",
+            "mlp_lm",
+            "lsb",
+            1.0,
+            task="8x8-digit multiplication",
+            varied={"training.seed": str(seed)},
+        )
+        for seed in (0, 1, 2)
+    }
+    study = Evidence(STUDY, "mul8x8_seeds", tmp_path, records, {"axes": {"training.seed": [0, 1, 2]}})
+    line, heading = seed_row([study], tmp_path)
+    assert heading == "## Recipes and robustness" and "**met** on 3 of 3 seeds" in line

@@ -4,17 +4,21 @@ computed from what reports/ holds (`hf_linear.studies.evidence`); nothing is typ
 Sections, in order: the paper's results; the main job; universality; recipes and robustness;
 speed. A row is one claim with its current figure, the machine kinds it was measured on and a
 link to its evidence (a study's REPORT.md, a search's REPORT.md, a published run's README.md).
-A study with a claim function below gets that function's rows; any other study, search or run
-one row per run (or its best trial) in the section its data belongs to, so every study and run
-in reports/ is listed.
+A study with a claim function below gets that function's rows; a study over seeds (`seeds:`, or
+a grid of training seeds) one row per recipe, seed by seed, with a published run of its base
+config as one more seed (`base_run_of`); any other study, search or run one row per run (or its
+best trial). Rows go to the section their data belong to, so every study and run in reports/ is
+listed.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections import defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,6 +30,8 @@ from hf_linear.paper import MULTIPLICATION_TRAINING_TOKENS as PAPER_TRAINING_TOK
 from hf_linear.studies.evidence import RUN, SEARCH, STUDY, Evidence
 from hf_linear.studies.report import DEFAULT_TARGET, format_tokens, is_lm, percent
 from hf_linear.studies.results import first_reaching, machine_kind
+from hf_linear.studies.seed_statistics import bootstrap_interval, interquartile_mean, seed_groups
+from hf_linear.studies.study import axis_choices, set_seed_of
 from hf_linear.studies.universality import run_wiring, size_label
 
 TARGET = DEFAULT_TARGET
@@ -313,27 +319,148 @@ def claims_one_hour(records: dict[str, dict]) -> list[Row]:
 # The main job, universality, and what any other study, search or run says
 
 
-def claims_seeds(records: dict[str, dict]) -> list[Row]:
-    """A recipe over training seeds (target: >= 99% held out on every seed)."""
-    runs = sorted(records.values(), key=lambda r: r["name"])
+class SeedRun(NamedTuple):
+    """One seed of a recipe over seeds: its held-out result, and whether it is a published run of
+    the study's base config rather than one of the study's own runs."""
+
+    seed: int
+    record: dict
+    published: bool = False
+
+
+def span(values, text) -> str:
+    """ "2.5–2.8" of the smallest and largest of `values` written by `text`, one value when they read alike."""
+    low, high = text(min(values)), text(max(values))
+    return low if low == high else f"{low}–{high}"
+
+
+def claims_seeds(subject: str, runs: list[SeedRun]) -> list[Row]:
+    """A recipe over training seeds, seed by seed (target: >= 99% held out on every seed), with
+    the interquartile mean and its bootstrap interval from three seeds on (hf_linear.studies.seed_statistics)."""
     if not runs:
         return []
-    held = [r for r in runs if r["final"].get("exact_match", 0.0) >= TARGET]
-    tokens = max(r["tokens"] for r in runs)
-    walls = [(r.get("wall_seconds") or 0) / 60 for r in runs]
-    per_seed = ", ".join(
-        f"{r['name']}: {held_out(r)}"
-        + (f" (99% validation after {format_tokens(point['tokens'])})" if (point := reached(r)) else "")
-        for r in runs
-    )
+    runs = sorted(runs, key=lambda run: run.seed)
+    scores = [run.record["final"].get("exact_match", 0.0) for run in runs]
+    held = sum(score >= TARGET for score in scores)
+    tokens = [run.record["tokens"] for run in runs]
+    walls = [(run.record.get("wall_seconds") or 0) / 60 for run in runs]
+
+    def notes(run: SeedRun) -> str:
+        found = ["published run"] if run.published else []
+        if point := reached(run.record):
+            found.append(f"{100 * TARGET:g}% validation after {format_tokens(point['tokens'])}")
+        return f" ({'; '.join(found)})" if found else ""
+
+    per_seed = ", ".join(f"seed {run.seed}: {held_out(run.record)}{notes(run)}" for run in runs)
+    spread = ""
+    if len(runs) >= 3:  # fewer seeds: the IQM is their plain mean and the interval says nothing
+        low, high = bootstrap_interval(scores)
+        spread = (
+            f"; IQM {percent(interquartile_mean(scores))}, 95% bootstrap interval [{percent(low)}, {percent(high)}]"
+        )
     return [
         (
-            f"The main job's recipe over seeds: ≥ {100 * TARGET:g}% held out on every seed within "
-            f"{format_tokens(tokens)} training tokens",
-            f"{'**met**' if len(held) == len(runs) else '**not met**'} on {len(held)} of {len(runs)} seeds: {per_seed}; "
-            f"{min(walls):.1f}–{max(walls):.1f} min of training each",
+            f"{subject} over seeds: ≥ {100 * TARGET:g}% held out on every seed within "
+            f"{format_tokens(max(tokens))} training tokens",
+            f"{'**met**' if held == len(runs) else '**not met**'} on {held} of {len(runs)} seeds: {per_seed}{spread}; "
+            f"{span(tokens, format_tokens)} training tokens and {span(walls, lambda m: f'{m:.1f}')} min of training each",
         )
     ]
+
+
+def is_seed_setting(settings: dict) -> bool:
+    """An axis value that sets training.seed and nothing but seeds (the data's may go with it)."""
+    return isinstance(settings.get("training.seed"), int) and all(
+        key == "training.seed" or (key.startswith("dataset.") and key.endswith(".seed")) for key in settings
+    )
+
+
+def seed_groups_of(spec: dict, records: dict[str, dict]) -> dict[str, list[SeedRun]]:
+    """A study over seeds, its groups of runs by name, each run with its seed; {} for any other study.
+
+    Two forms: `seeds:` of 2 or more, the study's or a group's of `runs:` (hf_linear.studies.study:
+    every run NAME once per seed, as NAME@seedS, each NAME a group), or a grid of one axis whose
+    every value sets nothing but seeds (`training.seed: [0, 1, 2]`, or labels mapping to
+    training.seed and the data's seed: one group). Only runs scored by exact match: a perplexity
+    has no target to meet."""
+    scored = [r for r in records.values() if "exact_match" in r["final"]]
+    groups = [group for group in spec.get("runs") or [] if isinstance(group, dict)]
+    declared = [spec.get("seeds"), *(group.get("seeds") for group in groups)]
+    if any(isinstance(seeds, list) and len(seeds) >= 2 for seeds in declared):
+        return {
+            name: [SeedRun(int(r["varied"]["seed"]), r) for r in runs] for name, runs in seed_groups(scored).items()
+        }
+    axes = spec.get("axes") or {}
+    if any(seeds is not None for seeds in declared) or groups or len(axes) != 1:
+        return {}
+    ((axis, values),) = axes.items()
+    try:
+        choices = axis_choices(axis, values)
+    except ValueError:  # not a grid axis at all: the study says what it is elsewhere
+        return {}
+    if len(choices) < 2 or not all(is_seed_setting(settings) for _, _, settings in choices):
+        return {}
+    seed_of = {label: settings["training.seed"] for _, label, settings in choices}
+    runs = [SeedRun(seed_of[r["varied"][axis]], r) for r in scored if r.get("varied", {}).get(axis) in seed_of]
+    return {axis: runs} if runs else {}
+
+
+def recipe(config: dict) -> dict:
+    """What makes two runs one recipe on different seeds: the model, dataset and training
+    sections with every seed set alike and the output folder left out (evaluation settings
+    are how a run is measured, and gain defaults as the code grows, so they are not compared)."""
+    sections = copy.deepcopy({section: config.get(section) or {} for section in ("model", "dataset", "training")})
+    set_seed_of(sections, 0)
+    sections["training"].pop("output_dir", None)
+    return sections
+
+
+def base_run_of(study: Evidence, published: list[Evidence]) -> Evidence | None:
+    """The published run that is one more seed of `study`, a study over seeds of one group: the
+    run of the study's base config itself (`hf-linear train BASE`, then `hf-linear publish`), on a
+    seed the study did not train. The rule: the run's training.output_dir ends in the same folder
+    as the base config's, its recipe (`recipe`: model, dataset, training, seeds aside) is the
+    base config's, and its training.seed is none of the group's. None when no run is, or for a
+    quick study (its base is the full config, its runs are not)."""
+    if study.kind != STUDY or study.quick:
+        return None
+    groups = seed_groups_of(study.spec, study.records)
+    base = study.spec.get("base") or {}
+    folder = Path(str((base.get("training") or {}).get("output_dir") or "")).name
+    if len(groups) != 1 or not folder:
+        return None
+    taken = {run.seed for run in next(iter(groups.values()))}
+    for run in published:
+        config = run.config
+        training = config.get("training") or {}
+        if (
+            run.kind == RUN
+            and Path(str(training.get("output_dir") or "")).name == folder
+            and isinstance(training.get("seed"), int)
+            and training["seed"] not in taken
+            and recipe(config) == recipe(base)
+        ):
+            return run
+    return None
+
+
+def claims_over_seeds(evidence: Evidence, base_run: Evidence | None = None) -> list[Row]:
+    """A study over seeds: one row per group of two seeds or more (`base_run`'s record joining its
+    only group as its seed), and any other run one row of its own; [] for any other study."""
+    groups = seed_groups_of(evidence.spec, evidence.records)
+    if not groups:
+        return []
+    if base_run is not None:
+        ((name, runs),) = groups.items()
+        (record,) = base_run.records.values()
+        groups = {name: [*runs, SeedRun(base_run.config["training"]["seed"], record, published=True)]}
+    groups = {name: runs for name, runs in groups.items() if len(runs) >= 2}  # one seed says nothing over seeds
+    rows = []
+    for name, runs in sorted(groups.items()):
+        subject = SEED_SUBJECTS.get(evidence.name) or describe_run(runs[0].record)
+        rows += claims_seeds(subject if len(groups) == 1 else f"{name}: {subject}", runs)
+    grouped = {id(run.record) for runs in groups.values() for run in runs}
+    return rows + claims_runs({n: r for n, r in evidence.records.items() if id(r) not in grouped})
 
 
 def claims_linear_universality(records: dict[str, dict], study_dir: Path | None = None) -> list[Row]:
@@ -489,31 +616,37 @@ STUDY_CLAIMS = {
     "parity_length_complexity": (PAPER, claims_parity),
     "tinystories": (PAPER, claims_tinystories),
     "one_hour": (PAPER, claims_one_hour),
-    "main_job_seeds": (MAIN_JOB, claims_seeds),
+    "main_job_seeds": (MAIN_JOB, None),  # the claim over seeds, worded by SEED_SUBJECTS
     "linear_universality": (UNIVERSALITY, claims_linear_universality),
     "length_complexity_optimized": (UNIVERSALITY, claims_length_complexity),
 }
 NEEDS_DIRECTORY = {claims_linear_universality}  # reads the run directories too (cached wiring)
 SEARCH_SECTIONS = {"main_job": MAIN_JOB}  # other searches: recipes and robustness
+SEED_SUBJECTS = {"main_job_seeds": "The main job's recipe"}  # other studies over seeds: what their runs are
 
 
 def section_of(evidence: Evidence) -> str:
-    if evidence.kind == STUDY:
-        return STUDY_CLAIMS.get(evidence.name, (RECIPES, None))[0]
+    """A study with claims of its own: theirs; a search: SEARCH_SECTIONS'; any other study or run:
+    universality when its data are compiled programs, recipes and robustness otherwise."""
+    if evidence.kind == STUDY and evidence.name in STUDY_CLAIMS:
+        return STUDY_CLAIMS[evidence.name][0]
     if evidence.kind == SEARCH:
         return SEARCH_SECTIONS.get(evidence.name, RECIPES)
     programs = any(r.get("program") for r in evidence.records.values())
     return UNIVERSALITY if programs else RECIPES
 
 
-def rows_of(evidence: Evidence) -> list[Row]:
-    """The claims of one study, search or run (at least one row: everything published is listed)."""
+def rows_of(evidence: Evidence, base_run: Evidence | None = None) -> list[Row]:
+    """The claims of one study, search or run (at least one row: everything published is listed);
+    `base_run`: the published run that is one more seed of a study over seeds (`base_run_of`)."""
     if evidence.kind == SEARCH:
         return claims_search(evidence)
     claims = STUDY_CLAIMS.get(evidence.name, (None, None))[1] if evidence.kind == STUDY else None
     rows = []
     if claims is not None:
         rows = claims(evidence.records, evidence.directory) if claims in NEEDS_DIRECTORY else claims(evidence.records)
+    elif evidence.kind == STUDY:
+        rows = claims_over_seeds(evidence, base_run)
     rows = rows or claims_runs(evidence.records)
     if evidence.quick:
         rows = [(f"{claim} (quick: scaled down, the numbers mean nothing)", figure) for claim, figure in rows]
@@ -586,8 +719,12 @@ def results_section(published: list[Evidence], reports_dir: Path, relative_to: P
 
     by_section = defaultdict(list)
     for evidence in published:
-        for row in rows_of(evidence):
-            by_section[section_of(evidence)].append(table_row(row, evidence.machines, link(evidence)))
+        # a study over seeds may count a published run as one of its seeds: its rows link and name both
+        base_run = base_run_of(evidence, published)
+        shown = [evidence, base_run] if base_run else [evidence]
+        machines = sorted({kind for e in shown for kind in e.machines})
+        for row in rows_of(evidence, base_run):
+            by_section[section_of(evidence)].append(table_row(row, machines, "; ".join(map(link, shown))))
     machines_all = sorted({kind for e in published for kind in e.machines})
     for row, evidence in speed_rows(published, shipped_studies):
         if evidence is None:

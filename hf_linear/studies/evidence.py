@@ -2,7 +2,8 @@
 
     reports/NAME/             a study (`hf-linear reproduce`): study.yaml, results.jsonl, REPORT.md
     reports/tune/NAME/        a recipe search (`hf-linear tune`): search.yaml, trials.jsonl, REPORT.md
-    reports/runs/NAME/        a run (`hf-linear publish`): results.jsonl (one line), README.md
+    reports/runs/NAME/        a run (`hf-linear publish`): results.jsonl (one line), README.md,
+                              training_config.yaml
 
 RESULTS.md's generated part is built from these files alone (`hf-linear reproduce --report-only`),
 so a fresh clone, with no runs/, rebuilds the same page.
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from hf_linear.run_files import EVAL_RESULTS, REPORT, STUDY_RESULTS, STUDY_SPEC
+from hf_linear.run_files import EVAL_RESULTS, REPORT, STUDY_RESULTS, STUDY_SPEC, TRAINING_CONFIG
 from hf_linear.studies.results import machine_kind, read_results
 
 STUDY, SEARCH, RUN = "study", "search", "run"
@@ -51,6 +52,11 @@ class Evidence:
     @property
     def quick(self) -> bool:
         return bool(self.spec.get("quick_run"))
+
+    @property
+    def config(self) -> dict:
+        """A published run's training config as run ({} for a study or a search, or where it is missing)."""
+        return read_yaml(self.directory / TRAINING_CONFIG) if self.kind == RUN else {}
 
 
 def read_yaml(path: Path) -> dict:
