@@ -226,9 +226,14 @@ class MaskedPositionMixing(nn.Module):
                 sources.append(torch.where(j <= i, rows, 0).reshape(-1))
                 keep.append((j <= i).expand(e, d, e - s).reshape(-1))
             source, keep = torch.cat(sources), torch.cat(keep)
-            inverse = torch.empty(num_masked_map_blocks(length) * d, dtype=torch.long, device=device)
-            inverse[source[keep]] = torch.nonzero(keep).squeeze(1)
-            layout = (source, torch.nonzero(~keep).squeeze(1), inverse)
+            # the kept rows first, in order, then the masked ones: counted, not found by nonzero,
+            # so the shapes do not depend on the data (a compiled forward traces this unbroken)
+            kept = num_masked_map_blocks(length) * d
+            order = torch.argsort((~keep).to(torch.uint8), stable=True)
+            kept_rows, masked_rows = order[:kept], order[kept:]
+            inverse = torch.empty(kept, dtype=torch.long, device=device)
+            inverse[source.index_select(0, kept_rows)] = kept_rows
+            layout = (source, masked_rows, inverse)
             self._chunk_layout_cache[key] = (layout, chunks)
         return self._chunk_layout_cache[key]
 

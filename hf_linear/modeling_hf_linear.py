@@ -226,6 +226,11 @@ class LinearLMModel(HFLinearPreTrainedModel):
             raise ValueError(f"input_ids must be an integer tensor, got {input_ids.dtype}")
         if input_ids.shape[1] == 0:
             raise ValueError("input_ids is empty: the model needs at least one token")
+        if torch.compiler.is_compiling():
+            # reading the ids' range on the host would break the compiled graph: the graph asserts it
+            in_range = ((input_ids >= 0) & (input_ids < self.config.vocab_size)).all()
+            torch._assert_async(in_range, f"input_ids contain token ids outside [0, {self.config.vocab_size})")
+            return
         lo, hi = int(input_ids.min()), int(input_ids.max())
         if lo < 0 or hi >= self.config.vocab_size:
             bad = lo if lo < 0 else hi
@@ -325,9 +330,7 @@ class LinearLMForCausalLM(HFLinearPreTrainedModel, GenerationMixin):
 
         loss = None
         if labels is not None:
-            valid = labels[labels != -100]
-            if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= self.config.vocab_size):
-                raise ValueError(f"labels contain ids outside [0, {self.config.vocab_size}) other than -100")
+            self._check_labels(labels)
             # The loss upcasts the logits to fp32 (a no-op for fp32 ones); upcast them here once and
             # return the fp32 copy, which the loss reuses, rather than a bf16 one that accelerate's
             # mixed precision (Trainer with bf16) would upcast a second time.
@@ -335,6 +338,14 @@ class LinearLMForCausalLM(HFLinearPreTrainedModel, GenerationMixin):
             loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
         output = CausalLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
         return output if self._returns_dict(return_dict) else output.to_tuple()
+
+    def _check_labels(self, labels: torch.Tensor) -> None:
+        message = f"labels contain ids outside [0, {self.config.vocab_size}) other than -100"
+        in_range = (labels == -100) | ((labels >= 0) & (labels < self.config.vocab_size))
+        if torch.compiler.is_compiling():  # as in _check_input_ids: no host read inside a compiled graph
+            torch._assert_async(in_range.all(), message)
+        elif not bool(in_range.all()):
+            raise ValueError(message)
 
     # Batch-1 decoding: a separate path, taken only inside `generate` (see DecodingLayouts).
 

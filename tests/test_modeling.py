@@ -242,6 +242,40 @@ def test_token_ids_outside_the_vocabulary_are_a_clear_error():
         model(torch.tensor([[1.0, 2.0]]))
 
 
+@pytest.mark.slow
+def test_a_compiled_training_step_checks_the_ids_in_the_graph_and_matches_eager():
+    """Under torch.compile the id and label checks are assertions inside the graph (no graph break
+    in the model's code, none in the chunk layout); the loss and the gradient are eager's."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    model = tiny("linear")
+    ids = torch.randint(0, V, (3, T))
+    labels = ids.clone()
+    labels[:, :3] = -100
+
+    def step(model, ids, labels):
+        loss = model(ids, labels=labels).loss
+        loss.backward()
+        return loss
+
+    eager_loss = step(model, ids, labels)
+    eager_grad = model.model.mixing.weight.grad.clone()
+    model.zero_grad()
+    compiled = torch.compile(partial(step, model))
+    counters["graph_break"].clear()
+    torch.testing.assert_close(compiled(ids, labels), eager_loss, rtol=1e-5, atol=1e-6)
+    # what is left is the masked map's matmuls into column blocks of one output (out= a strided view)
+    breaks = list(counters["graph_break"])
+    assert not [b for b in breaks if "item()" in b or "nonzero" in b or "Dynamic shape" in b], breaks
+    torch.testing.assert_close(model.model.mixing.weight.grad, eager_grad, rtol=1e-5, atol=1e-6)
+    with pytest.raises(RuntimeError, match="input_ids contain token ids outside"):
+        compiled(torch.tensor([[1, 2, V]]), torch.tensor([[1, 2, 3]]))
+    with pytest.raises(RuntimeError, match="labels contain ids outside"):
+        compiled(ids, labels.masked_fill(labels == labels[0, 5], V + 3))
+    torch._dynamo.reset()
+
+
 @pytest.mark.parametrize(
     "cls,field,value",
     [
