@@ -97,6 +97,28 @@ def test_publish_writes_the_runs_evidence_without_its_weights(finished, tmp_path
 
 
 @pytest.mark.slow  # trains a tiny run (the module's fixture)
+def test_the_wall_time_of_a_run_resumed_without_a_clock_sums_its_processes(finished, tmp_path):
+    """A run resumed before trainer_state.json carried `wall_seconds`: the time is the sum over its
+    processes (one TensorBoard file each) of first to last event, not its last process's runtime."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir = tmp_path / "resumed"
+    shutil.copytree(finished[0], run_dir)
+    state = json.loads((run_dir / TRAINER_STATE).read_text())
+    for entry in state["log_history"]:
+        entry.pop("wall_seconds", None)
+    (run_dir / TRAINER_STATE).write_text(json.dumps(state))
+    for process, (start, end) in enumerate([(1000.0, 3400.0), (5000.0, 5300.0)]):
+        writer = SummaryWriter(run_dir / "runs" / f"process-{process}")
+        for step, walltime in enumerate((start, (start + end) / 2, end)):
+            writer.add_scalar("train/loss", 1.0 / (step + 1), step, walltime=walltime)
+        writer.close()
+    published = publish_run(run_dir, tmp_path / "reports")
+    (record,) = read_results(published).values()
+    assert record["wall_seconds"] == pytest.approx(2400.0 + 300.0)
+    assert " training tokens, 45.0 min |" in (published / "README.md").read_text()
+
+
 def test_publish_replaces_only_what_it_wrote(finished, tmp_path):
     run_dir, _ = finished
     first = publish_run(run_dir, tmp_path, name="again")

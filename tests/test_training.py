@@ -140,6 +140,14 @@ def test_resume_continues_the_interrupted_run_exactly(tmp_path):
     part = tmp_path / "part"
     part.mkdir()
     shutil.copytree(full / "checkpoint-6", part / "checkpoint-6")
+    # as if its first process had run for an hour: the resumed run's clock goes on from there
+    state_file = part / "checkpoint-6" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    stamped = [entry for entry in state["log_history"] if "wall_seconds" in entry]
+    assert stamped and stamped[-1]["step"] == 6
+    for entry in stamped:
+        entry["wall_seconds"] += 3600.0
+    state_file.write_text(json.dumps(state))
     with pytest.raises(ValueError, match="already holds files"):
         train(check_config(tiny_config(part, max_steps=12, save_strategy="steps", save_steps=6)))
     train(check_config(tiny_config(part, max_steps=12, save_strategy="steps", save_steps=6)), resume=True)
@@ -147,6 +155,9 @@ def test_resume_continues_the_interrupted_run_exactly(tmp_path):
     assert sorted(resumed) == list(range(1, 13))
     for step in range(7, 13):
         assert resumed[step] == pytest.approx(full_losses[step], rel=1e-6), step
+    clock = [e["wall_seconds"] for e in json.loads((part / "trainer_state.json").read_text())["log_history"]]
+    first_hour = max(entry["wall_seconds"] for entry in stamped)
+    assert clock == sorted(clock) and first_hour < clock[-1] < first_hour + 600
     with pytest.raises(ValueError, match="no complete checkpoint"):
         train(check_config(tiny_config(tmp_path / "empty")), resume=True)
 

@@ -16,8 +16,8 @@ writes REPORTS/runs/NAME/ (NAME: the run directory's name unless given):
     segment_accuracy.json   teacher-forced accuracy per CoT segment (arithmetic and program data)
 
 Training tokens are the Trainer's count of input tokens (`num_input_tokens_seen`: batch × world
-size × gradient accumulation × sequence length per step); the wall time is the Trainer's
-training time, evaluations during training included. A directory the project did not write is
+size × gradient accumulation × sequence length per step); the wall time is the run's clock
+across resumes, evaluations during training included (hf_linear.studies.results.run_record). A directory the project did not write is
 never replaced.
 """
 

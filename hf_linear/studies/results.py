@@ -5,7 +5,7 @@ A run directory written by `hf_linear.training.train.train` holds
     eval_results.json    final held-out metrics; `training`: runtime_s, global_step, tokens_seen, machine,
                          commit (the code's git commit, where the run recorded it)
     trainer_state.json   log_history: losses and eval_* metrics per step, each with
-                         num_input_tokens_seen, and (in a study) the `wall_seconds` of `StudyClock`
+                         num_input_tokens_seen, and the `wall_seconds` of `RunClock`
     training_config.yaml the config it ran
 
 and the record gathers from them the eval curve, the final metrics, the length of an example
@@ -78,6 +78,26 @@ def first_reaching(curve: list[dict], metric: str, target: float) -> dict | None
     return next((point for point in curve if point.get(metric, -1.0) >= target), None)
 
 
+def process_seconds(run_dir: Path) -> list[float]:
+    """Per process that trained `run_dir` (one TensorBoard event file each, under the Trainer's
+    default logging dir runs/), the seconds from its first to its last event: the wall time of a
+    run resumed before trainer_state.json carried a clock (it leaves out each process's start-up
+    and its steps before the first log). [] where there are no such files."""
+    files = sorted(run_dir.glob("runs/*/events.out.tfevents.*"))
+    if not files:
+        return []
+    try:
+        from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    except ImportError:
+        return []
+    spans = []
+    for path in files:
+        times = [event.wall_time for event in EventFileLoader(str(path)).Load() if event.HasField("summary")]
+        if times:
+            spans.append(max(times) - min(times))
+    return spans
+
+
 def run_record(run_dir: Path, name: str, varied: dict, config_path: Path, study_dir: Path) -> dict:
     """The results.jsonl line of a finished run."""
     final = json.loads((run_dir / EVAL_RESULTS).read_text())
@@ -88,6 +108,7 @@ def run_record(run_dir: Path, name: str, varied: dict, config_path: Path, study_
     tokens_per_step = tokens / steps if tokens and steps else None
     curve = eval_curve(state.get("log_history", []), tokens_per_step)
     wall = [entry["wall_seconds"] for entry in state.get("log_history", []) if "wall_seconds" in entry]
+    processes = [] if wall else process_seconds(run_dir)
     return {
         "name": name,
         "varied": varied,
@@ -99,8 +120,9 @@ def run_record(run_dir: Path, name: str, varied: dict, config_path: Path, study_
         "parameters": facts.get("trainable_parameters"),
         "steps": steps,
         "tokens": tokens,
-        # the clock of the whole run across resumes (StudyClock), else this session's runtime
-        "wall_seconds": max(wall) if wall else facts.get("runtime_s"),
+        # the clock of the whole run across resumes (RunClock); a resumed run from before it: the
+        # sum of its processes' TensorBoard spans; else the one process's runtime
+        "wall_seconds": max(wall) if wall else sum(processes) if len(processes) > 1 else facts.get("runtime_s"),
         "budget_minutes": (config.get("budget") or {}).get("max_minutes"),
         "final": {
             key: final[key]

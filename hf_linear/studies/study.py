@@ -44,7 +44,6 @@ import json
 import math
 import re
 import sys
-import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,23 +292,6 @@ def quick_config(config: dict, factor: float) -> None:
 # Callbacks of a study run
 
 
-class StudyClock(TrainerCallback):
-    """Stamps every log entry with `wall_seconds`: wall-clock time since the run began, the same
-    clock as a `budget` (evaluation included), continued across resumes. The stamp lives in
-    trainer_state.json's log_history, so a checkpoint carries the time spent up to it; a resumed
-    run continues from the last stamp of the checkpoint's history (at most `logging_steps`
-    steps of time are lost per interruption)."""
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        before = [entry["wall_seconds"] for entry in state.log_history if "wall_seconds" in entry]
-        self.started, self.offset = time.monotonic(), max(before, default=0.0)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        # Trainer appended the entry to log_history just before calling on_log
-        if state.log_history:
-            state.log_history[-1]["wall_seconds"] = round(self.offset + time.monotonic() - self.started, 3)
-
-
 class StopWhenReached(TrainerCallback):
     """Ends training at the first evaluation whose eval_<metric> reaches `target` (`stop_when`)."""
 
@@ -416,7 +398,7 @@ def train_unless_finished(study: Study, study_dir: Path, run: Run, config, callb
         resume = last_complete_checkpoint(run_dir) is not None
         print(f"\n=== study {study.name}: run {run.name} ({'resumed' if resume else 'started'}) ===", flush=True)
         write_text_atomically(config_path, config_text(config))
-        extra = [StudyClock()] + [make(run) for make in callbacks]
+        extra = [make(run) for make in callbacks]
         if study.spec.get("stop_when"):
             extra += [StopWhenReached(metric, target) for metric, target in study.spec["stop_when"].items()]
         # overwrite: a directory left by a run killed before its first checkpoint

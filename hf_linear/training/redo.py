@@ -98,7 +98,7 @@ class RecycleDormantUnits(TrainerCallback):
         self.sums, self.steps, self.seen = None, 0, 0
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        # Trainer appended the entry to log_history just before calling on_log (as StudyClock does)
+        # Trainer appended the entry to log_history just before calling on_log (as RunClock does)
         if self._pending is not None and logs and "loss" in logs and state.log_history:
             state.log_history[-1]["redo_recycled_units"] = self._pending
             self._pending = None

@@ -67,6 +67,23 @@ class TimeBudget(TrainerCallback, ExportableState):
         return {"args": {"max_minutes": self.max_minutes, "elapsed_seconds": self.elapsed()}, "attributes": {}}
 
 
+class RunClock(TrainerCallback):
+    """Stamps every log entry with `wall_seconds`: wall-clock time since the run began (evaluations
+    included), continued across resumes. The stamp lives in trainer_state.json's log_history, so a
+    checkpoint carries the time spent up to it and a resumed run continues from the checkpoint's
+    last stamp (at most `logging_steps` steps of time are lost per interruption); the Trainer's own
+    `train_runtime` counts one process only."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        before = [entry["wall_seconds"] for entry in state.log_history if "wall_seconds" in entry]
+        self.started, self.offset = time.monotonic(), max(before, default=0.0)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        # Trainer appended the entry to log_history just before calling on_log
+        if state.log_history:
+            state.log_history[-1]["wall_seconds"] = round(self.offset + time.monotonic() - self.started, 3)
+
+
 class ProbeStepsBeforeEvaluations(TrainerCallback):
     """Arms a `RowUpdateProbe` on every optimizer step an evaluation follows (eval_strategy
     "steps", and the last step), so that the evaluation logs that step's update ratios."""
@@ -230,7 +247,7 @@ def trainer_for(
     """The Trainer of a checked config (`RunConfig`) on its data (`RunData`): a model, or a search's
     `model_init`. During training the `during_training` examples are evaluated by their loss, and
     by exact match (prompts and answers, unless `exact_match` is false) or perplexity (language-model
-    data); a budget's clock runs as a callback. `trainer_class`: an HFLinearTrainer subclass (or a
+    data); a clock stamps every log entry (`RunClock`) and a budget's clock runs as a callback. `trainer_class`: an HFLinearTrainer subclass (or a
     callable making one) to build instead (a search's SeedAveragingTrainer)."""
     during = data.during_training
     generation = during if during is not None and exact_match and has_prompts(during) else None
@@ -248,6 +265,7 @@ def trainer_for(
         mixing_lr_fan_in_reference=config.optimizer.mixing_lr_fan_in_reference,
         callbacks=list(callbacks) or None,
     )
+    trainer.add_callback(RunClock())
     if config.budget.max_minutes:
         trainer.add_callback(TimeBudget(config.budget.max_minutes))
     if config.optimizer.redo_every:
