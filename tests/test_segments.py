@@ -12,6 +12,7 @@ from hf_linear.analysis.segments import segment_accuracy, teacher_forced_predict
 from hf_linear.data.arithmetic import ArithmeticSpec, build_arithmetic_dataset, build_arithmetic_tokenizer
 from hf_linear.data.arithmetic.formats import segments_of
 from hf_linear.evaluation.cli import main as eval_main
+from hf_linear.masked_mixing import num_masked_map_blocks as num_blocks
 
 TOKENIZER = build_arithmetic_tokenizer()
 # the fields of a tiny LinearLM over the arithmetic vocabulary (tiny_model(context_length=..., **ARITHMETIC))
@@ -210,3 +211,55 @@ def test_alive_units_match_a_plain_loop(split):
             expected.append(int((pre > 0).any(dim=0).sum()))
     assert alive_units(model, ids, batch_size=16) == expected
     assert expected[3] <= 2 and min(expected) < max(expected)
+
+
+def test_dead_unit_inputs_match_a_plain_loop(split, tmp_path, capsys):
+    """What holds each dead unit down, split into the bias, the inputs that are the same token on
+    every example and the others, against the pre-activation summed block by block."""
+    from hf_linear.analysis.dead_units import alive_units, dead_unit_inputs
+
+    window = len(split[0]["input_ids"])
+    ids = torch.tensor(split["input_ids"], dtype=torch.long)
+    model = tiny_model("mlp", seed=4, context_length=window, **ARITHMETIC)
+    mixing, d = model.model.mixing, ARITHMETIC["hidden_size"]
+    with torch.no_grad():
+        mixing.bias[5, :3] = -50.0  # three units of position 5 held down by the bias
+        # position 9 reads [BOS] (a fixed input) so that 4 of its units are strongly negative
+        bos = model.get_input_embeddings().weight[ARITHMETIC["bos_token_id"]]
+        mixing.weight[num_blocks(9) + 0, :, 2:] = -30.0 * bos.sign()[:, None]
+        x = model.get_input_embeddings()(ids)  # (N, L, d)
+        fixed = [bool((ids[:, j] == ids[0, j]).all()) for j in range(window)]
+        expected = []
+        for i in range(window):
+            parts = {"fixed": torch.zeros(len(ids), d), "varying": torch.zeros(len(ids), d)}
+            for j in range(i + 1):
+                parts["fixed" if fixed[j] else "varying"] += x[:, j] @ mixing.weight[num_blocks(i) + j]
+            dead = ~((parts["fixed"] + parts["varying"] + mixing.bias[i]) > 0).any(dim=0)
+            expected.append(
+                None
+                if not dead.any()
+                else {
+                    "units": int(dead.sum()),
+                    "bias": float(mixing.bias[i][dead].mean()),
+                    **{name: float(part[:, dead].mean()) for name, part in parts.items()},
+                }
+            )
+    got = dead_unit_inputs(model, ids, batch_size=16)
+    assert [entry is None for entry in got] == [entry is None for entry in expected]
+    assert [entry["units"] if entry else 0 for entry in got] == [d - a for a in alive_units(model, ids)]
+    for entry, want in zip(got, expected):
+        if want is not None:
+            assert entry == pytest.approx(want, rel=1e-4, abs=1e-4)
+    assert got[5]["bias"] == pytest.approx(-50.0) and got[9]["fixed"] < -20 and got[9]["units"] >= 4
+    assert dead_unit_inputs(tiny_model(context_length=window, **ARITHMETIC), ids) is None  # no ReLU
+
+    model.save_pretrained(tmp_path / "ckpt")
+    TOKENIZER.save_pretrained(tmp_path / "ckpt")
+    arithmetic = json.dumps({"task": "multiplication", "digits": [2, 2], "cot": "lsb", "test_size": 20})
+    args = [str(tmp_path / "ckpt"), "--arithmetic", arithmetic, "--segments", "--num-samples", "20", "--show", "0"]
+    assert eval_main(args) == 0
+    assert "dead held by" in capsys.readouterr().out
+    report = json.loads((tmp_path / "ckpt" / "eval_results.json").read_text())
+    assert report["dead_unit_inputs"][9]["fixed"] < -20
+    holder = next(part for part in report["segments"] if part["start"] <= 10 <= part["end"])
+    assert holder["dead_unit_inputs"]["fixed"] < 0

@@ -3,6 +3,13 @@ zero on every example, so no gradient reaches the position's blocks and its pred
 constant (its tokens at chance). Found in an 8x8 `lsb` run (RESULTS.md, 2026-12-06), where six
 positions of the last CoT row died at a high learning rate and never recovered, and the alive
 units per position fell with the position (the fan-in: see hf_linear.training.fan_in_lr).
+
+`dead_unit_inputs` says what holds a dead unit down. Its pre-activation at position i is
+b_i + Σ_j W[i, j]·x_j over the inputs j ≤ i; split by input, a unit silenced by a few inputs it
+reads (a learned "off" switch) looks different from one silenced by a small push of every input
+at once, the coherent drift a long row's update makes when all its blocks move together (what
+μP's 1/fan-in rule bounds). The inputs are split into those that are the same token on every
+example (the template's [BOS], "x", "=", "+"…) and those that vary.
 """
 
 from __future__ import annotations
@@ -58,3 +65,44 @@ def dead_positions(model, rows, batch_size: int = 250) -> list[int] | None:
 def without_units(alive: list[int] | None) -> list[int] | None:
     """The positions of an `alive_units` answer with no unit alive."""
     return None if alive is None else [position for position, units in enumerate(alive) if units == 0]
+
+
+def dead_unit_inputs(model, rows, batch_size: int = 250) -> list[dict | None] | None:
+    """For each position p (< the window) of `rows` (as `alive_units`): where the pre-activation
+    of its dead units comes from, each a mean over those units and the rows: `bias`, `fixed`
+    (Σ_j W[p, j]·x_j over the inputs that are the same token on every row), `varying` (the other
+    inputs), with `units` the number of dead units; None at a position with none. None as for
+    alive_units. The masked map is linear, so each part is the map run on the embeddings with the
+    other inputs zeroed, less its bias."""
+    row_type = model_type_of(model)
+    if row_type is None or not row_type.relu_after_mixing or len({len(row) for row in rows}) != 1:
+        return None
+    mixing = masked_map_of(model)
+    input_ids = torch.as_tensor(rows, device=model.device)
+    fixed = (input_ids == input_ids[0]).all(dim=0)[:, None].to(mixing.bias.dtype)  # (L, 1)
+    n = min(input_ids.shape[1], mixing.context_length)
+    fired = torch.zeros(n, mixing.hidden_size, dtype=torch.bool)
+    sums = {"fixed": torch.zeros(n, mixing.hidden_size, dtype=torch.float64)}
+    sums["varying"] = torch.zeros_like(sums["fixed"])
+    with torch.no_grad():
+        for start in range(0, len(input_ids), batch_size):
+            x = model.get_input_embeddings()(input_ids[start : start + batch_size, :n])  # (B, n, d)
+            bias = mixing.bias[:n]
+            fired |= (mixing(x) > 0).any(dim=0)
+            parts = {"fixed": mixing(x * fixed[:n]) - bias, "varying": mixing(x * (1 - fixed[:n])) - bias}
+            for name, part in parts.items():
+                sums[name] += part.sum(dim=0, dtype=torch.float64)  # (n, d)
+    report = []
+    for position in range(n):
+        dead = ~fired[position]
+        if not dead.any():
+            report.append(None)
+            continue
+        report.append(
+            {
+                "units": int(dead.sum()),
+                "bias": float(mixing.bias.detach()[position][dead].mean()),
+                **{name: float(total[position][dead].mean()) / len(input_ids) for name, total in sums.items()},
+            }
+        )
+    return report

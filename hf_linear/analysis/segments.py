@@ -97,11 +97,31 @@ def add_alive_units(report: list[dict], alive: list[int]) -> None:
             span["alive_units"] = {"mean": sum(units) / len(units), "min": min(units)}
 
 
+def add_dead_unit_inputs(report: list[dict], inputs: list[dict | None]) -> None:
+    """Put on each segment and step of `report` what holds down the dead units of the positions that
+    predict its tokens (dead_units.dead_unit_inputs): the fixed and the varying inputs' parts of
+    their pre-activation, averaged over those positions that have dead units (None: none has)."""
+    for part in report:
+        for span in [part, *part.get("steps", [])]:
+            held = [entry for entry in inputs[max(span["start"], 1) - 1 : span["end"]] if entry is not None]
+            span["dead_unit_inputs"] = (
+                {key: sum(entry[key] for entry in held) / len(held) for key in ("bias", "fixed", "varying")}
+                if held
+                else None
+            )
+
+
 def format_segments(report: list[dict]) -> str:
     first = report[0] if report else {}
     with_units, with_rms, with_ratio = ("alive_units" in first, "preactivation_rms" in first, "update_ratio" in first)
+    with_dead = "dead_unit_inputs" in first
     notes = [
         *(["alive units: of the positions that predict the segment, mean / fewest"] if with_units else []),
+        *(
+            ["dead held by: their dead units' pre-activation from the fixed / the varying inputs (mean)"]
+            if with_dead
+            else []
+        ),
         *(["pre-act RMS: the masked map's output there (mean)"] if with_rms else []),
         *(["update ratio: ‖ΔW_i‖ / ‖W_i‖ of their rows since the --since checkpoint (mean)"] if with_ratio else []),
     ]
@@ -111,6 +131,7 @@ def format_segments(report: list[dict]) -> str:
         + "):",
         f"  {'segment':<22} {'positions':>10} {'tokens':>7} {'token acc':>10} {'whole segment':>14}"
         + (f" {'alive units':>12}" if with_units else "")
+        + (f" {'dead held by':>16}" if with_dead else "")
         + (f" {'pre-act RMS':>12}" if with_rms else "")
         + (f" {'update ratio':>13}" if with_ratio else ""),
     ]
@@ -124,6 +145,9 @@ def format_segments(report: list[dict]) -> str:
             )
             if with_units:
                 line += f" {span['alive_units']['mean']:>7.1f} / {span['alive_units']['min']:<2}"
+            if with_dead:
+                held = span["dead_unit_inputs"]
+                line += f" {held['fixed']:>7.2f} / {held['varying']:<6.2f}" if held else f" {'—':>15}"
             if with_rms:
                 line += f" {span['preactivation_rms']:>12.3g}"
             if with_ratio:

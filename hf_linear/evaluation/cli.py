@@ -11,7 +11,9 @@ temperature 0.5 and their distinct-n / repetition statistics (hf_linear.evaluati
 `--segments` adds, for arithmetic and program data, the teacher-forced accuracy of each CoT segment
 (hf_linear.analysis.segments): which step of the chain the model gets wrong; and for an MLPLM
 how many units after the masked map's ReLU are alive (fire on some example) at the positions of
-each segment, and the positions where none is (hf_linear.analysis.dead_units); for an hf-linear
+each segment, the positions where none is, and what holds the dead units down: their
+pre-activation from the inputs that are one token on every example and from those that vary
+(hf_linear.analysis.dead_units); for an hf-linear
 model the masked map's output RMS at those positions, and with `--since EARLIER_CHECKPOINT` each
 row's update ratio ‖W_i − W_i'‖ / ‖W_i'‖ since that checkpoint (hf_linear.analysis.row_scales).
 

@@ -6,8 +6,8 @@ What is measured follows from the data, so that the three commands cannot disagr
 * data with `prompt` / `answer` columns (arithmetic, compiled programs): exact match of the answer
   generated greedily from the prompt (hf_linear.evaluation.exact_match), and on request the
   teacher-forced accuracy of each CoT segment (hf_linear.analysis.segments) and, for an
-  MLPLM, the alive units of each segment's positions and the positions whose units have all
-  died (hf_linear.analysis.dead_units), and the masked map's scale along the sequence: each
+  MLPLM, the alive units of each segment's positions, the positions whose units have all
+  died and what holds the dead units down (hf_linear.analysis.dead_units), and the masked map's scale along the sequence: each
   position's pre-activation RMS, and each row's update ratio since an earlier checkpoint
   (hf_linear.analysis.row_scales);
 * language-model data (windows of `input_ids` only, e.g. TinyStories): perplexity and samples
@@ -18,9 +18,15 @@ Callers add what only they know (the split's name, `DataSource.describe()`, the 
 
 from __future__ import annotations
 
-from hf_linear.analysis.dead_units import alive_units, masked_map_of, without_units
+from hf_linear.analysis.dead_units import alive_units, dead_unit_inputs, masked_map_of, without_units
 from hf_linear.analysis.row_scales import add_row_scales, preactivation_rms, row_update_ratios
-from hf_linear.analysis.segments import add_alive_units, format_segments, segment_accuracy, step_names_of
+from hf_linear.analysis.segments import (
+    add_alive_units,
+    add_dead_unit_inputs,
+    format_segments,
+    segment_accuracy,
+    step_names_of,
+)
 from hf_linear.evaluation.exact_match import exact_match_report, format_report, has_prompts
 from hf_linear.evaluation.lm_report import format_lm_report, lm_report
 
@@ -63,6 +69,8 @@ def evaluate_held_out(
             report["dead_positions"] = without_units(alive)
             if alive is not None:
                 add_alive_units(report["segments"], alive)
+                report["dead_unit_inputs"] = dead_unit_inputs(model, split["input_ids"], batch_size)
+                add_dead_unit_inputs(report["segments"], report["dead_unit_inputs"])
             rms = preactivation_rms(model, split["input_ids"], batch_size)
             if rms is not None:  # a model with a masked map
                 ratios = None if since_weight is None else row_update_ratios(since_weight, masked_map_of(model).weight)
