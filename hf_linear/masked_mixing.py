@@ -98,10 +98,10 @@ class _ChunkedMaskedMatmul(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, chunk_weights, bias, chunks):
+    def forward(ctx, x, chunk_weights, bias, chunks, center_weight_gradient=False):
         # x: (B, L·d); chunk_weights: flat, chunk [s, e) as (e·d, (e-s)·d), back to back; bias: (n, d)
         n, d = bias.shape
-        ctx.chunks, ctx.bias_dtype = chunks, bias.dtype
+        ctx.chunks, ctx.bias_dtype, ctx.center = chunks, bias.dtype, center_weight_gradient
         ctx.save_for_backward(x, chunk_weights)
         y = x.new_empty(x.shape[0], n * d)
         for (s, e), w in zip(chunks, _chunk_matrices(chunk_weights, chunks, d)):
@@ -131,11 +131,13 @@ class _ChunkedMaskedMatmul(torch.autograd.Function):
                 torch.addmm(prefix, grad_y[:, s * d : e * d], w.t(), out=prefix)
         if ctx.needs_input_grad[1]:
             grad_w = torch.empty_like(chunk_weights)
+            # centred: Σ_n (x_n − x̄)ᵀ g_n = Σ_n x_nᵀ (g_n − ḡ), so the mean comes off the output gradient
+            grad_y_w = grad_y - grad_y.mean(0, keepdim=True) if ctx.center else grad_y
             for (s, e), g in zip(chunks, _chunk_matrices(grad_w, chunks, d)):
-                torch.mm(x[:, : e * d].t(), grad_y[:, s * d : e * d], out=g)
+                torch.mm(x[:, : e * d].t(), grad_y_w[:, s * d : e * d], out=g)
         if ctx.needs_input_grad[2]:
             grad_b = grad_y.sum(0, dtype=ctx.bias_dtype).view(-1, d)  # summed in the parameter's dtype
-        return grad_x, grad_w, grad_b, None
+        return grad_x, grad_w, grad_b, None, None
 
 
 def _chunk_matrices(flat: torch.Tensor, chunks: list[tuple[int, int]], d: int) -> list[torch.Tensor]:
@@ -162,6 +164,10 @@ class MaskedPositionMixing(nn.Module):
 
     Generation reads one row of blocks per new token (`last_position`); inside `generate`, for
     one sequence, through a transposed copy (`decoding_last_position`, see DecodingLayouts).
+
+    `center_weight_gradient` (set by training, never saved): the weight's gradient is taken from
+    the batch-centred inputs, Σ_n (x_n − x̄)ᵀ g_n (hf_linear.training.centered_gradient); the
+    bias's and the input's gradients are unchanged.
     """
 
     def __init__(self, context_length: int, hidden_size: int, chunk_size: int | None = None):
@@ -176,6 +182,7 @@ class MaskedPositionMixing(nn.Module):
         self._chunk_layout_cache: dict = {}
         # Set only while `generate` runs (see DecodingLayouts): the batch-1 decoding path is taken.
         self.decoding_layouts: DecodingLayouts | None = None
+        self.center_weight_gradient = False
 
     def extra_repr(self) -> str:
         return f"context_length={self.context_length}, hidden_size={self.hidden_size}, chunk_size={self.chunk_size}"
@@ -256,7 +263,8 @@ class MaskedPositionMixing(nn.Module):
         layout, chunks = self._chunk_layout(n, x.device)
         stored = weight if n == T else weight[: num_masked_map_blocks(n)]
         chunk_weights = _GatherChunkRows.apply(stored.reshape(-1, d), *layout)  # (k, d_in) rows → chunks
-        y = _ChunkedMaskedMatmul.apply(x, chunk_weights, self.bias[:n], chunks).view(B, n, d)
+        y = _ChunkedMaskedMatmul.apply(x, chunk_weights, self.bias[:n], chunks, self.center_weight_gradient)
+        y = y.view(B, n, d)
 
         if L > T:  # sliding window: output position p ≥ T sees inputs p-T+1..p through row T-1
             windows = x.view(B, L, d).unfold(1, T, 1)[:, 1:]  # (B, L-T, d, T), window w covers inputs w+1..w+T

@@ -12,7 +12,9 @@
                  the learning-rate schedule then follows the budget (`BudgetConfig`)
     optimizer:   optional: `mixing_lr_fan_in_reference` scales the masked map's learning rate
                  down along the sequence (`OptimizerConfig`, hf_linear.training.fan_in_lr);
-                 `redo_every` / `redo_threshold` recycle dormant units (hf_linear.training.redo)
+                 `redo_every` / `redo_threshold` recycle dormant units (hf_linear.training.redo);
+                 `center_mixing_gradient` takes the map's weight gradient from batch-centred
+                 inputs (hf_linear.training.centered_gradient)
     recipe:      optional: `default` fills model, training and optimizer settings from the task's
                  shape (hf_linear.training.default_recipe); the keys a config gives win
     lora:        optional: train a LoRA adapter (peft.LoraConfig fields: r, lora_alpha,
@@ -125,6 +127,10 @@ class OptimizerConfig:
     # re-initialised, their moments reset (ReDo, redo.py)
     redo_every: int | None = None
     redo_threshold: float = 0.0
+    # the masked map's weight gradient taken from batch-centred inputs: a unit's mean
+    # pre-activation is moved by its bias alone, not by every block of a long row at once
+    # (centered_gradient.py)
+    center_mixing_gradient: bool = False
 
     def __post_init__(self):
         reference = self.mixing_lr_fan_in_reference
@@ -136,6 +142,10 @@ class OptimizerConfig:
             raise ValueError(f"optimizer.redo_every must be a positive number of steps, got {self.redo_every!r}")
         if self.redo_threshold < 0:
             raise ValueError(f"optimizer.redo_threshold must be >= 0, got {self.redo_threshold!r}")
+        if not isinstance(self.center_mixing_gradient, bool):
+            raise ValueError(
+                f"optimizer.center_mixing_gradient must be true or false, got {self.center_mixing_gradient!r}"
+            )
 
     def as_dict(self) -> dict:
         """The fields set to other than their defaults (what a run directory records)."""
@@ -477,6 +487,13 @@ def check_config(config: dict, trust_program_code: bool = False) -> RunConfig:
             "optimizer.mixing_lr_fan_in_reference scales the masked map's own steps; under lora: "
             "that weight is frozen (leave one of them out)"
         )
+    if optimizer.center_mixing_gradient and "type" in model and not is_hf_linear(model["type"]):
+        raise ValueError(
+            f"optimizer.center_mixing_gradient: model type {model['type']} has no masked map "
+            f"(types with one: {type_names()})"
+        )
+    if optimizer.center_mixing_gradient and lora is not None:
+        raise ValueError("optimizer.center_mixing_gradient: under lora: the masked map's weight is frozen")
     if optimizer.redo_every is not None:
         row = MODEL_TYPES.get(model.get("type"))
         if "type" in model and (row is None or not row.relu_after_mixing):

@@ -19,6 +19,7 @@ from hf_linear.analysis.row_scales import RowUpdateProbe, along_sequence, preact
 from hf_linear.data.collator import CausalLMCollator, training_columns
 from hf_linear.evaluation.exact_match import exact_match_report, has_prompts
 from hf_linear.run_files import TRAINER_STATE
+from hf_linear.training.centered_gradient import center_mixing_gradient
 from hf_linear.training.fan_in_lr import attach_fan_in_lr
 from hf_linear.training.redo import RecycleDormantUnits
 
@@ -102,7 +103,8 @@ class HFLinearTrainer(Trainer):
     `report_perplexity`, for language-model data, the perplexity exp(loss)), whose
     learning-rate schedule follows a `TimeBudget` when the run has one, and whose optimizer steps
     the masked map's rows at rates scaled by their fan-in when `mixing_lr_fan_in_reference` is
-    set (hf_linear.training.fan_in_lr). Its evaluations also log the masked map's scale along the
+    set (hf_linear.training.fan_in_lr), and from batch-centred inputs' gradients with
+    `center_mixing_gradient` (hf_linear.training.centered_gradient). Its evaluations also log the masked map's scale along the
     sequence (hf_linear.analysis.row_scales): `row_rms_*`, the pre-activation RMS at the first,
     middle and last positions of the evaluated examples, and `row_update_ratio_*`, ‖ΔW_i‖ / ‖W_i‖
     of those rows in the optimizer step just before the evaluation.
@@ -118,6 +120,7 @@ class HFLinearTrainer(Trainer):
         generation_batch_size=256,
         report_perplexity=False,
         mixing_lr_fan_in_reference=None,
+        center_mixing_gradient=False,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -125,6 +128,7 @@ class HFLinearTrainer(Trainer):
         self.generation_batch_size = generation_batch_size
         self.report_perplexity = report_perplexity
         self.mixing_lr_fan_in_reference = mixing_lr_fan_in_reference
+        self.center_mixing_gradient = center_mixing_gradient
         self.row_updates = RowUpdateProbe()
         self.add_callback(ProbeStepsBeforeEvaluations(self.row_updates))
 
@@ -135,6 +139,8 @@ class HFLinearTrainer(Trainer):
             model = self.model if model is None else model
             if self.mixing_lr_fan_in_reference:
                 attach_fan_in_lr(optimizer, model, self.mixing_lr_fan_in_reference)
+            if self.center_mixing_gradient:
+                center_mixing_gradient(model)
             self.row_updates.attach(optimizer, model)  # after the rescaling hooks: it sees the applied step
         return optimizer
 
@@ -263,6 +269,7 @@ def trainer_for(
         generation_batch_size=config.evaluation.batch_size,
         report_perplexity=bool(during) and not has_prompts(during),
         mixing_lr_fan_in_reference=config.optimizer.mixing_lr_fan_in_reference,
+        center_mixing_gradient=config.optimizer.center_mixing_gradient,
         callbacks=list(callbacks) or None,
     )
     trainer.add_callback(RunClock())
