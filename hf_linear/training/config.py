@@ -142,10 +142,6 @@ class OptimizerConfig:
             raise ValueError(f"optimizer.redo_every must be a positive number of steps, got {self.redo_every!r}")
         if self.redo_threshold < 0:
             raise ValueError(f"optimizer.redo_threshold must be >= 0, got {self.redo_threshold!r}")
-        if not isinstance(self.center_mixing_gradient, bool):
-            raise ValueError(
-                f"optimizer.center_mixing_gradient must be true or false, got {self.center_mixing_gradient!r}"
-            )
 
     def as_dict(self) -> dict:
         """The fields set to other than their defaults (what a run directory records)."""

@@ -103,9 +103,9 @@ class HFLinearTrainer(Trainer):
     `report_perplexity`, for language-model data, the perplexity exp(loss)), whose
     learning-rate schedule follows a `TimeBudget` when the run has one, and whose optimizer steps
     the masked map's rows at rates scaled by their fan-in when `mixing_lr_fan_in_reference` is
-    set (hf_linear.training.fan_in_lr), and from batch-centred inputs' gradients with
-    `center_mixing_gradient` (hf_linear.training.centered_gradient). Its evaluations also log the masked map's scale along the
-    sequence (hf_linear.analysis.row_scales): `row_rms_*`, the pre-activation RMS at the first,
+    set (hf_linear.training.fan_in_lr), and by its weight gradient from batch-centred inputs with
+    `center_mixing_gradient` (hf_linear.training.centered_gradient). Its evaluations also log
+    the masked map's scale along the sequence (hf_linear.analysis.row_scales): `row_rms_*`, the pre-activation RMS at the first,
     middle and last positions of the evaluated examples, and `row_update_ratio_*`, ‖ΔW_i‖ / ‖W_i‖
     of those rows in the optimizer step just before the evaluation.
 
