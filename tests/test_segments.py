@@ -263,3 +263,21 @@ def test_dead_unit_inputs_match_a_plain_loop(split, tmp_path, capsys):
     assert report["dead_unit_inputs"][9]["fixed"] < -20
     holder = next(part for part in report["segments"] if part["start"] <= 10 <= part["end"])
     assert holder["dead_unit_inputs"]["fixed"] < 0
+
+
+def test_a_reports_weakest_step_carries_its_units():
+    from hf_linear.studies.report import weakest_step
+
+    step = {"token_accuracy": 0.862, "segment_accuracy": 0.0, "start": 220, "end": 253}
+    fine = {"token_accuracy": 1.0, "segment_accuracy": 1.0, "start": 19, "end": 36}
+    segment = {"steps": [fine, step]}
+    assert weakest_step(segment) == ", weakest step 2 of 2: 86.2% / 0.0%"
+    step["alive_units"] = {"mean": 17.7, "min": 6}
+    step["dead_unit_inputs"] = {"bias": -0.06, "fixed": -1.63, "varying": -6.54}
+    assert weakest_step(segment) == (
+        ", weakest step 2 of 2: 86.2% / 0.0% (alive units 17.7, fewest 6; dead ones held at -1.63 by fixed, "
+        "-6.54 by varying inputs)"
+    )
+    step["dead_unit_inputs"] = None
+    assert weakest_step(segment).endswith("(alive units 17.7, fewest 6)")
+    assert weakest_step({"steps": [step]}) == ""  # one step: nothing to single out

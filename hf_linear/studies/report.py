@@ -485,14 +485,23 @@ def run_segments(study_dir: Path, record: dict) -> list[dict] | None:
 
 
 def weakest_step(segment: dict) -> str:
-    """ ", weakest step k of K: token / whole" for a segment of "+"-joined steps, else ""."""
+    """ ", weakest step k of K: token / whole" for a segment of "+"-joined steps, else ""; for an
+    MLPLM with the alive units of the step's positions (mean / fewest of d) and, where some are
+    dead, what holds them down (hf_linear.analysis.dead_units)."""
     steps = segment.get("steps") or []
     if len(steps) < 2:
         return ""
     k, step = min(enumerate(steps, 1), key=lambda item: (item[1]["segment_accuracy"], item[1]["token_accuracy"]))
-    return (
+    text = (
         f", weakest step {k} of {len(steps)}: {percent(step['token_accuracy'])} / {percent(step['segment_accuracy'])}"
     )
+    alive, held = step.get("alive_units"), step.get("dead_unit_inputs")
+    if alive:
+        text += f" (alive units {alive['mean']:.1f}, fewest {alive['min']}"
+        if held:
+            text += f"; dead ones held at {held['fixed']:.2f} by fixed, {held['varying']:.2f} by varying inputs"
+        text += ")"
+    return text
 
 
 def segment_lines(study_dir: Path, records: list[dict]) -> list[str]:
@@ -522,7 +531,9 @@ def segment_lines(study_dir: Path, records: list[dict]) -> list[str]:
         "",
         f"On {SEGMENT_SAMPLES} held-out examples the final model reads the true tokens so far and predicts the "
         "next one (greedy); per segment: token accuracy / share of examples whose whole segment is right (and, for a "
-        "segment of `+`-joined steps, the same for its weakest step). "
+        "segment of `+`-joined steps, the same for its weakest step, with an MLPLM's alive ReLU units at the "
+        "positions predicting it and the mean pre-activation of its dead units from the template's fixed tokens "
+        "and from the varying ones). "
         "Exact match needs every segment right when generating on its own, so the weakest segment bounds it. "
         "`hf-linear eval RUN_DIR --arithmetic '{...}' --segments` prints the same for any checkpoint.",
         "",
