@@ -30,7 +30,7 @@ RECIPE_KEYS = (
 
 @pytest.mark.parametrize(
     "config,digits",
-    [("configs/cpu/mul4x4_lsb_mlp.yaml", 4), ("configs/cpu/mul8x8_lsb_mlp_fan_in.yaml", 8)],
+    [("configs/cpu/mul4x4_lsb_mlp.yaml", 4), ("configs/cpu/mul8x8_lsb_mlp_centered.yaml", 8)],
 )
 def test_the_lsb_multiplications_get_the_measured_recipes_back(config, digits):
     """The two recipes the arithmetic rule is built on, reproduced from the shapes alone."""
