@@ -147,7 +147,7 @@ def format_segments(report: list[dict]) -> str:
                 line += f" {span['alive_units']['mean']:>7.1f} / {span['alive_units']['min']:<2}"
             if with_dead:
                 held = span["dead_unit_inputs"]
-                line += f" {held['fixed']:>7.2f} / {held['varying']:<6.2f}" if held else f" {'—':>15}"
+                line += f" {held['fixed']:>7.2f} / {held['varying']:<6.2f}" if held else f" {'—':>16}"
             if with_rms:
                 line += f" {span['preactivation_rms']:>12.3g}"
             if with_ratio:

@@ -13,9 +13,9 @@ temperature 0.5 and their distinct-n / repetition statistics (hf_linear.evaluati
 how many units after the masked map's ReLU are alive (fire on some example) at the positions of
 each segment, the positions where none is, and what holds the dead units down: their
 pre-activation from the inputs that are one token on every example and from those that vary
-(hf_linear.analysis.dead_units); for an hf-linear
-model the masked map's output RMS at those positions, and with `--since EARLIER_CHECKPOINT` each
-row's update ratio ‖W_i − W_i'‖ / ‖W_i'‖ since that checkpoint (hf_linear.analysis.row_scales).
+(hf_linear.analysis.dead_units); for an hf-linear model the masked map's output RMS at those
+positions, and with `--since EARLIER_CHECKPOINT` each row's update ratio ‖W_i − W_i'‖ / ‖W_i'‖
+since that checkpoint (hf_linear.analysis.row_scales).
 
 Data of another task than the checkpoint learned is an error rather than a quiet 0%: tokens its
 tokenizer numbers otherwise, ids beyond its vocabulary, examples longer than its window (a 3x3

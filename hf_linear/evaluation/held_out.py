@@ -7,9 +7,9 @@ What is measured follows from the data, so that the three commands cannot disagr
   generated greedily from the prompt (hf_linear.evaluation.exact_match), and on request the
   teacher-forced accuracy of each CoT segment (hf_linear.analysis.segments) and, for an
   MLPLM, the alive units of each segment's positions, the positions whose units have all
-  died and what holds the dead units down (hf_linear.analysis.dead_units), and the masked map's scale along the sequence: each
-  position's pre-activation RMS, and each row's update ratio since an earlier checkpoint
-  (hf_linear.analysis.row_scales);
+  died and what holds the dead units down (hf_linear.analysis.dead_units), and the masked
+  map's scale along the sequence: each position's pre-activation RMS, and each row's update
+  ratio since an earlier checkpoint (hf_linear.analysis.row_scales);
 * language-model data (windows of `input_ids` only, e.g. TinyStories): perplexity and samples
   (hf_linear.evaluation.lm_report).
 

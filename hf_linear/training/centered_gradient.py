@@ -19,7 +19,9 @@ computed from the batch-centred inputs, Σ_n (x_n − x̄)ᵀ g_n, so a unit's m
 moved by its bias alone (one parameter: ~lr a step, whatever the row's length). The bias's and
 the inputs' gradients are unchanged, and so is the model: training only (the checkpoint is the
 paper's MLP). The mean is over one process's micro-batch; meant for batches of one length (the
-arithmetic and program data, TinyStories windows), where no padding enters the mean.
+arithmetic and program data, TinyStories windows), where no padding enters the mean. Measured on
+the same seed (reports/mul8x8_remedies): 27-32 of 32 units stay alive at those positions, and
+over 400M tokens it reaches 99.9% of 1,000 held out (the per-row rate: 0% at 139M, stalled).
 """
 
 from __future__ import annotations
