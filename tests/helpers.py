@@ -69,6 +69,21 @@ def losses(output_dir) -> dict[int, float]:
     return {e["step"]: e["loss"] for e in state["log_history"] if "loss" in e}
 
 
+def trained_with_and_without(tmp_path, optimizer: dict, max_steps: int) -> tuple[list[dict], list[dict]]:
+    """The tiny config trained twice, with the `optimizer:` section and without: both runs' final
+    weights and saved training configs, in that order."""
+    from safetensors.torch import load_file
+
+    from hf_linear.training.config import check_config
+    from hf_linear.training.train import train
+
+    train(check_config({**tiny_config(tmp_path / "run", max_steps=max_steps), "optimizer": optimizer}))
+    train(check_config(tiny_config(tmp_path / "plain", max_steps=max_steps)))
+    runs = (tmp_path / "run", tmp_path / "plain")
+    weights = [load_file(run / "model.safetensors") for run in runs]
+    return weights, [yaml.safe_load((run / "training_config.yaml").read_text()) for run in runs]
+
+
 def write_config(directory, config) -> Path:
     """`config` as DIRECTORY/config.yaml."""
     path = directory / "config.yaml"

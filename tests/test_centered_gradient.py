@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-import yaml
-from helpers import tiny_config, tiny_model
+from helpers import tiny_config, tiny_model, trained_with_and_without
 
 from hf_linear.masked_mixing import MaskedPositionMixing
 from hf_linear.training.centered_gradient import center_mixing_gradient
 from hf_linear.training.config import check_config
-from hf_linear.training.train import train
 
 
 def dense_weight(mixing: MaskedPositionMixing) -> torch.Tensor:
@@ -84,17 +82,9 @@ def test_centred_updates_cannot_move_a_units_mean_through_its_weights():
 
 
 def test_a_run_with_it_trains_and_records_it(tmp_path):
-    config = tiny_config(tmp_path / "run", max_steps=10)
-    config["optimizer"] = {"center_mixing_gradient": True}
-    train(check_config(config))
-    plain = tiny_config(tmp_path / "plain", max_steps=10)
-    train(check_config(plain))
-    from safetensors.torch import load_file
-
-    weights = [load_file(tmp_path / run / "model.safetensors") for run in ("run", "plain")]
+    weights, saved = trained_with_and_without(tmp_path, {"center_mixing_gradient": True}, max_steps=10)
     assert not torch.equal(weights[0]["model.mixing.weight"], weights[1]["model.mixing.weight"])
-    saved = yaml.safe_load((tmp_path / "run" / "training_config.yaml").read_text())
-    assert saved["optimizer"] == {"center_mixing_gradient": True}
+    assert saved[0]["optimizer"] == {"center_mixing_gradient": True}
 
 
 @pytest.mark.parametrize(

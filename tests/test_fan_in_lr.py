@@ -6,12 +6,10 @@ import copy
 
 import pytest
 import torch
-import yaml
-from helpers import tiny_config, tiny_model
+from helpers import tiny_config, tiny_model, trained_with_and_without
 
 from hf_linear.training.config import check_config
 from hf_linear.training.fan_in_lr import attach_fan_in_lr
-from hf_linear.training.train import train
 
 
 def one_step(model, optimizer, input_ids):
@@ -65,20 +63,12 @@ def test_a_reference_covering_the_window_changes_nothing():
 
 @pytest.mark.slow
 def test_a_run_with_it_trains_and_records_it(tmp_path):
-    config = tiny_config(tmp_path / "run", max_steps=20)
-    config["optimizer"] = {"mixing_lr_fan_in_reference": 4}
-    train(check_config(config))
-    plain = tiny_config(tmp_path / "plain", max_steps=20)
-    train(check_config(plain))
-    from safetensors.torch import load_file
-
-    weights = [load_file(tmp_path / run / "model.safetensors") for run in ("run", "plain")]
+    weights, saved = trained_with_and_without(tmp_path, {"mixing_lr_fan_in_reference": 4}, max_steps=20)
     # the short rows (reading ≤ 4 positions) and the rest of the model train alike at first; the
     # long rows took smaller steps, so the runs differ
     assert not torch.equal(weights[0]["model.mixing.weight"], weights[1]["model.mixing.weight"])
-    saved = yaml.safe_load((tmp_path / "run" / "training_config.yaml").read_text())
-    assert saved["optimizer"] == {"mixing_lr_fan_in_reference": 4}
-    assert "optimizer" not in yaml.safe_load((tmp_path / "plain" / "training_config.yaml").read_text())
+    assert saved[0]["optimizer"] == {"mixing_lr_fan_in_reference": 4}
+    assert "optimizer" not in saved[1]
 
 
 @pytest.mark.parametrize(

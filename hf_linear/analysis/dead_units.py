@@ -42,13 +42,19 @@ def masked_map_outputs(model, rows, batch_size: int = 250):
         hook.remove()
 
 
+def has_units_to_check(model, rows) -> bool:
+    """Whether `model` has ReLU units after its masked map (a LinearLM has none to die) and
+    `rows` are of one length (one template is compared)."""
+    row_type = model_type_of(model)
+    return row_type is not None and row_type.relu_after_mixing and len({len(row) for row in rows}) == 1
+
+
 def alive_units(model, rows, batch_size: int = 250) -> list[int] | None:
     """For each position p (< the window) of `rows` (token id lists of one length, or an (N, L)
     tensor): how many units after the masked map's ReLU are > 0 on at least one row. None for a
     model without that ReLU (a LinearLM has no units to die) or rows of different lengths (one
     template is compared)."""
-    row_type = model_type_of(model)
-    if row_type is None or not row_type.relu_after_mixing or len({len(row) for row in rows}) != 1:
+    if not has_units_to_check(model, rows):
         return None
     fired = None
     for output in masked_map_outputs(model, rows, batch_size):
@@ -72,10 +78,9 @@ def dead_unit_inputs(model, rows, batch_size: int = 250) -> list[dict | None] | 
     of its dead units comes from, each a mean over those units and the rows: `bias`, `fixed`
     (Σ_j W[p, j]·x_j over the inputs that are the same token on every row), `varying` (the other
     inputs), with `units` the number of dead units; None at a position with none. None as for
-    alive_units. The masked map is linear, so each part is the map run on the embeddings with the
-    other inputs zeroed, less its bias."""
-    row_type = model_type_of(model)
-    if row_type is None or not row_type.relu_after_mixing or len({len(row) for row in rows}) != 1:
+    alive_units. The masked map is linear, so the fixed part is the map run on the embeddings with
+    the varying inputs zeroed, less its bias, and the varying part the rest of its output."""
+    if not has_units_to_check(model, rows):
         return None
     mixing = masked_map_of(model)
     input_ids = torch.as_tensor(rows, device=model.device)
@@ -88,8 +93,10 @@ def dead_unit_inputs(model, rows, batch_size: int = 250) -> list[dict | None] | 
         for start in range(0, len(input_ids), batch_size):
             x = model.get_input_embeddings()(input_ids[start : start + batch_size, :n])  # (B, n, d)
             bias = mixing.bias[:n]
-            fired |= (mixing(x) > 0).any(dim=0)
-            parts = {"fixed": mixing(x * fixed[:n]) - bias, "varying": mixing(x * (1 - fixed[:n])) - bias}
+            output = mixing(x)  # (B, n, d)
+            fired |= (output > 0).any(dim=0)
+            from_fixed = mixing(x * fixed[:n]) - bias
+            parts = {"fixed": from_fixed, "varying": output - bias - from_fixed}
             for name, part in parts.items():
                 sums[name] += part.sum(dim=0, dtype=torch.float64)  # (n, d)
     report = []

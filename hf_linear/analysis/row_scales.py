@@ -19,6 +19,7 @@ import math
 import torch
 
 from hf_linear.analysis.dead_units import masked_map_of, masked_map_outputs
+from hf_linear.analysis.segments import spans_with_predictors
 
 
 def preactivation_rms(model, rows, batch_size: int = 250) -> list[float] | None:
@@ -112,7 +113,5 @@ def add_row_scales(report: list[dict], rms: list[float] | None, ratios: list[flo
     for name, values in (("preactivation_rms", rms), ("update_ratio", ratios)):
         if values is None:
             continue
-        for part in report:
-            for span in [part, *part.get("steps", [])]:
-                chosen = values[max(span["start"], 1) - 1 : span["end"]]  # token 0 is not predicted
-                span[name] = sum(chosen) / len(chosen)
+        for span, chosen in spans_with_predictors(report, values):
+            span[name] = sum(chosen) / len(chosen)

@@ -88,27 +88,32 @@ def accuracy(correct: torch.Tensor, start: int, end: int) -> dict:
     }
 
 
-def add_alive_units(report: list[dict], alive: list[int]) -> None:
-    """Put on each segment and step of `report` the alive units (dead_units.alive_units) of the
-    positions that predict its tokens (position p predicts token p + 1): mean and fewest."""
+def spans_with_predictors(report: list[dict], per_position: list):
+    """Each segment and step of `report`, with the entries of `per_position` (one per position)
+    at the positions that predict its tokens: position p predicts token p + 1, token 0 none."""
     for part in report:
         for span in [part, *part.get("steps", [])]:
-            units = alive[max(span["start"], 1) - 1 : span["end"]]  # token 0 is not predicted
-            span["alive_units"] = {"mean": sum(units) / len(units), "min": min(units)}
+            yield span, per_position[max(span["start"], 1) - 1 : span["end"]]
+
+
+def add_alive_units(report: list[dict], alive: list[int]) -> None:
+    """Put on each segment and step of `report` the alive units (dead_units.alive_units) of the
+    positions that predict its tokens: mean and fewest."""
+    for span, units in spans_with_predictors(report, alive):
+        span["alive_units"] = {"mean": sum(units) / len(units), "min": min(units)}
 
 
 def add_dead_unit_inputs(report: list[dict], inputs: list[dict | None]) -> None:
     """Put on each segment and step of `report` what holds down the dead units of the positions that
     predict its tokens (dead_units.dead_unit_inputs): the fixed and the varying inputs' parts of
     their pre-activation, averaged over those positions that have dead units (None: none has)."""
-    for part in report:
-        for span in [part, *part.get("steps", [])]:
-            held = [entry for entry in inputs[max(span["start"], 1) - 1 : span["end"]] if entry is not None]
-            span["dead_unit_inputs"] = (
-                {key: sum(entry[key] for entry in held) / len(held) for key in ("bias", "fixed", "varying")}
-                if held
-                else None
-            )
+    for span, entries in spans_with_predictors(report, inputs):
+        held = [entry for entry in entries if entry is not None]
+        span["dead_unit_inputs"] = (
+            {key: sum(entry[key] for entry in held) / len(held) for key in ("bias", "fixed", "varying")}
+            if held
+            else None
+        )
 
 
 def format_segments(report: list[dict]) -> str:

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import torch
 
+from hf_linear.analysis.dead_units import masked_map_of
 from hf_linear.masked_mixing import MaskedPositionMixing
 
 
 def center_mixing_gradient(model: torch.nn.Module) -> MaskedPositionMixing:
     """Switch the masked map of `model` (found inside wrappers) to batch-centred weight gradients."""
-    mixing = next((m for m in model.modules() if isinstance(m, MaskedPositionMixing)), None)
+    mixing = masked_map_of(model)
     if mixing is None:
         raise ValueError("optimizer.center_mixing_gradient: the model has no masked map to centre the gradient of")
     mixing.center_weight_gradient = True

@@ -473,23 +473,19 @@ def check_config(config: dict, trust_program_code: bool = False) -> RunConfig:
     lora = None
     if config.get("lora") is not None:
         lora = check_fields("lora", config["lora"], LoraConfig)
-    if optimizer.mixing_lr_fan_in_reference is not None and "type" in model and not is_hf_linear(model["type"]):
-        raise ValueError(
-            f"optimizer.mixing_lr_fan_in_reference: model type {model['type']} has no masked map "
-            f"(types with one: {type_names()})"
-        )
-    if optimizer.mixing_lr_fan_in_reference is not None and lora is not None:
-        raise ValueError(
-            "optimizer.mixing_lr_fan_in_reference scales the masked map's own steps; under lora: "
-            "that weight is frozen (leave one of them out)"
-        )
-    if optimizer.center_mixing_gradient and "type" in model and not is_hf_linear(model["type"]):
-        raise ValueError(
-            f"optimizer.center_mixing_gradient: model type {model['type']} has no masked map "
-            f"(types with one: {type_names()})"
-        )
-    if optimizer.center_mixing_gradient and lora is not None:
-        raise ValueError("optimizer.center_mixing_gradient: under lora: the masked map's weight is frozen")
+    # the options that change how the masked map's own weight trains
+    for name in ("mixing_lr_fan_in_reference", "center_mixing_gradient"):
+        if not getattr(optimizer, name):  # None / False: not set
+            continue
+        if "type" in model and not is_hf_linear(model["type"]):
+            raise ValueError(
+                f"optimizer.{name}: model type {model['type']} has no masked map (types with one: {type_names()})"
+            )
+        if lora is not None:
+            raise ValueError(
+                f"optimizer.{name} changes how the masked map's own weight trains; under lora: "
+                "that weight is frozen (leave one of them out)"
+            )
     if optimizer.redo_every is not None:
         row = MODEL_TYPES.get(model.get("type"))
         if "type" in model and (row is None or not row.relu_after_mixing):

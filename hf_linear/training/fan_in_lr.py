@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from hf_linear.analysis.dead_units import masked_map_of
 from hf_linear.masked_mixing import MaskedPositionMixing
 
 
@@ -56,7 +57,7 @@ class FanInScaledMixingLR:
 
 def attach_fan_in_lr(optimizer: torch.optim.Optimizer, model: torch.nn.Module, reference: int) -> FanInScaledMixingLR:
     """Hook `FanInScaledMixingLR` for the masked map of `model` (found inside wrappers) onto `optimizer`."""
-    mixing = next((m for m in model.modules() if isinstance(m, MaskedPositionMixing)), None)
+    mixing = masked_map_of(model)
     if mixing is None:
         raise ValueError(
             "optimizer.mixing_lr_fan_in_reference: the model has no masked map (a linear_lm or mlp_lm model has one)"
