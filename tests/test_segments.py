@@ -190,6 +190,9 @@ def test_dead_positions_are_those_whose_units_never_fire(split, tmp_path, capsys
     segments = json.loads((tmp_path / "ckpt" / "eval_results.json").read_text())["segments"]
     holder = next(part for part in segments if part["start"] <= 6 <= part["end"])
     assert holder["alive_units"]["min"] == 0 and "alive units" in out
+    first_predictor = max(holder["start"], 1) - 1  # position p predicts token p + 1
+    per_position = holder["alive_units"]["per_position"]
+    assert len(per_position) == holder["end"] - first_predictor and per_position[5 - first_predictor] == 0
 
 
 def test_alive_units_match_a_plain_loop(split):

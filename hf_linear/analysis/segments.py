@@ -98,9 +98,9 @@ def spans_with_predictors(report: list[dict], per_position: list):
 
 def add_alive_units(report: list[dict], alive: list[int]) -> None:
     """Put on each segment and step of `report` the alive units (dead_units.alive_units) of the
-    positions that predict its tokens: mean and fewest."""
+    positions that predict its tokens: mean, fewest, and each position's, in order."""
     for span, units in spans_with_predictors(report, alive):
-        span["alive_units"] = {"mean": sum(units) / len(units), "min": min(units)}
+        span["alive_units"] = {"mean": sum(units) / len(units), "min": min(units), "per_position": list(units)}
 
 
 def add_dead_unit_inputs(report: list[dict], inputs: list[dict | None]) -> None:
