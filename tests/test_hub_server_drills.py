@@ -590,12 +590,20 @@ def test_an_abandoned_upload_logs_one_line_and_no_traceback(hub, capfd):
             sock.close()
     idle = socket.create_connection((parts.hostname, parts.port), timeout=10)
     idle.sendall(f"GET /api/models/{repo_id} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    answer = idle.recv(65536)
+    answer = b""  # read the whole answer: a reset in the middle of it is a client gone
+
+    def read_more() -> bytes:
+        chunk = idle.recv(65536)
+        assert chunk, f"the server closed the idle connection after {answer!r}"
+        return chunk
+
+    while b"\r\n\r\n" not in answer:
+        answer += read_more()
     assert answer.startswith(b"HTTP/1.1 200")
-    head_end = answer.index(b"\r\n\r\n") + 4  # read the whole answer: a reset mid-answer is a client gone
+    head_end = answer.index(b"\r\n\r\n") + 4
     length = int(re.search(rb"(?i)content-length: *(\d+)", answer[:head_end]).group(1))
     while len(answer) < head_end + length:
-        answer += idle.recv(65536)
+        answer += read_more()
     idle.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     idle.close()
     deadline = time.monotonic() + 10
