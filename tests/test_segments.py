@@ -77,6 +77,9 @@ def test_segment_accuracy_matches_a_loop(split):
         assert part["tokens"] == end - start + 1
         assert part["token_accuracy"] == pytest.approx(sum(hits[name]) / len(hits[name]))
         assert part["segment_accuracy"] == pytest.approx(sum(whole[name]) / len(whole[name]))
+        span = end - start + 1  # the loop's hits run example by example, token by token
+        per_token = [sum(hits[name][e * span + t] for e in range(len(split))) / len(split) for t in range(span)]
+        assert part["token_accuracy_per_position"] == pytest.approx(per_token)
     assert len({round(part["token_accuracy"], 6) for part in report}) > 1
     # the "+"-joined rows of the long multiplication, each with its "+" (the last with the "=")
     rows = report[1]["steps"]

@@ -8,7 +8,8 @@ of every next token is compared with the truth, segment by segment — the promp
 terms, partial products) and the answer; a segment whose steps are joined by "+" (the rows of
 long multiplication, the paper's terms) is scored step by step too:
 
-    token accuracy    share of the segment's tokens predicted right
+    token accuracy    share of the segment's tokens predicted right (and per token, in order:
+                      which digit of an answer, which token of a step, breaks)
     segment accuracy  share of examples whose whole segment is predicted right
 
 The prompt's operands are random, so its accuracy is not a skill; its closing "=" is
@@ -68,6 +69,7 @@ def segment_accuracy(model, tokenizer, texts: list[str], step_names=(), batch_si
         if start > part["end"]:
             continue
         entry = {**part, **accuracy(correct, start, part["end"])}
+        entry["token_accuracy_per_position"] = correct[:, start : part["end"] + 1].float().mean(dim=0).tolist()
         # steps joined by "+" (the rows of long multiplication, the paper's terms): each one too,
         # its "+" included, so that a long segment shows which of its steps break
         pluses = [position for position in range(start, part["end"]) if tokens[position] == STEP_JOINER]
