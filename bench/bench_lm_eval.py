@@ -32,17 +32,20 @@ from hf_linear.evaluation.exact_match import answer_budget, exact_match_report
 from hf_linear.evaluation.held_out import held_out_split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TASK = "tinystories_validation_ppl"
-TASK_YAML = """task: {task}
+# Each task reads a JSON-lines file written next to its YAML; the YAML is this header (which file,
+# as which split) and the task's own body.
+TASK_HEADER = """task: {task}
 dataset_path: json
 dataset_kwargs:
   data_files:
-    validation: {data}
-output_type: loglikelihood_rolling
+    {split}: {data}
+test_split: {split}
+"""
+STORIES_TASK = "tinystories_validation_ppl"
+STORIES_BODY = """output_type: loglikelihood_rolling
 validation_split: validation
-test_split: validation
 doc_to_text: ""
-doc_to_target: "{{{{text}}}}"
+doc_to_target: "{{text}}"
 metric_list:
   - metric: word_perplexity
   - metric: byte_perplexity
@@ -55,13 +58,7 @@ metadata:
 # The answer is what follows the last "=" of the generated text (hf_linear's answer_of; the
 # harness cuts the text at [EOS] first): the regex matches once, at the end.
 ANSWER_TASK = "hf_linear_held_out_answer"
-ANSWER_YAML = """task: {task}
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-output_type: generate_until
-test_split: test
+ANSWER_BODY = """output_type: generate_until
 doc_to_text: "{{{{prompt}}}}"
 doc_to_target: "{{{{answer}}}}"
 generation_kwargs:
@@ -83,14 +80,29 @@ metadata:
 """
 
 
+def local_task_results(harness, task: str, split: str, body: str, rows, limit: int | None = None) -> dict:
+    """The harness's results of `task` (YAML: the header, then `body`) run by `harness` (an HFLM)
+    on `rows` (dicts), written as its split `split`."""
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    with tempfile.TemporaryDirectory() as directory:
+        data = Path(directory) / f"{task}.jsonl"
+        data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        header = TASK_HEADER.format(task=task, split=split, data=data)
+        (Path(directory) / f"{task}.yaml").write_text(header + body)
+        results = simple_evaluate(
+            model=harness, tasks=[task], task_manager=TaskManager(include_path=directory), limit=limit
+        )
+    return results["results"][task]
+
+
 def run_answers(
     checkpoint: str, option: str, arguments: str, split: str = "test", limit: int | None = None, batch_size: int = 32
 ) -> dict:
     """Exact match of the answers generated for `split` of the `--arithmetic` / `--program` data
     (`option`, its JSON `arguments`), by the harness and by hf-linear's own evaluation."""
-    from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
     source = generated_source(option, arguments)
     examples = held_out_split(source.load(), split, "--split")
@@ -100,16 +112,10 @@ def run_answers(
     max_gen_toks = answer_budget(examples)
     # the harness keeps max_length − max_gen_toks tokens of context: room for the longest prompt
     max_length = max(examples["prompt_length"]) + max_gen_toks
-    with tempfile.TemporaryDirectory() as directory:
-        data = Path(directory) / "held_out.jsonl"
-        rows = zip(examples["prompt"], examples["answer"])
-        data.write_text("".join(json.dumps({"prompt": p, "answer": a}) + "\n" for p, a in rows))
-        task_yaml = ANSWER_YAML.format(task=ANSWER_TASK, data=data, eos=tokenizer.eos_token, max_gen_toks=max_gen_toks)
-        (Path(directory) / f"{ANSWER_TASK}.yaml").write_text(task_yaml)
-        harness = HFLM(pretrained=model, tokenizer=tokenizer, max_length=max_length, batch_size=batch_size)
-        results = simple_evaluate(model=harness, tasks=[ANSWER_TASK], task_manager=TaskManager(include_path=directory))[
-            "results"
-        ][ANSWER_TASK]
+    harness = HFLM(pretrained=model, tokenizer=tokenizer, max_length=max_length, batch_size=batch_size)
+    body = ANSWER_BODY.format(eos=tokenizer.eos_token, max_gen_toks=max_gen_toks)
+    rows = [{"prompt": p, "answer": a} for p, a in zip(examples["prompt"], examples["answer"])]
+    results = local_task_results(harness, ANSWER_TASK, "test", body, rows)
     own = exact_match_report(model, tokenizer, examples, batch_size)
     return {
         "dataset": source.describe(),
@@ -122,20 +128,14 @@ def run_answers(
 
 
 def run(checkpoint: str, stories_source: str, limit: int | None = None) -> dict:
-    from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
     stories = load_stories(stories_source)["validation"]["text"]
-    with tempfile.TemporaryDirectory() as directory:
-        data = Path(directory) / "validation.jsonl"
-        data.write_text("".join(json.dumps({"text": text}) + "\n" for text in stories))
-        (Path(directory) / f"{TASK}.yaml").write_text(TASK_YAML.format(task=TASK, data=data))
-        model = HFLM(pretrained=load_model(checkpoint), tokenizer=load_tokenizer(checkpoint))
-        results = simple_evaluate(
-            model=model, tasks=[TASK], task_manager=TaskManager(include_path=directory), limit=limit
-        )
-    return {"max_length": model.max_length, **results["results"][TASK]}
+    harness = HFLM(pretrained=load_model(checkpoint), tokenizer=load_tokenizer(checkpoint))
+    results = local_task_results(
+        harness, STORIES_TASK, "validation", STORIES_BODY, [{"text": text} for text in stories], limit
+    )
+    return {"max_length": harness.max_length, **results}
 
 
 def main() -> None:
